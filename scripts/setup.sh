@@ -17,7 +17,7 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # --- Debian packages -------------------------------------------------------
 APT_PACKAGES=(slurm-wlm slurm-client libslurm-dev munge openssh-server openssh-client
-              iproute2 util-linux procps psmisc gcc make libc6-dev python3 rsync)
+              iproute2 util-linux procps psmisc gcc make libc6-dev python3 rsync shellcheck)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -83,17 +83,26 @@ PY
 fi
 
 # --- ansible-test's pip bootstrap (its download host is not reachable) -------
-pip_version=$("$VENV/bin/python" -c 'import pip; print(pip.__version__)')
+# ansible-test bootstraps pip in its venvs from a cached get-pip script named
+# after the pip version it pins; this stand-in gets the same pip from PyPI.
+pip_version=$("$VENV/bin/python" - <<'PY'
+import re, pathlib, ansible_test
+src = pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py"
+print(re.search(r"pip='([0-9.]+)'", src.read_text()).group(1))
+PY
+)
 cache=$HOME/.ansible/test/cache
 if [ ! -f "$cache/get_pip_${pip_version//./_}.py" ]; then
   mkdir -p "$cache"
   cat > "$cache/get_pip_${pip_version//./_}.py" <<'PY'
-"""Offline stand-in for get-pip.py: pip from ensurepip, then pip from PyPI."""
+"""Offline stand-in for get-pip.py: ensurepip, then the requested packages from PyPI."""
 import subprocess
 import sys
 
-subprocess.check_call([sys.executable, "-m", "ensurepip", "--upgrade"])
-subprocess.check_call([sys.executable, "-m", "pip", "install", "--upgrade", "pip"] + [a for a in sys.argv[1:] if not a.startswith("-")])
+subprocess.check_call([sys.executable, "-m", "ensurepip", "--default-pip"])
+packages = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+if packages:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q"] + packages)
 PY
 fi
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # suites are called indirectly, as run_<name>
 # Runs the project's test suites and exits non-zero if any of them failed.
 #   scripts/test.sh            every suite
 #   scripts/test.sh unit lint  only those suites
 # Suites: lint sanity unit integration molecule
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 export PATH=$ROOT/.venv/bin:$PATH
 export ANSIBLE_CONFIG=$ROOT/ansible.cfg
@@ -29,10 +30,10 @@ run_sanity() {
     rsync -a --from0 --files-from=- ./ "$work/ansible_collections/hpc/pcluster/"
   (cd "$work/ansible_collections/hpc/pcluster" && git init -q && git add -A &&
      ansible-test sanity --venv --python "$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
-       --exclude collections/ 2>&1)
+       2>&1)
   local rc=$?
   rm -rf "$work"
-  return $rc
+  return "$rc"
 }
 
 run_unit() {
@@ -63,8 +64,8 @@ run_molecule() {
       (cd "$role" && molecule test -s "$(basename "$scenario")") || rc=1
     done
   done
-  [ $found -eq 1 ] || echo "no molecule scenarios"
-  return $rc
+  [ "$found" -eq 1 ] || echo "no molecule scenarios"
+  return "$rc"
 }
 
 for s in "${suites[@]}"; do
