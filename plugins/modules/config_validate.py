@@ -1,0 +1,341 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: hpc.pcluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: config_validate
+short_description: Validate an AWS ParallelCluster 3 cluster configuration
+version_added: 0.1.0
+description:
+  - Checks a ParallelCluster 3 cluster configuration before anything is created, and reports every problem at
+    once, each with its path in the config (for example C(SharedStorage[1].FsxLustreSettings.DeploymentType)),
+    the value found there, what is wrong and how to fix it.
+  - The offline check runs in-process and calls no AWS API. It runs ParallelCluster's own configuration schema
+    (C(ClusterSchema)) and the collection's rules; the Slurm settings ParallelCluster manages itself (the
+    CustomSlurmSettings deny-list at cluster, queue and compute resource level); the form of subnet, security
+    group, FSx, capacity reservation, AMI and IAM policy identifiers; MinCount not above MaxCount; unique queue,
+    compute resource, login node pool and shared storage names; no unsubstituted C(${VAR}), Jinja2 markup or
+    line breaks in any value; custom action scripts given as C(s3://) or C(https://) URLs.
+  - With O(full=true) the module then checks against the AWS account. First, that every subnet and security
+    group of the config exists (each missing one reported at its path), then ParallelCluster's create-cluster
+    dryrun (instance types, AMIs, IAM, S3, FSx and more), which creates nothing. The dryrun's validation messages
+    are returned grouped by level.
+  - The module never changes anything.
+  - ParallelCluster has no C(validate-config) command in version 3; this module replaces it.
+author:
+  - hpc.pcluster contributors (@hpc-pcluster)
+options:
+  config:
+    description:
+      - The cluster configuration as a mapping (what C(pcluster create-cluster) reads from YAML).
+      - Exactly one of O(config) and O(config_file) is required.
+    type: dict
+  config_file:
+    description:
+      - Path of a cluster configuration YAML file on the host that runs the module.
+      - Duplicate keys in a mapping are reported as problems (YAML would silently keep the last one).
+    type: path
+  cluster_name:
+    description:
+      - The name the cluster will have. Its form is checked (letters, digits and hyphens, starting with a
+        letter, at most 60 characters) and it is used by the schema and the dryrun.
+    type: str
+    required: true
+  full:
+    description:
+      - Also run ParallelCluster's create-cluster dryrun against AWS (or the endpoint set by O(endpoint_url)).
+      - Runs only when the offline check found no problem; the dryrun runs only when every subnet and security
+        group exists.
+      - Needs credentials and Node.js, like C(pcluster create-cluster).
+    type: bool
+    default: false
+  suppress_validators:
+    description:
+      - ParallelCluster validators to skip in the dryrun, in pcluster's syntax, for example
+        C(type:InstanceTypeValidator) or C(ALL).
+      - Used only with O(full=true).
+    type: list
+    elements: str
+    default: []
+  validation_failure_level:
+    description:
+      - The lowest dryrun message level that makes the configuration invalid.
+      - Used only with O(full=true).
+    type: str
+    choices: [INFO, WARNING, ERROR]
+    default: ERROR
+  fail_on_invalid:
+    description:
+      - Fail the task when the configuration is invalid. Set V(false) to only report (V(valid) and V(errors)).
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - hpc.pcluster.aws
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; it runs the same way in check mode.
+  diff_mode:
+    support: none
+    description: Nothing is changed, so there is no diff.
+notes:
+  - The region for the dryrun comes from O(region), else the config's C(Region), else the environment.
+  - Module group C(group/hpc.pcluster.aws) can set O(region), O(profile) and O(endpoint_url) once for every
+    module of the collection.
+seealso:
+  - name: ParallelCluster 3 cluster configuration file
+    description: The reference of every key of the configuration.
+    link: https://docs.aws.amazon.com/parallelcluster/latest/ug/cluster-configuration-file-v3.html
+"""
+
+EXAMPLES = r"""
+- name: Check a config file offline (no AWS call)
+  hpc.pcluster.config_validate:
+    config_file: "{{ cluster_config_file }}"
+    cluster_name: ml-training-cluster
+
+- name: Check a config built in the playbook, then against the AWS account
+  hpc.pcluster.config_validate:
+    config: "{{ cluster_config }}"
+    cluster_name: ml-training-cluster
+    region: us-east-1
+    full: true
+
+- name: Report problems without failing, then show them
+  hpc.pcluster.config_validate:
+    config_file: cluster-config.yaml
+    cluster_name: ml-training-cluster
+    fail_on_invalid: false
+  register: check
+
+- name: Show each problem with its path
+  ansible.builtin.debug:
+    msg: "{{ item.path }}: {{ item.message }} ({{ item.fix }})"
+  loop: "{{ check.errors }}"
+"""
+
+RETURN = r"""
+valid:
+  description: Whether the configuration passed every check that ran.
+  returned: always
+  type: bool
+  sample: false
+errors:
+  description:
+    - Every problem found, in config order. With O(full=true), dryrun messages at or above
+      O(validation_failure_level) are added with an empty path and the validator's name in the message.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: Where the problem is, dotted and indexed; empty for the whole config.
+      type: str
+      sample: SharedStorage[1].FsxLustreSettings.DeploymentType
+    value:
+      description: The value found at that path (null when missing or a whole section).
+      type: raw
+      sample: PERSISTENT_1
+    message:
+      description: What is wrong.
+      type: str
+      sample: DeploymentType cannot be specified when an existing Lustre file system is used
+    fix:
+      description: How to fix it.
+      type: str
+      sample: "Remove DeploymentType: an existing file system keeps its own settings."
+schema_checked:
+  description: Whether ParallelCluster's own schema ran (false when aws-parallelcluster is not installed).
+  returned: always
+  type: bool
+  sample: true
+full_checked:
+  description: Whether the checks against AWS ran (O(full=true) and the offline check passed).
+  returned: always
+  type: bool
+  sample: false
+validation_messages:
+  description: The dryrun's validation messages grouped by level. Empty lists without O(full=true).
+  returned: always
+  type: dict
+  contains:
+    ERROR:
+      description: Messages C({id, type, level, message}) at level ERROR.
+      type: list
+      elements: dict
+    WARNING:
+      description: Messages at level WARNING.
+      type: list
+      elements: dict
+    INFO:
+      description: Messages at level INFO.
+      type: list
+      elements: dict
+  sample: {"ERROR": [], "WARNING": [], "INFO": []}
+dryrun_message:
+  description: ParallelCluster's message from the dryrun.
+  returned: when O(full=true) and the dryrun ran
+  type: str
+  sample: Request would have succeeded, but DryRun flag is set.
+msg:
+  description: A summary; when invalid, one line per problem.
+  returned: always
+  type: str
+"""
+
+import copy  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.hpc.pcluster.plugins.module_utils.aws import (  # noqa: E402
+    apply_aws_environment,
+    aws_argument_spec,
+    boto3_client,
+    missing_region_message,
+    resolve_aws_settings,
+)
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster_config import (  # noqa: E402
+    HAS_PCLUSTER_SCHEMA,
+    format_problems,
+    load_config_file,
+    missing_network_problems,
+    parse_path,
+    paths_mentioned,
+    problem,
+    validate_config,
+)
+
+LEVELS = ("INFO", "WARNING", "ERROR")
+
+
+def run_full_validation(module, config, result):
+    """The create-cluster dryrun; adds its messages to result and returns the blocking ones as problems."""
+    from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_api  # pylint: disable=import-outside-toplevel
+
+    params = dict(module.params)
+    if not params.get("region") and isinstance(config.get("Region"), str):
+        params["region"] = config["Region"]
+    settings = resolve_aws_settings(params)
+    if not settings["region"]:
+        module.fail_json(msg=missing_region_message(), **result)
+    apply_aws_environment(settings)
+    if not pcluster_api.HAS_PCLUSTER:
+        module.fail_json(msg=pcluster_api.missing_pcluster_message(), **result)
+    # Subnets and security groups first: named by path, where pcluster either stops at the first
+    # missing one or (for the head node's subnet, in its launch template check) reports no path.
+    try:
+        missing = missing_network_problems(config, boto3_client("ec2", settings), settings["region"])
+    except Exception as error:  # pylint: disable=broad-except
+        module.fail_json(msg="Cannot look up the config's subnets and security groups: %s" % error, **result)
+    result["full_checked"] = True
+    if missing:
+        return missing
+    try:
+        dryrun = pcluster_api.dryrun_create(
+            cluster_name=module.params["cluster_name"],
+            config=copy.deepcopy(config),
+            region=settings["region"],
+            suppress_validators=module.params["suppress_validators"] or None,
+            validation_failure_level=module.params["validation_failure_level"],
+        )
+    except pcluster_api.PclusterMissingError as error:
+        module.fail_json(msg=str(error), **result)
+    except pcluster_api.PclusterApiError as error:
+        failure = dict(result)
+        failure.update(error.to_result())
+        module.fail_json(msg="The ParallelCluster dryrun could not run: %s" % error.describe(), **failure)
+    result["full_checked"] = True
+    result["dryrun_message"] = dryrun["message"]
+    grouped = dryrun["validation_messages"]
+    result["validation_messages"] = {level: list(grouped.get(level) or []) for level in ("ERROR", "WARNING", "INFO")}
+    threshold = LEVELS.index(module.params["validation_failure_level"])
+    blocking = []
+    for level in LEVELS[threshold:]:
+        for message in grouped.get(level) or []:
+            blocking.append(problem(
+                "", None,
+                "[%s %s] %s" % (level, message.get("type") or message.get("id") or "pcluster", message.get("message")),
+                "Fix the resource in the AWS account or the config; to skip this check add "
+                "'type:%s' to suppress_validators." % (message.get("type") or "ValidatorName"),
+            ))
+    if not dryrun["success"] and not blocking:
+        # pcluster stopped before its validators (e.g. an unknown instance type): point at what it names.
+        message = "ParallelCluster rejected the config: %s" % dryrun["message"]
+        fix = "Correct the value ParallelCluster names: it was checked against the AWS account and region."
+        paths = paths_mentioned(config, dryrun["message"]) or [""]
+        blocking.extend(problem(path, _value_at(config, path), message, fix) for path in paths)
+    return blocking
+
+
+def _value_at(config, path):
+    value = config
+    for part in parse_path(path):
+        value = value[part]
+    return value if path else None
+
+
+def main():
+    argument_spec = aws_argument_spec()
+    argument_spec.update(
+        config=dict(type="dict"),
+        config_file=dict(type="path"),
+        cluster_name=dict(type="str", required=True),
+        full=dict(type="bool", default=False),
+        suppress_validators=dict(type="list", elements="str", default=[]),
+        validation_failure_level=dict(type="str", choices=list(LEVELS), default="ERROR"),
+        fail_on_invalid=dict(type="bool", default=True),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=[("config", "config_file")],
+        required_one_of=[("config", "config_file")],
+        supports_check_mode=True,
+    )
+    result = dict(
+        changed=False,
+        valid=False,
+        errors=[],
+        schema_checked=False,
+        full_checked=False,
+        validation_messages={"ERROR": [], "WARNING": [], "INFO": []},
+    )
+    cluster_name = module.params["cluster_name"]
+
+    if module.params["config_file"]:
+        try:
+            config, problems = load_config_file(module.params["config_file"])
+        except (IOError, OSError) as error:
+            module.fail_json(msg="Cannot read config_file %s: %s" % (module.params["config_file"], error), **result)
+    else:
+        config, problems = module.params["config"], []
+
+    if config is None:
+        problems = problems or [problem("", None, "The config is empty", "Give a cluster configuration.")]
+    else:
+        found, result["schema_checked"] = validate_config(config, cluster_name)
+        problems = problems + found
+        if not HAS_PCLUSTER_SCHEMA:
+            module.warn("aws-parallelcluster is not installed: only the collection's own rules ran, not "
+                        "ParallelCluster's schema.")
+
+    if not problems and module.params["full"]:
+        problems = run_full_validation(module, config, result)
+
+    result["errors"] = problems
+    result["valid"] = not problems
+    if problems:
+        result["msg"] = format_problems(problems, cluster_name=cluster_name)
+        if module.params["fail_on_invalid"]:
+            module.fail_json(**result)
+    else:
+        checks = ["collection rules"] + (["ParallelCluster schema"] if result["schema_checked"] else []) + (
+            ["ParallelCluster dryrun"] if result["full_checked"] else [])
+        result["msg"] = "The cluster configuration is valid (%s)." % ", ".join(checks)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

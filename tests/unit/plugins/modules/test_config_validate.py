@@ -1,0 +1,231 @@
+"""hpc.pcluster.config_validate run in-process (offline check; the dryrun with a stand-in pcluster_api)."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import string
+
+import pytest
+import yaml
+
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_api
+from ansible_collections.hpc.pcluster.plugins.modules import config_validate
+
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "module_utils" / "fixtures"
+GUIDE_ENV = {
+    "AWS_REGION": "us-east-1", "PUBLIC_SUBNET_ID": "subnet-0123456789abcdef0",
+    "PRIVATE_SUBNET_ID": "subnet-0fedcba9876543210", "SECURITY_GROUP_ID": "sg-0123456789abcdef0",
+    "FSX_LUSTRE_ID": "fs-0123456789abcdef0", "FSX_OPENZFS_ROOT_VOLUME_ID": "fsvol-0123456789abcdef0",
+    "HEAD_NODE_BOOTSTRAP_SCRIPT": "s3://my-bucket/head-node.sh",
+    "COMPUTE_NODE_BOOTSTRAP_SCRIPT": "s3://my-bucket/compute-node.sh",
+    "COMPUTE_INSTANCE_TYPE": "g5.8xlarge", "COMPUTE_MIN_COUNT": "2", "COMPUTE_MAX_COUNT": "2",
+}
+
+
+@pytest.fixture(autouse=True)
+def aws_environment(monkeypatch):
+    """The module exports region/endpoint settings to os.environ; keep each test's environment its own."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.setenv(name, "placeholder")
+        monkeypatch.delenv(name)
+
+
+def guide_text():
+    return string.Template((FIXTURES / "seed-cluster-config.yaml.template").read_text()).substitute(GUIDE_ENV)
+
+
+def valid_config():
+    config = yaml.safe_load(guide_text())
+    del config["SharedStorage"][1]["FsxLustreSettings"]["DeploymentType"]
+    return config
+
+
+def run(capsys, **args):
+    """Run the module; returns (failed, result)."""
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exit_info:
+            config_validate.main()
+    result = json.loads(capsys.readouterr().out)
+    return exit_info.value.code != 0, result
+
+
+def test_guide_config_file_fails_with_the_fsx_path(capsys, tmp_path):
+    path = tmp_path / "cluster-config.yaml"
+    path.write_text(guide_text())
+    failed, result = run(capsys, config_file=str(path), cluster_name="ml-training-cluster")
+    assert failed and result["changed"] is False and result["valid"] is False
+    assert [e["path"] for e in result["errors"]] == ["SharedStorage[1].FsxLustreSettings.DeploymentType"]
+    assert result["errors"][0]["value"] == "PERSISTENT_1"
+    assert result["schema_checked"] is True and result["full_checked"] is False
+    assert "SharedStorage[1].FsxLustreSettings.DeploymentType" in result["msg"]
+
+
+def test_valid_config_dict(capsys):
+    failed, result = run(capsys, config=valid_config(), cluster_name="ml-training-cluster")
+    assert not failed
+    assert result == {**result, "changed": False, "valid": True, "errors": []}
+    assert result["validation_messages"] == {"ERROR": [], "WARNING": [], "INFO": []}
+    assert "valid" in result["msg"]
+
+
+def test_fail_on_invalid_false_reports_without_failing(capsys):
+    config = valid_config()
+    config["Scheduling"]["SlurmQueues"][0]["ComputeResources"][0]["MinCount"] = 5
+    config["Scheduling"]["SlurmSettings"]["CustomSlurmSettings"].append({"TaskPlugin": "task/none"})
+    failed, result = run(capsys, config=config, cluster_name="bad_name", fail_on_invalid=False)
+    assert not failed and result["valid"] is False
+    assert sorted(e["path"] for e in result["errors"]) == [
+        "Scheduling.SlurmQueues[0].ComputeResources[0].MinCount",
+        "Scheduling.SlurmSettings.CustomSlurmSettings[4].TaskPlugin",
+        "cluster_name",
+    ]
+    assert all(set(e) == {"path", "value", "message", "fix"} for e in result["errors"])
+
+
+def test_config_and_config_file_are_mutually_exclusive(capsys, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(guide_text())
+    failed, result = run(capsys, config=valid_config(), config_file=str(path), cluster_name="c1")
+    assert failed and "mutually exclusive" in result["msg"]
+
+
+def test_unreadable_file_and_invalid_yaml(capsys, tmp_path):
+    failed, result = run(capsys, config_file=str(tmp_path / "missing.yaml"), cluster_name="c1")
+    assert failed and "Cannot read config_file" in result["msg"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("Region: [unclosed\n")
+    failed, result = run(capsys, config_file=str(bad), cluster_name="c1")
+    assert failed and "is not valid YAML" in result["errors"][0]["message"]
+
+
+def test_check_mode_runs_the_same_checks(capsys):
+    failed, result = run(capsys, config=yaml.safe_load(guide_text()), cluster_name="c1", _ansible_check_mode=True)
+    assert failed and result["changed"] is False
+    assert [e["path"] for e in result["errors"]] == ["SharedStorage[1].FsxLustreSettings.DeploymentType"]
+
+
+class FakeEc2:
+    """A boto3 EC2 client that knows some subnets and security groups."""
+
+    def __init__(self, subnets=(), groups=()):
+        self.known = {"describe_subnets": ("Subnets", "SubnetId", set(subnets)),
+                      "describe_security_groups": ("SecurityGroups", "GroupId", set(groups))}
+        self.calls = []
+
+    def get_paginator(self, operation):
+        key, label, known = self.known[operation]
+        calls = self.calls
+
+        class Paginator:
+            def paginate(self, Filters):  # noqa: N803 - boto3's argument name
+                calls.append((operation, Filters))
+                yield {key: [{label: i} for i in Filters[0]["Values"] if i in known]}
+
+        return Paginator()
+
+
+KNOWN_EC2 = FakeEc2(subnets=[GUIDE_ENV["PUBLIC_SUBNET_ID"], GUIDE_ENV["PRIVATE_SUBNET_ID"]],
+                    groups=[GUIDE_ENV["SECURITY_GROUP_ID"]])
+
+
+@pytest.fixture()
+def ec2(monkeypatch):
+    monkeypatch.setattr(config_validate, "boto3_client", lambda service, settings: KNOWN_EC2)
+    return KNOWN_EC2
+
+
+class FakeApi:
+    """Stands in for pcluster_api.dryrun_create: records the call, answers a canned result."""
+
+    def __init__(self, result=None, error=None):
+        self.result, self.error, self.calls = result, error, []
+
+    def __call__(self, **kwargs):
+        self.calls.append(kwargs)
+        if self.error:
+            raise self.error
+        return self.result
+
+
+def dryrun_result(success, messages):
+    return {"success": success, "message": "Request would have succeeded, but DryRun flag is set." if success
+            else "Invalid cluster configuration.", "validation_messages": pcluster_api.group_validation_messages(messages),
+            "change_set": [], "update_errors": [], "no_change": False, "error": None}
+
+
+def test_full_passes_dryrun_messages_by_level(capsys, monkeypatch, ec2):
+    fake = FakeApi(dryrun_result(True, [{"id": "w", "type": "KeyPairValidator", "level": "WARNING",
+                                         "message": "no key pair"}]))
+    monkeypatch.setattr(pcluster_api, "dryrun_create", fake)
+    failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True,
+                         suppress_validators=["type:HeadNodeLaunchTemplateValidator"], region="eu-west-1")
+    assert not failed and result["valid"] and result["full_checked"]
+    assert result["validation_messages"]["WARNING"][0]["type"] == "KeyPairValidator"
+    assert fake.calls[0]["region"] == "eu-west-1"
+    assert fake.calls[0]["suppress_validators"] == ["type:HeadNodeLaunchTemplateValidator"]
+    assert fake.calls[0]["cluster_name"] == "c1"
+
+
+def test_full_error_messages_become_errors(capsys, monkeypatch, ec2):
+    fake = FakeApi(dryrun_result(False, [{"id": "e", "type": "SubnetsValidator", "level": "ERROR",
+                                          "message": "The subnet 'subnet-0123456789abcdef0' does not exist."}]))
+    monkeypatch.setattr(pcluster_api, "dryrun_create", fake)
+    failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True)
+    assert failed and not result["valid"]
+    assert "[ERROR SubnetsValidator] The subnet 'subnet-0123456789abcdef0' does not exist." in result["errors"][0]["message"]
+    assert "type:SubnetsValidator" in result["errors"][0]["fix"]
+    assert fake.calls[0]["region"] == "us-east-1"  # from the config's Region
+
+
+def test_full_warning_level_makes_warnings_blocking(capsys, monkeypatch, ec2):
+    monkeypatch.setattr(pcluster_api, "dryrun_create", FakeApi(dryrun_result(True, [
+        {"id": "w", "type": "KeyPairValidator", "level": "WARNING", "message": "no key pair"}])))
+    failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True, validation_failure_level="WARNING")
+    assert failed and "KeyPairValidator" in result["errors"][0]["message"]
+
+
+def test_full_is_skipped_when_offline_check_fails(capsys, monkeypatch, ec2):
+    fake = FakeApi(dryrun_result(True, []))
+    monkeypatch.setattr(pcluster_api, "dryrun_create", fake)
+    failed, result = run(capsys, config=yaml.safe_load(guide_text()), cluster_name="c1", full=True)
+    assert failed and fake.calls == [] and result["full_checked"] is False
+
+
+def test_full_reports_an_api_failure(capsys, monkeypatch, ec2):
+    error = pcluster_api.PclusterApiError("Could not connect to the endpoint URL", code=None, error_type="EndpointError")
+    monkeypatch.setattr(pcluster_api, "dryrun_create", FakeApi(error=error))
+    failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True)
+    assert failed and "could not run" in result["msg"] and "Could not connect" in result["msg"]
+    assert result["error"]["type"] == "EndpointError"
+
+
+def test_full_names_every_missing_subnet_and_security_group_by_path(capsys, monkeypatch):
+    monkeypatch.setattr(config_validate, "boto3_client",
+                        lambda service, settings: FakeEc2(subnets=[GUIDE_ENV["PRIVATE_SUBNET_ID"]]))
+    fake = FakeApi(dryrun_result(True, []))
+    monkeypatch.setattr(pcluster_api, "dryrun_create", fake)
+    failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True)
+    assert failed and fake.calls == [] and result["full_checked"]
+    assert [(e["path"], e["message"]) for e in result["errors"]] == [
+        ("HeadNode.Networking.SubnetId", "The subnet subnet-0123456789abcdef0 does not exist in us-east-1"),
+        ("HeadNode.Networking.AdditionalSecurityGroups[0]",
+         "The security group sg-0123456789abcdef0 does not exist in us-east-1"),
+        ("Scheduling.SlurmQueues[0].Networking.AdditionalSecurityGroups[0]",
+         "The security group sg-0123456789abcdef0 does not exist in us-east-1"),
+    ]
+
+
+def test_full_rejection_without_messages_points_at_the_named_value(capsys, monkeypatch, ec2):
+    result = dryrun_result(False, [])
+    result["message"] = "Invalid cluster configuration: The following supplied instance types do not exist: [g5.nope]"
+    monkeypatch.setattr(pcluster_api, "dryrun_create", FakeApi(result))
+    config = valid_config()
+    config["Scheduling"]["SlurmQueues"][0]["ComputeResources"][0]["InstanceType"] = "g5.nope"
+    failed, result = run(capsys, config=config, cluster_name="c1", full=True)
+    assert failed
+    assert [(e["path"], e["value"]) for e in result["errors"]] == [
+        ("Scheduling.SlurmQueues[0].ComputeResources[0].InstanceType", "g5.nope")]
+    assert "do not exist: [g5.nope]" in result["errors"][0]["message"]

@@ -1,0 +1,141 @@
+"""Role hpc.pcluster.cluster_config applied for real with ansible-playbook on localhost (no AWS call)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import stat
+import subprocess
+import sys
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+HERE = pathlib.Path(__file__).resolve().parent / "cluster_config"
+INVENTORY = HERE / "inventory"
+ENV_VALUES = yaml.safe_load((INVENTORY / "group_vars" / "all" / "env.yml").read_text())
+REQUIRED = [name for name in ENV_VALUES if name.startswith("cluster_config_")]
+
+
+def ansible_playbook(playbook, *args, extra=None):
+    env = dict(os.environ)
+    env.update(PATH="%s:%s" % (pathlib.Path(sys.executable).parent, env.get("PATH", "")),
+               ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    argv = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY), str(HERE / playbook)]
+    if extra is not None:
+        argv += ["-e", json.dumps(extra)]
+    argv += list(args)
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def recap(result, key):
+    match = re.search(r"localhost\s*:.*\b%s=(\d+)" % key, result.stdout)
+    assert match, result.stdout + result.stderr
+    return int(match.group(1))
+
+
+def test_render_writes_0600_file_sets_facts_and_is_idempotent(tmp_path):
+    out = tmp_path / "clusters" / "ml" / "cluster-config.yaml"
+    facts = tmp_path / "facts.json"
+    extra = {"cluster_config_output_path": str(out), "facts_out": str(facts),
+             "cluster_config_tags": {"note": "a: b", "team": "ml-platform"},
+             "cluster_config_compute_max_count": "4"}
+
+    first = ansible_playbook("render.yml", extra=extra)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert recap(first, "changed") == 1
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert stat.S_IMODE(out.parent.stat().st_mode) == 0o700
+
+    written = yaml.safe_load(out.read_text())
+    published = json.loads(facts.read_text())
+    assert published["cluster_config_file"] == str(out)
+    assert published["cluster_config"] == written
+    assert written["HeadNode"]["Networking"]["SubnetId"] == ENV_VALUES["cluster_config_public_subnet_id"]
+    assert written["Tags"] == [{"Key": "note", "Value": "a: b"}, {"Key": "team", "Value": "ml-platform"}]
+    assert written["Scheduling"]["SlurmQueues"][0]["ComputeResources"][0]["MaxCount"] == 4
+    assert "DeploymentType" not in written["SharedStorage"][1]["FsxLustreSettings"]
+    before = out.read_bytes()
+
+    second = ansible_playbook("render.yml", extra=extra)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert recap(second, "changed") == 0
+    assert out.read_bytes() == before
+
+    # Loosened permissions and an edited value are put back, with a diff of the YAML.
+    out.chmod(0o644)
+    out.write_text(out.read_text().replace("MaxCount: 4", "MaxCount: 40"))
+    third = ansible_playbook("render.yml", "--diff", extra=extra)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert recap(third, "changed") == 1
+    assert "-          MaxCount: 40" in third.stdout and "+          MaxCount: 4" in third.stdout
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert out.read_bytes() == before
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    out = tmp_path / "new" / "cluster-config.yaml"
+    result = ansible_playbook("render.yml", "--check",
+                              extra={"cluster_config_output_path": str(out), "facts_out": str(tmp_path / "f.json")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not out.parent.exists()
+
+
+def test_bad_inputs_are_reported_at_once_and_nothing_is_written(tmp_path):
+    messages_file = tmp_path / "messages.json"
+    result = ansible_playbook("failures.yml", extra={"output_dir": str(tmp_path), "facts_out": str(messages_file)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    messages = json.loads(messages_file.read_text())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["messages.json"]
+
+    placeholders = messages["placeholders"]
+    assert "has %d problems" % len(REQUIRED) in placeholders
+    for name in REQUIRED:
+        assert "%s is required and not set" % name in placeholders
+
+    several = messages["several_problems"]
+    assert "has 6 problems" in several
+    for expected in (
+        "cluster_name (from cluster_config_cluster_name): The cluster name '9-lives' may hold only letters",
+        "Image.Os (from cluster_config_os): Unknown operating system 'ubuntu1804'",
+        "HeadNode.LocalStorage.RootVolume.Size (from cluster_config_head_node_root_volume_size): The size must be "
+        "a positive number",
+        "Scheduling.SlurmSettings.CustomSlurmSettings[0].SlurmctldHost (from cluster_config_custom_slurm_settings): "
+        "The Slurm setting SlurmctldHost is managed by ParallelCluster",
+        "Scheduling.SlurmQueues[0].Name (from cluster_config_queue_name): Queue name 'GPU' must begin with",
+        "Scheduling.SlurmQueues[0].ComputeResources[0].MinCount (from cluster_config_compute_min_count): "
+        "MinCount (5) is greater than MaxCount (2)",
+    ):
+        assert expected in several, several
+
+    assert "Did you mean cluster_config_compute_max_count?" in messages["unknown_variable"]
+    assert "has 1 problem:" in messages["unknown_variable"]
+
+    markup = messages["literal_markup"]
+    assert "Tags[0].Value (from cluster_config_tags): The value holds Jinja2 template markup" in markup
+    assert "Tags[1].Value (from cluster_config_tags): The value holds an unsubstituted shell variable (${USER})" in markup
+    assert "uid=" not in markup  # the !unsafe lookup stayed a literal, it never ran
+
+
+def test_lookup_in_a_vars_file_never_reaches_the_config(tmp_path):
+    """Ansible renders templates in trusted vars files: the output must fail the id patterns, not be written."""
+    out = tmp_path / "cluster-config.yaml"
+    vars_file = tmp_path / "evil.yml"
+    vars_file.write_text(
+        "cluster_config_public_subnet_id: \"{{ lookup('pipe', 'id') }}\"\n"
+        "cluster_config_security_group_id: \"sg-0123456789abcdef0\\nInjected: true\"\n"
+        "cluster_config_private_subnet_id: 'subnet-0fedcba9876543210: {Injected: true}'\n"
+    )
+    result = ansible_playbook("render.yml", "-e", "@%s" % vars_file,
+                              extra={"cluster_config_output_path": str(out), "facts_out": str(tmp_path / "f.json")})
+    assert result.returncode != 0
+    assert not out.exists()
+    output = result.stdout
+    uid = subprocess.run(["id"], capture_output=True, text=True, check=True).stdout.strip()
+    assert "HeadNode.Networking.SubnetId (from cluster_config_public_subnet_id): '%s' is not a subnet id" % uid in output
+    assert "HeadNode.Networking.AdditionalSecurityGroups[0] (from cluster_config_security_group_id): The value " \
+           "holds a line break" in output
+    assert "Scheduling.SlurmQueues[0].Networking.SubnetIds[0] (from cluster_config_private_subnet_id): " \
+           "'subnet-0fedcba9876543210: {Injected: true}' is not a subnet id" in output
