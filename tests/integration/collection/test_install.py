@@ -14,7 +14,9 @@ def run(args, cwd, env):
 
 
 def test_build_install_and_use_by_fqcn(tmp_path):
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", ANSIBLE_CONFIG="/dev/null")
+    config = tmp_path / "ansible.cfg"
+    config.write_text("[defaults]\n")
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", ANSIBLE_CONFIG=str(config))
     env.pop("ANSIBLE_COLLECTIONS_PATH", None)
     build = run(["ansible-galaxy", "collection", "build", "--output-path", str(tmp_path), str(ROOT)], tmp_path, env)
     assert build.returncode == 0, build.stderr

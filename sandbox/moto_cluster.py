@@ -1,0 +1,345 @@
+"""Seed moto like the guide's previous chapter, and register ParallelCluster clusters in it.
+
+moto cannot run ParallelCluster's CloudFormation template, so a "created"
+cluster is represented by what ParallelCluster itself reads back when it
+describes a cluster (pcluster/models/cluster.py, cluster_resources.py,
+s3_bucket.py, compute_fleet_status_manager.py):
+
+* a parent-less CloudFormation stack named after the cluster, tagged
+  ``parallelcluster:version`` and ``parallelcluster:cluster-name``, whose
+  parameters carry ``ResourcesS3Bucket``, ``ArtifactS3RootDirectory``,
+  ``ConfigVersion`` (the S3 version id of the original config),
+  ``Scheduler``, ``ClusterUser`` and ``OfficialAmi``;
+* ParallelCluster's default bucket ``parallelcluster-<hash>-v1-do-not-delete``
+  (versioned, marked bootstrapped) holding the original config at
+  ``<artifact dir>/configs/cluster-config.yaml``;
+* the DynamoDB table ``parallelcluster-<name>`` with the compute fleet status;
+* EC2 instances tagged like ParallelCluster's (head node in the public
+  subnet, compute nodes in the private subnet) with the given private IPs.
+
+Usable on its own (tests and benchmarks add clusters in other regions or with
+1000 compute nodes)::
+
+    from moto_cluster import register_cluster
+    register_cluster(endpoint_url, "eu-west-1", "big", head_ip="10.1.0.10",
+                     compute_count=1000, config=config_dict)
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import json
+import secrets
+import string
+import urllib.request
+
+import yaml
+
+PCLUSTER_VERSION = "3.16.1"
+MOTO_ACCOUNT_ID = "123456789012"
+DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+# An official-looking ParallelCluster AMI: pcluster searches for
+# "aws-parallelcluster-<version>-<os part>-<arch>*" owned by "amazon".
+OFFICIAL_AMI_ID = "ami-0a9c3a1e5c16f0b01"
+OFFICIAL_AMI_OWNER = "247102896272"
+
+
+# moto draws its resource ids from a random generator that POST /moto-api/seed?a=N seeds:
+# after seeding it with MOTO_RNG_SEED, seed_environment() on a fresh moto 5.2.5 server creates
+# these ids. `sandbox.py up` renders the cluster config with them while moto is still being
+# seeded, and renders again if moto created others (e.g. another moto version or region).
+MOTO_RNG_SEED = 42
+PREDICTED_SEED_IDS = {
+    "us-east-1": {"vpc_id": "vpc-dd7b952d02eff7fb5", "public_subnet_id": "subnet-c34987f6512888698",
+                  "private_subnet_id": "subnet-5cbe38daf06fcf934", "security_group_id": "sg-233cd8ef056f27832"},
+}
+
+
+def official_ami_record(version: str = PCLUSTER_VERSION, ami_id: str = OFFICIAL_AMI_ID) -> dict:
+    """One entry of a MOTO_AMIS_PATH file: the ParallelCluster ubuntu2204 x86_64 AMI."""
+    return {
+        "ami_id": ami_id,
+        "name": f"aws-parallelcluster-{version}-ubuntu-2204-lts-hvm-x86_64-202511170000 2025-11-17T00-00-00.000Z",
+        "description": f"AWS ParallelCluster AMI for ubuntu2204, slurm-24.11, version {version}",
+        "owner_id": OFFICIAL_AMI_OWNER,
+        "public": True,
+        "virtualization_type": "hvm",
+        "architecture": "x86_64",
+        "state": "available",
+        "platform": None,
+        "image_type": "machine",
+        "hypervisor": "xen",
+        "root_device_name": "/dev/sda1",
+        "root_device_type": "ebs",
+        "sriov": "simple",
+        "creation_date": "2025-11-17T00:00:00.000Z",
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def client(service: str, endpoint_url: str, region: str):
+    """A boto3 client for the moto server (dummy credentials, few retries); cached,
+    since creating a client costs about 0.1 s."""
+    # boto3 is imported here, not at the top: `sandbox.py up` starts moto before paying for it.
+    import boto3  # pylint: disable=import-outside-toplevel
+    from botocore.config import Config  # pylint: disable=import-outside-toplevel
+
+    return boto3.session.Session(region_name=region, **DUMMY_CREDENTIALS).client(
+        service, endpoint_url=endpoint_url, config=Config(retries={"max_attempts": 2, "mode": "standard"})
+    )
+
+
+def pcluster_bucket_name(region: str, account_id: str = MOTO_ACCOUNT_ID) -> str:
+    """ParallelCluster's default bucket name (S3Bucket.get_bucket_name)."""
+    suffix = hashlib.sha256((account_id + region).encode()).hexdigest()[0:16]
+    return f"parallelcluster-{suffix}-v1-do-not-delete"
+
+
+def _tags(mapping: dict) -> list:
+    return [{"Key": k, "Value": v} for k, v in mapping.items()]
+
+
+def bootstrap_locations(region: str, name_prefix: str = "ml-training") -> dict:
+    """The bucket and the S3 URLs of the bootstrap scripts seed_environment() creates."""
+    bucket = f"{name_prefix}-bootstrap-{MOTO_ACCOUNT_ID}-{region}"
+    return {
+        "bootstrap_bucket": bucket,
+        "head_node_bootstrap_script": f"s3://{bucket}/bootstrap/head-node-bootstrap.sh",
+        "compute_node_bootstrap_script": f"s3://{bucket}/bootstrap/compute-node-bootstrap.sh",
+    }
+
+
+def predicted_seed(region: str, name_prefix: str = "ml-training") -> dict | None:
+    """What seed_environment(..., rng_seed=MOTO_RNG_SEED) should return on a fresh moto server, if known."""
+    ids = PREDICTED_SEED_IDS.get(region)
+    return dict(ids, **bootstrap_locations(region, name_prefix)) if ids else None
+
+
+def seed_environment(endpoint_url: str, region: str, vpc_cidr: str, public_cidr: str, private_cidr: str,
+                     name_prefix: str = "ml-training", rng_seed: int | None = None) -> dict:
+    """Create what the guide's previous chapter creates: VPC, public and private
+    subnets (with internet and NAT gateways), a security group, and an S3 bucket
+    holding the head and compute bootstrap scripts. Returns their ids.
+    rng_seed seeds moto's id generator first (see PREDICTED_SEED_IDS)."""
+    if rng_seed is not None:
+        request = urllib.request.Request(f"{endpoint_url}/moto-api/seed?a={int(rng_seed)}", method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+    ec2 = client("ec2", endpoint_url, region)
+    s3 = client("s3", endpoint_url, region)
+    az = f"{region}a"
+    vpc_id = ec2.create_vpc(CidrBlock=vpc_cidr, TagSpecifications=[
+        {"ResourceType": "vpc", "Tags": _tags({"Name": f"{name_prefix}-vpc"})}])["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": True})
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
+    public = ec2.create_subnet(VpcId=vpc_id, CidrBlock=public_cidr, AvailabilityZone=az, TagSpecifications=[
+        {"ResourceType": "subnet", "Tags": _tags({"Name": f"{name_prefix}-public"})}])["Subnet"]["SubnetId"]
+    private = ec2.create_subnet(VpcId=vpc_id, CidrBlock=private_cidr, AvailabilityZone=az, TagSpecifications=[
+        {"ResourceType": "subnet", "Tags": _tags({"Name": f"{name_prefix}-private"})}])["Subnet"]["SubnetId"]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc_id)
+    public_rt = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=public_rt, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    ec2.associate_route_table(RouteTableId=public_rt, SubnetId=public)
+    eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    nat = ec2.create_nat_gateway(SubnetId=public, AllocationId=eip)["NatGateway"]["NatGatewayId"]
+    private_rt = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=private_rt, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
+    ec2.associate_route_table(RouteTableId=private_rt, SubnetId=private)
+    sg = ec2.create_security_group(GroupName=f"{name_prefix}-sg", Description="Cluster nodes (EFA: all traffic within the group)",
+                                   VpcId=vpc_id)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+        {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": sg}]}])
+    ec2.authorize_security_group_egress(GroupId=sg, IpPermissions=[
+        {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": sg}]}])
+    bucket = bootstrap_locations(region, name_prefix)["bootstrap_bucket"]
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=bucket)
+    else:
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+    scripts = {}
+    for role in ("head", "compute"):
+        key = f"bootstrap/{role}-node-bootstrap.sh"
+        body = f"#!/bin/bash\n# {role} node bootstrap script (sandbox)\nset -euo pipefail\necho '{role} node configured'\n"
+        s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+        scripts[role] = f"s3://{bucket}/{key}"
+    return {
+        "vpc_id": vpc_id,
+        "public_subnet_id": public,
+        "private_subnet_id": private,
+        "security_group_id": sg,
+        "internet_gateway_id": igw,
+        "nat_gateway_id": nat,
+        "availability_zone": az,
+        "bootstrap_bucket": bucket,
+        "head_node_bootstrap_script": scripts["head"],
+        "compute_node_bootstrap_script": scripts["compute"],
+    }
+
+
+def warm_up(endpoint_url: str, region: str) -> None:
+    """First calls to moto's CloudFormation, DynamoDB and S3 backends (moto sets
+    each up on first use, up to about 0.6 s), so that register_cluster is quick."""
+    client("cloudformation", endpoint_url, region).list_stacks()
+    client("dynamodb", endpoint_url, region).list_tables()
+    client("s3", endpoint_url, region).list_buckets()
+
+
+def _ensure_pcluster_bucket(s3, region: str) -> str:
+    """ParallelCluster's default bucket, configured as S3BucketFactory leaves it."""
+    name = pcluster_bucket_name(region)
+    try:
+        s3.head_bucket(Bucket=name)
+    except s3.exceptions.ClientError:
+        if region == "us-east-1":
+            s3.create_bucket(Bucket=name)
+        else:
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+        s3.put_object(Bucket=name, Key="parallelcluster/.bootstrapped",
+                      Body=json.dumps({"bootstrapped_features": ["basic", "export-logs"]}).encode())
+    return name
+
+
+def _config_text(config) -> str:
+    if config is None:
+        raise ValueError("config is required: a dict or the YAML text ParallelCluster stores as cluster-config.yaml")
+    if isinstance(config, (bytes, str)):
+        return config.decode() if isinstance(config, bytes) else config
+    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+
+
+def _subnet_for(ec2, subnet_id, ip):
+    if subnet_id:
+        return subnet_id
+    import ipaddress
+    addr = ipaddress.ip_address(ip) if ip else None
+    for subnet in ec2.describe_subnets()["Subnets"]:
+        if addr is None or addr in ipaddress.ip_network(subnet["CidrBlock"]):
+            return subnet["SubnetId"]
+    raise ValueError(f"no subnet in moto contains {ip}; create one (seed_environment) or pass the subnet id")
+
+
+def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip: str,
+                     compute_ips: list | None = None, *, compute_count: int | None = None,
+                     config=None, version: str = PCLUSTER_VERSION,
+                     queue: str = "compute-gpu", compute_resource: str = "distributed-ml",
+                     node_names: list | None = None,
+                     head_instance_type: str = "m5.8xlarge", compute_instance_type: str = "g5.8xlarge",
+                     public_subnet_id: str | None = None, private_subnet_id: str | None = None,
+                     security_group_ids: list | None = None, image_id: str = OFFICIAL_AMI_ID,
+                     os_name: str = "ubuntu2204", fleet_status: str = "RUNNING",
+                     extra_tags: dict | None = None) -> dict:
+    """Register a cluster in moto as ParallelCluster leaves a created one.
+
+    ``compute_ips`` gives each compute instance its private IP (one EC2 call per
+    instance); without it, ``compute_count`` instances are launched in one call
+    with addresses chosen by moto (fast for 1000 nodes). ``config`` is the
+    cluster configuration (dict or YAML text) stored as the original config.
+    ``node_names`` (Slurm names, one per compute) are recorded as the
+    ``parallelcluster:node-name`` tag when given (informational).
+    Returns ids: stack_id, head_instance_id, compute_instance_ids, bucket, config_key,
+    config_version, table.
+    """
+    if compute_ips is None and compute_count is None:
+        raise ValueError("give compute_ips or compute_count")
+    ec2 = client("ec2", endpoint_url, region)
+    s3 = client("s3", endpoint_url, region)
+    cfn = client("cloudformation", endpoint_url, region)
+    ddb = client("dynamodb", endpoint_url, region)
+    text = _config_text(config)
+
+    bucket = _ensure_pcluster_bucket(s3, region)
+    suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _index in range(16))
+    artifact_dir = f"parallelcluster/{version}/clusters/{cluster_name}-{suffix}"
+    config_key = f"{artifact_dir}/configs/cluster-config.yaml"
+    config_version = s3.put_object(Bucket=bucket, Key=config_key, Body=text.encode())["VersionId"]
+
+    cluster_tags = {"parallelcluster:cluster-name": cluster_name, "parallelcluster:version": version}
+    cluster_tags.update(extra_tags or {})
+    parameters = {
+        "ClusterUser": {"ubuntu2204": "ubuntu", "ubuntu2404": "ubuntu", "rhel8": "ec2-user",
+                        "rhel9": "ec2-user", "rocky8": "rocky", "rocky9": "rocky"}.get(os_name, "ec2-user"),
+        "ResourcesS3Bucket": bucket,
+        "ArtifactS3RootDirectory": artifact_dir,
+        "Scheduler": "slurm",
+        "OfficialAmi": image_id,
+        "ConfigVersion": config_version,
+    }
+    template = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": f"AWS ParallelCluster Template (sandbox registration of {cluster_name})",
+        "Parameters": {key: {"Type": "String", "Default": value} for key, value in parameters.items()},
+        "Resources": {"HeadNodeWaitConditionHandle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {"HeadNodePrivateIP": {"Value": head_ip}, "Scheduler": {"Value": "slurm"}},
+    }
+    stack_id = cfn.create_stack(
+        StackName=cluster_name, TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+        Tags=_tags(cluster_tags))["StackId"]
+
+    table = f"parallelcluster-{cluster_name}"
+    ddb.create_table(TableName=table, AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
+    ddb.put_item(TableName=table, Item={"Id": {"S": "COMPUTE_FLEET"}, "Data": {"M": {
+        "status": {"S": fleet_status},
+        "lastStatusUpdatedTime": {"S": str(datetime.datetime.now(tz=datetime.timezone.utc))}}}})
+
+    attributes = f"{os_name}, slurm, {version}, x86_64"
+    base_tags = dict(cluster_tags, **{"parallelcluster:attributes": attributes})
+    security_groups = list(security_group_ids or [])
+
+    def launch(node_type, subnet_id, ip, instance_type, count, tags):
+        kwargs = {"ImageId": image_id, "MinCount": count, "MaxCount": count, "InstanceType": instance_type,
+                  "SubnetId": subnet_id,
+                  "TagSpecifications": [{"ResourceType": "instance", "Tags": _tags(tags)}]}
+        if ip:
+            kwargs["PrivateIpAddress"] = ip
+        if security_groups:
+            kwargs["SecurityGroupIds"] = security_groups
+        return [i["InstanceId"] for i in ec2.run_instances(**kwargs)["Instances"]]
+
+    head_subnet = _subnet_for(ec2, public_subnet_id, head_ip)
+    head_id = launch("HeadNode", head_subnet, head_ip, head_instance_type, 1,
+                     dict(base_tags, **{"Name": "HeadNode", "parallelcluster:node-type": "HeadNode"}))[0]
+    compute_tags = dict(base_tags, **{"Name": "Compute", "parallelcluster:node-type": "Compute",
+                                      "parallelcluster:queue-name": queue,
+                                      "parallelcluster:compute-resource-name": compute_resource})
+    compute_ids = []
+    if compute_ips is not None:
+        compute_subnet = _subnet_for(ec2, private_subnet_id, compute_ips[0] if compute_ips else None)
+        for index, ip in enumerate(compute_ips):
+            tags = dict(compute_tags)
+            if node_names:
+                tags["parallelcluster:node-name"] = node_names[index]
+            compute_ids += launch("Compute", compute_subnet, ip, compute_instance_type, 1, tags)
+    elif compute_count:
+        compute_subnet = _subnet_for(ec2, private_subnet_id, None)
+        compute_ids = launch("Compute", compute_subnet, None, compute_instance_type, compute_count, compute_tags)
+    return {
+        "stack_id": stack_id,
+        "head_instance_id": head_id,
+        "compute_instance_ids": compute_ids,
+        "bucket": bucket,
+        "artifact_dir": artifact_dir,
+        "config_key": config_key,
+        "config_version": config_version,
+        "table": table,
+    }
+
+
+def deregister_cluster(endpoint_url: str, region: str, cluster_name: str) -> None:
+    """Remove what register_cluster created (stack, table, instances)."""
+    ec2 = client("ec2", endpoint_url, region)
+    ids = [i["InstanceId"] for r in ec2.describe_instances(Filters=[
+        {"Name": "tag:parallelcluster:cluster-name", "Values": [cluster_name]}])["Reservations"] for i in r["Instances"]]
+    if ids:
+        ec2.terminate_instances(InstanceIds=ids)
+    client("cloudformation", endpoint_url, region).delete_stack(StackName=cluster_name)
+    client("dynamodb", endpoint_url, region).delete_table(TableName=f"parallelcluster-{cluster_name}")

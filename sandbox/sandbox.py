@@ -1,0 +1,800 @@
+"""The hpc.pcluster sandbox: a local AWS (moto) and a real Slurm cluster in namespaces.
+
+    .venv/bin/python sandbox/sandbox.py up [--compute-nodes N] [--gpus-per-node G]
+                                           [--state-dir DIR] [--if-needed]
+    .venv/bin/python sandbox/sandbox.py down [--state-dir DIR] [--all]
+    .venv/bin/python sandbox/sandbox.py status [--state-dir DIR] [--json]
+
+Exit codes: 0 done; 1 failed; 2 `up` found a sandbox already running on that
+state dir (nothing changed; with --if-needed that is exit 0); 3 `status`
+found no running sandbox. See sandbox/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import fcntl
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+DEFAULT_STATE_DIR = HERE / ".state"
+REGISTRY = Path("/run/hpc-pcluster-sandbox")
+MAX_INSTANCES = 100
+DEFAULT_CLUSTER_NAME = "ml-training-cluster"
+DEFAULT_REGION = "us-east-1"
+# Well-formed but fake: moto has no FSx (see README).
+FAKE_FSX_LUSTRE_ID = "fs-0123456789abcdef0"
+FAKE_FSX_OPENZFS_VOLUME_ID = "fsvol-0123456789abcdef0"
+# pcluster's launch-template dry runs do not work against moto.
+SUPPRESS_VALIDATORS = ["type:HeadNodeLaunchTemplateValidator", "type:ComputeResourceLaunchTemplateValidator"]
+NOT_AVAILABLE = "not available in the sandbox"
+# Names of the verify role's checks (or check families) the sandbox cannot show.
+VERIFY_NOT_AVAILABLE = {
+    "gpu": f"{NOT_AVAILABLE}: no GPU or NVIDIA driver (Slurm schedules stand-in /dev/nvidiaN devices)",
+    "fsx_lustre": f"{NOT_AVAILABLE}: /lustre is a tmpfs, not FSx for Lustre",
+    "fsx_openzfs": f"{NOT_AVAILABLE}: /fsx is a tmpfs, not FSx for OpenZFS",
+    "efa": f"{NOT_AVAILABLE}: no Elastic Fabric Adapter",
+    "enroot": f"{NOT_AVAILABLE}: no enroot binary (Debian has no package)",
+    "pyxis_loaded": f"{NOT_AVAILABLE}: spank_pyxis.so is a stand-in plugin without --container-image",
+    "container_smoke": f"{NOT_AVAILABLE}: no Pyxis and no enroot",
+    # The cluster config says Image.Os ubuntu2204; the sandbox nodes run this machine's OS.
+    "os_release": f"{NOT_AVAILABLE}: the nodes run this machine's OS, not the ParallelCluster AMI of Image.Os",
+}
+
+EXIT_FAILED, EXIT_ALREADY_RUNNING, EXIT_NOT_RUNNING = 1, 2, 3
+
+
+class SandboxError(Exception):
+    """A failure with a message meant for the user."""
+
+
+def log(msg: str) -> None:
+    print(f"[sandbox] {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------- checks
+
+REQUIRED_TOOLS = ["slurmctld", "slurmd", "scontrol", "sinfo", "munged", "sshd", "ssh-keygen", "gcc",
+                  "ip", "nsenter", "unshare", "setpriv", "mount"]
+
+
+def check_platform() -> None:
+    if platform.system() != "Linux":
+        raise SandboxError(f"the sandbox needs Linux (namespaces, Slurm); this is {platform.system()}")
+    if os.geteuid() != 0:
+        raise SandboxError("the sandbox needs root (it creates network/mount namespaces and runs "
+                           "slurmctld, slurmd, munged and sshd); run it as root, e.g. with sudo")
+    missing = [t for t in REQUIRED_TOOLS if not shutil.which(t, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")]
+    if not os.path.exists("/usr/include/slurm/spank.h"):
+        missing.append("/usr/include/slurm/spank.h (libslurm-dev)")
+    if missing:
+        raise SandboxError(f"missing tools: {', '.join(missing)}; run `make setup` (scripts/setup.sh)")
+    os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    absent = [m for m in ("boto3", "moto", "yaml", "pcluster") if importlib.util.find_spec(m) is None]
+    if absent:
+        raise SandboxError(f"{', '.join(absent)} not importable by {sys.executable}: run the sandbox with the "
+                           f"project's virtualenv, .venv/bin/python sandbox/sandbox.py (make setup creates it)")
+
+
+# --------------------------------------------------------------------------- registry
+
+class Registry:
+    """Instances running on this machine, under /run (gone at reboot), guarded by flock on /run."""
+
+    def __init__(self):
+        self.fd = None
+
+    def __enter__(self):
+        self.fd = os.open("/run", os.O_RDONLY)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+    @staticmethod
+    def entries() -> dict:
+        out = {}
+        if REGISTRY.is_dir():
+            for f in REGISTRY.glob("instance-*.json"):
+                try:
+                    out[int(f.stem.split("-")[1])] = json.loads(f.read_text())
+                except (ValueError, OSError):
+                    continue
+        return out
+
+    def claim(self, state_dir: str) -> int:
+        taken = set(self.entries())
+        links = set(os.listdir("/sys/class/net"))
+        netns = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+        for index in range(MAX_INSTANCES):
+            if index in taken or f"pcsbx{index}up" in links or any(n.startswith(f"pcsbx{index}-") for n in netns):
+                continue
+            REGISTRY.mkdir(mode=0o755, exist_ok=True)
+            (REGISTRY / f"instance-{index}.json").write_text(json.dumps({"state_dir": state_dir}))
+            return index
+        raise SandboxError(f"no free sandbox instance index (max {MAX_INSTANCES} at once)")
+
+    def release(self, index) -> None:
+        if index is not None:
+            (REGISTRY / f"instance-{index}.json").unlink(missing_ok=True)
+        if self.entries():
+            return
+        # Last instance gone: remove what the sandboxes created on the host.
+        created = REGISTRY / "created.json"
+        if created.exists():
+            info = json.loads(created.read_text())
+            for d in info.get("dirs", []):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+            if info.get("netns_mount") and os.path.isdir("/run/netns") and not os.listdir("/run/netns"):
+                subprocess.run(["umount", "/run/netns"], capture_output=True, check=False)
+                try:
+                    os.rmdir("/run/netns")
+                except OSError:
+                    pass
+            created.unlink()
+        try:
+            REGISTRY.rmdir()
+        except OSError:
+            pass
+
+    @staticmethod
+    def note_created(dirs: list, netns_mount: bool) -> None:
+        created = REGISTRY / "created.json"
+        info = json.loads(created.read_text()) if created.exists() else {"dirs": [], "netns_mount": False}
+        info["dirs"] = sorted(set(info["dirs"]) | set(dirs))
+        info["netns_mount"] = info["netns_mount"] or netns_mount
+        created.write_text(json.dumps(info))
+
+
+# --------------------------------------------------------------------------- state
+
+def load_state(state_dir: Path) -> dict | None:
+    try:
+        return json.loads((state_dir / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def save_state(state_dir: Path, state: dict) -> None:
+    tmp = state_dir / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    os.chmod(tmp, 0o600)
+    tmp.replace(state_dir / "state.json")
+
+
+def pid_alive(pid) -> bool:
+    if not pid:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def health(state: dict) -> dict:
+    """What is running of a recorded sandbox."""
+    import nodes
+    problems = []
+    if not pid_alive(state.get("moto_pid")):
+        problems.append("moto server is not running")
+    else:
+        try:
+            urllib.request.urlopen(state["endpoint_url"] + "/moto-api/", timeout=10).read(1)
+        except OSError as exc:
+            problems.append(f"moto server does not answer: {exc}")
+    for name, pid in state.get("holders", {}).items():
+        if not pid_alive(pid):
+            problems.append(f"node {name} is gone")
+    head = state.get("holders", {}).get("head")
+    if state.get("status") == "running" and pid_alive(head):
+        r = nodes.run(nodes.nsenter(head, ["scontrol", "ping"]), check=False)
+        if "UP" not in r.stdout:
+            problems.append("slurmctld does not answer scontrol ping")
+    alive = pid_alive(state.get("moto_pid")) and all(pid_alive(p) for p in state.get("holders", {}).values())
+    return {"running": not problems and state.get("status") == "running", "problems": problems,
+            "processes_alive": bool(alive and state.get("holders"))}
+
+
+# --------------------------------------------------------------------------- up
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout=20.0, proc=None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SandboxError(f"moto server exited with {proc.returncode}; see its log")
+        try:
+            urllib.request.urlopen(url, timeout=1).read(1)
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SandboxError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def yaml_dump(data) -> str:
+    import yaml
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+
+def write_file(path: Path, text: str, mode=0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    os.chmod(path, mode)
+
+
+def fallback_cluster_config(v: dict) -> dict:
+    """The guide's cluster configuration (valid for pcluster's schema), used only while
+    role hpc.pcluster.cluster_config is not in the collection."""
+    policies = [{"Policy": f"arn:aws:iam::aws:policy/{p}"} for p in (
+        "AmazonSSMManagedInstanceCore", "AmazonS3FullAccess", "AmazonEC2ContainerRegistryFullAccess",
+        "AmazonElasticContainerRegistryPublicFullAccess")]
+    docker = "https://raw.githubusercontent.com/aws-samples/aws-parallelcluster-post-install-scripts/main/docker/postinstall.sh"
+    return {
+        "Region": v["pcluster_region"],
+        "Image": {"Os": "ubuntu2204"},
+        "HeadNode": {
+            "InstanceType": "m5.8xlarge",
+            "Networking": {"SubnetId": v["cluster_config_public_subnet_id"], "ElasticIp": False,
+                           "AdditionalSecurityGroups": [v["cluster_config_security_group_id"]]},
+            "LocalStorage": {"RootVolume": {"Size": 500, "DeleteOnTermination": True}},
+            "Iam": {"AdditionalIamPolicies": policies},
+            "CustomActions": {"OnNodeConfigured": {"Sequence": [
+                {"Script": docker}, {"Script": v["cluster_config_head_node_bootstrap_script"]}]}},
+        },
+        "Scheduling": {
+            "Scheduler": "slurm",
+            "SlurmSettings": {"ScaledownIdletime": -1, "QueueUpdateStrategy": "DRAIN", "CustomSlurmSettings": [
+                {"JobCompType": "jobcomp/filetxt"}, {"JobCompLoc": "/home/slurm/slurm-job-completions.txt"},
+                {"JobAcctGatherType": "jobacct_gather/linux"}, {"SlurmdTimeout": 1000}]},
+            "SlurmQueues": [{
+                "Name": "compute-gpu", "CapacityType": "ONDEMAND",
+                "Networking": {"SubnetIds": [v["cluster_config_private_subnet_id"]], "PlacementGroup": {"Enabled": True},
+                               "AdditionalSecurityGroups": [v["cluster_config_security_group_id"]]},
+                "ComputeSettings": {"LocalStorage": {"EphemeralVolume": {"MountDir": "/scratch"},
+                                                     "RootVolume": {"Size": 512}}},
+                "JobExclusiveAllocation": True,
+                "ComputeResources": [{"Name": "distributed-ml", "InstanceType": "g5.8xlarge",
+                                      "MinCount": v["cluster_config_compute_min_count"],
+                                      "MaxCount": v["cluster_config_compute_max_count"],
+                                      "Efa": {"Enabled": True}}],
+                "Iam": {"AdditionalIamPolicies": policies},
+                "CustomActions": {"OnNodeConfigured": {"Sequence": [
+                    {"Script": docker}, {"Script": v["cluster_config_compute_node_bootstrap_script"]}]}},
+            }],
+        },
+        "SharedStorage": [
+            {"Name": "shared-workspace-zfs", "StorageType": "FsxOpenZfs", "MountDir": "/fsx",
+             "FsxOpenZfsSettings": {"VolumeId": v["cluster_config_fsx_openzfs_volume_id"]}},
+            {"Name": "fsx-lustre", "StorageType": "FsxLustre", "MountDir": "/lustre",
+             "FsxLustreSettings": {"FileSystemId": v["cluster_config_fsx_lustre_id"]}},
+        ],
+        "Monitoring": {"DetailedMonitoring": True, "Logs": {"CloudWatch": {"Enabled": True}},
+                       "Dashboards": {"CloudWatch": {"Enabled": True}}},
+        "Imds": {"ImdsSupport": "v2.0"},
+        "DevSettings": {"Timeouts": {"HeadNodeBootstrapTimeout": 43200, "ComputeNodeBootstrapTimeout": 7200}},
+    }
+
+
+def venv_python() -> str:
+    return sys.executable
+
+
+def write_inventory(state_dir: Path, state: dict, group_vars: dict) -> None:
+    inv = state_dir / "inventory"
+    ssh_args = (f"-o UserKnownHostsFile={state['known_hosts']} -o StrictHostKeyChecking=yes "
+                f"-o IdentitiesOnly=yes -i {state['ssh_key']}")
+    write_file(inv / "pcluster_nodes.yml", "# Written by sandbox/sandbox.py up.\n" + yaml_dump({
+        "plugin": "hpc.pcluster.nodes",
+        "regions": [state["region"]],
+        "endpoint_url": state["endpoint_url"],
+        "clusters": [state["cluster_name"]],
+        "hostnames": ["private-ip-address"],
+        # moto gives the head node a public address nothing answers on; the namespaces use the private one.
+        "address_preference": ["private-ip-address"],
+        # root on every node and on the hop through the head node to the compute nodes.
+        "remote_user": "root",
+        "proxy_jump": True,
+        "ssh_common_args": ssh_args,
+        "compose": {"ansible_user": "'root'", "ansible_python_interpreter": "'/usr/bin/python3'"},
+    }))
+    # Written last and atomically: the render play waits for this file.
+    vars_file = inv / "group_vars" / "all" / "sandbox.yml"
+    tmp = state_dir / "sandbox-vars.yml.tmp"
+    write_file(tmp, "# Written by sandbox/sandbox.py up: the sandbox's environment.\n" + yaml_dump(group_vars), 0o600)
+    vars_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp.replace(vars_file)
+
+
+def write_env(state_dir: Path, state: dict) -> None:
+    env = sandbox_env(state)
+    lines = ["# Source this file to use the sandbox: . " + str(state_dir / "env.sh")]
+    lines += [f"export {k}={json.dumps(v)}" for k, v in env.items()]
+    write_file(state_dir / "env.sh", "\n".join(lines) + "\n", 0o600)
+
+
+def sandbox_env(state: dict) -> dict:
+    return {
+        "AWS_ENDPOINT_URL": state["endpoint_url"],
+        "AWS_DEFAULT_REGION": state["region"],
+        "AWS_REGION": state["region"],
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SANDBOX_CLUSTER_NAME": state["cluster_name"],
+        "SANDBOX_HEAD_IP": state["head_ip"],
+        "SANDBOX_SSH_KEY": state["ssh_key"],
+        "SANDBOX_KNOWN_HOSTS": state["known_hosts"],
+        "SANDBOX_STATE_DIR": state["state_dir"],
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": state["ansible_control_path_dir"],
+    }
+
+
+def start_render(state_dir: Path, state: dict, vars_file: Path) -> subprocess.Popen:
+    """Start sandbox/render-config.yml (role hpc.pcluster.cluster_config) right away: Ansible's
+    start-up overlaps with moto's, and the play waits for the variables file."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+               ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOCAL_TEMP=str(state_dir / "ansible-tmp"),
+               ANSIBLE_NOCOLOR="1", **sandbox_env(state))
+    playbook = shutil.which("ansible-playbook", path=env["PATH"])
+    with open(state_dir / "logs" / "render-config.log", "wb") as out:
+        return subprocess.Popen([playbook, "-i", str(state_dir / "inventory" / "hosts.yml"),
+                                 "-e", f"sandbox_vars_file={vars_file}", str(HERE / "render-config.yml")],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                cwd=str(ROOT), start_new_session=True)
+
+
+def finish_render(state_dir: Path, proc: subprocess.Popen, group_vars: dict) -> tuple[str, str]:
+    """Wait for the render play. Returns (config YAML text, where it came from)."""
+    out = Path(group_vars["cluster_config_output_path"])
+    log_file = state_dir / "logs" / "render-config.log"
+    if proc.wait(timeout=120) != 0:
+        raise SandboxError(f"rendering the cluster config with role hpc.pcluster.cluster_config failed; "
+                           f"see {log_file}:\n{log_file.read_text()[-3000:]}")
+    if out.exists():
+        return out.read_text(), "role hpc.pcluster.cluster_config"
+    text = yaml_dump(fallback_cluster_config(group_vars))
+    write_file(out, text, 0o600)
+    return text, "sandbox fallback (role hpc.pcluster.cluster_config not found)"
+
+
+def aws_side(state_dir: Path, state: dict, moto_proc, p: dict, timings: dict) -> dict:
+    """Seed moto, write the inventory, render and register the cluster (runs in a thread)."""
+    import moto_cluster
+    t0 = time.monotonic()
+    inv = state_dir / "inventory"
+    write_file(inv / "hosts.yml", "# Written by sandbox/sandbox.py up.\n" + yaml_dump({"all": {"hosts": {"localhost": {
+        "ansible_connection": "local", "ansible_python_interpreter": venv_python()}}}}))
+    vars_file = inv / "group_vars" / "all" / "sandbox.yml"
+    renders = [start_render(state_dir, state, vars_file)]
+    try:
+        return _aws_side(state_dir, state, moto_proc, p, timings, renders, t0)
+    finally:
+        for render in renders:
+            if render.poll() is None:
+                render.kill()
+                render.wait()
+
+
+def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
+    import moto_cluster
+    for service in ("ec2", "s3", "cloudformation", "dynamodb"):
+        moto_cluster.client(service, state["endpoint_url"], state["region"])
+    # Render with the ids moto is expected to create while it is being seeded (see
+    # moto_cluster.PREDICTED_SEED_IDS); render again below if it created others.
+    predicted = moto_cluster.predicted_seed(state["region"])
+    if predicted:
+        write_inventory(state_dir, state, sandbox_group_vars(state_dir, state, p, predicted))
+    wait_http(state["endpoint_url"] + "/moto-api/", proc=moto_proc)
+    timings["moto_ready"] = time.monotonic() - t0
+    seed = moto_cluster.seed_environment(state["endpoint_url"], state["region"], p["vpc_cidr"],
+                                         p["public_cidr"], p["private_cidr"], rng_seed=moto_cluster.MOTO_RNG_SEED)
+    timings["seeded"] = time.monotonic() - t0
+    state["aws"] = seed
+    group_vars = sandbox_group_vars(state_dir, state, p, seed)
+    if predicted != {k: seed[k] for k in predicted or {}}:
+        if predicted:
+            log("moto created other ids than predicted; rendering the cluster config again")
+            if renders[-1].wait(timeout=120) != 0:
+                raise SandboxError("rendering the cluster config failed; see "
+                                   f"{state_dir / 'logs' / 'render-config.log'}")
+            vars_file = state_dir / "inventory" / "group_vars" / "all" / "sandbox.yml"
+            vars_file.unlink()
+            renders.append(start_render(state_dir, state, vars_file))
+        write_inventory(state_dir, state, group_vars)
+    moto_cluster.warm_up(state["endpoint_url"], state["region"])
+    timings["warmed_up"] = time.monotonic() - t0
+    text, source = finish_render(state_dir, renders[-1], group_vars)
+    timings["rendered"] = time.monotonic() - t0
+    reg = moto_cluster.register_cluster(
+        state["endpoint_url"], state["region"], state["cluster_name"], p["head"]["ip"],
+        [c["ip"] for c in p["computes"]], config=text, node_names=[c["name"] for c in p["computes"]],
+        public_subnet_id=seed["public_subnet_id"], private_subnet_id=seed["private_subnet_id"],
+        security_group_ids=[seed["security_group_id"]])
+    timings["registered"] = time.monotonic() - t0
+    return {"registration": reg, "config_source": source}
+
+
+def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dict:
+    """inventory/group_vars/all/sandbox.yml: the environment values from what moto was seeded with."""
+    n = len(p["computes"])
+    return {
+        "pcluster_cluster_name": state["cluster_name"],
+        "pcluster_region": state["region"],
+        "pcluster_endpoint_url": state["endpoint_url"],
+        "cluster_config_region": state["region"],
+        "cluster_config_public_subnet_id": seed["public_subnet_id"],
+        "cluster_config_private_subnet_id": seed["private_subnet_id"],
+        "cluster_config_security_group_id": seed["security_group_id"],
+        "cluster_config_fsx_lustre_id": FAKE_FSX_LUSTRE_ID,
+        "cluster_config_fsx_openzfs_volume_id": FAKE_FSX_OPENZFS_VOLUME_ID,
+        "cluster_config_head_node_bootstrap_script": seed["head_node_bootstrap_script"],
+        "cluster_config_compute_node_bootstrap_script": seed["compute_node_bootstrap_script"],
+        "cluster_config_compute_instance_type": "g5.8xlarge",
+        "cluster_config_compute_min_count": n,
+        "cluster_config_compute_max_count": n,
+        "cluster_config_output_path": str(state_dir / "cluster-config.yaml"),
+        "verify_not_available": VERIFY_NOT_AVAILABLE,
+        # Debian has no enroot package: the enroot role configures Enroot without the binary.
+        "enroot_require_binary": False,
+        "ansible_ssh_private_key_file": state["ssh_key"],
+    }
+
+
+def up(args) -> int:
+    check_platform()
+    import nodes
+    state_dir = Path(args.state_dir).resolve()
+    existing = load_state(state_dir)
+    if existing:
+        h = health(existing)
+        if h["running"]:
+            log(f"a sandbox is already running on {state_dir} (cluster {existing['cluster_name']}, head node "
+                f"{existing['head_ip']}, moto {existing['endpoint_url']}); nothing changed")
+            return 0 if args.if_needed else EXIT_ALREADY_RUNNING
+        if existing.get("status") == "starting" and pid_alive(existing.get("up_pid")):
+            log(f"another `up` (pid {existing['up_pid']}) is starting a sandbox on {state_dir}; nothing changed")
+            return 0 if args.if_needed else EXIT_ALREADY_RUNNING
+        if existing.get("status") == "running" and h["processes_alive"]:
+            raise SandboxError(f"the sandbox on {state_dir} runs but does not answer ({'; '.join(h['problems'])}); "
+                               "nothing changed: try again, or `sandbox.py down` then `up`")
+        log(f"cleaning up a stopped or broken sandbox in {state_dir} ({'; '.join(h['problems'])})")
+        teardown(state_dir, existing)
+    if args.compute_nodes < 1:
+        raise SandboxError(f"--compute-nodes must be at least 1 (got {args.compute_nodes})")
+    if args.gpus_per_node < 0:
+        raise SandboxError(f"--gpus-per-node must be 0 or more (got {args.gpus_per_node})")
+
+    started = time.monotonic()
+    # A state dir holding only the logs of a failed `up` counts as the sandbox's own.
+    created_state_dir = not state_dir.exists() or set(os.listdir(state_dir)) <= {"logs"}
+    shutil.rmtree(state_dir / "logs", ignore_errors=True)
+    with Registry() as reg:
+        index = reg.claim(str(state_dir))
+        created = [d for d in nodes.HOST_MOUNTPOINTS if not os.path.exists(d)]
+        netns_mount = not os.path.isdir("/run/netns")
+        reg.note_created(created, netns_mount)
+        for d in nodes.HOST_MOUNTPOINTS:
+            os.makedirs(d, exist_ok=True)
+    p = nodes.plan(index, args.compute_nodes, args.gpus_per_node, args.cluster_name)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
+    for sub in ("logs", "ssh", "nodes", "build", "cp", "ansible-tmp"):
+        (state_dir / sub).mkdir(exist_ok=True)
+    state = {
+        "status": "starting",
+        "up_pid": os.getpid(),
+        "index": index,
+        "state_dir": str(state_dir),
+        "created_state_dir": created_state_dir,
+        "cluster_name": args.cluster_name,
+        "region": args.region,
+        "head_ip": p["head"]["ip"],
+        "head_name": p["head"]["name"],
+        "host_ip": p["host_ip"],
+        "host_veth": p["host_veth"],
+        "vpc_cidr": p["vpc_cidr"],
+        "netns_prefix": p["netns_prefix"],
+        "netns": [p["head"]["netns"]] + [c["netns"] for c in p["computes"]],
+        "compute_nodes": [c["name"] for c in p["computes"]],
+        "compute_ips": [c["ip"] for c in p["computes"]],
+        "nodes": [{"name": p["head"]["name"], "ip": p["head"]["ip"], "netns": p["head"]["netns"], "role": "head"}]
+        + [{"name": c["name"], "ip": c["ip"], "netns": c["netns"], "role": "compute"} for c in p["computes"]],
+        "gpus_per_node": args.gpus_per_node,
+        "queue": nodes.QUEUE,
+        "compute_resource": nodes.COMPUTE_RESOURCE,
+        "ssh_key": str(state_dir / "ssh" / "id_ed25519"),
+        "known_hosts": str(state_dir / "ssh" / "known_hosts"),
+        "inventory_dir": str(state_dir / "inventory"),
+        "ansible_control_path_dir": str(state_dir / "cp"),
+        "slurm_job_completions": nodes.SLURM_JOB_COMPLETIONS,
+        "slurm_conf": "/opt/slurm/etc/slurm.conf",
+        "suppress_validators": SUPPRESS_VALIDATORS,
+        "verify_not_available": VERIFY_NOT_AVAILABLE,
+        "holders": {},
+        "pcluster_version": "3.16.1",
+    }
+    port = free_port()
+    state["endpoint_url"] = f"http://127.0.0.1:{port}"
+    save_state(state_dir, state)
+    try:
+        return _up(args, state_dir, state, p, started)
+    except BaseException as exc:
+        msg = str(exc) if isinstance(exc, (SandboxError, RuntimeError)) else repr(exc)
+        log(f"up failed: {msg}")
+        log(f"tearing down what was started; its logs stay in {state_dir / 'logs'}")
+        teardown(state_dir, load_state(state_dir) or state, keep_logs=True)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return EXIT_FAILED
+
+
+def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
+    import moto_cluster
+    import nodes
+    timings = {}
+    # moto, with only the ParallelCluster AMI loaded (fast start, and found by pcluster's AMI search).
+    amis = state_dir / "moto-amis.json"
+    amis.write_text(json.dumps([moto_cluster.official_ami_record()]))
+    moto_env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true", MOTO_AMIS_PATH=str(amis))
+    with open(state_dir / "logs" / "moto.log", "wb") as mlog:
+        port = state["endpoint_url"].rsplit(":", 1)[1]
+        moto_proc = subprocess.Popen([sys.executable, str(HERE / "moto_server.py"), "-H", "127.0.0.1", "-p", port],
+                                     stdin=subprocess.DEVNULL, stdout=mlog, stderr=subprocess.STDOUT, env=moto_env,
+                                     start_new_session=True)
+    state["moto_pid"] = moto_proc.pid
+    save_state(state_dir, state)
+    # Stand-in SPANK plugin and keys.
+    so = state_dir / "build" / "spank_pyxis.so"
+    gcc = subprocess.Popen(["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(so),
+                            str(HERE / "spank" / "spank_pyxis_standin.c")], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+    keygens = [subprocess.Popen(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hpc-pcluster-sandbox",
+                                 "-f", state["ssh_key"]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)]
+    for node in state["nodes"]:
+        ndir = state_dir / "nodes" / node["name"]
+        ndir.mkdir(exist_ok=True)
+        keygens.append(subprocess.Popen(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", node["name"],
+                                         "-f", str(ndir / "ssh_host_ed25519_key")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    munge_key = os.urandom(1024)
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    aws_future = pool.submit(aws_side, state_dir, state, moto_proc, p, timings)
+    try:
+        # Nodes: base namespace with the shared mounts, then one holder per node.
+        base = nodes.start_base()
+        state["holders"]["base"] = base.pid
+        save_state(state_dir, state)
+        nodes.wait_holder(base, "the shared mounts")
+        nodes.populate_shared(base.pid, p, str(state_dir))
+        procs = {"head": nodes.start_node(base.pid, p["head"]["name"], False, 0)}
+        for c in p["computes"]:
+            procs[c["name"]] = nodes.start_node(base.pid, c["name"], True, p["gpus_per_node"])
+        for name, proc in procs.items():
+            state["holders"][name] = proc.pid
+        save_state(state_dir, state)
+        for name, proc in procs.items():
+            nodes.wait_holder(proc, f"node {name}")
+        head_pid = procs["head"].pid
+        compute_pids = [procs[c["name"]].pid for c in p["computes"]]
+        nodes.setup_network(p, head_pid, compute_pids)
+        timings["namespaces"] = time.monotonic() - started
+        if gcc.wait() != 0:
+            raise SandboxError(f"building the stand-in SPANK plugin failed: {gcc.stdout.read().decode()}")
+        for k in keygens:
+            if k.wait() != 0:
+                raise SandboxError(f"ssh-keygen failed: {k.stderr.read().decode()}")
+        pub = Path(state["ssh_key"] + ".pub").read_text()
+        authorized = state_dir / "ssh" / "authorized_keys"
+        write_file(authorized, pub, 0o600)
+        os.chmod(state["ssh_key"], 0o600)
+        known = []
+        all_nodes = [(p["head"], head_pid)] + list(zip(p["computes"], compute_pids))
+        for node, pid in all_nodes:
+            ndir = state_dir / "nodes" / node["name"]
+            nodes.populate_node(pid, p, munge_key, str(so))
+            write_file(ndir / "sshd_config", nodes.sshd_config(str(ndir), str(authorized), node["ip"]), 0o600)
+            host_pub = (ndir / "ssh_host_ed25519_key.pub").read_text().split()
+            known.append(f"{node['ip']},{node['name']} {host_pub[0]} {host_pub[1]}")
+        write_file(Path(state["known_hosts"]), "\n".join(known) + "\n", 0o600)
+        for _node, pid in all_nodes:
+            nodes.start_munge(pid)
+        nodes.start_slurmctld(head_pid)
+        for node, pid in all_nodes:
+            nodes.start_sshd(pid, str(state_dir / "nodes" / node["name"] / "sshd_config"),
+                             str(state_dir / "logs" / f"sshd-{node['name']}.log"))
+        nodes.wait_slurmctld(head_pid)
+        for node, pid in all_nodes[1:]:
+            nodes.start_slurmd(pid, node["name"])
+        timings["slurm_started"] = time.monotonic() - started
+        nodes.wait_idle(head_pid, len(p["computes"]))
+        timings["nodes_idle"] = time.monotonic() - started
+        aws = aws_future.result()
+    finally:
+        pool.shutdown(wait=True)
+    state["registration"] = aws["registration"]
+    state["config_source"] = aws["config_source"]
+    state["cluster_config_path"] = str(state_dir / "cluster-config.yaml")
+    state["status"] = "running"
+    state["up_seconds"] = round(time.monotonic() - started, 2)
+    state["timings"] = {k: round(v, 2) for k, v in timings.items()}
+    save_state(state_dir, state)
+    write_env(state_dir, state)
+    log(f"up in {state['up_seconds']} s: cluster {state['cluster_name']} in {state['region']}, "
+        f"moto {state['endpoint_url']}, head node {state['head_ip']} ({state['head_name']}), "
+        f"{len(p['computes'])} compute node(s) with {p['gpus_per_node']} stand-in GPU(s) each; "
+        f"config from {state['config_source']}")
+    log(f"use it: . {state_dir / 'env.sh'}; ssh -i $SANDBOX_SSH_KEY -o UserKnownHostsFile=$SANDBOX_KNOWN_HOSTS "
+        f"root@$SANDBOX_HEAD_IP sinfo")
+    return 0
+
+
+# --------------------------------------------------------------------------- down
+
+def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> list:
+    """Stop everything of one instance and remove its files (but logs/ with keep_logs).
+    Returns leftover problems."""
+    import nodes
+    problems = []
+    state = state or {}
+    moto_pid = state.get("moto_pid")
+    if pid_alive(moto_pid):
+        try:
+            os.killpg(moto_pid, 9)
+        except OSError:
+            pass
+        for _attempt in range(250):
+            if not pid_alive(moto_pid):
+                break
+            time.sleep(0.01)
+        try:
+            os.waitpid(moto_pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    holders = list(state.get("holders", {}).values())
+    survivors = nodes.kill_all(holders, state.get("netns", []))
+    if survivors:
+        problems.append(f"processes survived SIGKILL: {survivors}")
+    veth = state.get("host_veth")
+    if veth and os.path.exists(f"/sys/class/net/{veth}"):
+        nodes.run(["ip", "link", "delete", veth], check=False)
+    if state.get("vpc_cidr"):
+        nodes.remove_host_routes(state["vpc_cidr"])
+    with Registry() as reg:
+        reg.release(state.get("index"))
+    if state_dir.exists() and (state.get("state_dir") in (None, str(state_dir))):
+        if state.get("created_state_dir", True) and not keep_logs:
+            shutil.rmtree(state_dir, ignore_errors=True)
+        else:
+            ours = ["ssh", "nodes", "build", "cp", "ansible-tmp", "inventory", "env.sh", "state.json",
+                    "moto-amis.json", "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
+            for sub in ours:
+                path = state_dir / sub
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+    return problems
+
+
+def down(args) -> int:
+    check_platform()
+    targets = []
+    if args.all:
+        for index, entry in Registry.entries().items():
+            targets.append(Path(entry["state_dir"]))
+        targets.append(Path(args.state_dir).resolve())
+    else:
+        targets.append(Path(args.state_dir).resolve())
+    rc = 0
+    seen = set()
+    for state_dir in targets:
+        if state_dir in seen:
+            continue
+        seen.add(state_dir)
+        state = load_state(state_dir)
+        if state is None:
+            if not args.all:
+                log(f"no sandbox recorded in {state_dir}; nothing to do")
+            continue
+        t0 = time.monotonic()
+        problems = teardown(state_dir, state)
+        if problems:
+            rc = EXIT_FAILED
+            log(f"down {state_dir}: {'; '.join(problems)}")
+        else:
+            log(f"down in {time.monotonic() - t0:.2f} s: {state_dir}")
+    if args.all:
+        rc = max(rc, sweep())
+    return rc
+
+
+def sweep() -> int:
+    """After down --all: remove any sandbox namespace or veth still present (e.g. a crashed up)."""
+    import nodes
+    netns = [n for n in (os.listdir("/run/netns") if os.path.isdir("/run/netns") else []) if n.startswith("pcsbx")]
+    if netns:
+        nodes.kill_all([], netns)
+    for link in os.listdir("/sys/class/net"):
+        if link.startswith("pcsbx"):
+            nodes.run(["ip", "link", "delete", link], check=False)
+    nodes.remove_host_routes()
+    with Registry() as reg:
+        for index in list(Registry.entries()):
+            reg.release(index)
+        reg.release(None)
+    return 0
+
+
+# --------------------------------------------------------------------------- status
+
+def status(args) -> int:
+    state_dir = Path(args.state_dir).resolve()
+    state = load_state(state_dir)
+    if state is None:
+        if args.json:
+            print(json.dumps({"running": False, "state_dir": str(state_dir)}))
+        else:
+            log(f"not running (no sandbox in {state_dir}); start it with `make sandbox-up`")
+        return EXIT_NOT_RUNNING
+    h = health(state)
+    if args.json:
+        print(json.dumps(dict(state, **h), indent=2, sort_keys=True))
+    elif h["running"]:
+        log(f"running: cluster {state['cluster_name']} ({state['region']}), moto {state['endpoint_url']}, "
+            f"head node {state['head_ip']}, compute nodes {', '.join(state['compute_nodes'])}; "
+            f"state in {state_dir}")
+    else:
+        log(f"not healthy: {'; '.join(h['problems']) or state.get('status')}; run `sandbox.py down` then `up`")
+    return 0 if h["running"] else EXIT_NOT_RUNNING
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="sandbox.py", description=__doc__.split("\n\n", maxsplit=1)[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="start moto and the Slurm cluster, register the cluster")
+    p_up.add_argument("--compute-nodes", type=int, default=2, help="static compute nodes (default 2)")
+    p_up.add_argument("--gpus-per-node", type=int, default=1, help="stand-in GPUs (GRES gpu) per compute node")
+    p_up.add_argument("--cluster-name", default=DEFAULT_CLUSTER_NAME)
+    p_up.add_argument("--region", default=DEFAULT_REGION)
+    p_up.add_argument("--if-needed", action="store_true", help="exit 0 if a sandbox already runs here")
+    p_down = sub.add_parser("down", help="stop everything and remove the state dir")
+    p_down.add_argument("--all", action="store_true", help="every sandbox instance on this machine")
+    p_status = sub.add_parser("status", help="exit 0 if the sandbox runs and answers")
+    p_status.add_argument("--json", action="store_true")
+    for p in (p_up, p_down, p_status):
+        p.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
+    args = parser.parse_args(argv)
+    try:
+        return {"up": up, "down": down, "status": status}[args.command](args)
+    except SandboxError as exc:
+        log(f"error: {exc}")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""A second sandbox instance of its own (own state dir): it runs beside the default one, and
+`down` leaves no process, namespace, veth, route, mount, port or directory behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+SANDBOX_PY = str(ROOT / "sandbox" / "sandbox.py")
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
+
+
+def sandbox_cmd(*args, **kwargs):
+    return subprocess.run([PYTHON, SANDBOX_PY, *args], capture_output=True, text=True, timeout=180, check=False,
+                          **kwargs)
+
+
+def live_pids(pids):
+    """Those of pids that are still processes (zombies waiting for PID 1 do not count)."""
+    alive = []
+    for pid in pids:
+        try:
+            state = pathlib.Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+def pids_in_namespaces(inodes):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat("/proc/%s/ns/net" % entry).st_ino in inodes:
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory):
+    state_dir = tmp_path_factory.mktemp("instance") / "state"
+    up = sandbox_cmd("up", "--state-dir", str(state_dir), "--compute-nodes", "1", "--gpus-per-node", "0")
+    assert up.returncode == 0, up.stdout + up.stderr
+    state = json.loads((state_dir / "state.json").read_text())
+    net_inodes = {os.stat("/run/netns/%s" % name).st_ino for name in state["netns"]}
+    yield {"state_dir": state_dir, "state": state, "net_inodes": net_inodes}
+    sandbox_cmd("down", "--state-dir", str(state_dir))
+
+
+def test_instance_runs_beside_the_default_one(instance, sandbox):
+    state = instance["state"]
+    assert state["index"] != sandbox.index
+    assert state["endpoint_url"] != sandbox.endpoint_url
+    assert not set(state["netns"]) & set(sandbox.netns)
+    assert state["netns_prefix"] != sandbox.netns_prefix
+    assert state["vpc_cidr"] != sandbox.vpc_cidr
+    status = sandbox_cmd("status", "--state-dir", str(instance["state_dir"]))
+    assert status.returncode == 0 and "running" in status.stdout
+
+
+def test_pyxis_is_installed_but_not_enabled(instance):
+    head = instance["state"]["holders"]["head"]
+    root = pathlib.Path("/proc/%d/root" % head)
+    assert (root / "usr/local/lib/slurm/spank_pyxis.so").is_file()
+    assert not (root / "opt/slurm/etc/plugstack.conf").exists()
+    assert list((root / "opt/slurm/etc/plugstack.conf.d").iterdir()) == []
+    # The host's own files are untouched.
+    assert not pathlib.Path("/usr/local/lib/slurm/spank_pyxis.so").exists()
+    assert not pathlib.Path("/opt/slurm").exists()
+
+
+def test_down_leaves_nothing_behind(instance):
+    state, state_dir = instance["state"], instance["state_dir"]
+    pids = [state["moto_pid"], *state["holders"].values()]
+    in_ns = pids_in_namespaces(instance["net_inodes"])
+    assert in_ns, "the instance should have processes before down"
+    port = int(state["endpoint_url"].rsplit(":", 1)[1])
+
+    down = sandbox_cmd("down", "--state-dir", str(state_dir))
+    assert down.returncode == 0, down.stdout + down.stderr
+
+    assert live_pids(pids + in_ns) == []
+    assert pids_in_namespaces(instance["net_inodes"]) == []
+    netns = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
+    assert [n for n in netns if n.startswith(state["netns_prefix"])] == []
+    assert not os.path.exists("/sys/class/net/%s" % state["host_veth"])
+    routes = subprocess.run(["ip", "route", "show"], capture_output=True, text=True, check=True).stdout
+    assert state["vpc_cidr"] not in routes and state["head_ip"] not in routes
+    mounts = pathlib.Path("/proc/self/mountinfo").read_text()
+    assert str(state_dir) not in mounts
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    assert not state_dir.exists()
+    registry = pathlib.Path("/run/hpc-pcluster-sandbox/instance-%d.json" % state["index"])
+    assert not registry.exists()
+
+
+def test_status_and_down_without_a_sandbox(tmp_path):
+    status = sandbox_cmd("status", "--state-dir", str(tmp_path / "none"))
+    assert status.returncode == 3 and "not running" in status.stdout
+    down = sandbox_cmd("down", "--state-dir", str(tmp_path / "none"))
+    assert down.returncode == 0 and "nothing to do" in down.stdout
+
+
+def test_up_without_root_says_so(tmp_path):
+    proc = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                           "/usr/bin/python3", SANDBOX_PY, "up", "--state-dir", str(tmp_path / "state")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 1
+    assert "needs root" in proc.stdout
+    assert not (tmp_path / "state").exists()
