@@ -10,7 +10,7 @@ BIN = pathlib.Path(sys.executable).parent
 
 
 def run(args, cwd, env):
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_build_install_and_use_by_fqcn(tmp_path):

@@ -1,0 +1,697 @@
+# -*- coding: utf-8 -*-
+# Copyright: hpc.pcluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: nodes
+short_description: AWS ParallelCluster head, login and compute nodes as Ansible hosts
+description:
+  - Lists the EC2 instances of AWS ParallelCluster 3 clusters, found from the tags ParallelCluster puts on
+    them (C(parallelcluster:cluster-name), C(parallelcluster:node-type), C(parallelcluster:queue-name),
+    C(parallelcluster:compute-resource-name), C(parallelcluster:attributes), C(parallelcluster:version)).
+  - Makes one paginated C(DescribeInstances) call per region, filtered server side on those tags and on the
+    instance state (only V(pending) and V(running) instances). No per-host call is made.
+  - The configuration file name must end in C(pcluster_nodes.yml) or C(pcluster_nodes.yaml).
+  - "Groups: V(pcluster) (every node), one group per cluster (V(<cluster>)), one per node type
+    (V(head_node), V(login_node), V(compute)) and per cluster and node type (V(<cluster>_head_node),
+    V(<cluster>_login_node), V(<cluster>_compute)), one per queue (V(<cluster>_queue_<queue>)), one per
+    compute resource (V(<cluster>_queue_<queue>_<compute resource>)) and one per login node pool
+    (V(<cluster>_login_pool_<pool>)). Every character that is not a letter, a digit or V(_) becomes V(_)."
+  - "Host variables: V(instance_id), V(instance_type), V(image_id), V(private_ip_address),
+    V(public_ip_address) (when the instance has one), V(private_dns_name), V(public_dns_name) (when set),
+    V(availability_zone), V(instance_state), V(launch_time), V(aws_region),
+    V(pcluster_node_cluster_name), V(pcluster_node_type) (V(HeadNode), V(LoginNode) or V(Compute)),
+    V(pcluster_node_queue) and V(pcluster_node_compute_resource) (compute nodes), V(pcluster_node_login_pool)
+    (login nodes), V(pcluster_node_version), V(pcluster_node_os) and the connection variables V(ansible_host),
+    V(ansible_user), V(ansible_ssh_common_args) (or the Session Manager ones with O(use_ssm))."
+  - V(ansible_user) comes from the cluster's operating system (V(ubuntu) on Ubuntu, V(ec2-user) on Amazon Linux
+    and RHEL, V(rocky) on Rocky Linux), read from the C(parallelcluster:attributes) instance tag that
+    ParallelCluster writes (C(<os>, <scheduler>, <version>, <architecture>)), the same source C(pcluster ssh)
+    uses. Only when no instance of a cluster carries that tag is the AMI looked up, with one
+    C(DescribeImages) call per region. O(remote_user) overrides it.
+  - "The instance tags are available as V(ec2_tags) (a dict) to O(compose), O(groups) and O(keyed_groups) but are
+    not stored as a host variable, which keeps the inventory of a 1000-node cluster small; add
+    C(ec2_tags: ec2_tags) to O(compose) to keep them."
+author:
+  - hpc.pcluster contributors (@hpc-pcluster)
+requirements:
+  - boto3
+  - botocore
+extends_documentation_fragment:
+  - constructed
+  - inventory_cache
+options:
+  plugin:
+    description: Marks the file as a configuration for this plugin.
+    required: true
+    type: str
+    choices: [hpc.pcluster.nodes]
+  regions:
+    description:
+      - The regions to list cluster nodes in. Every region is queried in parallel.
+      - When empty, the region comes from E(AWS_REGION), E(AWS_DEFAULT_REGION) or the region of O(profile);
+        without any of them the plugin stops with an error naming this option.
+    type: list
+    elements: str
+    default: []
+  profile:
+    description: The AWS profile (from C(~/.aws/config) and C(~/.aws/credentials)) to use.
+    type: str
+    aliases: [aws_profile]
+    env:
+      - name: AWS_PROFILE
+      - name: AWS_DEFAULT_PROFILE
+  endpoint_url:
+    description:
+      - URL of the EC2 API to use instead of the public one, for example a VPC endpoint or a local AWS stand-in.
+    type: str
+    aliases: [aws_endpoint_url]
+    env:
+      - name: AWS_ENDPOINT_URL
+  clusters:
+    description: Names of the clusters to list. Empty (the default) lists every ParallelCluster cluster.
+    type: list
+    elements: str
+    default: []
+  node_types:
+    description: ParallelCluster node types to list, any of V(HeadNode), V(LoginNode) and V(Compute).
+    type: list
+    elements: str
+    default: [HeadNode, LoginNode, Compute]
+  hostnames:
+    description:
+      - Ordered preference for the inventory host name; the first source that has a value for an instance wins.
+      - Each entry is one of V(instance-id), V(private-ip-address), V(public-ip-address), V(private-dns-name),
+        V(public-dns-name), V(dns-name) (the public DNS name) or V(tag:<key>) (the value of that tag).
+      - When none of them has a value, or the name is already taken by another instance, the instance id is used.
+    type: list
+    elements: str
+    default: [instance-id]
+  address_preference:
+    description:
+      - Ordered preference for the address Ansible connects to (V(ansible_host)).
+      - Each entry is one of V(public-ip-address), V(private-ip-address), V(public-dns-name) or V(private-dns-name).
+      - A node other than the head node whose chosen address is private is reached through its cluster's
+        head node when O(proxy_jump) is true.
+    type: list
+    elements: str
+    default: [public-ip-address, private-ip-address]
+  remote_user:
+    description:
+      - V(ansible_user) for every node, instead of the default user of the cluster's operating system.
+    type: str
+  ssh_common_args:
+    description:
+      - Extra SSH arguments (one string, shell quoting allowed) set as V(ansible_ssh_common_args) on every host
+        and also given to the SSH hop through the head node, for example
+        C(-o UserKnownHostsFile=/path/known_hosts -o StrictHostKeyChecking=yes -i /path/key).
+      - Put known_hosts and key options here rather than in group variables, since the jump hop cannot see those.
+    type: str
+    default: ''
+  proxy_jump:
+    description:
+      - Reach nodes without a directly reachable address (see O(address_preference)) through their cluster's head
+        node, with C(ProxyCommand=ssh <ssh_common_args> -W %h:%p <user>@<head node>) in V(ansible_ssh_common_args).
+      - The head node itself is always reached directly.
+    type: bool
+    default: true
+  use_ssm:
+    description:
+      - Reach every node through AWS Systems Manager Session Manager (the M(amazon.aws.aws_ssm) connection)
+        instead of SSH; sets V(ansible_connection), V(ansible_aws_ssm_instance_id), V(ansible_aws_ssm_region)
+        and, when given, V(ansible_aws_ssm_bucket_name), V(ansible_aws_ssm_profile) and
+        V(ansible_aws_ssm_endpoint_url).
+    type: bool
+    default: false
+  ssm_bucket_name:
+    description: S3 bucket the M(amazon.aws.aws_ssm) connection uses to transfer files (V(ansible_aws_ssm_bucket_name)).
+    type: str
+"""
+
+EXAMPLES = r"""
+# pcluster_nodes.yml: every ParallelCluster node in one region; the head node at its public IP, the others through it.
+plugin: hpc.pcluster.nodes
+regions:
+  - us-east-1
+
+---
+# Only the head and login nodes of one cluster, named by private IP, with pinned host keys,
+# and cached for an hour in a JSON file.
+plugin: hpc.pcluster.nodes
+regions: [us-east-1, us-west-2]
+clusters: [ml-training-cluster]
+node_types: [HeadNode, LoginNode]
+hostnames: [private-ip-address, instance-id]
+ssh_common_args: >-
+  -o UserKnownHostsFile=~/.ssh/pcluster_known_hosts -o StrictHostKeyChecking=yes
+  -i ~/.ssh/pcluster.pem
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/ansible/pcluster_nodes
+cache_timeout: 3600
+
+---
+# Session Manager instead of SSH (head nodes without a public address).
+plugin: hpc.pcluster.nodes
+regions: [eu-west-1]
+use_ssm: true
+ssm_bucket_name: my-ssm-transfer-bucket
+
+---
+# Extra groups from the standard constructed options.
+plugin: hpc.pcluster.nodes
+regions: [us-east-1]
+keyed_groups:
+  - key: instance_type
+    prefix: type
+groups:
+  gpu: instance_type.startswith('g') or instance_type.startswith('p')
+compose:
+  ansible_python_interpreter: "'/usr/bin/python3'"
+"""
+
+import concurrent.futures
+import os
+import re
+import shlex
+
+from ansible.errors import AnsibleError
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+
+CLUSTER_TAG = "parallelcluster:cluster-name"
+NODE_TYPE_TAG = "parallelcluster:node-type"
+QUEUE_TAG = "parallelcluster:queue-name"
+COMPUTE_RESOURCE_TAG = "parallelcluster:compute-resource-name"
+LOGIN_POOL_TAG = "parallelcluster:login-nodes-pool-name"
+VERSION_TAG = "parallelcluster:version"
+ATTRIBUTES_TAG = "parallelcluster:attributes"
+IMAGE_OS_TAG = "parallelcluster:os"
+
+NODE_TYPES = ("HeadNode", "LoginNode", "Compute")
+NODE_TYPE_GROUPS = {"HeadNode": "head_node", "LoginNode": "login_node", "Compute": "compute"}
+LISTED_STATES = ("pending", "running")
+# DescribeInstances page size (the largest EC2 accepts): fewer round trips on large clusters.
+PAGE_SIZE = 1000
+
+# Default login user of each operating system ParallelCluster supports (pcluster.constants.OS_MAPPING),
+# plus the ones older releases supported.
+OS_DEFAULT_USER = {
+    "alinux2023": "ec2-user",
+    "alinux2": "ec2-user",
+    "ubuntu2404": "ubuntu",
+    "ubuntu2204": "ubuntu",
+    "ubuntu2004": "ubuntu",
+    "ubuntu1804": "ubuntu",
+    "rhel8": "ec2-user",
+    "rhel9": "ec2-user",
+    "rocky8": "rocky",
+    "rocky9": "rocky",
+    "centos7": "centos",
+}
+# Part of the official AMI name that names the OS (pcluster.constants.OS_TO_IMAGE_NAME_PART_MAP).
+IMAGE_NAME_PART_OS = {
+    "amzn2023-hvm": "alinux2023",
+    "amzn2-hvm": "alinux2",
+    "ubuntu-2404-lts-hvm": "ubuntu2404",
+    "ubuntu-2204-lts-hvm": "ubuntu2204",
+    "ubuntu-2004-lts-hvm": "ubuntu2004",
+    "ubuntu-1804-lts-hvm": "ubuntu1804",
+    "rhel8-hvm": "rhel8",
+    "rhel9-hvm": "rhel9",
+    "rocky8-hvm": "rocky8",
+    "rocky9-hvm": "rocky9",
+    "centos7-hvm": "centos7",
+}
+
+# Record field that each hostnames / address_preference source reads.
+ADDRESS_SOURCES = {
+    "instance-id": "instance_id",
+    "private-ip-address": "private_ip_address",
+    "public-ip-address": "public_ip_address",
+    "private-dns-name": "private_dns_name",
+    "public-dns-name": "public_dns_name",
+    "dns-name": "public_dns_name",
+}
+CONNECT_SOURCES = ("public-ip-address", "private-ip-address", "public-dns-name", "private-dns-name")
+PRIVATE_SOURCES = ("private-ip-address", "private-dns-name")
+
+# Bumped whenever the cached record layout changes, so an old cache is refetched instead of misread.
+CACHE_FORMAT = 1
+
+_UNSAFE_GROUP_CHARS = re.compile(r"[^A-Za-z0-9_]")
+
+
+def safe_group_name(name):
+    """Group name with every character outside [A-Za-z0-9_] replaced by '_' (and no leading digit)."""
+    name = _UNSAFE_GROUP_CHARS.sub("_", name)
+    return "_" + name if name[:1].isdigit() else name
+
+
+def os_from_attributes(value):
+    """OS from a parallelcluster:attributes tag: '<os>, <scheduler>, <version>, <architecture>'."""
+    if not value:
+        return None
+    os_name = value.split(",")[0].strip()
+    return os_name or None
+
+
+def os_from_image(image):
+    """OS of a ParallelCluster AMI (a DescribeImages entry): its parallelcluster:os tag, else its name."""
+    for tag in image.get("Tags") or ():
+        if tag.get("Key") == IMAGE_OS_TAG and tag.get("Value"):
+            return tag["Value"]
+    name = image.get("Name") or ""
+    for part, os_name in IMAGE_NAME_PART_OS.items():
+        if "-%s-" % part in name:
+            return os_name
+    return None
+
+
+def instance_record(instance, region):
+    """The few fields of a DescribeInstances entry the inventory needs (what the cache stores)."""
+    record = {
+        "instance_id": instance["InstanceId"],
+        "instance_type": instance.get("InstanceType"),
+        "image_id": instance.get("ImageId"),
+        "private_ip_address": instance.get("PrivateIpAddress"),
+        "public_ip_address": instance.get("PublicIpAddress"),
+        "private_dns_name": instance.get("PrivateDnsName"),
+        "public_dns_name": instance.get("PublicDnsName"),
+        "availability_zone": (instance.get("Placement") or {}).get("AvailabilityZone"),
+        "instance_state": (instance.get("State") or {}).get("Name"),
+        "aws_region": region,
+        "tags": {tag["Key"]: tag.get("Value", "") for tag in instance.get("Tags") or ()},
+    }
+    launch_time = instance.get("LaunchTime")
+    if launch_time is not None:
+        record["launch_time"] = launch_time.isoformat() if hasattr(launch_time, "isoformat") else str(launch_time)
+    return record
+
+
+def proxy_command_args(common_args, user, head_address):
+    """ssh -o ProxyCommand=... arguments that reach a node through head_address.
+
+    The hop gets the same options as the final connection (known_hosts, key, ...): ssh does not pass
+    -o options on to a -J jump host, so a ProxyCommand running its own ssh is used. '%' in the options is
+    doubled because ssh expands %-tokens in ProxyCommand.
+    """
+    hop = ["ssh"] + [arg.replace("%", "%%") for arg in shlex.split(common_args)]
+    if user:
+        hop += ["-l", user]
+    hop += ["-W", "%h:%p", head_address]
+    return "-o " + shlex.quote("ProxyCommand=" + " ".join(shlex.quote(arg) for arg in hop))
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    NAME = "hpc.pcluster.nodes"
+
+    def verify_file(self, path):
+        if not super().verify_file(path):
+            return False
+        return path.endswith(("pcluster_nodes.yml", "pcluster_nodes.yaml"))
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache=cache)
+        self._read_config_data(path)
+        self._validate_options()
+
+        regions = self._resolve_regions()
+        query = self._query_fingerprint(regions)
+        cache_key = self.get_cache_key(path)
+
+        use_cache = self.get_option("cache")
+        records = None
+        if use_cache and cache:
+            try:
+                cached = self._cache[cache_key]
+            except KeyError:
+                cached = None
+            if isinstance(cached, dict) and cached.get("query") == query:
+                records = cached["records"]
+        if records is None:
+            records = self._fetch(regions)
+            if use_cache:
+                self._cache[cache_key] = {"query": query, "records": records}
+
+        self._populate(records)
+
+    # -- options -------------------------------------------------------------------------------------
+
+    def _validate_options(self):
+        problems = []
+        for entry in self.get_option("hostnames"):
+            if entry not in ADDRESS_SOURCES and not (isinstance(entry, str) and entry.startswith("tag:") and entry[4:]):
+                problems.append(
+                    "hostnames: %r is not one of %s or tag:<key>" % (entry, ", ".join(sorted(ADDRESS_SOURCES)))
+                )
+        preference = self.get_option("address_preference")
+        if not preference:
+            problems.append("address_preference: give at least one of %s" % ", ".join(CONNECT_SOURCES))
+        for entry in preference:
+            if entry not in CONNECT_SOURCES:
+                problems.append("address_preference: %r is not one of %s" % (entry, ", ".join(CONNECT_SOURCES)))
+        node_types = self.get_option("node_types")
+        if not node_types:
+            problems.append("node_types: give at least one of %s" % ", ".join(NODE_TYPES))
+        for entry in node_types:
+            if entry not in NODE_TYPES:
+                problems.append("node_types: %r is not one of %s" % (entry, ", ".join(NODE_TYPES)))
+        for option in ("regions", "clusters"):
+            for entry in self.get_option(option):
+                if not isinstance(entry, str) or not entry.strip():
+                    problems.append("%s: %r is not a non-empty string" % (option, entry))
+        try:
+            shlex.split(self.get_option("ssh_common_args") or "")
+        except ValueError as e:
+            problems.append("ssh_common_args: cannot be split like a shell command line (%s)" % e)
+        if self.get_option("ssm_bucket_name") and not self.get_option("use_ssm"):
+            problems.append("ssm_bucket_name: only used with use_ssm: true")
+        if problems:
+            raise AnsibleError(
+                "hpc.pcluster.nodes: invalid inventory options:\n  - " + "\n  - ".join(problems)
+            )
+
+    def _plain(self, option):
+        """An option's value with plain str (no Ansible data tags), so records and the cache stay small."""
+        value = self.get_option(option)
+        if isinstance(value, list):
+            return [str(item) for item in value]
+        return str(value) if isinstance(value, str) else value
+
+    def _resolve_regions(self):
+        regions = list(dict.fromkeys(self._plain("regions")))
+        if regions:
+            return regions
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if not region:
+            region = self._session().region_name
+        if not region:
+            raise AnsibleError(
+                "hpc.pcluster.nodes: no region: set the 'regions' option in the inventory file, "
+                "or AWS_REGION / AWS_DEFAULT_REGION, or a region for the AWS profile"
+            )
+        return [region]
+
+    def _query_fingerprint(self, regions):
+        """Everything that changes what AWS returns; a cached result made with other values is not used."""
+        return {
+            "format": CACHE_FORMAT,
+            "regions": regions,
+            "clusters": sorted(self._plain("clusters")),
+            "node_types": sorted(self._queried_node_types()),
+            "profile": self._plain("profile"),
+            "endpoint_url": self._plain("endpoint_url"),
+        }
+
+    def _queried_node_types(self):
+        node_types = set(self._plain("node_types"))
+        # Jumping through the head node needs its address even when head nodes are not listed.
+        if self.get_option("proxy_jump") and not self.get_option("use_ssm"):
+            node_types.add("HeadNode")
+        return node_types
+
+    # -- AWS -----------------------------------------------------------------------------------------
+
+    def _session(self):
+        try:
+            import boto3
+            import botocore.exceptions
+        except ImportError as e:
+            raise AnsibleError("hpc.pcluster.nodes needs boto3 and botocore on the controller: %s" % e)
+        if getattr(self, "_boto_session", None) is None:
+            try:
+                self._boto_session = boto3.session.Session(profile_name=self._plain("profile"))
+            except botocore.exceptions.ProfileNotFound as e:
+                raise AnsibleError("hpc.pcluster.nodes: profile: %s; set 'profile' to one of the configured profiles" % e)
+        return self._boto_session
+
+    def _fetch(self, regions):
+        """Cluster node records of every region, with pcluster_node_os resolved."""
+        import botocore.config
+
+        session = self._session()
+        try:
+            credentials = session.get_credentials()
+        except Exception as e:  # botocore raises several unrelated types for a broken credential setup
+            raise AnsibleError("hpc.pcluster.nodes: cannot load AWS credentials: %s" % e)
+        if credentials is None:
+            raise AnsibleError(
+                "hpc.pcluster.nodes: no AWS credentials found%s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                "or 'profile' / AWS_PROFILE, or run on an instance with an IAM role"
+                % (" for profile %r" % self.get_option("profile") if self.get_option("profile") else "")
+            )
+        config = botocore.config.Config(
+            retries={"mode": "standard", "max_attempts": 5},
+            connect_timeout=10,
+            read_timeout=120,
+            user_agent_extra="hpc.pcluster.nodes",
+        )
+        clients = {}
+        for region in regions:
+            clients[region] = session.client(
+                "ec2", region_name=region, endpoint_url=self._plain("endpoint_url"), config=config
+            )
+
+        # Only the filters that narrow the result: each tag filter costs the service time per instance.
+        filters = [{"Name": "instance-state-name", "Values": list(LISTED_STATES)}]
+        clusters = self._plain("clusters")
+        if clusters:
+            filters.append({"Name": "tag:" + CLUSTER_TAG, "Values": list(clusters)})
+        else:
+            filters.append({"Name": "tag-key", "Values": [CLUSTER_TAG]})
+        node_types = self._queried_node_types()
+        if node_types != set(NODE_TYPES):
+            filters.append({"Name": "tag:" + NODE_TYPE_TAG, "Values": sorted(node_types)})
+
+        records, problems = [], []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, len(regions))) as pool:
+            futures = {pool.submit(self._fetch_region, clients[r], r, filters): r for r in regions}
+            for future in concurrent.futures.as_completed(futures):
+                region = futures[future]
+                try:
+                    records.extend(future.result())
+                except AnsibleError as e:
+                    problems.append("%s: %s" % (region, e))
+        if problems:
+            raise AnsibleError("hpc.pcluster.nodes: listing cluster nodes failed:\n  - " + "\n  - ".join(sorted(problems)))
+        records.sort(key=lambda r: (r["aws_region"], r["tags"].get(CLUSTER_TAG, ""), r["instance_id"]))
+        return records
+
+    def _fetch_region(self, client, region, filters):
+        import botocore.exceptions
+
+        try:
+            paginator = client.get_paginator("describe_instances")
+            records = []
+            for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}):
+                for reservation in page.get("Reservations", ()):
+                    for instance in reservation.get("Instances", ()):
+                        records.append(instance_record(instance, region))
+            self._resolve_os(client, records)
+            return records
+        except botocore.exceptions.ClientError as e:
+            error = e.response.get("Error", {})
+            raise AnsibleError(
+                "%s (%s)%s"
+                % (
+                    error.get("Message", str(e)),
+                    error.get("Code", "ClientError"),
+                    "; the credentials need ec2:DescribeInstances and ec2:DescribeImages"
+                    if error.get("Code") in ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException")
+                    else "",
+                )
+            )
+        except botocore.exceptions.NoCredentialsError as e:
+            raise AnsibleError("%s: set AWS credentials or 'profile'" % e)
+        except botocore.exceptions.BotoCoreError as e:
+            raise AnsibleError(str(e))
+
+    def _resolve_os(self, client, records):
+        """Set pcluster_os on every record: from the cluster's attributes tag, else from its AMI (one call)."""
+        os_by_cluster = {}
+        for record in records:
+            cluster = record["tags"].get(CLUSTER_TAG, "")
+            found = os_from_attributes(record["tags"].get(ATTRIBUTES_TAG))
+            if found and (cluster not in os_by_cluster or record["tags"].get(NODE_TYPE_TAG) == "HeadNode"):
+                os_by_cluster[cluster] = found
+        unknown = [r for r in records if r["tags"].get(CLUSTER_TAG, "") not in os_by_cluster]
+        image_ids = sorted({r["image_id"] for r in unknown if r.get("image_id")})
+        os_by_image = {}
+        if image_ids:
+            import botocore.exceptions
+
+            try:
+                images = client.describe_images(ImageIds=image_ids).get("Images", [])
+            except botocore.exceptions.ClientError as e:
+                # Deregistered or private AMIs: the OS stays unknown and ansible_user unset.
+                self.display.vvv("hpc.pcluster.nodes: DescribeImages failed: %s" % e)
+                images = []
+            os_by_image = {image["ImageId"]: os_from_image(image) for image in images}
+        for record in records:
+            cluster = record["tags"].get(CLUSTER_TAG, "")
+            record["pcluster_os"] = os_by_cluster.get(cluster) or os_by_image.get(record.get("image_id"))
+
+    # -- inventory -----------------------------------------------------------------------------------
+
+    def _populate(self, records):
+        listed_types = set(self._plain("node_types"))
+        hostnames = self._plain("hostnames")
+        preference = self._plain("address_preference")
+        common_args = (self._plain("ssh_common_args") or "").strip()
+        remote_user = self._plain("remote_user")
+        use_ssm = self.get_option("use_ssm")
+        proxy_jump = self.get_option("proxy_jump") and not use_ssm
+        strict = self.get_option("strict")
+        compose = self.get_option("compose")
+        groups = self.get_option("groups")
+        keyed_groups = self.get_option("keyed_groups")
+
+        # Head node of each (region, cluster): the jump host of its cluster's other nodes.
+        heads = {}
+        for record in records:
+            if record["tags"].get(NODE_TYPE_TAG) == "HeadNode":
+                key = (record["aws_region"], record["tags"].get(CLUSTER_TAG))
+                if key not in heads or record["instance_state"] == "running":
+                    heads[key] = record
+
+        self.inventory.add_group("pcluster")
+        for group in NODE_TYPE_GROUPS.values():
+            self.inventory.add_group(group)
+
+        used_names = set()
+        for record in records:
+            tags = record["tags"]
+            node_type = tags.get(NODE_TYPE_TAG)
+            if node_type not in listed_types:
+                continue
+            cluster = tags.get(CLUSTER_TAG, "")
+            name = self._hostname(record, hostnames)
+            if name in used_names or self.inventory.get_host(name) is not None:
+                self.display.warning(
+                    "hpc.pcluster.nodes: host name %r of %s is already used; naming it %s"
+                    % (name, record["instance_id"], record["instance_id"])
+                )
+                name = record["instance_id"]
+            used_names.add(name)
+
+            hostvars = self._host_vars(record, preference, common_args, remote_user, use_ssm, proxy_jump, heads)
+            host_groups = self._host_groups(cluster, node_type, tags)
+            self.inventory.add_host(name, group="pcluster")
+            for group in host_groups:
+                self.inventory.add_group(group)
+                self.inventory.add_child(group, name)
+            for var, value in hostvars.items():
+                self.inventory.set_variable(name, var, value)
+
+            if compose or groups or keyed_groups:
+                # The tags are offered to the templates without being stored on every host (the inventory of a
+                # large cluster stays small); compose "ec2_tags: ec2_tags" keeps them as a host variable.
+                variables = dict(hostvars, ec2_tags=tags)
+                self._set_composite_vars(compose, variables, name, strict=strict)
+                self._add_host_to_composed_groups(groups, variables, name, strict=strict)
+                self._add_host_to_keyed_groups(keyed_groups, variables, name, strict=strict)
+
+    @staticmethod
+    def _hostname(record, hostnames):
+        for entry in hostnames:
+            if entry.startswith("tag:"):
+                value = record["tags"].get(entry[4:])
+            else:
+                value = record.get(ADDRESS_SOURCES[entry])
+            if value:
+                return value
+        return record["instance_id"]
+
+    @staticmethod
+    def _address(record, preference):
+        for entry in preference:
+            value = record.get(ADDRESS_SOURCES[entry])
+            if value:
+                return entry, value
+        return None, None
+
+    def _login_user(self, record, remote_user):
+        if remote_user:
+            return remote_user
+        return OS_DEFAULT_USER.get(record.get("pcluster_os") or "")
+
+    def _host_vars(self, record, preference, common_args, remote_user, use_ssm, proxy_jump, heads):
+        tags = record["tags"]
+        node_type = tags.get(NODE_TYPE_TAG)
+        hostvars = {
+            "instance_id": record["instance_id"],
+            "instance_type": record["instance_type"],
+            "image_id": record["image_id"],
+            "private_ip_address": record["private_ip_address"],
+            "private_dns_name": record["private_dns_name"],
+            "availability_zone": record["availability_zone"],
+            "instance_state": record["instance_state"],
+            "aws_region": record["aws_region"],
+            "pcluster_node_cluster_name": tags.get(CLUSTER_TAG),
+            "pcluster_node_type": node_type,
+            "pcluster_node_version": tags.get(VERSION_TAG),
+            "pcluster_node_os": record.get("pcluster_os"),
+        }
+        for optional in ("public_ip_address", "public_dns_name", "launch_time"):
+            if record.get(optional):
+                hostvars[optional] = record[optional]
+        if node_type == "Compute":
+            hostvars["pcluster_node_queue"] = tags.get(QUEUE_TAG)
+            hostvars["pcluster_node_compute_resource"] = tags.get(COMPUTE_RESOURCE_TAG)
+        elif node_type == "LoginNode":
+            hostvars["pcluster_node_login_pool"] = tags.get(LOGIN_POOL_TAG)
+
+        source, address = self._address(record, preference)
+        if address:
+            hostvars["ansible_host"] = address
+        user = self._login_user(record, remote_user)
+        if user:
+            hostvars["ansible_user"] = user
+
+        if use_ssm:
+            hostvars["ansible_connection"] = "amazon.aws.aws_ssm"
+            hostvars["ansible_aws_ssm_instance_id"] = record["instance_id"]
+            hostvars["ansible_aws_ssm_region"] = record["aws_region"]
+            for var, option in (
+                ("ansible_aws_ssm_bucket_name", "ssm_bucket_name"),
+                ("ansible_aws_ssm_profile", "profile"),
+                ("ansible_aws_ssm_endpoint_url", "endpoint_url"),
+            ):
+                if self.get_option(option):
+                    hostvars[var] = self._plain(option)
+            return hostvars
+
+        ssh_args = common_args
+        if proxy_jump and node_type != "HeadNode" and source in PRIVATE_SOURCES:
+            head = heads.get((record["aws_region"], tags.get(CLUSTER_TAG)))
+            head_address = self._address(head, preference)[1] if head else None
+            if head_address:
+                hop = proxy_command_args(common_args, self._login_user(head, remote_user), head_address)
+                ssh_args = (common_args + " " + hop).strip()
+                hostvars["pcluster_node_jump_host"] = head_address
+            else:
+                self.display.warning(
+                    "hpc.pcluster.nodes: %s (%s, cluster %s) has no running head node with an address to jump "
+                    "through; it is listed without a jump" % (record["instance_id"], node_type, tags.get(CLUSTER_TAG))
+                )
+        if ssh_args:
+            hostvars["ansible_ssh_common_args"] = ssh_args
+        return hostvars
+
+    @staticmethod
+    def _host_groups(cluster, node_type, tags):
+        cluster_group = safe_group_name(cluster)
+        type_group = NODE_TYPE_GROUPS.get(node_type)
+        host_groups = [cluster_group]
+        if type_group:
+            host_groups += [type_group, "%s_%s" % (cluster_group, type_group)]
+        if node_type == "Compute" and tags.get(QUEUE_TAG):
+            queue_group = "%s_queue_%s" % (cluster_group, safe_group_name(tags[QUEUE_TAG]))
+            host_groups.append(queue_group)
+            if tags.get(COMPUTE_RESOURCE_TAG):
+                host_groups.append("%s_%s" % (queue_group, safe_group_name(tags[COMPUTE_RESOURCE_TAG])))
+        elif node_type == "LoginNode" and tags.get(LOGIN_POOL_TAG):
+            host_groups.append("%s_login_pool_%s" % (cluster_group, safe_group_name(tags[LOGIN_POOL_TAG])))
+        return host_groups
