@@ -1,0 +1,220 @@
+# -*- coding: utf-8 -*-
+# Copyright: hpc.pcluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters of the verify role: expectations from a ParallelCluster config, and the report formats.
+
+Expectations (what the cluster must look like) are derived from the same config dict that
+``hpc.pcluster.cluster_config`` builds and ``pcluster`` stores, so a user states them once:
+
+- ``verify_os``            Image.Os -> {id, version, label} of /etc/os-release
+- ``verify_partitions``    queue names
+- ``verify_instance_types`` compute instance types (to ask EC2 for their GPUs)
+- ``verify_gpu_counts``    EC2 DescribeInstanceTypes answer (+ built-in table fallback) -> {type: info}
+- ``verify_nodes``         Slurm node names ParallelCluster gives the compute resources
+- ``verify_storage``       SharedStorage -> mounts and accepted file system types
+- ``verify_job_comp_loc``  the job-completion log file, when CustomSlurmSettings asks for one
+
+Report formats (shared with the slurm_verify_report module, in module_utils/verify_report.py):
+``verify_summary``, ``verify_summary_line``, ``verify_markdown``, ``verify_junit``, ``verify_failure_message``,
+``verify_check_line``, ``verify_not_available_lines``.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.hpc.pcluster.plugins.module_utils.verify_report import (
+    verify_check_line,
+    verify_failed_nodes,
+    verify_failure_message,
+    verify_junit,
+    verify_markdown,
+    verify_not_available_lines,
+    verify_summary,
+    verify_summary_line,
+)
+
+OS_RELEASE = {
+    "alinux2": ("amzn", "2"),
+    "alinux2023": ("amzn", "2023"),
+    "ubuntu2004": ("ubuntu", "20.04"),
+    "ubuntu2204": ("ubuntu", "22.04"),
+    "ubuntu2404": ("ubuntu", "24.04"),
+    "rhel8": ("rhel", "8"),
+    "rhel9": ("rhel", "9"),
+    "rocky8": ("rocky", "8"),
+    "rocky9": ("rocky", "9"),
+    "centos7": ("centos", "7"),
+}
+
+# File system types /proc/mounts shows for each ParallelCluster storage type.
+STORAGE_FSTYPES = {
+    "FsxLustre": ["lustre"],
+    "FileCache": ["lustre"],
+    "FsxOpenZfs": ["nfs", "nfs4"],
+    "FsxOntap": ["nfs", "nfs4"],
+    "Efs": ["nfs4", "nfs", "efs"],
+    "Ebs": ["ext4", "xfs"],
+}
+
+# Fallback GPU counts, used only when EC2 DescribeInstanceTypes cannot be asked.
+# family -> (GPU model, {size: count}).
+GPU_TABLE = {
+    "g4dn": ("NVIDIA T4", {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4,
+                           "metal": 8}),
+    "g5": ("NVIDIA A10G", {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4,
+                           "24xlarge": 4, "48xlarge": 8}),
+    "g6": ("NVIDIA L4", {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4,
+                         "24xlarge": 4, "48xlarge": 8}),
+    "g6e": ("NVIDIA L40S", {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4,
+                            "24xlarge": 4, "48xlarge": 8}),
+    "p3": ("NVIDIA V100", {"2xlarge": 1, "8xlarge": 4, "16xlarge": 8}),
+    "p3dn": ("NVIDIA V100", {"24xlarge": 8}),
+    "p4d": ("NVIDIA A100", {"24xlarge": 8}),
+    "p4de": ("NVIDIA A100 80GB", {"24xlarge": 8}),
+    "p5": ("NVIDIA H100", {"4xlarge": 1, "48xlarge": 8}),
+    "p5e": ("NVIDIA H200", {"48xlarge": 8}),
+    "p5en": ("NVIDIA H200", {"48xlarge": 8}),
+}
+GPU_FAMILY_PREFIXES = ("g", "p")
+
+
+def _queues(config):
+    return ((config or {}).get("Scheduling") or {}).get("SlurmQueues") or []
+
+
+def _resource_types(resource):
+    """Instance types of a compute resource (InstanceType, or the Instances list of a flexible one)."""
+    if resource.get("InstanceType"):
+        return [resource["InstanceType"]]
+    return [i["InstanceType"] for i in resource.get("Instances") or [] if i.get("InstanceType")]
+
+
+def verify_os(config):
+    """Image.Os -> {id, version, label}; None when the config names no OS."""
+    label = ((config or {}).get("Image") or {}).get("Os")
+    if not label:
+        return None
+    os_id, version = OS_RELEASE.get(label, (label, ""))
+    if not version:
+        return None
+    return {"id": os_id, "version": version, "label": label}
+
+
+def verify_partitions(config):
+    return [q["Name"] for q in _queues(config) if q.get("Name")]
+
+
+def verify_instance_types(config):
+    types = []
+    for queue in _queues(config):
+        for resource in queue.get("ComputeResources") or []:
+            for itype in _resource_types(resource):
+                if itype not in types:
+                    types.append(itype)
+    return types
+
+
+def builtin_gpu_info(instance_type):
+    """{count, model, source} from the built-in table; count -1 when unknown."""
+    family, dummy, size = (instance_type or "").partition(".")
+    if family in GPU_TABLE:
+        model, sizes = GPU_TABLE[family]
+        if size in sizes:
+            return {"count": sizes[size], "model": model, "source": "built-in table"}
+        return {"count": -1, "model": model, "source": "built-in table (size unknown)"}
+    if family and not family.startswith(GPU_FAMILY_PREFIXES):
+        return {"count": 0, "model": "", "source": "built-in table (not a GPU family)"}
+    return {"count": -1, "model": "", "source": "unknown"}
+
+
+def verify_gpu_counts(ec2_instance_types, wanted, overrides=None):
+    """GPU count per instance type.
+
+    ec2_instance_types: the ``instance_types`` list of ``amazon.aws.ec2_instance_type_info`` (snake
+    case) or of boto3's DescribeInstanceTypes (CamelCase); may be empty when EC2 could not be asked.
+    overrides: {type: count} the user set; they win.
+    """
+    answered = {}
+    for item in ec2_instance_types or []:
+        itype = item.get("instance_type") or item.get("InstanceType")
+        if not itype:
+            continue
+        gpu_info = item.get("gpu_info") or item.get("GpuInfo") or {}
+        gpus = gpu_info.get("gpus") or gpu_info.get("Gpus") or []
+        count = sum(int(g.get("count", g.get("Count", 0)) or 0) for g in gpus)
+        names = [(g.get("manufacturer", g.get("Manufacturer", "")), g.get("name", g.get("Name", ""))) for g in gpus]
+        model = ", ".join(" ".join(x for x in pair if x) for pair in names)
+        answered[itype] = {"count": count, "model": model, "source": "EC2 DescribeInstanceTypes"}
+    result = {}
+    for itype in wanted or []:
+        if overrides and itype in overrides:
+            result[itype] = {"count": int(overrides[itype]), "model": "", "source": "verify_gpus_per_instance_type"}
+        elif itype in answered:
+            result[itype] = answered[itype]
+        else:
+            result[itype] = builtin_gpu_info(itype)
+    return result
+
+
+def verify_nodes(config, gpu_counts=None):
+    """Expected Slurm nodes: static ``<queue>-st-<cr>-<n>`` (MinCount) and dynamic ``-dy-`` (the rest)."""
+    gpu_counts = gpu_counts or {}
+    nodes = []
+    for queue in _queues(config):
+        for resource in queue.get("ComputeResources") or []:
+            types = _resource_types(resource)
+            counts = [gpu_counts.get(t, {}).get("count", -1) for t in types] or [-1]
+            known = [c for c in counts if c >= 0]
+            gpus = min(known) if known and len(known) == len(counts) else -1
+            low = int(resource.get("MinCount", 0) or 0)
+            high = int(resource.get("MaxCount", 10) if resource.get("MaxCount") is not None else 10)
+            efa = bool((resource.get("Efa") or {}).get("Enabled"))
+            common = {"partition": queue["Name"], "instance_type": ",".join(types), "gpus": gpus, "efa": efa}
+            for index in range(1, low + 1):
+                nodes.append(dict(common, name="%s-st-%s-%d" % (queue["Name"], resource["Name"], index), static=True))
+            for index in range(1, max(high - low, 0) + 1):
+                nodes.append(dict(common, name="%s-dy-%s-%d" % (queue["Name"], resource["Name"], index), static=False))
+    return nodes
+
+
+def verify_storage(config):
+    storage = []
+    for item in (config or {}).get("SharedStorage") or []:
+        storage_type = item.get("StorageType", "")
+        storage.append({"name": item.get("Name", ""), "mount": item.get("MountDir", ""), "storage_type": storage_type,
+                        "fstypes": list(STORAGE_FSTYPES.get(storage_type, []))})
+    return [s for s in storage if s["mount"]]
+
+
+def verify_job_comp_loc(config):
+    """JobCompLoc when CustomSlurmSettings writes job completions to a text file, else ''."""
+    settings = {}
+    custom = (((config or {}).get("Scheduling") or {}).get("SlurmSettings") or {}).get("CustomSlurmSettings") or []
+    for entry in custom:
+        if isinstance(entry, dict):
+            for key, value in entry.items():
+                settings[key.lower()] = value
+    if str(settings.get("jobcomptype", "")).lower() != "jobcomp/filetxt":
+        return ""
+    loc = settings.get("jobcomploc", "")
+    return loc if str(loc).startswith("/") else ""
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "verify_os": verify_os,
+            "verify_partitions": verify_partitions,
+            "verify_instance_types": verify_instance_types,
+            "verify_gpu_counts": verify_gpu_counts,
+            "verify_nodes": verify_nodes,
+            "verify_storage": verify_storage,
+            "verify_job_comp_loc": verify_job_comp_loc,
+            "verify_summary": verify_summary,
+            "verify_markdown": verify_markdown,
+            "verify_junit": verify_junit,
+            "verify_failure_message": verify_failure_message,
+            "verify_failed_nodes": verify_failed_nodes,
+            "verify_summary_line": verify_summary_line,
+            "verify_check_line": verify_check_line,
+            "verify_not_available_lines": verify_not_available_lines,
+        }

@@ -1,0 +1,120 @@
+"""A private sandbox for the end-to-end tests, and helpers that run the playbooks against it.
+
+The tests change Slurm state (a node set down, a job left running), so they use their own sandbox
+instance in a temporary state dir rather than the shared default one.
+"""
+
+import json
+import os
+import pathlib
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+VENV_BIN = ROOT / ".venv" / "bin"
+SANDBOX = ROOT / "sandbox" / "sandbox.py"
+RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+@dataclass
+class Run:
+    rc: int
+    stdout: str
+    stderr: str
+    recap: dict = field(default_factory=dict)
+
+    @property
+    def output(self):
+        return self.stdout + self.stderr
+
+
+def parse_recap(text):
+    """PLAY RECAP lines -> {host: {ok, changed, unreachable, failed}}."""
+    return {m.group(1): {"ok": int(m.group(2)), "changed": int(m.group(3)), "unreachable": int(m.group(4)),
+                         "failed": int(m.group(5))} for m in RECAP.finditer(text)}
+
+
+def load_env(state_dir):
+    env = dict(os.environ)
+    for line in (pathlib.Path(state_dir) / "env.sh").read_text().splitlines():
+        match = re.match(r"^export ([A-Za-z_][A-Za-z0-9_]*)=(.*)$", line)
+        if match:
+            env[match.group(1)] = json.loads(match.group(2))
+    env["PATH"] = "%s:%s" % (VENV_BIN, env.get("PATH", ""))
+    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    return env
+
+
+@dataclass
+class E2ESandbox:
+    state_dir: pathlib.Path
+    state: dict
+    env: dict
+    report_dir: pathlib.Path
+
+    @property
+    def inventory(self):
+        return str(self.state_dir / "inventory")
+
+    @property
+    def cluster_name(self):
+        return self.state["cluster_name"]
+
+    @property
+    def compute_nodes(self):
+        return [n["name"] if isinstance(n, dict) else n for n in self.state["compute_nodes"]]
+
+    def playbook(self, playbook, extra_vars=None, args=(), timeout=900):
+        argv = ["ansible-playbook", "-i", self.inventory, str(ROOT / playbook),
+                "-e", "verify_report_dir=%s" % self.report_dir]
+        if extra_vars:
+            argv += ["-e", json.dumps(extra_vars)]
+        argv += list(args)
+        proc = subprocess.run(argv, cwd=str(ROOT), env=self.env, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+        return Run(proc.returncode, proc.stdout, proc.stderr, parse_recap(proc.stdout))
+
+    def head(self, *argv, check=True):
+        """Run a command on the head node over SSH (pinned host key)."""
+        ssh = ["ssh", "-i", self.state["ssh_key"], "-o", "UserKnownHostsFile=%s" % self.state["known_hosts"],
+               "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "root@%s" % self.state["head_ip"]]
+        proc = subprocess.run(ssh + [shlex.join(argv)], capture_output=True, text=True, timeout=60, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError("%s failed (rc %s): %s" % (" ".join(argv), proc.returncode, proc.stderr))
+        return proc.stdout
+
+    def latest_report(self):
+        latest = self.report_dir / self.cluster_name / "latest"
+        return latest.resolve()
+
+
+def _sandbox_cmd(*args):
+    return [str(VENV_BIN / "python"), str(SANDBOX)] + list(args)
+
+
+@pytest.fixture(scope="session")
+def e2e_sandbox():
+    if os.geteuid() != 0 or not sys.platform.startswith("linux"):
+        pytest.skip("the sandbox needs root on Linux")
+    base = pathlib.Path(tempfile.mkdtemp(prefix="hpc-pcluster-e2e-"))
+    state_dir = base / "sandbox"
+    up = subprocess.run(_sandbox_cmd("up", "--state-dir", str(state_dir), "--compute-nodes", "2", "--gpus-per-node", "1"),
+                        capture_output=True, text=True, timeout=300, check=False)
+    if up.returncode != 0:
+        subprocess.run(_sandbox_cmd("down", "--state-dir", str(state_dir)), capture_output=True, check=False)
+        pytest.fail("private sandbox did not come up:\n%s\n%s" % (up.stdout[-3000:], up.stderr[-3000:]))
+    try:
+        state = json.loads((state_dir / "state.json").read_text())
+        yield E2ESandbox(state_dir, state, load_env(state_dir), base / "reports")
+    finally:
+        subprocess.run(_sandbox_cmd("down", "--state-dir", str(state_dir)), capture_output=True, timeout=120, check=False)
+        shutil.rmtree(base, ignore_errors=True)

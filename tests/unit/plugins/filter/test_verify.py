@@ -1,0 +1,133 @@
+"""Expectations derived from a cluster config, and the report formats of the verify role."""
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from ansible_collections.hpc.pcluster.plugins.filter import verify as v
+
+GUIDE_CONFIG = {
+    "Region": "us-east-1",
+    "Image": {"Os": "ubuntu2204"},
+    "Scheduling": {
+        "Scheduler": "slurm",
+        "SlurmSettings": {
+            "CustomSlurmSettings": [
+                {"JobCompType": "jobcomp/filetxt"},
+                {"JobCompLoc": "/home/slurm/slurm-job-completions.txt"},
+                {"SlurmdTimeout": 1000},
+            ],
+        },
+        "SlurmQueues": [{
+            "Name": "compute-gpu",
+            "ComputeResources": [{"Name": "distributed-ml", "InstanceType": "g5.8xlarge", "MinCount": 2,
+                                  "MaxCount": 4, "Efa": {"Enabled": True}}],
+        }],
+    },
+    "SharedStorage": [
+        {"Name": "shared-workspace-zfs", "StorageType": "FsxOpenZfs", "MountDir": "/fsx"},
+        {"Name": "fsx-lustre", "StorageType": "FsxLustre", "MountDir": "/lustre"},
+    ],
+}
+
+
+def test_os_from_image():
+    assert v.verify_os(GUIDE_CONFIG) == {"id": "ubuntu", "version": "22.04", "label": "ubuntu2204"}
+    assert v.verify_os({"Image": {"Os": "alinux2023"}})["id"] == "amzn"
+    assert v.verify_os({}) is None
+
+
+def test_nodes_are_named_like_parallelcluster_names_them():
+    nodes = v.verify_nodes(GUIDE_CONFIG, {"g5.8xlarge": {"count": 1}})
+    assert [n["name"] for n in nodes] == [
+        "compute-gpu-st-distributed-ml-1", "compute-gpu-st-distributed-ml-2",
+        "compute-gpu-dy-distributed-ml-1", "compute-gpu-dy-distributed-ml-2"]
+    assert [n["static"] for n in nodes] == [True, True, False, False]
+    assert all(n["gpus"] == 1 and n["efa"] and n["partition"] == "compute-gpu" for n in nodes)
+
+
+def test_node_gpus_unknown_without_a_count():
+    nodes = v.verify_nodes(GUIDE_CONFIG, {})
+    assert nodes[0]["gpus"] == -1
+
+
+def test_flexible_compute_resource_takes_the_smallest_gpu_count():
+    config = {"Scheduling": {"SlurmQueues": [{"Name": "q", "ComputeResources": [{
+        "Name": "flex", "Instances": [{"InstanceType": "g5.12xlarge"}, {"InstanceType": "g5.24xlarge"}],
+        "MinCount": 1, "MaxCount": 1}]}]}}
+    counts = v.verify_gpu_counts([], v.verify_instance_types(config))
+    nodes = v.verify_nodes(config, counts)
+    assert nodes == [{"name": "q-st-flex-1", "partition": "q", "instance_type": "g5.12xlarge,g5.24xlarge",
+                      "gpus": 4, "efa": False, "static": True}]
+
+
+def test_partitions_storage_and_job_comp_loc():
+    assert v.verify_partitions(GUIDE_CONFIG) == ["compute-gpu"]
+    assert v.verify_storage(GUIDE_CONFIG) == [
+        {"name": "shared-workspace-zfs", "mount": "/fsx", "storage_type": "FsxOpenZfs", "fstypes": ["nfs", "nfs4"]},
+        {"name": "fsx-lustre", "mount": "/lustre", "storage_type": "FsxLustre", "fstypes": ["lustre"]},
+    ]
+    assert v.verify_job_comp_loc(GUIDE_CONFIG) == "/home/slurm/slurm-job-completions.txt"
+    assert v.verify_job_comp_loc({"Scheduling": {"SlurmSettings": {"CustomSlurmSettings": [
+        {"JobCompType": "jobcomp/elasticsearch"}, {"JobCompLoc": "http://es:9200"}]}}}) == ""
+
+
+def test_gpu_counts_prefer_ec2_then_table():
+    ec2 = [{"instance_type": "g5.8xlarge",
+            "gpu_info": {"gpus": [{"count": 1, "manufacturer": "NVIDIA", "name": "A10G"}]}},
+           {"InstanceType": "m5.8xlarge"}]
+    counts = v.verify_gpu_counts(ec2, ["g5.8xlarge", "m5.8xlarge", "p5.48xlarge", "x9.huge"])
+    assert counts["g5.8xlarge"] == {"count": 1, "model": "NVIDIA A10G", "source": "EC2 DescribeInstanceTypes"}
+    assert counts["m5.8xlarge"]["count"] == 0 and counts["m5.8xlarge"]["source"].startswith("EC2")
+    assert counts["p5.48xlarge"] == {"count": 8, "model": "NVIDIA H100", "source": "built-in table"}
+    assert counts["x9.huge"]["count"] == 0  # not a GPU family
+    assert v.verify_gpu_counts([], ["g5.8xlarge"], {"g5.8xlarge": 2})["g5.8xlarge"]["count"] == 2
+
+
+@pytest.mark.parametrize("itype,count", [
+    ("g4dn.xlarge", 1), ("g4dn.12xlarge", 4), ("g5.48xlarge", 8), ("g6.8xlarge", 1), ("p4d.24xlarge", 8),
+    ("p4de.24xlarge", 8), ("p5.48xlarge", 8), ("p5e.48xlarge", 8), ("g5.99xlarge", -1), ("p9.48xlarge", -1)])
+def test_builtin_table(itype, count):
+    assert v.builtin_gpu_info(itype)["count"] == count
+
+
+CHECKS = [
+    {"check": "node_state", "node": "q-st-a-1", "expected": "idle", "seen": "DOWN Reason=test", "status": "failed",
+     "hint": "resume | it"},
+    {"check": "gpu_count", "node": "q-st-a-1", "expected": "1", "seen": "1", "status": "passed", "hint": ""},
+    {"check": "efa", "node": "q-st-a-1", "expected": "EFA", "seen": "absent", "status": "not_available",
+     "hint": "not available in the sandbox"},
+]
+
+
+def test_summary_and_failure_message():
+    assert v.verify_summary(CHECKS) == {"passed": 1, "failed": 1, "not_available": 1, "total": 3}
+    message = v.verify_failure_message(CHECKS)
+    assert message.startswith("1 check(s) failed:")
+    assert "node_state on q-st-a-1: expected idle, seen DOWN Reason=test" in message
+    assert v.verify_failure_message(CHECKS[1:]) == ""
+
+
+def test_junit_is_valid_xml_with_failures_and_skips():
+    root = ET.fromstring(v.verify_junit(CHECKS, "suite", "2026-01-01T00:00:00Z").split("\n", 1)[1])
+    suite = root.find("testsuite")
+    assert suite.get("tests") == "3" and suite.get("failures") == "1" and suite.get("skipped") == "1"
+    cases = suite.findall("testcase")
+    assert cases[0].find("failure") is not None
+    assert cases[1].find("failure") is None and cases[1].find("skipped") is None
+    assert "not available in the sandbox" in cases[2].find("skipped").get("message")
+
+
+def test_markdown_escapes_cells_and_lists_failures_first():
+    text = v.verify_markdown(list(reversed(CHECKS)), "T", {"cluster": "c"})
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows[0].startswith("| **FAILED** | node_state | q-st-a-1 |")
+    assert "resume \\| it" in rows[0]
+    assert "- result: 1 passed, 1 failed, 1 not available (of 3)" in text
+
+
+def test_not_available_lines_group_nodes():
+    checks = CHECKS + [dict(CHECKS[2], node="q-st-a-2")]
+    assert v.verify_not_available_lines(checks) == [
+        "not available: efa on q-st-a-1, q-st-a-2 (not available in the sandbox)"]
+    assert v.verify_summary_line(checks) == "1 passed, 1 failed, 2 not available (of 4 checks)"
