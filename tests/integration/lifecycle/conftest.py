@@ -1,0 +1,99 @@
+"""Helpers for the lifecycle modules against the sandbox's moto with the real pcluster.
+
+Throwaway clusters are registered (sandbox/moto_cluster.py) in a region of
+their own (LIFECYCLE_REGION), seeded like the sandbox region, so that tests
+listing the sandbox region keep seeing only the sandbox cluster; each is
+removed again. The default sandbox cluster is only read, never changed.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import secrets
+import sys
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "sandbox"))
+
+# sandbox/moto_cluster.py
+import moto_cluster  # noqa: E402  pylint: disable=import-error
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from lifecycle_helpers import (  # noqa: E402  pylint: disable=import-error,wrong-import-position
+    LIFECYCLE_REGION,
+    FleetStandIn,
+    lifecycle_config,
+    run_playbook,
+    with_head_node_security_group,
+)
+
+
+@pytest.fixture(name="playbook")
+def playbook_fixture(sandbox, tmp_path):
+    """playbook(*steps) -> PlaybookRun."""
+    return lambda *steps, **kwargs: run_playbook(sandbox, tmp_path, list(steps), **kwargs)
+
+
+@pytest.fixture(scope="session", name="lifecycle_region")
+def lifecycle_region_fixture(sandbox):
+    """LIFECYCLE_REGION seeded like the sandbox region (VPC, subnets, security group); returns the ids."""
+    ec2 = moto_cluster.client("ec2", sandbox.endpoint_url, LIFECYCLE_REGION)
+    existing = ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": ["lifecycle-public", "lifecycle-private"]}])["Subnets"]
+    if len(existing) < 2:
+        return moto_cluster.seed_environment(sandbox.endpoint_url, LIFECYCLE_REGION, "10.210.0.0/16", "10.210.0.0/24", "10.210.1.0/24", name_prefix="lifecycle")
+    by_name = {next(t["Value"] for t in s["Tags"] if t["Key"] == "Name"): s for s in existing}
+    groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["lifecycle-sg"]}])["SecurityGroups"]
+    return {
+        "vpc_id": by_name["lifecycle-public"]["VpcId"],
+        "public_subnet_id": by_name["lifecycle-public"]["SubnetId"],
+        "private_subnet_id": by_name["lifecycle-private"]["SubnetId"],
+        "security_group_id": groups[0]["GroupId"],
+    }
+
+
+@pytest.fixture(name="throwaway_cluster")
+def throwaway_cluster_fixture(sandbox, lifecycle_region, monkeypatch):
+    """register(config=None) -> (name, config): a cluster registered in moto for one test, removed afterwards."""
+    names = []
+
+    def register(config=None, fleet_status="RUNNING"):
+        name = "lifecycle-%s" % secrets.token_hex(3)
+        config = config or lifecycle_config(lifecycle_region)
+        _original, patched = with_head_node_security_group(lifecycle_region["vpc_id"])
+        monkeypatch.setattr(moto_cluster, "client", patched)
+        moto_cluster.register_cluster(
+            sandbox.endpoint_url, LIFECYCLE_REGION, name, "10.210.0.%d" % (20 + secrets.randbelow(200)), compute_count=1,
+            config=yaml.safe_dump(config, sort_keys=False),
+            public_subnet_id=lifecycle_region["public_subnet_id"], private_subnet_id=lifecycle_region["private_subnet_id"],
+            fleet_status=fleet_status,
+        )
+        monkeypatch.undo()
+        names.append(name)
+        return name, config
+
+    yield register
+    for name in names:
+        try:
+            moto_cluster.deregister_cluster(sandbox.endpoint_url, LIFECYCLE_REGION, name)
+        except Exception:  # pylint: disable=broad-except
+            pass  # already deleted by the test
+
+
+@pytest.fixture(name="fleet_stand_in")
+def fleet_stand_in_fixture(sandbox):
+    """start(cluster_name, region) -> a running FleetStandIn, stopped after the test."""
+    threads = []
+
+    def start(cluster_name, region):
+        thread = FleetStandIn(sandbox.endpoint_url, region, cluster_name)
+        thread.start()
+        threads.append(thread)
+        return thread
+
+    yield start
+    for thread in threads:
+        thread.stop()

@@ -1,0 +1,172 @@
+"""Helpers of the lifecycle integration tests: playbook runs, throwaway cluster configs, a clustermgtd stand-in."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import secrets
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+if str(ROOT / "sandbox") not in sys.path:
+    sys.path.insert(0, str(ROOT / "sandbox"))
+
+# sandbox/moto_cluster.py
+import moto_cluster  # noqa: E402  pylint: disable=wrong-import-position,import-error
+
+LIFECYCLE_REGION = "us-west-2"
+PLAY_HEADER = """
+- name: Run hpc.pcluster modules and keep their results
+  hosts: localhost
+  gather_facts: false
+  tasks:
+"""
+STEP = """
+    - name: Step {index} ({module})
+      {module}: {args}
+      register: step_{index}
+      ignore_errors: true
+      check_mode: {check}
+      diff: {diff}
+"""
+KEEP = """
+    - name: Keep the results
+      ansible.builtin.copy:
+        content: "{{{{ [{steps}] | to_nice_json }}}}"
+        dest: {dest}
+        mode: "0600"
+      check_mode: false
+"""
+
+
+class Step:
+    """One module task of a playbook run."""
+
+    def __init__(self, module, args, check=False, diff=False):
+        self.module = module
+        self.args = args
+        self.check = check
+        self.diff = diff
+
+
+class PlaybookRun:
+    """The registered results of every step, and the playbook's output (progress lines, diffs)."""
+
+    def __init__(self, results, proc):
+        self.results = results
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.returncode = proc.returncode
+
+    def __repr__(self):
+        return "PlaybookRun(rc=%s)\n%s\n%s" % (self.returncode, json.dumps(self.results, indent=1)[:4000], self.stdout[-4000:])
+
+
+def run_playbook(sandbox, workdir, steps, timeout=600):
+    """Run ``steps`` (Step objects) as the tasks of one ansible-playbook run (action plugins included)."""
+    workdir = pathlib.Path(workdir)
+    dest = workdir / ("results-%s.json" % secrets.token_hex(4))
+    play = workdir / ("play-%s.yml" % secrets.token_hex(4))
+    text = PLAY_HEADER
+    for index, step in enumerate(steps):
+        text += STEP.format(index=index, module=step.module, args=json.dumps(step.args), check=str(step.check).lower(), diff=str(step.diff).lower())
+    text += KEEP.format(steps=", ".join("step_%d" % index for index in range(len(steps))), dest=dest)
+    play.write_text(text)
+    argv = ["ansible-playbook", "-i", "localhost,", "-c", "local",
+            "-e", "ansible_python_interpreter=%s" % (ROOT / ".venv" / "bin" / "python"), str(play)]
+    env = dict(sandbox.env, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    assert dest.exists(), "the playbook did not run to its end:\n%s%s" % (proc.stdout, proc.stderr)
+    return PlaybookRun(json.loads(dest.read_text()), proc)
+
+
+def lifecycle_config(ids, max_count=1, instance_type="g5.8xlarge"):
+    """A small ParallelCluster 3 config for LIFECYCLE_REGION (no FSx: moto implements none)."""
+    return {
+        "Region": LIFECYCLE_REGION,
+        "Image": {"Os": "ubuntu2204"},
+        "HeadNode": {
+            "InstanceType": "m5.xlarge",
+            "Networking": {"SubnetId": ids["public_subnet_id"], "AdditionalSecurityGroups": [ids["security_group_id"]]},
+        },
+        "Scheduling": {
+            "Scheduler": "slurm",
+            "SlurmQueues": [
+                {
+                    "Name": "compute-gpu",
+                    "ComputeResources": [{"Name": "distributed-ml", "InstanceType": instance_type, "MinCount": 1, "MaxCount": max_count}],
+                    "Networking": {"SubnetIds": [ids["private_subnet_id"]]},
+                }
+            ],
+        },
+    }
+
+
+def with_head_node_security_group(vpc_id):
+    """Make register_cluster's stack carry a HeadNodeSecurityGroup resource, as ParallelCluster's does.
+
+    pcluster's update validation reads the stack's resources (describe_stack_resources) and looks up
+    HeadNodeSecurityGroup; moto lists the registration's WaitConditionHandle without a LogicalResourceId,
+    so without this the update dryrun fails with "Invalid cluster configuration: 'LogicalResourceId'".
+    """
+    original = moto_cluster.client
+
+    def client(service, endpoint_url, region):
+        made = original(service, endpoint_url, region)
+        if service == "cloudformation":
+            create_stack = made.create_stack
+
+            def create_with_resources(**kwargs):
+                template = json.loads(kwargs["TemplateBody"])
+                template["Resources"] = {
+                    "HeadNodeSecurityGroup": {
+                        "Type": "AWS::EC2::SecurityGroup",
+                        "Properties": {"GroupDescription": "Head node security group", "VpcId": vpc_id},
+                    }
+                }
+                kwargs["TemplateBody"] = json.dumps(template)
+                return create_stack(**kwargs)
+
+            made.create_stack = create_with_resources
+        return made
+
+    return original, client
+
+
+class FleetStandIn(threading.Thread):
+    """Stands in for clustermgtd on the head node: moves the fleet status on as it does.
+
+    pcluster only writes STOP_REQUESTED / START_REQUESTED into the cluster's DynamoDB
+    table; on AWS, clustermgtd then sets STOPPING/STOPPED (STARTING/RUNNING). The sandbox
+    runs no clustermgtd, so this thread does it, a step every ``step`` seconds.
+    """
+
+    NEXT = {"STOP_REQUESTED": "STOPPING", "STOPPING": "STOPPED", "START_REQUESTED": "STARTING", "STARTING": "RUNNING"}
+
+    def __init__(self, endpoint_url, region, cluster_name, step=2.0):
+        super().__init__(daemon=True)
+        self.table = "parallelcluster-%s" % cluster_name
+        self.ddb = moto_cluster.client("dynamodb", endpoint_url, region)
+        self.step = step
+        self.stopped = threading.Event()
+        self.seen = []
+
+    def run(self):
+        while not self.stopped.wait(self.step):
+            item = self.ddb.get_item(TableName=self.table, Key={"Id": {"S": "COMPUTE_FLEET"}}).get("Item")
+            if not item:
+                continue
+            status = item["Data"]["M"]["status"]["S"]
+            following = self.NEXT.get(status)
+            if following:
+                self.seen.append(following)
+                self.ddb.put_item(TableName=self.table, Item={"Id": {"S": "COMPUTE_FLEET"}, "Data": {"M": {
+                    "status": {"S": following},
+                    "lastStatusUpdatedTime": {"S": time.strftime("%Y-%m-%d %H:%M:%S.000000+00:00", time.gmtime())}}}})
+
+    def stop(self):
+        self.stopped.set()
+        self.join(timeout=10)

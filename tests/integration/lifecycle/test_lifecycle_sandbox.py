@@ -1,0 +1,196 @@
+"""hpc.pcluster.cluster, cluster_info and compute_fleet through ansible-playbook, against the sandbox's
+moto with the real pcluster.lib.
+
+Not available in the sandbox (moto cannot run ParallelCluster's CloudFormation template): a real
+create or update. Those run against recorded pcluster responses in tests/unit; here creation is a
+check-mode dryrun and the update path stops at its dryrun (check mode). Several module calls share
+one playbook run to keep the suite fast.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from lifecycle_helpers import (  # noqa: E402  pylint: disable=import-error,wrong-import-position
+    LIFECYCLE_REGION,
+    Step,
+    lifecycle_config,
+    moto_cluster,
+    run_playbook,
+)
+
+
+def stack_names(sandbox, region):
+    cfn = moto_cluster.client("cloudformation", sandbox.endpoint_url, region)
+    return sorted(s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE")
+
+
+# --------------------------------------------------------------------------- the sandbox cluster (read only)
+
+
+@pytest.fixture(scope="module", name="readonly")
+def readonly_fixture(sandbox, tmp_path_factory):
+    """One playbook: describe, list, a missing cluster, an unknown region, and the unchanged sandbox cluster."""
+    return run_playbook(sandbox, tmp_path_factory.mktemp("readonly"), [
+        Step("hpc.pcluster.cluster_info", {"name": sandbox.cluster_name, "instances": True, "compute_fleet": True}),
+        Step("hpc.pcluster.cluster_info", {"region": sandbox.region, "endpoint_url": sandbox.endpoint_url}),
+        Step("hpc.pcluster.cluster_info", {"name": "no-such-cluster"}),
+        Step("hpc.pcluster.cluster_info", {"name": sandbox.cluster_name, "region": "mars-east-1"}),
+        Step("hpc.pcluster.cluster", {"name": sandbox.cluster_name, "config_file": sandbox.state["cluster_config_path"]}, diff=True),
+    ])
+
+
+def test_cluster_info_describes_the_sandbox_cluster(sandbox, readonly):
+    result = readonly.results[0]
+
+    assert not result.get("failed"), readonly
+    assert result["exists"] is True and result["status"] == "CREATE_COMPLETE" and result["stack_status"] == "CREATE_COMPLETE"
+    assert result["head_node"]["private_ip_address"] == sandbox.head_ip
+    assert result["version"] == "3.16.1" and result["compute_fleet"]["status"] == "RUNNING"
+    compute = sorted(i["privateIpAddress"] for i in result["instances"] if i["nodeType"] == "ComputeNode")
+    assert compute == sorted(sandbox.compute_ips)
+    assert [i["privateIpAddress"] for i in result["instances"] if i["nodeType"] == "HeadNode"] == [sandbox.head_ip]
+
+
+def test_cluster_info_lists_clusters_of_the_region(sandbox, readonly):
+    assert sandbox.cluster_name in [c["clusterName"] for c in readonly.results[1]["clusters"]], readonly
+
+
+def test_cluster_info_of_a_missing_cluster(readonly):
+    assert readonly.results[2]["exists"] is False and not readonly.results[2].get("failed"), readonly
+
+
+def test_unknown_region_is_one_clear_message(readonly):
+    result = readonly.results[3]
+
+    assert result["failed"] is True, readonly
+    assert "AWS region 'mars-east-1' is unknown or not supported by ParallelCluster" in result["msg"]
+
+
+def test_sandbox_cluster_with_its_stored_config_is_unchanged(sandbox, readonly):
+    result = readonly.results[4]
+
+    assert not result.get("failed"), readonly
+    assert result["changed"] is False and result["actions"] == []
+    assert result["msg"] == "cluster %s already has the desired configuration" % sandbox.cluster_name
+    assert result["head_node"]["private_ip_address"] == sandbox.head_ip
+
+
+# --------------------------------------------------------------------------- drift (through the stored config and the update dryrun)
+
+
+def test_drift_is_found_through_the_stored_config_and_dryrun(sandbox, playbook, throwaway_cluster):
+    name, config = throwaway_cluster()
+    more_nodes = copy.deepcopy(config)
+    more_nodes["Scheduling"]["SlurmQueues"][0]["ComputeResources"][0]["MaxCount"] = 3
+    other_type = copy.deepcopy(config)
+    other_type["Scheduling"]["SlurmQueues"][0]["ComputeResources"][0]["InstanceType"] = "g5.12xlarge"
+    args = {"name": name, "region": LIFECYCLE_REGION, "suppress_validators": ["ALL"]}
+
+    run = playbook(
+        Step("hpc.pcluster.cluster", dict(args, config=config), check=True),
+        Step("hpc.pcluster.cluster", dict(args, config=more_nodes), check=True, diff=True),
+        Step("hpc.pcluster.cluster", dict(args, config=other_type), check=True),
+    )
+    same, drift, needs_stop = run.results
+
+    assert same["changed"] is False and same["actions"] == [], run
+    assert not drift.get("failed"), run
+    assert drift["changed"] is True and drift["actions"] == ["dryrun update", "update cluster"]
+    assert drift["config_changes"] == ["Scheduling.SlurmQueues[0].ComputeResources[0].MaxCount: 1 -> 3"]
+    assert drift["change_set"] == [{
+        "parameter": "Scheduling.SlurmQueues[compute-gpu].ComputeResources[distributed-ml].MaxCount",
+        "currentValue": "1", "requestedValue": "3"}]
+    assert "-      MaxCount: 1" in run.stdout and "+      MaxCount: 3" in run.stdout
+    assert drift["status"] == "CREATE_COMPLETE"  # check mode changed nothing
+    assert needs_stop["failed"] is True
+    assert "needs the compute fleet stopped (All compute nodes must be stopped)" in needs_stop["msg"]
+    assert "stop_fleet_for_update: true" in needs_stop["msg"]
+
+
+# --------------------------------------------------------------------------- check-mode create
+
+
+def test_check_mode_create_is_a_dryrun_that_creates_nothing(sandbox, playbook, lifecycle_region):
+    before = stack_names(sandbox, LIFECYCLE_REGION)
+    bad = lifecycle_config(lifecycle_region)
+    bad["HeadNode"]["Networking"]["SubnetId"] = "subnet-0123456789abcdef0"
+    bad["Scheduling"]["SlurmQueues"][0]["Networking"]["SubnetIds"] = ["subnet-0123456789abcdef0"]
+    args = {"region": LIFECYCLE_REGION, "suppress_validators": sandbox.state["suppress_validators"]}
+
+    run = playbook(
+        Step("hpc.pcluster.cluster", dict(args, name="lifecycle-new", config=lifecycle_config(lifecycle_region)), check=True, diff=True),
+        Step("hpc.pcluster.cluster", dict(args, name="lifecycle-bad", config=bad), check=True),
+    )
+    good, rejected = run.results
+
+    assert not good.get("failed"), run
+    assert good["changed"] is True and good["exists"] is False
+    assert good["actions"] == ["dryrun create", "create cluster"]
+    assert good["msg"] == "cluster lifecycle-new would be created (dryrun passed)"
+    assert stack_names(sandbox, LIFECYCLE_REGION) == before and "lifecycle-new" not in before
+    assert rejected["failed"] is True
+    assert "would reject the creation of lifecycle-bad" in rejected["msg"] and "subnet-0123456789abcdef0" in rejected["msg"]
+
+
+# --------------------------------------------------------------------------- compute fleet and delete
+
+
+def test_fleet_stop_and_start(playbook, throwaway_cluster, fleet_stand_in):
+    name, _config = throwaway_cluster()
+    stand_in = fleet_stand_in(name, LIFECYCLE_REGION)
+    args = {"name": name, "region": LIFECYCLE_REGION}
+
+    run = playbook(
+        Step("hpc.pcluster.compute_fleet", dict(args, state="stopped"), check=True),
+        Step("hpc.pcluster.compute_fleet", dict(args, state="stopped")),
+        Step("hpc.pcluster.compute_fleet", dict(args, state="stopped")),
+        Step("hpc.pcluster.compute_fleet", dict(args, state="started")),
+    )
+    planned, stopped, again, started = run.results
+
+    assert planned["changed"] is True and planned["status"] == "RUNNING", run
+    assert not stopped.get("failed"), run
+    assert stopped["changed"] is True and stopped["status"] == "STOPPED"
+    assert "compute fleet STOPPED" in run.stdout  # the action plugin's progress line
+    assert again["changed"] is False and again["status"] == "STOPPED"
+    assert started["changed"] is True and started["status"] == "RUNNING"
+    assert stand_in.seen == ["STOPPING", "STOPPED", "STARTING", "RUNNING"]
+
+
+def test_delete_of_a_registered_cluster(sandbox, playbook, throwaway_cluster):
+    name, _config = throwaway_cluster()
+    args = {"name": name, "region": LIFECYCLE_REGION, "state": "absent"}
+
+    run = playbook(
+        Step("hpc.pcluster.cluster", args, check=True),
+        Step("hpc.pcluster.cluster", args),
+        Step("hpc.pcluster.cluster", args),
+    )
+    planned, deleted, again = run.results
+
+    assert planned["changed"] is True and planned["exists"] is True, run
+    assert not deleted.get("failed"), run
+    assert deleted["changed"] is True and deleted["exists"] is False
+    assert name not in stack_names(sandbox, LIFECYCLE_REGION)
+    assert "cluster not found (deleted)" in run.stdout
+    assert again["changed"] is False and again["exists"] is False
+
+
+def test_no_credentials_is_one_clear_message(sandbox, tmp_path, monkeypatch):
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delitem(sandbox.env, variable)
+    monkeypatch.setitem(sandbox.env, "AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setitem(sandbox.env, "AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setitem(sandbox.env, "AWS_EC2_METADATA_DISABLED", "true")
+
+    run = run_playbook(sandbox, tmp_path, [Step("hpc.pcluster.cluster_info", {"name": sandbox.cluster_name})])
+
+    assert run.results[0]["failed"] is True and "No AWS credentials found" in run.results[0]["msg"], run
