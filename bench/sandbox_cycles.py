@@ -2,7 +2,8 @@
 
 Each cycle: `sandbox.py up` (timed), a check that it answers (`status`, `sinfo` over SSH with the
 pinned host key showing every compute node idle), `sandbox.py down` (timed), and a check that
-nothing is left (no process in its namespaces, no netns, veth, route, port or state dir).
+nothing is left (no process in its namespaces, no moto or fleet stand-in process, no netns, veth,
+route, port or state dir).
 Baseline: the budget of the project's issue (up in under 15 s); the ratio is measured / budget.
 A cycle that fails stops the run with exit 1.
 
@@ -43,6 +44,13 @@ def leftovers(state, state_dir, net_inodes):
                 if stat != "Z":
                     found.append("process %s" % entry)
         except OSError:
+            pass
+    for key in ("moto_pid", "fleet_pid"):
+        try:
+            stat = pathlib.Path("/proc/%s/stat" % state[key]).read_text().rsplit(")", 1)[1].split()[0]
+            if stat != "Z":
+                found.append("%s %s" % (key, state[key]))
+        except (OSError, KeyError):
             pass
     netns = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
     found += ["netns %s" % n for n in netns if n.startswith(state["netns_prefix"])]

@@ -9,7 +9,8 @@ s3_bucket.py, compute_fleet_status_manager.py):
   ``parallelcluster:version`` and ``parallelcluster:cluster-name``, whose
   parameters carry ``ResourcesS3Bucket``, ``ArtifactS3RootDirectory``,
   ``ConfigVersion`` (the S3 version id of the original config),
-  ``Scheduler``, ``ClusterUser`` and ``OfficialAmi``;
+  ``Scheduler``, ``ClusterUser`` and ``OfficialAmi``, and whose one resource
+  is the ``HeadNodeSecurityGroup`` (pcluster's update validation reads it);
 * ParallelCluster's default bucket ``parallelcluster-<hash>-v1-do-not-delete``
   (versioned, marked bootstrapped) holding the original config at
   ``<artifact dir>/configs/cluster-config.yaml``;
@@ -180,6 +181,43 @@ def seed_environment(endpoint_url: str, region: str, vpc_cidr: str, public_cidr:
     }
 
 
+def fsx_standins(endpoint_url: str, region: str, vpc_id: str, subnet_id: str, security_group_id: str,
+                 lustre_id: str, openzfs_volume_id: str, openzfs_file_system_id: str = "fs-0123456789abcdef1") -> dict:
+    """The contents of moto_server.py's SANDBOX_FSX_PATH file: an existing FSx for Lustre file
+    system and an FSx for OpenZFS volume (with its file system), described as the FSx API does,
+    so that pcluster can load a config naming them (moto implements no FSx volumes). Each file
+    system gets a network interface in subnet_id with security_group_id (created in moto), as
+    pcluster's FSx networking validator expects."""
+    import ipaddress
+    ec2 = client("ec2", endpoint_url, region)
+    # Addresses at the end of the subnet, away from those of the nodes (its start).
+    cidr = ipaddress.ip_network(ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["CidrBlock"])
+    addresses = iter([str(cidr[-6]), str(cidr[-7])])
+
+    def file_system(fs_id, fs_type, extra):
+        eni = ec2.create_network_interface(SubnetId=subnet_id, Groups=[security_group_id], PrivateIpAddress=next(addresses),
+                                           Description=f"ENI for FSx {fs_id} (sandbox)")["NetworkInterface"]
+        return dict({
+            "FileSystemId": fs_id, "FileSystemType": fs_type, "Lifecycle": "AVAILABLE", "OwnerId": MOTO_ACCOUNT_ID,
+            "StorageCapacity": 1200, "StorageType": "SSD", "VpcId": vpc_id, "SubnetIds": [subnet_id],
+            "NetworkInterfaceIds": [eni["NetworkInterfaceId"]], "DNSName": f"{fs_id}.fsx.{region}.amazonaws.com",
+            "ResourceARN": f"arn:aws:fsx:{region}:{MOTO_ACCOUNT_ID}:file-system/{fs_id}"}, **extra)
+    return {
+        "FileSystems": [
+            file_system(lustre_id, "LUSTRE", {"LustreConfiguration": {
+                "DeploymentType": "PERSISTENT_2", "PerUnitStorageThroughput": 250, "MountName": "sandbox"}}),
+            file_system(openzfs_file_system_id, "OPENZFS", {"OpenZFSConfiguration": {
+                "DeploymentType": "SINGLE_AZ_2", "ThroughputCapacity": 160,
+                "RootVolumeId": openzfs_volume_id}}),
+        ],
+        "Volumes": [{
+            "VolumeId": openzfs_volume_id, "FileSystemId": openzfs_file_system_id, "VolumeType": "OPENZFS",
+            "Lifecycle": "AVAILABLE", "Name": "fsx",
+            "ResourceARN": f"arn:aws:fsx:{region}:{MOTO_ACCOUNT_ID}:volume/{openzfs_file_system_id}/{openzfs_volume_id}",
+            "OpenZFSConfiguration": {"VolumePath": "/fsx", "DataCompressionType": "NONE"}}],
+    }
+
+
 def warm_up(endpoint_url: str, region: str) -> None:
     """First calls to moto's CloudFormation, DynamoDB and S3 backends (moto sets
     each up on first use, up to about 0.6 s), so that register_cluster is quick."""
@@ -260,6 +298,9 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
     config_key = f"{artifact_dir}/configs/cluster-config.yaml"
     config_version = s3.put_object(Bucket=bucket, Key=config_key, Body=text.encode())["VersionId"]
 
+    head_subnet = _subnet_for(ec2, public_subnet_id, head_ip)
+    vpc_id = ec2.describe_subnets(SubnetIds=[head_subnet])["Subnets"][0]["VpcId"]
+
     cluster_tags = {"parallelcluster:cluster-name": cluster_name, "parallelcluster:version": version}
     cluster_tags.update(extra_tags or {})
     parameters = {
@@ -275,7 +316,10 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"AWS ParallelCluster Template (sandbox registration of {cluster_name})",
         "Parameters": {key: {"Type": "String", "Default": value} for key, value in parameters.items()},
-        "Resources": {"HeadNodeWaitConditionHandle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        # pcluster's update validation reads the stack's resources and looks up the head node's
+        # security group; moto lists a WaitConditionHandle without LogicalResourceId, which breaks it.
+        "Resources": {"HeadNodeSecurityGroup": {"Type": "AWS::EC2::SecurityGroup", "Properties": {
+            "GroupDescription": f"{cluster_name} head node (sandbox registration)", "VpcId": vpc_id}}},
         "Outputs": {"HeadNodePrivateIP": {"Value": head_ip}, "Scheduler": {"Value": "slurm"}},
     }
     stack_id = cfn.create_stack(
@@ -305,7 +349,6 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
             kwargs["SecurityGroupIds"] = security_groups
         return [i["InstanceId"] for i in ec2.run_instances(**kwargs)["Instances"]]
 
-    head_subnet = _subnet_for(ec2, public_subnet_id, head_ip)
     head_id = launch("HeadNode", head_subnet, head_ip, head_instance_type, 1,
                      dict(base_tags, **{"Name": "HeadNode", "parallelcluster:node-type": "HeadNode"}))[0]
     compute_tags = dict(base_tags, **{"Name": "Compute", "parallelcluster:node-type": "Compute",

@@ -3,8 +3,18 @@
 moto imports a service's code on the first request to it (EC2 alone takes 1-3 s
 on this machine); importing them in a thread at start takes that off the
 critical path of `sandbox.py up`. Arguments are moto_server's.
+
+FSx stand-ins: moto 5.2.5 implements no FSx volumes and knows no FSx file system
+by a given id, so pcluster cannot load a cluster config with existing FSx
+``SharedStorage`` (it describes the volumes and file systems). With
+``SANDBOX_FSX_PATH`` set, the JSON file there (read on each request, written by
+`sandbox.py up` once moto is seeded) holds ``{"FileSystems": [...], "Volumes": [...]}``
+in the FSx API's own shape: DescribeVolumes answers from it (and only from it)
+and DescribeFileSystems answers the file systems it lists, in every region.
 """
 
+import json
+import os
 import sys
 import threading
 
@@ -17,6 +27,48 @@ def _preload():
     import moto.s3.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
     import moto.dynamodb.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
     import moto.cloudformation.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
+    if os.environ.get("SANDBOX_FSX_PATH"):
+        _fsx_standins(os.environ["SANDBOX_FSX_PATH"])
+
+
+def _fsx_standins(path):
+    """Make moto's FSx answer DescribeVolumes / DescribeFileSystems for the resources listed in path."""
+    from moto.fsx import responses  # pylint: disable=import-outside-toplevel
+
+    def listed():
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return {}
+
+    def not_found(kind, ids):
+        body = json.dumps({"__type": f"{kind}NotFound", "message": f"{kind} {', '.join(ids)} not found"})
+        return 400, {"content-type": "application/x-amz-json-1.1"}, body
+
+    def describe_volumes(self):
+        params = json.loads(self.body or "{}")
+        wanted = params.get("VolumeIds")
+        volumes = [v for v in listed().get("Volumes", []) if not wanted or v["VolumeId"] in wanted]
+        missing = sorted(set(wanted or []) - {v["VolumeId"] for v in volumes})
+        if missing:
+            return not_found("Volume", missing)
+        return json.dumps({"Volumes": volumes})
+
+    original = responses.FSxResponse.describe_file_systems
+
+    def describe_file_systems(self):
+        params = json.loads(self.body or "{}")
+        wanted = params.get("FileSystemIds")
+        ours = {fs["FileSystemId"]: fs for fs in listed().get("FileSystems", [])}
+        if wanted and all(fs_id in ours for fs_id in wanted):
+            return json.dumps({"FileSystems": [ours[fs_id] for fs_id in wanted]})
+        if wanted and any(fs_id in ours for fs_id in wanted):
+            return not_found("FileSystem", [fs_id for fs_id in wanted if fs_id not in ours])
+        return original(self)
+
+    responses.FSxResponse.describe_volumes = describe_volumes
+    responses.FSxResponse.describe_file_systems = describe_file_systems
 
 
 if __name__ == "__main__":

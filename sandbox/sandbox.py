@@ -205,6 +205,8 @@ def health(state: dict) -> dict:
     for name, pid in state.get("holders", {}).items():
         if not pid_alive(pid):
             problems.append(f"node {name} is gone")
+    if "fleet_pid" in state and not pid_alive(state["fleet_pid"]):
+        problems.append("the compute fleet stand-in (fleet.py) is not running")
     head = state.get("holders", {}).get("head")
     if state.get("status") == "running" and pid_alive(head):
         r = nodes.run(nodes.nsenter(head, ["scontrol", "ping"]), check=False)
@@ -414,6 +416,9 @@ def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
                                          p["public_cidr"], p["private_cidr"], rng_seed=moto_cluster.MOTO_RNG_SEED)
     timings["seeded"] = time.monotonic() - t0
     state["aws"] = seed
+    write_file(state_dir / "moto-fsx.json", json.dumps(moto_cluster.fsx_standins(
+        state["endpoint_url"], state["region"], seed["vpc_id"], seed["private_subnet_id"], seed["security_group_id"],
+        FAKE_FSX_LUSTRE_ID, FAKE_FSX_OPENZFS_VOLUME_ID)))
     group_vars = sandbox_group_vars(state_dir, state, p, seed)
     if predicted != {k: seed[k] for k in predicted or {}}:
         if predicted:
@@ -552,6 +557,34 @@ def up(args) -> int:
         return EXIT_FAILED
 
 
+def start_fleet(state_dir: Path, state: dict, head_pid: int) -> subprocess.Popen:
+    """The compute fleet stand-in (fleet.py), in a process group of its own; down kills it."""
+    with open(state_dir / "logs" / "fleet.log", "ab") as flog:
+        return subprocess.Popen(
+            [sys.executable, str(HERE / "fleet.py"), "--endpoint-url", state["endpoint_url"], "--region",
+             state["region"], "--cluster-name", state["cluster_name"], "--head-pid", str(head_pid),
+             "--partition", state["queue"], "--nodes", ",".join(state["compute_nodes"])],
+            stdin=subprocess.DEVNULL, stdout=flog, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process_group(pid) -> None:
+    """SIGKILL a process group the sandbox started (moto, the fleet stand-in) and wait for its leader."""
+    if not pid_alive(pid):
+        return
+    try:
+        os.killpg(pid, 9)
+    except OSError:
+        pass
+    for _attempt in range(250):
+        if not pid_alive(pid):
+            break
+        time.sleep(0.01)
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
 def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     import moto_cluster
     import nodes
@@ -559,7 +592,8 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     # moto, with only the ParallelCluster AMI loaded (fast start, and found by pcluster's AMI search).
     amis = state_dir / "moto-amis.json"
     amis.write_text(json.dumps([moto_cluster.official_ami_record()]))
-    moto_env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true", MOTO_AMIS_PATH=str(amis))
+    moto_env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true", MOTO_AMIS_PATH=str(amis),
+                    SANDBOX_FSX_PATH=str(state_dir / "moto-fsx.json"))
     with open(state_dir / "logs" / "moto.log", "wb") as mlog:
         port = state["endpoint_url"].rsplit(":", 1)[1]
         moto_proc = subprocess.Popen([sys.executable, str(HERE / "moto_server.py"), "-H", "127.0.0.1", "-p", port],
@@ -638,6 +672,7 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
         pool.shutdown(wait=True)
     state["registration"] = aws["registration"]
     state["config_source"] = aws["config_source"]
+    state["fleet_pid"] = start_fleet(state_dir, state, head_pid).pid
     state["cluster_config_path"] = str(state_dir / "cluster-config.yaml")
     state["status"] = "running"
     state["up_seconds"] = round(time.monotonic() - started, 2)
@@ -661,20 +696,8 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
     import nodes
     problems = []
     state = state or {}
-    moto_pid = state.get("moto_pid")
-    if pid_alive(moto_pid):
-        try:
-            os.killpg(moto_pid, 9)
-        except OSError:
-            pass
-        for _attempt in range(250):
-            if not pid_alive(moto_pid):
-                break
-            time.sleep(0.01)
-        try:
-            os.waitpid(moto_pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
+    stop_process_group(state.get("fleet_pid"))
+    stop_process_group(state.get("moto_pid"))
     holders = list(state.get("holders", {}).values())
     survivors = nodes.kill_all(holders, state.get("netns", []))
     if survivors:
@@ -691,7 +714,7 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
             shutil.rmtree(state_dir, ignore_errors=True)
         else:
             ours = ["ssh", "nodes", "build", "cp", "ansible-tmp", "inventory", "env.sh", "state.json",
-                    "moto-amis.json", "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
+                    "moto-amis.json", "moto-fsx.json", "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
             for sub in ours:
                 path = state_dir / sub
                 if path.is_dir():

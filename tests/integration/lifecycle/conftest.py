@@ -25,10 +25,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from lifecycle_helpers import (  # noqa: E402  pylint: disable=import-error,wrong-import-position
     LIFECYCLE_REGION,
-    FleetStandIn,
     lifecycle_config,
     run_playbook,
-    with_head_node_security_group,
 )
 
 
@@ -56,22 +54,19 @@ def lifecycle_region_fixture(sandbox):
 
 
 @pytest.fixture(name="throwaway_cluster")
-def throwaway_cluster_fixture(sandbox, lifecycle_region, monkeypatch):
+def throwaway_cluster_fixture(sandbox, lifecycle_region):
     """register(config=None) -> (name, config): a cluster registered in moto for one test, removed afterwards."""
     names = []
 
     def register(config=None, fleet_status="RUNNING"):
         name = "lifecycle-%s" % secrets.token_hex(3)
         config = config or lifecycle_config(lifecycle_region)
-        _original, patched = with_head_node_security_group(lifecycle_region["vpc_id"])
-        monkeypatch.setattr(moto_cluster, "client", patched)
         moto_cluster.register_cluster(
             sandbox.endpoint_url, LIFECYCLE_REGION, name, "10.210.0.%d" % (20 + secrets.randbelow(200)), compute_count=1,
             config=yaml.safe_dump(config, sort_keys=False),
             public_subnet_id=lifecycle_region["public_subnet_id"], private_subnet_id=lifecycle_region["private_subnet_id"],
             fleet_status=fleet_status,
         )
-        monkeypatch.undo()
         names.append(name)
         return name, config
 
@@ -81,19 +76,3 @@ def throwaway_cluster_fixture(sandbox, lifecycle_region, monkeypatch):
             moto_cluster.deregister_cluster(sandbox.endpoint_url, LIFECYCLE_REGION, name)
         except Exception:  # pylint: disable=broad-except
             pass  # already deleted by the test
-
-
-@pytest.fixture(name="fleet_stand_in")
-def fleet_stand_in_fixture(sandbox):
-    """start(cluster_name, region) -> a running FleetStandIn, stopped after the test."""
-    threads = []
-
-    def start(cluster_name, region):
-        thread = FleetStandIn(sandbox.endpoint_url, region, cluster_name)
-        thread.start()
-        threads.append(thread)
-        return thread
-
-    yield start
-    for thread in threads:
-        thread.stop()

@@ -1,4 +1,4 @@
-"""Helpers of the lifecycle integration tests: playbook runs, throwaway cluster configs, a clustermgtd stand-in."""
+"""Helpers of the lifecycle integration tests: playbook runs, throwaway cluster configs, the fleet stand-in's log."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ import pathlib
 import secrets
 import subprocess
 import sys
-import threading
-import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 if str(ROOT / "sandbox") not in sys.path:
     sys.path.insert(0, str(ROOT / "sandbox"))
 
-# sandbox/moto_cluster.py
-import moto_cluster  # noqa: E402  pylint: disable=wrong-import-position,import-error
+# sandbox/moto_cluster.py, imported by the tests from here
+import moto_cluster  # noqa: E402,F401  pylint: disable=wrong-import-position,import-error,unused-import
 
 LIFECYCLE_REGION = "us-west-2"
 PLAY_HEADER = """
@@ -105,68 +103,12 @@ def lifecycle_config(ids, max_count=1, instance_type="g5.8xlarge"):
     }
 
 
-def with_head_node_security_group(vpc_id):
-    """Make register_cluster's stack carry a HeadNodeSecurityGroup resource, as ParallelCluster's does.
-
-    pcluster's update validation reads the stack's resources (describe_stack_resources) and looks up
-    HeadNodeSecurityGroup; moto lists the registration's WaitConditionHandle without a LogicalResourceId,
-    so without this the update dryrun fails with "Invalid cluster configuration: 'LogicalResourceId'".
-    """
-    original = moto_cluster.client
-
-    def client(service, endpoint_url, region):
-        made = original(service, endpoint_url, region)
-        if service == "cloudformation":
-            create_stack = made.create_stack
-
-            def create_with_resources(**kwargs):
-                template = json.loads(kwargs["TemplateBody"])
-                template["Resources"] = {
-                    "HeadNodeSecurityGroup": {
-                        "Type": "AWS::EC2::SecurityGroup",
-                        "Properties": {"GroupDescription": "Head node security group", "VpcId": vpc_id},
-                    }
-                }
-                kwargs["TemplateBody"] = json.dumps(template)
-                return create_stack(**kwargs)
-
-            made.create_stack = create_with_resources
-        return made
-
-    return original, client
-
-
-class FleetStandIn(threading.Thread):
-    """Stands in for clustermgtd on the head node: moves the fleet status on as it does.
-
-    pcluster only writes STOP_REQUESTED / START_REQUESTED into the cluster's DynamoDB
-    table; on AWS, clustermgtd then sets STOPPING/STOPPED (STARTING/RUNNING). The sandbox
-    runs no clustermgtd, so this thread does it, a step every ``step`` seconds.
-    """
-
-    NEXT = {"STOP_REQUESTED": "STOPPING", "STOPPING": "STOPPED", "START_REQUESTED": "STARTING", "STARTING": "RUNNING"}
-
-    def __init__(self, endpoint_url, region, cluster_name, step=2.0):
-        super().__init__(daemon=True)
-        self.table = "parallelcluster-%s" % cluster_name
-        self.ddb = moto_cluster.client("dynamodb", endpoint_url, region)
-        self.step = step
-        self.stopped = threading.Event()
-        self.seen = []
-
-    def run(self):
-        while not self.stopped.wait(self.step):
-            item = self.ddb.get_item(TableName=self.table, Key={"Id": {"S": "COMPUTE_FLEET"}}).get("Item")
-            if not item:
-                continue
-            status = item["Data"]["M"]["status"]["S"]
-            following = self.NEXT.get(status)
-            if following:
-                self.seen.append(following)
-                self.ddb.put_item(TableName=self.table, Item={"Id": {"S": "COMPUTE_FLEET"}, "Data": {"M": {
-                    "status": {"S": following},
-                    "lastStatusUpdatedTime": {"S": time.strftime("%Y-%m-%d %H:%M:%S.000000+00:00", time.gmtime())}}}})
-
-    def stop(self):
-        self.stopped.set()
-        self.join(timeout=10)
+def fleet_transitions(sandbox, region, cluster_name):
+    """The compute fleet status changes the sandbox's clustermgtd stand-in (sandbox/fleet.py) made
+    for one cluster, from its log lines ``<time> <region> <cluster> <from> -> <to>``: [to, ...]."""
+    seen = []
+    for line in (sandbox.state_dir / "logs" / "fleet.log").read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 6 and parts[1:3] == [region, cluster_name] and parts[4] == "->":
+            seen.append(parts[5])
+    return seen

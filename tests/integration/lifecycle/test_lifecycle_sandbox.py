@@ -21,6 +21,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from lifecycle_helpers import (  # noqa: E402  pylint: disable=import-error,wrong-import-position
     LIFECYCLE_REGION,
     Step,
+    fleet_transitions,
     lifecycle_config,
     moto_cluster,
     run_playbook,
@@ -143,9 +144,9 @@ def test_check_mode_create_is_a_dryrun_that_creates_nothing(sandbox, playbook, l
 # --------------------------------------------------------------------------- compute fleet and delete
 
 
-def test_fleet_stop_and_start(playbook, throwaway_cluster, fleet_stand_in):
+def test_fleet_stop_and_start(sandbox, playbook, throwaway_cluster):
+    # The sandbox's clustermgtd stand-in (sandbox/fleet.py) moves the requested status on.
     name, _config = throwaway_cluster()
-    stand_in = fleet_stand_in(name, LIFECYCLE_REGION)
     args = {"name": name, "region": LIFECYCLE_REGION}
 
     run = playbook(
@@ -162,7 +163,7 @@ def test_fleet_stop_and_start(playbook, throwaway_cluster, fleet_stand_in):
     assert "compute fleet STOPPED" in run.stdout  # the action plugin's progress line
     assert again["changed"] is False and again["status"] == "STOPPED"
     assert started["changed"] is True and started["status"] == "RUNNING"
-    assert stand_in.seen == ["STOPPING", "STOPPED", "STARTING", "RUNNING"]
+    assert fleet_transitions(sandbox, LIFECYCLE_REGION, name) == ["STOPPING", "STOPPED", "STARTING", "RUNNING"]
 
 
 def test_delete_of_a_registered_cluster(sandbox, playbook, throwaway_cluster):

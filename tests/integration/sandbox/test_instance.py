@@ -83,9 +83,10 @@ def test_pyxis_is_installed_but_not_enabled(instance):
 
 def test_down_leaves_nothing_behind(instance):
     state, state_dir = instance["state"], instance["state_dir"]
-    pids = [state["moto_pid"], *state["holders"].values()]
+    pids = [state["moto_pid"], state["fleet_pid"], *state["holders"].values()]
     in_ns = pids_in_namespaces(instance["net_inodes"])
     assert in_ns, "the instance should have processes before down"
+    assert live_pids([state["fleet_pid"]]), "the compute fleet stand-in should run before down"
     port = int(state["endpoint_url"].rsplit(":", 1)[1])
 
     down = sandbox_cmd("down", "--state-dir", str(state_dir))

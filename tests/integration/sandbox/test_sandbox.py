@@ -208,3 +208,15 @@ def test_moto_created_the_predicted_ids(sandbox):
     if predicted is None:
         pytest.skip("no prediction for region %s" % sandbox.region)
     assert {k: sandbox.aws[k] for k in predicted} == predicted
+
+
+def test_dryrun_of_the_whole_config_with_the_fsx_descriptions_would_succeed(sandbox, tmp_path):
+    # moto describes the placeholders fs-0123456789abcdef0 and fsvol-0123456789abcdef0 (moto_server.py),
+    # so pcluster validates the SharedStorage too. The URL validator is suppressed: it would try the internet.
+    proc = pcluster(sandbox, "create-cluster", "--cluster-name", "dryrun-check", "--cluster-configuration",
+                    sandbox.cluster_config_path, "--dryrun", "true", "--suppress-validators",
+                    *sandbox.suppress_validators, "type:AsyncTimedUrlValidator", check_json=False)
+    out = json.loads(proc.stdout)
+    assert proc.returncode == 1 and out["message"] == "Request would have succeeded, but DryRun flag is set.", out
+    assert not [m for m in out.get("configurationValidationErrors", []) if m["level"] == "ERROR"], out
+    assert yaml.safe_load(pathlib.Path(sandbox.cluster_config_path).read_text())["SharedStorage"]
