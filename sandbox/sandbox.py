@@ -50,7 +50,9 @@ VERIFY_NOT_AVAILABLE = {
     "efa": f"{NOT_AVAILABLE}: no Elastic Fabric Adapter",
     "enroot": f"{NOT_AVAILABLE}: no enroot binary (Debian has no package)",
     "pyxis_loaded": f"{NOT_AVAILABLE}: spank_pyxis.so is a stand-in plugin without --container-image",
+    "pyxis_plugin": f"{NOT_AVAILABLE}: spank_pyxis.so is the sandbox's stand-in, not Pyxis (the plugstack wiring is real)",
     "container_smoke": f"{NOT_AVAILABLE}: no Pyxis and no enroot",
+    "docker": f"{NOT_AVAILABLE}: the nodes share this machine's /usr, so the docker role is not applied and no engine runs",
     # The cluster config says Image.Os ubuntu2204; the sandbox nodes run this machine's OS.
     "os_release": f"{NOT_AVAILABLE}: the nodes run this machine's OS, not the ParallelCluster AMI of Image.Os",
 }
@@ -465,6 +467,12 @@ def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dic
         "verify_not_available": VERIFY_NOT_AVAILABLE,
         # Debian has no enroot package: the enroot role configures Enroot without the binary.
         "enroot_require_binary": False,
+        # A package install inside a node would change this machine's /usr (nodes share it).
+        "containers_docker_enabled": False,
+        # Debian's Slurm layout, and a slurmd restart that needs no init system.
+        "pyxis_slurm_bin_dir": "/usr/bin",
+        "pyxis_slurm_include_dir": "/usr/include",
+        "pyxis_slurmd_restart_command": [str(HERE / "bin" / "restart-slurmd")],
         "ansible_ssh_private_key_file": state["ssh_key"],
     }
 

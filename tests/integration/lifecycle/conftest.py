@@ -53,6 +53,19 @@ def lifecycle_region_fixture(sandbox):
     }
 
 
+def free_head_ip(endpoint_url, subnet_id):
+    """The lowest address of the lifecycle public subnet that no instance or interface in moto holds."""
+    ec2 = moto_cluster.client("ec2", endpoint_url, LIFECYCLE_REGION)
+    subnet = [{"Name": "subnet-id", "Values": [subnet_id]}]
+    used = {
+        instance.get("PrivateIpAddress")
+        for reservation in ec2.describe_instances(Filters=subnet)["Reservations"]
+        for instance in reservation["Instances"]
+    }
+    used |= {eni.get("PrivateIpAddress") for eni in ec2.describe_network_interfaces(Filters=subnet)["NetworkInterfaces"]}
+    return next(ip for ip in ("10.210.0.%d" % host for host in range(20, 250)) if ip not in used)
+
+
 @pytest.fixture(name="throwaway_cluster")
 def throwaway_cluster_fixture(sandbox, lifecycle_region):
     """register(config=None) -> (name, config): a cluster registered in moto for one test, removed afterwards."""
@@ -62,7 +75,7 @@ def throwaway_cluster_fixture(sandbox, lifecycle_region):
         name = "lifecycle-%s" % secrets.token_hex(3)
         config = config or lifecycle_config(lifecycle_region)
         moto_cluster.register_cluster(
-            sandbox.endpoint_url, LIFECYCLE_REGION, name, "10.210.0.%d" % (20 + secrets.randbelow(200)), compute_count=1,
+            sandbox.endpoint_url, LIFECYCLE_REGION, name, free_head_ip(sandbox.endpoint_url, lifecycle_region["public_subnet_id"]), compute_count=1,
             config=yaml.safe_dump(config, sort_keys=False),
             public_subnet_id=lifecycle_region["public_subnet_id"], private_subnet_id=lifecycle_region["private_subnet_id"],
             fleet_status=fleet_status,
