@@ -22,7 +22,7 @@ setup:
 	@bash scripts/setup.sh
 
 sandbox-up: setup
-	@$(PY) sandbox/sandbox.py up --compute-nodes $(SANDBOX_COMPUTE_NODES) --gpus-per-node $(SANDBOX_GPUS_PER_NODE)
+	@$(PY) sandbox/sandbox.py up --if-needed --compute-nodes $(SANDBOX_COMPUTE_NODES) --gpus-per-node $(SANDBOX_GPUS_PER_NODE)
 
 sandbox-down:
 	@$(PY) sandbox/sandbox.py down
@@ -54,6 +54,7 @@ molecule: setup
 	@bash scripts/test.sh molecule
 
 bench: setup
+	@$(PY) sandbox/sandbox.py up --if-needed --compute-nodes $(SANDBOX_COMPUTE_NODES) --gpus-per-node $(SANDBOX_GPUS_PER_NODE)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
