@@ -78,5 +78,10 @@ done
 [ $sandbox_started -eq 1 ] && "$PY" sandbox/sandbox.py down >/dev/null 2>&1
 
 echo "=== summary"
-for s in "${suites[@]}"; do printf '  %-12s %s\n' "$s" "${result[$s]}"; done
+passed_count=0
+for s in "${suites[@]}"; do
+  printf '  %-12s %s\n' "$s" "${result[$s]}"
+  case ${result[$s]} in passed*) passed_count=$((passed_count + 1)) ;; esac
+done
+echo "suites: $passed_count passed, $(( ${#suites[@]} - passed_count )) failed"
 exit $failed
