@@ -30,6 +30,8 @@ import os
 import re
 import warnings
 
+from ansible_collections.hpc.pcluster.plugins.module_utils.plain_data import to_plain
+
 try:
     import yaml
 
@@ -1541,25 +1543,8 @@ def render_yaml(config):
 
     _Dumper.add_multi_representer(str, _str)
     header = "# ParallelCluster 3 cluster configuration written by the hpc.pcluster.cluster_config role.\n"
-    return header + yaml.dump(_plain(config), Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+    return header + yaml.dump(to_plain(config), Dumper=_Dumper, sort_keys=False, default_flow_style=False,
                               allow_unicode=True, width=1000)
-
-
-def _plain(data):
-    """Plain dict/list/str/int/bool/float copies (Ansible hands over its own tagged subclasses)."""
-    if isinstance(data, dict):
-        return {str(k): _plain(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_plain(v) for v in data]
-    if isinstance(data, bool) or data is None:
-        return data
-    if isinstance(data, int):
-        return int(data)
-    if isinstance(data, float):
-        return float(data)
-    if isinstance(data, str):
-        return str(data)
-    return str(data)
 
 
 def format_problems(problems, sources=None, cluster_name=None):

@@ -32,6 +32,7 @@ import random
 import time
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.aws import boto3_client
+from ansible_collections.hpc.pcluster.plugins.module_utils.plain_data import to_plain
 
 PCLUSTER_PACKAGE = "aws-parallelcluster"
 PCLUSTER_MISSING_MESSAGE = (
@@ -652,28 +653,11 @@ def config_yaml(config):
 
     if config is None:
         return ""
-    return yaml.safe_dump(_plain(config), default_flow_style=False, sort_keys=True)
-
-
-def _plain(value):
-    """Ansible's tagged/unsafe string and mapping types as plain Python types for YAML dumping."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    return value
+    return yaml.safe_dump(to_plain(config), default_flow_style=False, sort_keys=True)
 
 
 def plain_config(config):
-    return _plain(config)
+    return to_plain(config)
 
 
 def load_config_file(path):
