@@ -21,13 +21,17 @@ import argparse
 import json
 import os
 import pathlib
-import re
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "sandbox"))
+
+from env_file import controller_env  # noqa: E402  pylint: disable=import-error,wrong-import-position
+
 PY = str(ROOT / ".venv" / "bin" / "python")
 PCLUSTER = str(ROOT / ".venv" / "bin" / "pcluster")
 ANSIBLE = str(ROOT / ".venv" / "bin" / "ansible")
@@ -35,13 +39,7 @@ MODULE = str(ROOT / "plugins" / "modules" / "cluster_info.py")
 
 
 def sandbox_env(state_dir):
-    env = dict(os.environ)
-    for line in (state_dir / "env.sh").read_text().splitlines():
-        match = re.match(r"^export ([A-Za-z_][A-Za-z0-9_]*)=(.*)$", line)
-        if match:
-            env[match.group(1)] = json.loads(match.group(2))
-    env["PATH"] = "%s:%s" % (ROOT / ".venv" / "bin", env.get("PATH", ""))
-    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
+    env = controller_env(state_dir)
     env["PYTHONPATH"] = str(ROOT / "collections")
     return env
 

@@ -33,8 +33,10 @@ PY = str(ROOT / ".venv" / "bin" / "python")
 PCLUSTER = str(ROOT / ".venv" / "bin" / "pcluster")
 SANDBOX = str(ROOT / "sandbox" / "sandbox.py")
 sys.path.insert(0, str(ROOT / "collections"))
+sys.path.insert(0, str(ROOT / "sandbox"))
 
 from ansible_collections.hpc.pcluster.plugins.module_utils import cluster_config as cc  # noqa: E402
+from env_file import read_env_sh  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 FRESH_PROCESS_CHECK = (
     "import sys; sys.path.insert(0, %r)\n"
@@ -43,15 +45,6 @@ FRESH_PROCESS_CHECK = (
     "found, schema = cc.validate_config(config, sys.argv[2])\n"
     "assert schema and not problems + found, problems + found\n"
 ) % str(ROOT / "collections")
-
-
-def read_env(state_dir):
-    env = dict(os.environ)
-    for line in (state_dir / "env.sh").read_text().splitlines():
-        if line.startswith("export "):
-            key, value = line[len("export "):].split("=", 1)
-            env[key] = json.loads(value) if value.startswith('"') else value
-    return env
 
 
 def sandbox_up(state_dir):
@@ -108,7 +101,7 @@ def main():
     state_dir, started = sandbox_up(args.state_dir)
     try:
         state = json.loads((state_dir / "state.json").read_text())
-        env = read_env(state_dir)
+        env = dict(os.environ, **read_env_sh(state_dir / "env.sh"))
         config = bench_config(state)
         work = pathlib.Path(tempfile.mkdtemp(prefix="bench-cfgval-"))
         config_file = work / "cluster-config.yaml"

@@ -14,7 +14,6 @@ Usage: .venv/bin/python bench/verify_scale.py [--sizes 1,4,8] [--runs 3]
 
 import argparse
 import json
-import os
 import pathlib
 import re
 import shlex
@@ -26,6 +25,10 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "sandbox"))
+
+from env_file import controller_env  # noqa: E402  pylint: disable=import-error,wrong-import-position
+
 PY = ROOT / ".venv" / "bin" / "python"
 SANDBOX = ROOT / "sandbox" / "sandbox.py"
 
@@ -33,17 +36,6 @@ WRAPPER = """#!/bin/sh
 echo "ssh $*" | head -c 300 >> "{log}.calls"; echo >> "{log}.calls"
 exec /usr/bin/ssh -E "{log}.debug" -v "$@"
 """
-
-
-def load_env(state_dir):
-    env = dict(os.environ)
-    for line in (state_dir / "env.sh").read_text().splitlines():
-        match = re.match(r"^export ([A-Za-z_][A-Za-z0-9_]*)=(.*)$", line)
-        if match:
-            env[match.group(1)] = json.loads(match.group(2))
-    env["PATH"] = "%s:%s" % (ROOT / ".venv" / "bin", env.get("PATH", ""))
-    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
-    return env
 
 
 def count_ssh(log):
@@ -57,7 +49,7 @@ def count_ssh(log):
 
 def run_ours_once(state_dir, work, index):
     """One verify.yml run: (wall seconds, (ssh client runs, TCP connections), seconds of the on-cluster probe)."""
-    env = load_env(state_dir)
+    env = controller_env(state_dir)
     log = work / ("ours-%d" % index)
     wrapper = work / ("ssh-wrapper-%d" % index)
     wrapper.write_text(WRAPPER.format(log=log))

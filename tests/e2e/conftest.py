@@ -19,6 +19,10 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
+sys.path.insert(0, str(ROOT / "sandbox"))
+
+from env_file import controller_env  # noqa: E402  pylint: disable=import-error,wrong-import-position
+
 SANDBOX = ROOT / "sandbox" / "sandbox.py"
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
@@ -42,13 +46,7 @@ def parse_recap(text):
 
 
 def load_env(state_dir):
-    env = dict(os.environ)
-    for line in (pathlib.Path(state_dir) / "env.sh").read_text().splitlines():
-        match = re.match(r"^export ([A-Za-z_][A-Za-z0-9_]*)=(.*)$", line)
-        if match:
-            env[match.group(1)] = json.loads(match.group(2))
-    env["PATH"] = "%s:%s" % (VENV_BIN, env.get("PATH", ""))
-    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
+    env = controller_env(state_dir)
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env["ANSIBLE_NOCOLOR"] = "1"
     return env

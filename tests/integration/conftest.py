@@ -12,26 +12,20 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import re
 import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
+sys.path.insert(0, str(ROOT / "sandbox"))
+
+from env_file import controller_env  # noqa: E402  pylint: disable=import-error,wrong-import-position
+
 SANDBOX_PY = ROOT / "sandbox" / "sandbox.py"
 DEFAULT_STATE_DIR = pathlib.Path(os.environ.get("SANDBOX_STATE_DIR", ROOT / "sandbox" / ".state"))
-
-
-def read_env_sh(path: pathlib.Path) -> dict:
-    """The variables env.sh exports (values are JSON-quoted strings)."""
-    out = {}
-    for line in path.read_text().splitlines():
-        match = re.match(r"^export ([A-Za-z_][A-Za-z0-9_]*)=(.*)$", line)
-        if match:
-            out[match.group(1)] = json.loads(match.group(2))
-    return out
 
 
 def ssh_argv(state: dict, known_hosts: str | None = None) -> list:
@@ -83,11 +77,7 @@ def load_sandbox(state_dir: pathlib.Path) -> Sandbox | None:
         state = json.loads((state_dir / "state.json").read_text())
     except (OSError, ValueError):
         return None
-    env = dict(os.environ)
-    env.update(read_env_sh(state_dir / "env.sh"))
-    env["PATH"] = "%s:%s" % (VENV_BIN, env.get("PATH", ""))
-    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
-    return Sandbox(state, env)
+    return Sandbox(state, controller_env(state_dir))
 
 
 @pytest.fixture(scope="session")
