@@ -407,51 +407,40 @@ class PclusterApi:
 
     def dryrun_create(self, cluster_name, config, suppress_validators=None, validation_failure_level=None):
         """Validate a create without creating anything; see module-level ``dryrun_create``."""
-        try:
-            self.call(
-                "create_cluster",
-                cluster_name=cluster_name,
-                cluster_configuration=_config_argument(config),
-                suppress_validators=list(suppress_validators) if suppress_validators else None,
-                validation_failure_level=validation_failure_level,
-                dryrun=True,
-            )
-        except PclusterApiError as error:
-            if error.is_dryrun_success:
-                return _dryrun_result(True, error)
-            if error.error_type == "CreateClusterBadRequestException":
-                return _dryrun_result(False, error)
-            raise
-        raise PclusterApiError(
-            "pcluster create_cluster with dryrun=True returned without the expected DryrunOperationException",
-            operation="create_cluster",
-        )
+        return self._dryrun("create_cluster", "CreateClusterBadRequestException", cluster_name, config,
+                            suppress_validators, validation_failure_level)
 
     def dryrun_update(self, cluster_name, config, suppress_validators=None, validation_failure_level=None, force_update=None):
         """Validate an update: returns {success, message, change_set, validation_messages, update_errors, no_change}."""
+        return self._dryrun("update_cluster", "UpdateClusterBadRequestException", cluster_name, config,
+                            suppress_validators, validation_failure_level, force_update=force_update)
+
+    def _dryrun(self, operation, bad_request_type, cluster_name, config, suppress_validators, validation_failure_level, **extra):
+        """A create/update dryrun. pcluster ends a successful one with DryrunOperationException (412),
+        a rejected one with <bad_request_type>; an update with nothing to change says "No changes found"."""
         try:
             self.call(
-                "update_cluster",
+                operation,
                 cluster_name=cluster_name,
                 cluster_configuration=_config_argument(config),
                 suppress_validators=list(suppress_validators) if suppress_validators else None,
                 validation_failure_level=validation_failure_level,
-                force_update=force_update,
                 dryrun=True,
+                **extra,
             )
         except PclusterApiError as error:
             if error.is_dryrun_success:
                 return _dryrun_result(True, error)
-            if error.is_no_change:
+            if operation == "update_cluster" and error.is_no_change:
                 result = _dryrun_result(True, error)
                 result["no_change"] = True
                 return result
-            if error.error_type == "UpdateClusterBadRequestException":
+            if error.error_type == bad_request_type:
                 return _dryrun_result(False, error)
             raise
         raise PclusterApiError(
-            "pcluster update_cluster with dryrun=True returned without the expected DryrunOperationException",
-            operation="update_cluster",
+            "pcluster %s with dryrun=True returned without the expected DryrunOperationException" % operation,
+            operation=operation,
         )
 
     # ----- reads
