@@ -419,15 +419,7 @@ class PclusterApi:
         """A create/update dryrun. pcluster ends a successful one with DryrunOperationException (412),
         a rejected one with <bad_request_type>; an update with nothing to change says "No changes found"."""
         try:
-            self.call(
-                operation,
-                cluster_name=cluster_name,
-                cluster_configuration=_config_argument(config),
-                suppress_validators=list(suppress_validators) if suppress_validators else None,
-                validation_failure_level=validation_failure_level,
-                dryrun=True,
-                **extra,
-            )
+            self.call(operation, dryrun=True, **_config_call_args(cluster_name, config, suppress_validators, validation_failure_level), **extra)
         except PclusterApiError as error:
             if error.is_dryrun_success:
                 return _dryrun_result(True, error)
@@ -521,30 +513,28 @@ class PclusterApi:
     # ----- writes
 
     def create_cluster(self, cluster_name, config, suppress_validators=None, validation_failure_level=None, rollback_on_failure=None):
-        return self.call(
-            "create_cluster",
-            cluster_name=cluster_name,
-            cluster_configuration=_config_argument(config),
-            suppress_validators=list(suppress_validators) if suppress_validators else None,
-            validation_failure_level=validation_failure_level,
-            rollback_on_failure=rollback_on_failure,
-        )
+        return self.call("create_cluster", rollback_on_failure=rollback_on_failure,
+                         **_config_call_args(cluster_name, config, suppress_validators, validation_failure_level))
 
     def update_cluster(self, cluster_name, config, suppress_validators=None, validation_failure_level=None, force_update=None):
-        return self.call(
-            "update_cluster",
-            cluster_name=cluster_name,
-            cluster_configuration=_config_argument(config),
-            suppress_validators=list(suppress_validators) if suppress_validators else None,
-            validation_failure_level=validation_failure_level,
-            force_update=force_update,
-        )
+        return self.call("update_cluster", force_update=force_update,
+                         **_config_call_args(cluster_name, config, suppress_validators, validation_failure_level))
 
     def delete_cluster(self, cluster_name):
         return self.call("delete_cluster", cluster_name=cluster_name)
 
     def update_compute_fleet(self, cluster_name, status):
         return self.call("update_compute_fleet", cluster_name=cluster_name, status=status)
+
+
+def _config_call_args(cluster_name, config, suppress_validators, validation_failure_level):
+    """The arguments pcluster.lib's create_cluster and update_cluster (dryrun or not) share."""
+    return dict(
+        cluster_name=cluster_name,
+        cluster_configuration=_config_argument(config),
+        suppress_validators=list(suppress_validators) if suppress_validators else None,
+        validation_failure_level=validation_failure_level,
+    )
 
 
 def _config_argument(config):
