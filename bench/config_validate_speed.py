@@ -36,12 +36,14 @@ sys.path.insert(0, str(ROOT / "collections"))
 sys.path.insert(0, str(ROOT / "sandbox"))
 
 from ansible_collections.hpc.pcluster.plugins.module_utils import cluster_config as cc  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import render_yaml  # noqa: E402
 from env_file import read_env_sh  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 FRESH_PROCESS_CHECK = (
     "import sys; sys.path.insert(0, %r)\n"
     "from ansible_collections.hpc.pcluster.plugins.module_utils import cluster_config as cc\n"
-    "config, problems = cc.load_config_file(sys.argv[1])\n"
+    "from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import load_config_file\n"
+    "config, problems = load_config_file(sys.argv[1])\n"
     "found, schema = cc.validate_config(config, sys.argv[2])\n"
     "assert schema and not problems + found, problems + found\n"
 ) % str(ROOT / "collections")
@@ -105,7 +107,7 @@ def main():
         config = bench_config(state)
         work = pathlib.Path(tempfile.mkdtemp(prefix="bench-cfgval-"))
         config_file = work / "cluster-config.yaml"
-        config_file.write_text(cc.render_yaml(config))
+        config_file.write_text(render_yaml(config))
         name = "bench-cfgval"
 
         def dryrun():

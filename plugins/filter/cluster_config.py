@@ -11,10 +11,10 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.cluster_config import
     build_cluster_config,
     format_problems,
     merge_problems,
-    render_yaml,
     validate_config,
     variable_for,
 )
+from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import render_yaml
 
 
 def cluster_config_build(variables, schema=True):

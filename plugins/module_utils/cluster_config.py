@@ -30,14 +30,12 @@ import os
 import re
 import warnings
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.plain_data import to_plain
-
-try:
-    import yaml
-
-    HAS_YAML = True
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    HAS_YAML = False
+from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems import (  # noqa: F401 - re-exported
+    format_path,
+    parse_path,
+    problem,
+    short_repr as _short,
+)
 
 
 # --------------------------------------------------------------------------- patterns
@@ -107,46 +105,6 @@ S3_FULL_ACCESS_POLICY = "arn:aws:iam::aws:policy/AmazonS3FullAccess"
 _SHELL_VAR = re.compile(r"\$\{[^}]*\}?")
 _JINJA = re.compile(r"\{\{|\{%|\{#")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u0085\u2028\u2029]")
-
-
-# --------------------------------------------------------------------------- paths
-
-
-def format_path(parts):
-    """('SharedStorage', 1, 'FsxLustreSettings') -> 'SharedStorage[1].FsxLustreSettings'."""
-    text = ""
-    for part in parts:
-        if isinstance(part, int):
-            text += "[%d]" % part
-        else:
-            text += ("." if text else "") + str(part)
-    return text
-
-
-def parse_path(text):
-    """The inverse of format_path."""
-    parts = []
-    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", text or ""):
-        parts.append(int(index) if index else name)
-    return tuple(parts)
-
-
-def problem(path, value, message, fix, variable=None):
-    """One problem: where, what was there, what is wrong, how to fix it."""
-    item = {
-        "path": format_path(path) if isinstance(path, (tuple, list)) else path,
-        "value": value,
-        "message": message,
-        "fix": fix,
-    }
-    if variable:
-        item["variable"] = variable
-    return item
-
-
-def _short(value, limit=120):
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _get(data, *keys):
@@ -774,39 +732,6 @@ def paths_mentioned(config, message, limit=5):
             if len(found) >= limit:
                 break
     return found
-
-
-def load_config_file(path):
-    """Parse a YAML config file, refusing duplicate keys; returns (config, problems)."""
-    if not HAS_YAML:  # pragma: no cover
-        raise ImportError("PyYAML is required to read config files")
-
-    class _UniqueKeyLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
-        pass
-
-    duplicates = []
-
-    def _construct_mapping(loader, node, deep=False):
-        keys = set()
-        for key_node, _value_node in node.value:
-            key = loader.construct_object(key_node, deep=deep)
-            if key in keys:
-                duplicates.append((key, key_node.start_mark.line + 1))
-            keys.add(key)
-        return loader.construct_mapping(node, deep=deep)
-
-    _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-    with open(path, "r", encoding="utf-8") as handle:
-        try:
-            config = yaml.load(handle, Loader=_UniqueKeyLoader)  # nosec - SafeLoader subclass
-        except yaml.YAMLError as error:
-            return None, [problem("", None, "%s is not valid YAML: %s" % (path, error), "Fix the YAML syntax.")]
-    problems = [
-        problem("", key, "The key %s appears twice in one mapping (line %d); YAML keeps only the last one" % (_short(key), line),
-                "Remove the duplicate key.")
-        for key, line in duplicates
-    ]
-    return config, problems
 
 
 # --------------------------------------------------------------------------- building from role variables
@@ -1527,24 +1452,6 @@ def variable_for(path, sources):
     if path == "cluster_name":
         return PREFIX + "cluster_name"
     return None
-
-
-def render_yaml(config):
-    """The config as YAML text: block style, keys in the order built, every string safely quoted."""
-    if not HAS_YAML:  # pragma: no cover
-        raise ImportError("PyYAML is required to write the config")
-
-    class _Dumper(yaml.SafeDumper):  # pylint: disable=too-many-ancestors
-        def increase_indent(self, flow=False, indentless=False):
-            return super().increase_indent(flow, False)
-
-    def _str(dumper, data):
-        return dumper.represent_scalar("tag:yaml.org,2002:str", str(data))
-
-    _Dumper.add_multi_representer(str, _str)
-    header = "# ParallelCluster 3 cluster configuration written by the hpc.pcluster.cluster_config role.\n"
-    return header + yaml.dump(to_plain(config), Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                              allow_unicode=True, width=1000)
 
 
 def format_problems(problems, sources=None, cluster_name=None):

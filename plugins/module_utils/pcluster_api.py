@@ -32,7 +32,6 @@ import random
 import time
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.aws import boto3_client
-from ansible_collections.hpc.pcluster.plugins.module_utils.plain_data import to_plain
 
 PCLUSTER_PACKAGE = "aws-parallelcluster"
 PCLUSTER_MISSING_MESSAGE = (
@@ -576,117 +575,6 @@ def dryrun_create(cluster_name, config, region, suppress_validators=None, valida
     """
     api = api or PclusterApi(region=region)
     return api.dryrun_create(cluster_name, config, suppress_validators, validation_failure_level)
-
-
-# --------------------------------------------------------------------------- configs
-
-
-def normalise_config(value):
-    """A config in a canonical form for comparison only.
-
-    None-valued keys are dropped, and scalars become strings with booleans in
-    lower case, so ``2``/``"2"`` and ``true``/``"True"`` compare equal, as they do
-    once pcluster has loaded the YAML through its schema.
-    """
-    if isinstance(value, dict):
-        return {str(k): normalise_config(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
-        return [normalise_config(v) for v in value]
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, str):
-        text = value.strip()
-        return text.lower() if text.lower() in ("true", "false") else text
-    return value
-
-
-def config_differences(before, after, path=""):
-    """Human-readable paths that differ between two normalised configs."""
-    changes = []
-    if isinstance(before, dict) and isinstance(after, dict):
-        for key in sorted(set(before) | set(after)):
-            sub = "%s.%s" % (path, key) if path else key
-            if key not in before:
-                changes.append("%s: added" % sub)
-            elif key not in after:
-                changes.append("%s: removed" % sub)
-            else:
-                changes.extend(config_differences(before[key], after[key], sub))
-    elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        for index, (old, new) in enumerate(zip(before, after)):
-            changes.extend(config_differences(old, new, "%s[%d]" % (path, index)))
-    elif before != after:
-        if isinstance(before, (dict, list)) or isinstance(after, (dict, list)):
-            changes.append("%s: changed" % (path or "<config>"))
-        else:
-            changes.append("%s: %s -> %s" % (path or "<config>", before, after))
-    return changes
-
-
-def config_yaml(config):
-    import yaml  # pylint: disable=import-outside-toplevel
-
-    if config is None:
-        return ""
-    return yaml.safe_dump(to_plain(config), default_flow_style=False, sort_keys=True)
-
-
-def plain_config(config):
-    return to_plain(config)
-
-
-def load_config_file(path):
-    """The YAML file at ``path`` as a dict; PclusterApiError naming the file when unreadable."""
-    import yaml  # pylint: disable=import-outside-toplevel
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except OSError as exc:
-        raise PclusterApiError("Cannot read config_file %s: %s" % (path, exc.strerror or exc), code=400, error_type="ConfigFile") from None
-    except yaml.YAMLError as exc:
-        raise PclusterApiError("config_file %s is not valid YAML: %s" % (path, exc), code=400, error_type="ConfigFile") from None
-    if not isinstance(data, dict):
-        raise PclusterApiError(
-            "config_file %s must hold a YAML mapping (a ParallelCluster config), not %s" % (path, type(data).__name__),
-            code=400,
-            error_type="ConfigFile",
-        )
-    return data
-
-
-def fetch_stored_config(describe, timeout=30, opener=None):
-    """The config ParallelCluster stored for a cluster (the S3 object behind clusterConfiguration.url).
-
-    Returns (config dict or None, None or a reason it could not be read).
-    """
-    import yaml  # pylint: disable=import-outside-toplevel
-
-    url = ((describe or {}).get("clusterConfiguration") or {}).get("url")
-    if not url:
-        return None, "describe-cluster returned no clusterConfiguration.url"
-    if opener is None:
-        from ansible.module_utils.urls import open_url  # pylint: disable=import-outside-toplevel
-
-        opener = open_url
-    last_error = None
-    for _attempt in range(2):
-        try:
-            with opener(url, timeout=timeout) as response:
-                body = response.read()
-            data = yaml.safe_load(body)
-            if not isinstance(data, dict):
-                return None, "the stored config is not a YAML mapping"
-            return data, None
-        except yaml.YAMLError as exc:
-            return None, "the stored config is not valid YAML: %s" % exc
-        except Exception as exc:  # pylint: disable=broad-except
-            last_error = exc
-    return None, "could not download the stored config: %s" % last_error
 
 
 # --------------------------------------------------------------------------- progress

@@ -291,24 +291,26 @@ waited:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.aws import aws_argument_spec, setup_aws
+from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import (
+    config_differences,
+    config_yaml,
+    fetch_stored_config,
+    load_config_file,
+    normalise_config,
+)
+from ansible_collections.hpc.pcluster.plugins.module_utils.plain_data import to_plain
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_api import (
     CLUSTER_IN_PROGRESS,
     ApiPoller,
     PclusterApiError,
     WaitTimeout,
     cluster_summary,
-    config_differences,
-    config_yaml,
     explain_error,
     fail_on_error,
     failure_report,
-    fetch_stored_config,
     fleet_plan,
     group_validation_messages,
-    load_config_file,
     module_api,
-    normalise_config,
-    plain_config,
     timeout_message,
     wait_until,
 )
@@ -423,8 +425,14 @@ class ClusterModule:
 
     def desired_config(self):
         if self.params["config"] is not None:
-            return plain_config(self.params["config"])
-        return load_config_file(self.params["config_file"])
+            return to_plain(self.params["config"])
+        path = self.params["config_file"]
+        config, problems = load_config_file(path)
+        if problems or config is None:
+            reasons = "; ".join("%s. Fix: %s" % (item["message"].rstrip("."), item["fix"]) for item in problems) or "the file is empty"
+            raise PclusterApiError(reasons if path in reasons else "config_file %s: %s" % (path, reasons),
+                                   code=400, error_type="ConfigFile")
+        return config
 
     def diff(self, before, after):
         if self.module._diff:

@@ -200,13 +200,12 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.aws import (  # noqa:
 from ansible_collections.hpc.pcluster.plugins.module_utils.cluster_config import (  # noqa: E402
     HAS_PCLUSTER_SCHEMA,
     format_problems,
-    load_config_file,
     missing_network_problems,
-    parse_path,
     paths_mentioned,
-    problem,
     validate_config,
 )
+from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import load_config_file  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems import parse_path, problem  # noqa: E402
 
 LEVELS = ("INFO", "WARNING", "ERROR")
 
@@ -305,10 +304,7 @@ def main():
     cluster_name = module.params["cluster_name"]
 
     if module.params["config_file"]:
-        try:
-            config, problems = load_config_file(module.params["config_file"])
-        except (IOError, OSError) as error:
-            module.fail_json(msg="Cannot read config_file %s: %s" % (module.params["config_file"], error), **result)
+        config, problems = load_config_file(module.params["config_file"])
     else:
         config, problems = module.params["config"], []
 

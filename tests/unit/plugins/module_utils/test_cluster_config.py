@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from ansible_collections.hpc.pcluster.plugins.module_utils import cluster_config as cc
+from ansible_collections.hpc.pcluster.plugins.module_utils import config_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 ROLE = ROOT / "roles" / "cluster_config"
@@ -357,7 +358,7 @@ def test_docker_postinstall_script_can_be_turned_off():
     config = build(cluster_config_docker_postinstall_enabled=False)["config"]
     assert config["HeadNode"]["CustomActions"]["OnNodeConfigured"]["Sequence"] == [
         {"Script": "s3://my-bucket/head-node.sh"}]
-    assert cc.GUIDE_DOCKER_POSTINSTALL_URL not in cc.render_yaml(config)
+    assert cc.GUIDE_DOCKER_POSTINSTALL_URL not in config_file.render_yaml(config)
 
 
 def test_overrides_merge_and_are_validated():
@@ -391,13 +392,13 @@ def test_yaml_round_trips_hostile_strings_literally():
                "1e3", "0777", "null", "~", "{a: 1}", "[1]", "%percent", "@at", "`tick`", "|", ">", "? q", "ünï"]
     config = default_config()
     config["Tags"] = [{"Key": "k%d" % i, "Value": v} for i, v in enumerate(hostile)]
-    text = cc.render_yaml(config)
+    text = config_file.render_yaml(config)
     assert yaml.safe_load(text) == config
 
 
 def test_yaml_is_deterministic_and_keeps_build_order():
-    first = cc.render_yaml(build()["config"])
-    second = cc.render_yaml(build()["config"])
+    first = config_file.render_yaml(build()["config"])
+    second = config_file.render_yaml(build()["config"])
     assert first == second
     top = [line.split(":")[0] for line in first.splitlines() if line and line[0].isalpha()]
     assert top == ["Region", "DevSettings", "Imds", "Image", "HeadNode", "Scheduling", "SharedStorage", "Monitoring"]
@@ -406,7 +407,7 @@ def test_yaml_is_deterministic_and_keeps_build_order():
 def test_config_file_with_duplicate_keys_is_reported(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("Region: us-east-1\nImage:\n  Os: ubuntu2204\n  Os: alinux2023\n")
-    config, problems = cc.load_config_file(str(path))
+    config, problems = config_file.load_config_file(str(path))
     assert config["Image"]["Os"] == "alinux2023"
     assert len(problems) == 1 and "appears twice" in problems[0]["message"] and "line 4" in problems[0]["message"]
 

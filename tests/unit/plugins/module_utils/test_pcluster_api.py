@@ -14,18 +14,17 @@ sys.path.insert(0, str(FIXTURES))
 from fake_pcluster import FakeClock, FakePcluster, load, recorded_error  # noqa: E402
 
 from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_api as api_mod  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import config_differences, normalise_config  # noqa: E402
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_api import (  # noqa: E402
     PclusterApi,
     PclusterApiError,
     RetryPolicy,
     StackProgress,
     WaitTimeout,
-    config_differences,
     convert_error,
     explain_error,
     first_failed_events,
     fleet_plan,
-    normalise_config,
     wait_until,
 )
 
