@@ -26,8 +26,6 @@ import sys
 import tempfile
 import time
 
-import yaml
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PY = str(ROOT / ".venv" / "bin" / "python")
 PCLUSTER = str(ROOT / ".venv" / "bin" / "pcluster")
@@ -35,16 +33,17 @@ SANDBOX = str(ROOT / "sandbox" / "sandbox.py")
 sys.path.insert(0, str(ROOT / "collections"))
 sys.path.insert(0, str(ROOT / "sandbox"))
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import cluster_config as cc  # noqa: E402
 from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import render_yaml  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.config_rules import validate_config  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config  # noqa: E402
 from env_file import read_env_sh  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 FRESH_PROCESS_CHECK = (
     "import sys; sys.path.insert(0, %r)\n"
-    "from ansible_collections.hpc.pcluster.plugins.module_utils import cluster_config as cc\n"
+    "from ansible_collections.hpc.pcluster.plugins.module_utils.config_rules import validate_config\n"
     "from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import load_config_file\n"
     "config, problems = load_config_file(sys.argv[1])\n"
-    "found, schema = cc.validate_config(config, sys.argv[2])\n"
+    "found, schema, _note = validate_config(config, sys.argv[2])\n"
     "assert schema and not problems + found, problems + found\n"
 ) % str(ROOT / "collections")
 
@@ -67,20 +66,19 @@ def sandbox_up(state_dir):
 
 def bench_config(state):
     aws = state["aws"]
-    defaults = yaml.safe_load((ROOT / "roles" / "cluster_config" / "defaults" / "main.yml").read_text())
-    defaults.update({
+    variables = {
         "cluster_config_cluster_name": "bench-cfgval",
         "cluster_config_region": state["region"],
-        "cluster_config_output_path": "unused",
         "cluster_config_public_subnet_id": aws["public_subnet_id"],
         "cluster_config_private_subnet_id": aws["private_subnet_id"],
         "cluster_config_security_group_id": aws["security_group_id"],
+        "cluster_config_ssh_allowed_ips": state.get("vpc_cidr") or "10.0.0.0/16",
         "cluster_config_head_node_bootstrap_script": aws["head_node_bootstrap_script"],
         "cluster_config_compute_node_bootstrap_script": aws["compute_node_bootstrap_script"],
         "cluster_config_fsx_lustre_enabled": False,
         "cluster_config_fsx_openzfs_enabled": False,
-    })
-    built = cc.build_cluster_config(defaults)
+    }
+    built = build_cluster_config(variables)
     assert not built["problems"], built["problems"]
     return built["config"]
 
@@ -125,10 +123,10 @@ def main():
             if proc.returncode != 0:
                 sys.exit("offline check failed:\n%s" % proc.stderr)
 
-        cc.validate_config(config, name)  # warm the imports once
+        validate_config(config, name)  # warm the imports once
 
         def warm():
-            problems, schema = cc.validate_config(config, name)
+            problems, schema, _note = validate_config(config, name)
             assert schema and not problems, problems
 
         baseline, baseline_samples = timed(dryrun, args.runs)

@@ -456,6 +456,8 @@ def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dic
         "cluster_config_public_subnet_id": seed["public_subnet_id"],
         "cluster_config_private_subnet_id": seed["private_subnet_id"],
         "cluster_config_security_group_id": seed["security_group_id"],
+        # SSH to the head node from inside the sandbox's VPC only.
+        "cluster_config_ssh_allowed_ips": p["vpc_cidr"],
         "cluster_config_fsx_lustre_id": FAKE_FSX_LUSTRE_ID,
         "cluster_config_fsx_openzfs_volume_id": FAKE_FSX_OPENZFS_VOLUME_ID,
         "cluster_config_head_node_bootstrap_script": seed["head_node_bootstrap_script"],

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.pcluster contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Problem records for cluster configs: a path in the config, the value there, what is wrong and the fix."""
+"""Problem records for cluster configs (path, value, what is wrong, the fix), their paths and their report."""
 
 from __future__ import annotations
 
@@ -27,6 +27,18 @@ def parse_path(text):
     return tuple(parts)
 
 
+def value_at(data, path):
+    """The value at a path (tuple of keys and indexes) of nested mappings and lists; None when absent."""
+    for key in path:
+        if isinstance(data, dict):
+            data = data.get(key)
+        elif isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data):
+            data = data[key]
+        else:
+            return None
+    return data
+
+
 def problem(path, value, message, fix, variable=None):
     """One problem: where, what was there, what is wrong, how to fix it."""
     item = {
@@ -43,3 +55,66 @@ def problem(path, value, message, fix, variable=None):
 def short_repr(value, limit=120):
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def merge_problems(first, second):
+    """first + the problems of second at paths (or below paths) first does not already cover."""
+    covered = {parse_path(item["path"]) for item in first if item["path"]}
+    merged = list(first)
+    seen = {(item["path"], item["message"]) for item in first}
+    for item in second:
+        path = parse_path(item["path"])
+        if any(path[: len(c)] == c for c in covered) or (item["path"], item["message"]) in seen:
+            continue
+        seen.add((item["path"], item["message"]))
+        merged.append(item)
+    return merged
+
+
+def variable_for(path, sources):
+    """The variable behind a config path: the longest recorded prefix in sources ({path: variable})."""
+    parts = parse_path(path)
+    for length in range(len(parts), 0, -1):
+        key = format_path(parts[:length])
+        if key in sources:
+            return sources[key]
+    return None
+
+
+def name_variables(problems, sources):
+    """Set each problem's variable from sources where it has none; returns the problems."""
+    for item in problems:
+        if not item.get("variable"):
+            variable = variable_for(item.get("path") or "", sources or {})
+            if variable:
+                item["variable"] = variable
+    return problems
+
+
+def format_problems(problems, sources=None, cluster_name=None):
+    """A human-readable multi-line report of problems, naming variables where known."""
+    lines = ["The cluster configuration%s has %d problem%s:" % (
+        " of '%s'" % cluster_name if cluster_name else "", len(problems), "" if len(problems) == 1 else "s")]
+    for item in problems:
+        variable = item.get("variable") or (variable_for(item["path"], sources) if sources else None)
+        where = item["path"] or "(config)"
+        if variable and item["path"]:
+            where = "%s (from %s)" % (item["path"], variable)
+        elif variable:
+            where = variable
+        value = "" if item.get("value") in (None, "") else " [value: %s]" % short_repr(item["value"], 80)
+        lines.append("- %s: %s%s. Fix: %s" % (where, item["message"].rstrip("."), value, item["fix"]))
+    return "\n".join(lines)
+
+
+def walk(data, path=()):
+    """Yield (path, key, value) for every mapping key (value None) and every scalar value (key None) of a config."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield path, key, None
+            yield from walk(value, path + (key,))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from walk(value, path + (index,))
+    else:
+        yield path, None, data

@@ -47,7 +47,7 @@ notes:
 EXAMPLES = r"""
 - name: Write the configuration, private to its owner
   hpc.pcluster.cluster_config_write:
-    config: "{{ cluster_config }}"
+    config: "{{ cluster_config_data }}"
     dest: ~/.hpc-pcluster/ml-training-cluster/cluster-config.yaml
 """
 

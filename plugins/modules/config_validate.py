@@ -44,9 +44,18 @@ options:
         letter, at most 60 characters) and it is used by the schema and the dryrun.
     type: str
     required: true
+  offline:
+    description:
+      - Run the offline check (the collection's rules and ParallelCluster's schema, no AWS call).
+      - Set V(false) together with O(full=true) when the offline check already ran on this very config, so that
+        only the checks against AWS run. Role M(hpc.pcluster.cluster_config) does so, having checked offline
+        while it built the config.
+    type: bool
+    default: true
   full:
     description:
-      - Also run ParallelCluster's create-cluster dryrun against AWS (or the endpoint set by O(endpoint_url)).
+      - Also check against AWS (or the endpoint set by O(endpoint_url)) that every subnet and security group
+        exists, then run ParallelCluster's create-cluster dryrun.
       - Runs only when the offline check found no problem; the dryrun runs only when every subnet and security
         group exists.
       - Needs credentials and Node.js, like C(pcluster create-cluster).
@@ -99,9 +108,16 @@ EXAMPLES = r"""
 
 - name: Check a config built in the playbook, then against the AWS account
   hpc.pcluster.config_validate:
-    config: "{{ cluster_config }}"
+    config: "{{ my_cluster_config }}"
     cluster_name: ml-training-cluster
     region: us-east-1
+    full: true
+
+- name: Only the checks against AWS, for a config the offline check already passed
+  hpc.pcluster.config_validate:
+    config: "{{ cluster_config_data }}"
+    cluster_name: ml-training-cluster
+    offline: false
     full: true
 
 - name: Report problems without failing, then show them
@@ -147,8 +163,15 @@ errors:
       description: How to fix it.
       type: str
       sample: "Remove DeploymentType: an existing file system keeps its own settings."
+offline_checked:
+  description: Whether the offline check ran (see O(offline)).
+  returned: always
+  type: bool
+  sample: true
 schema_checked:
-  description: Whether ParallelCluster's own schema ran (false when aws-parallelcluster is not installed).
+  description:
+    - Whether ParallelCluster's own schema ran offline (false with O(offline=false), without aws-parallelcluster,
+      or when the schema would have needed an AWS call for this config, which a warning then says).
   returned: always
   type: bool
   sample: true
@@ -190,6 +213,7 @@ import copy  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_api  # noqa: E402
 from ansible_collections.hpc.pcluster.plugins.module_utils.aws import (  # noqa: E402
     apply_aws_environment,
     aws_argument_spec,
@@ -197,23 +221,24 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.aws import (  # noqa:
     missing_region_message,
     resolve_aws_settings,
 )
-from ansible_collections.hpc.pcluster.plugins.module_utils.cluster_config import (  # noqa: E402
-    HAS_PCLUSTER_SCHEMA,
-    format_problems,
+from ansible_collections.hpc.pcluster.plugins.module_utils.config_aws_checks import (  # noqa: E402
+    DRYRUN_LEVELS,
+    dryrun_problems,
     missing_network_problems,
-    paths_mentioned,
-    validate_config,
 )
 from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import load_config_file  # noqa: E402
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems import parse_path, problem  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems import format_problems, problem  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.config_rules import validate_config  # noqa: E402
 
-LEVELS = ("INFO", "WARNING", "ERROR")
+
+def run_dryrun(cluster_name, config, region, suppress_validators, validation_failure_level):
+    """ParallelCluster's create-cluster dryrun (creates nothing): {success, message, validation_messages, ...}."""
+    api = pcluster_api.PclusterApi(region=region)
+    return api.dryrun_create(cluster_name, config, suppress_validators, validation_failure_level)
 
 
-def run_full_validation(module, config, result):
-    """The create-cluster dryrun; adds its messages to result and returns the blocking ones as problems."""
-    from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_api  # pylint: disable=import-outside-toplevel
-
+def aws_settings_for(module, config, result):
+    """The AWS settings of the checks against AWS, exported for boto3 and pcluster; fails without a region."""
     params = dict(module.params)
     if not params.get("region") and isinstance(config.get("Region"), str):
         params["region"] = config["Region"]
@@ -223,6 +248,12 @@ def run_full_validation(module, config, result):
     apply_aws_environment(settings)
     if not pcluster_api.HAS_PCLUSTER:
         module.fail_json(msg=pcluster_api.missing_pcluster_message(), **result)
+    return settings
+
+
+def run_aws_checks(module, config, result):
+    """Subnets and security groups exist, then the create-cluster dryrun; returns the blocking problems."""
+    settings = aws_settings_for(module, config, result)
     # Subnets and security groups first: named by path, where pcluster either stops at the first
     # missing one or (for the head node's subnet, in its launch template check) reports no path.
     try:
@@ -232,48 +263,36 @@ def run_full_validation(module, config, result):
     result["full_checked"] = True
     if missing:
         return missing
+    level = module.params["validation_failure_level"]
     try:
-        dryrun = pcluster_api.dryrun_create(
-            cluster_name=module.params["cluster_name"],
-            config=copy.deepcopy(config),
-            region=settings["region"],
-            suppress_validators=module.params["suppress_validators"] or None,
-            validation_failure_level=module.params["validation_failure_level"],
-        )
+        dryrun = run_dryrun(module.params["cluster_name"], copy.deepcopy(config), settings["region"],
+                            module.params["suppress_validators"] or None, level)
     except pcluster_api.PclusterMissingError as error:
         module.fail_json(msg=str(error), **result)
     except pcluster_api.PclusterApiError as error:
         failure = dict(result)
         failure.update(error.to_result())
         module.fail_json(msg="The ParallelCluster dryrun could not run: %s" % error.describe(), **failure)
-    result["full_checked"] = True
     result["dryrun_message"] = dryrun["message"]
     grouped = dryrun["validation_messages"]
-    result["validation_messages"] = {level: list(grouped.get(level) or []) for level in ("ERROR", "WARNING", "INFO")}
-    threshold = LEVELS.index(module.params["validation_failure_level"])
-    blocking = []
-    for level in LEVELS[threshold:]:
-        for message in grouped.get(level) or []:
-            blocking.append(problem(
-                "", None,
-                "[%s %s] %s" % (level, message.get("type") or message.get("id") or "pcluster", message.get("message")),
-                "Fix the resource in the AWS account or the config; to skip this check add "
-                "'type:%s' to suppress_validators." % (message.get("type") or "ValidatorName"),
-            ))
-    if not dryrun["success"] and not blocking:
-        # pcluster stopped before its validators (e.g. an unknown instance type): point at what it names.
-        message = "ParallelCluster rejected the config: %s" % dryrun["message"]
-        fix = "Correct the value ParallelCluster names: it was checked against the AWS account and region."
-        paths = paths_mentioned(config, dryrun["message"]) or [""]
-        blocking.extend(problem(path, _value_at(config, path), message, fix) for path in paths)
-    return blocking
+    result["validation_messages"] = {name: list(grouped.get(name) or []) for name in ("ERROR", "WARNING", "INFO")}
+    return dryrun_problems(config, dryrun, level)
 
 
-def _value_at(config, path):
-    value = config
-    for part in parse_path(path):
-        value = value[part]
-    return value if path else None
+def offline_check(module, config, result):
+    """The collection's rules and ParallelCluster's schema, in this process: no AWS call."""
+    problems, result["schema_checked"], note = validate_config(config, module.params["cluster_name"])
+    result["offline_checked"] = True
+    if note:
+        module.warn(note + ".")
+    return problems
+
+
+def summary(result):
+    checks = (["collection rules"] if result["offline_checked"] else []) + (
+        ["ParallelCluster schema"] if result["schema_checked"] else []) + (
+        ["subnets, security groups and ParallelCluster dryrun"] if result["full_checked"] else [])
+    return "The cluster configuration is valid (%s)." % ", ".join(checks)
 
 
 def main():
@@ -282,9 +301,10 @@ def main():
         config=dict(type="dict"),
         config_file=dict(type="path"),
         cluster_name=dict(type="str", required=True),
+        offline=dict(type="bool", default=True),
         full=dict(type="bool", default=False),
         suppress_validators=dict(type="list", elements="str", default=[]),
-        validation_failure_level=dict(type="str", choices=list(LEVELS), default="ERROR"),
+        validation_failure_level=dict(type="str", choices=list(DRYRUN_LEVELS), default="ERROR"),
         fail_on_invalid=dict(type="bool", default=True),
     )
     module = AnsibleModule(
@@ -293,43 +313,32 @@ def main():
         required_one_of=[("config", "config_file")],
         supports_check_mode=True,
     )
-    result = dict(
-        changed=False,
-        valid=False,
-        errors=[],
-        schema_checked=False,
-        full_checked=False,
-        validation_messages={"ERROR": [], "WARNING": [], "INFO": []},
-    )
-    cluster_name = module.params["cluster_name"]
+    result = dict(changed=False, valid=False, errors=[], offline_checked=False, schema_checked=False,
+                  full_checked=False, validation_messages={"ERROR": [], "WARNING": [], "INFO": []})
+    if not module.params["offline"] and not module.params["full"]:
+        module.fail_json(msg="offline=false and full=false leave nothing to check: set full=true (the checks against "
+                             "AWS) or leave offline at true.", **result)
 
     if module.params["config_file"]:
         config, problems = load_config_file(module.params["config_file"])
     else:
         config, problems = module.params["config"], []
-
     if config is None:
         problems = problems or [problem("", None, "The config is empty", "Give a cluster configuration.")]
-    else:
-        found, result["schema_checked"] = validate_config(config, cluster_name)
-        problems = problems + found
-        if not HAS_PCLUSTER_SCHEMA:
-            module.warn("aws-parallelcluster is not installed: only the collection's own rules ran, not "
-                        "ParallelCluster's schema.")
+    elif module.params["offline"]:
+        problems = problems + offline_check(module, config, result)
 
     if not problems and module.params["full"]:
-        problems = run_full_validation(module, config, result)
+        problems = run_aws_checks(module, config, result)
 
     result["errors"] = problems
     result["valid"] = not problems
     if problems:
-        result["msg"] = format_problems(problems, cluster_name=cluster_name)
+        result["msg"] = format_problems(problems, cluster_name=module.params["cluster_name"])
         if module.params["fail_on_invalid"]:
             module.fail_json(**result)
     else:
-        checks = ["collection rules"] + (["ParallelCluster schema"] if result["schema_checked"] else []) + (
-            ["ParallelCluster dryrun"] if result["full_checked"] else [])
-        result["msg"] = "The cluster configuration is valid (%s)." % ", ".join(checks)
+        result["msg"] = summary(result)
     module.exit_json(**result)
 
 

@@ -6,9 +6,11 @@ import json
 import os
 import pathlib
 import re
+import socket
 import stat
 import subprocess
 import sys
+import threading
 
 import yaml
 
@@ -19,9 +21,9 @@ ENV_VALUES = yaml.safe_load((INVENTORY / "group_vars" / "all" / "env.yml").read_
 REQUIRED = [name for name in ENV_VALUES if name.startswith("cluster_config_")]
 
 
-def ansible_playbook(playbook, *args, extra=None):
-    env = dict(os.environ)
-    env.update(PATH="%s:%s" % (pathlib.Path(sys.executable).parent, env.get("PATH", "")),
+def ansible_playbook(playbook, *args, extra=None, env=None):
+    env = dict(os.environ if env is None else env)
+    env.update(PATH="%s:%s" % (pathlib.Path(sys.executable).parent, env.get("PATH", "/usr/bin:/bin")),
                ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     argv = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY), str(HERE / playbook)]
     if extra is not None:
@@ -52,11 +54,24 @@ def test_render_writes_0600_file_sets_facts_and_is_idempotent(tmp_path):
     written = yaml.safe_load(out.read_text())
     published = json.loads(facts.read_text())
     assert published["cluster_config_file"] == str(out)
-    assert published["cluster_config"] == written
+    assert published["cluster_config_data"] == written
     assert written["HeadNode"]["Networking"]["SubnetId"] == ENV_VALUES["cluster_config_public_subnet_id"]
     assert written["Tags"] == [{"Key": "note", "Value": "a: b"}, {"Key": "team", "Value": "ml-platform"}]
     assert written["Scheduling"]["SlurmQueues"][0]["ComputeResources"][0]["MaxCount"] == 4
     assert "DeploymentType" not in written["SharedStorage"][1]["FsxLustreSettings"]
+    # Least privilege by default: read-only ECR, read access to the scripts' bucket only, SSH from the CIDR given,
+    # the Docker script of a pinned commit; nothing to warn about.
+    for node in [written["HeadNode"]] + written["Scheduling"]["SlurmQueues"]:
+        assert [p["Policy"].rsplit("/", 1)[1] for p in node["Iam"]["AdditionalIamPolicies"]] == [
+            "AmazonSSMManagedInstanceCore", "AmazonEC2ContainerRegistryReadOnly"]
+        assert node["Iam"]["S3Access"] == [{"BucketName": "my-bucket"}]
+        assert re.search(r"-post-install-scripts/[0-9a-f]{40}/docker/postinstall.sh$",
+                         node["CustomActions"]["OnNodeConfigured"]["Sequence"][0]["Script"])
+    assert written["HeadNode"]["Ssh"] == {"AllowedIps": ENV_VALUES["cluster_config_ssh_allowed_ips"]}
+    assert "[WARNING]" not in first.stdout + first.stderr
+    assert published["cluster_config_validation"] == {
+        "valid": True, "offline_checked": True, "schema_checked": True, "full_checked": False, "dryrun_message": "",
+        "validation_messages": {"ERROR": [], "WARNING": [], "INFO": []}}
     before = out.read_bytes()
 
     second = ansible_playbook("render.yml", extra=extra)
@@ -110,6 +125,11 @@ def test_bad_inputs_are_reported_at_once_and_nothing_is_written(tmp_path):
     ):
         assert expected in several, several
 
+    assert "the VPC's CIDR" in placeholders and "Session Manager" in placeholders
+
+    assert ("cluster_name (from cluster_config_cluster_name): cluster_config_cluster_name ('staging') differs from "
+            "pcluster_cluster_name ('prod')") in messages["two_names"]
+
     assert "Did you mean cluster_config_compute_max_count?" in messages["unknown_variable"]
     assert "has 1 problem:" in messages["unknown_variable"]
 
@@ -139,3 +159,57 @@ def test_lookup_in_a_vars_file_never_reaches_the_config(tmp_path):
            "holds a line break" in output
     assert "Scheduling.SlurmQueues[0].Networking.SubnetIds[0] (from cluster_config_private_subnet_id): " \
            "'subnet-0fedcba9876543210: {Injected: true}' is not a subnet id" in output
+
+
+def poisoned_endpoint():
+    """A local TCP port that counts the connections made to it, as AWS_ENDPOINT_URL."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted = []
+
+    def serve():
+        while True:
+            try:
+                conn, _address = server.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, accepted
+
+
+def test_guide_behaviour_on_request_with_warnings_and_no_aws_call_offline(tmp_path):
+    """The guide's full access, world-open SSH and unpinned script come back only when asked, each with a
+    warning; the cluster is named by pcluster_cluster_name; and the offline check of a config with a
+    capacity reservation neither looks for credentials nor calls the endpoint."""
+    server, accepted = poisoned_endpoint()
+    env = {"HOME": str(tmp_path), "AWS_ENDPOINT_URL": "http://127.0.0.1:%d" % server.getsockname()[1],
+           "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:%d" % server.getsockname()[1],
+           "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+           "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp")}
+    extra = {"facts_out": str(tmp_path / "facts.json"), "pcluster_cluster_name": "guide-cluster",
+             "cluster_config_iam_full_access": True, "cluster_config_ssh_allowed_ips": "0.0.0.0/0",
+             "cluster_config_docker_postinstall_url": "https://raw.githubusercontent.com/aws-samples/"
+             "aws-parallelcluster-post-install-scripts/main/docker/postinstall.sh",
+             "cluster_config_capacity_reservation_id": "cr-0123456789abcdef0"}
+    try:
+        result = ansible_playbook("render.yml", extra=extra, env=env)
+    finally:
+        server.close()
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    out = tmp_path / ".hpc-pcluster" / "guide-cluster" / "cluster-config.yaml"
+    written = yaml.safe_load(out.read_text())
+    assert [p["Policy"].rsplit("/", 1)[1] for p in written["HeadNode"]["Iam"]["AdditionalIamPolicies"]] == [
+        "AmazonSSMManagedInstanceCore", "AmazonS3FullAccess", "AmazonEC2ContainerRegistryFullAccess",
+        "AmazonElasticContainerRegistryPublicFullAccess"]
+    warnings = " ".join(re.findall(r"\[WARNING\]: (.*(?:\n(?!\S).*)*)", output))
+    warnings = " ".join(warnings.split())
+    assert "HeadNode, Scheduling.SlurmQueues[0] get AmazonS3FullAccess" in warnings, output
+    assert "SSH port is open to the whole internet" in warnings
+    assert "runs the script of 'main' as root" in warnings
+    assert "credentials" not in output.lower() and "describe_capacity_reservations" not in output
+    assert accepted == []

@@ -1,10 +1,10 @@
-"""hpc.pcluster.config_validate run in-process (offline check; the dryrun with a stand-in pcluster_api)."""
+"""hpc.pcluster.config_validate run in-process (offline check; the checks against AWS with stand-ins)."""
 
 from __future__ import annotations
 
 import json
 import pathlib
-import string
+import sys
 
 import pytest
 import yaml
@@ -14,15 +14,8 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_api
 from ansible_collections.hpc.pcluster.plugins.modules import config_validate
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "module_utils" / "fixtures"
-GUIDE_ENV = {
-    "AWS_REGION": "us-east-1", "PUBLIC_SUBNET_ID": "subnet-0123456789abcdef0",
-    "PRIVATE_SUBNET_ID": "subnet-0fedcba9876543210", "SECURITY_GROUP_ID": "sg-0123456789abcdef0",
-    "FSX_LUSTRE_ID": "fs-0123456789abcdef0", "FSX_OPENZFS_ROOT_VOLUME_ID": "fsvol-0123456789abcdef0",
-    "HEAD_NODE_BOOTSTRAP_SCRIPT": "s3://my-bucket/head-node.sh",
-    "COMPUTE_NODE_BOOTSTRAP_SCRIPT": "s3://my-bucket/compute-node.sh",
-    "COMPUTE_INSTANCE_TYPE": "g5.8xlarge", "COMPUTE_MIN_COUNT": "2", "COMPUTE_MAX_COUNT": "2",
-}
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "guide"))
+from guide import GUIDE_ENV, guide_text, valid_guide_config as valid_config  # noqa: E402  pylint: disable=import-error
 
 
 @pytest.fixture(autouse=True)
@@ -31,16 +24,6 @@ def aws_environment(monkeypatch):
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
         monkeypatch.setenv(name, "placeholder")
         monkeypatch.delenv(name)
-
-
-def guide_text():
-    return string.Template((FIXTURES / "seed-cluster-config.yaml.template").read_text()).substitute(GUIDE_ENV)
-
-
-def valid_config():
-    config = yaml.safe_load(guide_text())
-    del config["SharedStorage"][1]["FsxLustreSettings"]["DeploymentType"]
-    return config
 
 
 def run(capsys, **args):
@@ -138,13 +121,15 @@ def ec2(monkeypatch):
 
 
 class FakeApi:
-    """Stands in for pcluster_api.dryrun_create: records the call, answers a canned result."""
+    """Stands in for config_validate.run_dryrun (a real dryrun runs in tests/integration/cluster_config)."""
 
     def __init__(self, result=None, error=None):
         self.result, self.error, self.calls = result, error, []
 
-    def __call__(self, **kwargs):
-        self.calls.append(kwargs)
+    def __call__(self, cluster_name, config, region, suppress_validators, validation_failure_level):
+        self.calls.append(dict(cluster_name=cluster_name, config=config, region=region,
+                               suppress_validators=suppress_validators,
+                               validation_failure_level=validation_failure_level))
         if self.error:
             raise self.error
         return self.result
@@ -159,7 +144,7 @@ def dryrun_result(success, messages):
 def test_full_passes_dryrun_messages_by_level(capsys, monkeypatch, ec2):
     fake = FakeApi(dryrun_result(True, [{"id": "w", "type": "KeyPairValidator", "level": "WARNING",
                                          "message": "no key pair"}]))
-    monkeypatch.setattr(pcluster_api, "dryrun_create", fake)
+    monkeypatch.setattr(config_validate, "run_dryrun", fake)
     failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True,
                          suppress_validators=["type:HeadNodeLaunchTemplateValidator"], region="eu-west-1")
     assert not failed and result["valid"] and result["full_checked"]
@@ -172,7 +157,7 @@ def test_full_passes_dryrun_messages_by_level(capsys, monkeypatch, ec2):
 def test_full_error_messages_become_errors(capsys, monkeypatch, ec2):
     fake = FakeApi(dryrun_result(False, [{"id": "e", "type": "SubnetsValidator", "level": "ERROR",
                                           "message": "The subnet 'subnet-0123456789abcdef0' does not exist."}]))
-    monkeypatch.setattr(pcluster_api, "dryrun_create", fake)
+    monkeypatch.setattr(config_validate, "run_dryrun", fake)
     failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True)
     assert failed and not result["valid"]
     assert "[ERROR SubnetsValidator] The subnet 'subnet-0123456789abcdef0' does not exist." in result["errors"][0]["message"]
@@ -181,7 +166,7 @@ def test_full_error_messages_become_errors(capsys, monkeypatch, ec2):
 
 
 def test_full_warning_level_makes_warnings_blocking(capsys, monkeypatch, ec2):
-    monkeypatch.setattr(pcluster_api, "dryrun_create", FakeApi(dryrun_result(True, [
+    monkeypatch.setattr(config_validate, "run_dryrun", FakeApi(dryrun_result(True, [
         {"id": "w", "type": "KeyPairValidator", "level": "WARNING", "message": "no key pair"}])))
     failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True, validation_failure_level="WARNING")
     assert failed and "KeyPairValidator" in result["errors"][0]["message"]
@@ -189,14 +174,14 @@ def test_full_warning_level_makes_warnings_blocking(capsys, monkeypatch, ec2):
 
 def test_full_is_skipped_when_offline_check_fails(capsys, monkeypatch, ec2):
     fake = FakeApi(dryrun_result(True, []))
-    monkeypatch.setattr(pcluster_api, "dryrun_create", fake)
+    monkeypatch.setattr(config_validate, "run_dryrun", fake)
     failed, result = run(capsys, config=yaml.safe_load(guide_text()), cluster_name="c1", full=True)
     assert failed and fake.calls == [] and result["full_checked"] is False
 
 
 def test_full_reports_an_api_failure(capsys, monkeypatch, ec2):
     error = pcluster_api.PclusterApiError("Could not connect to the endpoint URL", code=None, error_type="EndpointError")
-    monkeypatch.setattr(pcluster_api, "dryrun_create", FakeApi(error=error))
+    monkeypatch.setattr(config_validate, "run_dryrun", FakeApi(error=error))
     failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True)
     assert failed and "could not run" in result["msg"] and "Could not connect" in result["msg"]
     assert result["error"]["type"] == "EndpointError"
@@ -206,7 +191,7 @@ def test_full_names_every_missing_subnet_and_security_group_by_path(capsys, monk
     monkeypatch.setattr(config_validate, "boto3_client",
                         lambda service, settings: FakeEc2(subnets=[GUIDE_ENV["PRIVATE_SUBNET_ID"]]))
     fake = FakeApi(dryrun_result(True, []))
-    monkeypatch.setattr(pcluster_api, "dryrun_create", fake)
+    monkeypatch.setattr(config_validate, "run_dryrun", fake)
     failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True)
     assert failed and fake.calls == [] and result["full_checked"]
     assert [(e["path"], e["message"]) for e in result["errors"]] == [
@@ -221,7 +206,7 @@ def test_full_names_every_missing_subnet_and_security_group_by_path(capsys, monk
 def test_full_rejection_without_messages_points_at_the_named_value(capsys, monkeypatch, ec2):
     result = dryrun_result(False, [])
     result["message"] = "Invalid cluster configuration: The following supplied instance types do not exist: [g5.nope]"
-    monkeypatch.setattr(pcluster_api, "dryrun_create", FakeApi(result))
+    monkeypatch.setattr(config_validate, "run_dryrun", FakeApi(result))
     config = valid_config()
     config["Scheduling"]["SlurmQueues"][0]["ComputeResources"][0]["InstanceType"] = "g5.nope"
     failed, result = run(capsys, config=config, cluster_name="c1", full=True)
@@ -229,3 +214,30 @@ def test_full_rejection_without_messages_points_at_the_named_value(capsys, monke
     assert [(e["path"], e["value"]) for e in result["errors"]] == [
         ("Scheduling.SlurmQueues[0].ComputeResources[0].InstanceType", "g5.nope")]
     assert "do not exist: [g5.nope]" in result["errors"][0]["message"]
+
+
+def test_offline_false_runs_only_the_checks_against_aws(capsys, monkeypatch, ec2):
+    """The role checked offline already: the module must not repeat the rules or the schema."""
+    offline_runs = []
+    monkeypatch.setattr(config_validate, "validate_config", lambda *a, **k: offline_runs.append(a) or ([], True, ""))
+    fake = FakeApi(dryrun_result(True, []))
+    monkeypatch.setattr(config_validate, "run_dryrun", fake)
+    failed, result = run(capsys, config=valid_config(), cluster_name="c1", offline=False, full=True)
+    assert not failed and result["valid"] and result["full_checked"]
+    assert offline_runs == [] and len(fake.calls) == 1
+    assert result["offline_checked"] is False and result["schema_checked"] is False
+    assert result["msg"] == "The cluster configuration is valid (subnets, security groups and ParallelCluster dryrun)."
+
+
+def test_offline_false_without_full_is_refused(capsys):
+    failed, result = run(capsys, config=valid_config(), cluster_name="c1", offline=False)
+    assert failed and "leave nothing to check" in result["msg"]
+
+
+def test_config_file_with_duplicate_keys_is_reported(capsys, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("Region: us-east-1\nImage:\n  Os: ubuntu2204\n  Os: alinux2023\n")
+    failed, result = run(capsys, config_file=str(path), cluster_name="c1", fail_on_invalid=False)
+    assert not failed and not result["valid"]
+    duplicate = [e for e in result["errors"] if "appears twice" in e["message"]]
+    assert len(duplicate) == 1 and "line 4" in duplicate[0]["message"]

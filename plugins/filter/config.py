@@ -1,42 +1,49 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.pcluster contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters used by the cluster_config role to build, report on and render a cluster config."""
+"""Filters of the cluster_config role: build and check a cluster config, report its problems, render it."""
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
+import sys
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.cluster_config import (
-    build_cluster_config,
+from ansible.errors import AnsibleFilterError
+from ansible.utils.display import Display
+
+from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import render_yaml
+from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems import (
     format_problems,
     merge_problems,
-    validate_config,
-    variable_for,
+    name_variables,
 )
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import render_yaml
+from ansible_collections.hpc.pcluster.plugins.module_utils.config_rules import validate_config
+from ansible_collections.hpc.pcluster.plugins.module_utils.config_schema import HAS_PCLUSTER_SCHEMA
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config
+
+display = Display()
 
 
 def cluster_config_build(variables, schema=True):
-    """``{cluster_config_* name: value}`` -> ``{config, problems, sources, schema_checked}``.
+    """``{cluster_config_* name: value}`` -> ``{config, problems, sources, warnings, schema_checked, ...}``.
 
     ``problems`` holds what building found (missing or mistyped variables, unknown
     variables and keys), then the offline checks of the result: the collection's
     rules and, with ``schema`` and aws-parallelcluster installed, ParallelCluster's
-    ClusterSchema run in this process. Each problem names its variable where known.
+    ClusterSchema run in this process. No AWS call. Each problem names its variable
+    where known; each warning is also shown as an Ansible warning.
     """
     if not isinstance(variables, dict):
         raise AnsibleFilterError("cluster_config_build expects a mapping of cluster_config_* variables")
     built = build_cluster_config(variables)
-    found, built["schema_checked"] = validate_config(built["config"], variables.get("cluster_config_cluster_name"),
-                                                     use_schema=schema)
-    problems = merge_problems(built["problems"], found)
-    for item in problems:
-        if not item.get("variable"):
-            variable = variable_for(item["path"], built["sources"])
-            if variable:
-                item["variable"] = variable
-    built["problems"] = problems
+    found, built["schema_checked"], built["schema_note"] = validate_config(built["config"], built["cluster_name"],
+                                                                           use_schema=schema)
+    built["problems"] = name_variables(merge_problems(built["problems"], found), built["sources"])
+    if built["schema_note"]:
+        where = "" if HAS_PCLUSTER_SCHEMA else " for the controller's Python (%s): install requirements.txt there" % (
+            sys.executable)
+        built["warnings"].append("%s%s." % (built["schema_note"], where))
+    for warning in built["warnings"]:
+        display.warning(warning)
     return built
 
 
@@ -44,15 +51,9 @@ def cluster_config_report(build, validation=None, cluster_name=None):
     """Merge the build problems with config_validate's errors: ``{problems, msg}``, msg empty when valid."""
     if not isinstance(build, dict):
         raise AnsibleFilterError("cluster_config_report expects the result of cluster_config_build")
-    problems = list(build.get("problems") or [])
     errors = list((validation or {}).get("errors") or []) if isinstance(validation, dict) else []
     sources = build.get("sources") or {}
-    merged = merge_problems(problems, [dict(e) for e in errors])
-    for item in merged:
-        if not item.get("variable"):
-            variable = variable_for(item.get("path") or "", sources)
-            if variable:
-                item["variable"] = variable
+    merged = name_variables(merge_problems(list(build.get("problems") or []), [dict(e) for e in errors]), sources)
     return {"problems": merged, "msg": format_problems(merged, sources, cluster_name) if merged else ""}
 
 
