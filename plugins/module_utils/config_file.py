@@ -16,19 +16,32 @@ except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
     HAS_YAML = False
 
 
-def load_config_file(path):
-    """Parse a YAML config file, refusing duplicate keys; returns (config, problems).
+# The most nodes a config may expand to once YAML aliases are followed. A ParallelCluster config has a few
+# hundred; an alias bomb ("billion laughs") of a few hundred bytes expands to billions.
+MAX_EXPANDED_NODES = 100000
 
-    An unreadable file, bytes that are not UTF-8, invalid YAML and a document that
-    is not a mapping are problems too (config is then None): nothing raises.
-    """
-    if not HAS_YAML:  # pragma: no cover
-        raise ImportError("PyYAML is required to read config files")
 
-    class _UniqueKeyLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
-        pass
+class ConfigAliasBomb(Exception):
+    """A YAML document whose aliases expand beyond MAX_EXPANDED_NODES."""
 
-    duplicates = []
+
+def _config_loader(duplicates):
+    """A SafeLoader class that records duplicate keys and counts the nodes aliases expand to."""
+
+    class _ConfigLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
+        def __init__(self, stream):
+            super().__init__(stream)
+            self.expanded = {}  # id(node) -> nodes it stands for, aliases followed
+
+        def compose_node(self, parent, index):
+            node = super().compose_node(parent, index)
+            if id(node) not in self.expanded:
+                children = node.value if isinstance(node, yaml.SequenceNode) else (
+                    [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
+                self.expanded[id(node)] = 1 + sum(self.expanded.get(id(child), 1) for child in children)
+            if self.expanded[id(node)] > MAX_EXPANDED_NODES:
+                raise ConfigAliasBomb("line %d" % (node.start_mark.line + 1))
+            return node
 
     def _construct_mapping(loader, node, deep=False):
         keys = set()
@@ -39,20 +52,29 @@ def load_config_file(path):
             keys.add(key)
         return loader.construct_mapping(node, deep=deep)
 
-    _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    _ConfigLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    return _ConfigLoader
+
+
+def load_config_text(text, source):
+    """Parse YAML config text; returns (config, problems), never raises for bad input.
+
+    Duplicate keys are problems (YAML would keep the last one silently); aliases that expand beyond
+    MAX_EXPANDED_NODES, invalid YAML and a document that is not a mapping are problems with config None.
+    """
+    if not HAS_YAML:  # pragma: no cover
+        raise ImportError("PyYAML is required to read config files")
+    duplicates = []
     try:
-        with open(path, "r", encoding="utf-8") as handle:
-            config = yaml.load(handle, Loader=_UniqueKeyLoader)  # nosec - SafeLoader subclass
-    except (IOError, OSError) as error:
-        return None, [problem("", path, "Cannot read config_file %s: %s" % (path, error.strerror or error),
-                              "Give the path of a readable ParallelCluster config file.")]
-    except UnicodeDecodeError as error:
-        return None, [problem("", path, "config_file %s is not UTF-8 text (byte %d: %s)" % (path, error.start, error.reason),
-                              "Save the file as UTF-8.")]
+        config = yaml.load(text, Loader=_config_loader(duplicates))  # nosec - a SafeLoader subclass
+    except ConfigAliasBomb as error:
+        return None, [problem("", None, "%s: YAML aliases (at %s) expand to more than %d nodes, far beyond any cluster "
+                              "config" % (source, error, MAX_EXPANDED_NODES),
+                              "Write the config without nested aliases (anchors and * references).")]
     except yaml.YAMLError as error:
-        return None, [problem("", None, "%s is not valid YAML: %s" % (path, error), "Fix the YAML syntax.")]
+        return None, [problem("", None, "%s is not valid YAML: %s" % (source, error), "Fix the YAML syntax.")]
     if config is not None and not isinstance(config, dict):
-        return None, [problem("", type(config).__name__, "%s must hold a YAML mapping (a ParallelCluster config)" % path,
+        return None, [problem("", type(config).__name__, "%s must hold a YAML mapping (a ParallelCluster config)" % source,
                               "Write the config as a mapping with Region, Image, HeadNode, Scheduling, ...")]
     problems = [
         problem("", key, "The key %s appears twice in one mapping (line %d); YAML keeps only the last one" % (short_repr(key), line),
@@ -60,6 +82,25 @@ def load_config_file(path):
         for key, line in duplicates
     ]
     return config, problems
+
+
+def load_config_file(path):
+    """Read and parse a YAML config file with load_config_text; returns (config, problems).
+
+    An unreadable file and bytes that are not UTF-8 are problems too (config is then None).
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except (IOError, OSError) as error:
+        return None, [problem("", path, "Cannot read config_file %s: %s" % (path, error.strerror or error),
+                              "Give the path of a readable ParallelCluster config file.")]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return None, [problem("", path, "config_file %s is not UTF-8 text (byte %d: %s)" % (path, error.start, error.reason),
+                              "Save the file as UTF-8.")]
+    return load_config_text(text, path)
 
 
 def render_yaml(config):
@@ -134,16 +175,35 @@ def config_yaml(config):
     return yaml.safe_dump(to_plain(config), default_flow_style=False, sort_keys=True)
 
 
-def fetch_stored_config(describe, timeout=30, opener=None):
+def stored_config_url_problem(url, endpoint_url=None):
+    """Why the stored config may not be fetched from ``url`` (None when it may).
+
+    Only https: the URL is a bearer token (a presigned S3 URL). Plain http only from the host of an
+    explicit http endpoint_url (a local S3 stand-in such as moto); never file:// or other schemes.
+    """
+    from urllib.parse import urlparse  # pylint: disable=import-outside-toplevel
+
+    scheme = urlparse(url).scheme.lower()
+    if scheme == "https":
+        return None
+    endpoint = urlparse(endpoint_url or "")
+    if scheme == "http" and endpoint.scheme == "http" and endpoint.hostname and endpoint.hostname == urlparse(url).hostname:
+        return None
+    return ("describe-cluster gave a %s:// URL for the stored config; only https is accepted (http only from the "
+            "host of an explicit http endpoint_url)" % (scheme or "schemeless"))
+
+
+def fetch_stored_config(describe, endpoint_url=None, timeout=30, opener=None):
     """The config ParallelCluster stored for a cluster (the S3 object behind clusterConfiguration.url).
 
-    Returns (config dict or None, None or a reason it could not be read).
+    Returns (config dict or None, None or a reason it could not be read). The reason never holds the URL.
     """
-    import yaml  # pylint: disable=import-outside-toplevel
-
     url = ((describe or {}).get("clusterConfiguration") or {}).get("url")
     if not url:
         return None, "describe-cluster returned no clusterConfiguration.url"
+    refused = stored_config_url_problem(url, endpoint_url)
+    if refused:
+        return None, refused
     if opener is None:
         from ansible.module_utils.urls import open_url  # pylint: disable=import-outside-toplevel
 
@@ -153,12 +213,16 @@ def fetch_stored_config(describe, timeout=30, opener=None):
         try:
             with opener(url, timeout=timeout) as response:
                 body = response.read()
-            data = yaml.safe_load(body)
-            if not isinstance(data, dict):
-                return None, "the stored config is not a YAML mapping"
-            return data, None
-        except yaml.YAMLError as exc:
-            return None, "the stored config is not valid YAML: %s" % exc
+            break
         except Exception as exc:  # pylint: disable=broad-except
-            last_error = exc
-    return None, "could not download the stored config: %s" % last_error
+            last_error = getattr(exc, "code", None) or type(exc).__name__
+    else:
+        return None, "could not download the stored config (%s)" % last_error
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+    except UnicodeDecodeError:
+        return None, "the stored config is not UTF-8 text"
+    config, problems = load_config_text(text, "the stored config")
+    if problems or not isinstance(config, dict):
+        return None, "; ".join(item["message"] for item in problems) or "the stored config is not a YAML mapping"
+    return config, None

@@ -66,6 +66,14 @@ options:
       - Requires O(name).
     type: bool
     default: false
+  stored_config:
+    description:
+      - Also return the cluster configuration ParallelCluster stored for the cluster (the S3 object behind
+        describe-cluster's C(clusterConfiguration.url)), read over https only (http only from the host of an
+        explicit http O(endpoint_url)) with the collection's config loader.
+      - Requires O(name).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - hpc.pcluster.aws
 attributes:
@@ -93,6 +101,12 @@ EXAMPLES = r"""
   hpc.pcluster.cluster_info:
     cluster_status: [CREATE_COMPLETE, UPDATE_COMPLETE]
   register: all_clusters
+
+- name: Read the configuration ParallelCluster stored for the cluster
+  hpc.pcluster.cluster_info:
+    name: ml-training-cluster
+    stored_config: true
+  register: stored
 
 - name: Compute instances of one queue and the fleet status
   hpc.pcluster.cluster_info:
@@ -163,7 +177,9 @@ cluster:
   description:
     - The full C(pcluster describe-cluster) answer, in ParallelCluster's own camelCase keys
       (clusterName, clusterStatus, cloudFormationStackStatus, cloudformationStackArn, computeFleetStatus,
-      clusterConfiguration.url, headNode, failures, scheduler, tags, version, ...).
+      headNode, failures, scheduler, tags, version, ...).
+    - Without C(clusterConfiguration.url), a presigned URL that grants access to the stored configuration
+      (use O(stored_config) to read it).
     - An empty dict when the cluster does not exist.
   returned: when O(name) is given
   type: dict
@@ -216,19 +232,23 @@ failure:
   description: The failure report of a C(*_FAILED) cluster; see M(hpc.pcluster.cluster).
   returned: when O(failure_details=true) and the cluster status ends in C(_FAILED)
   type: dict
+stored_config:
+  description: The configuration ParallelCluster stored for the cluster; empty when it could not be read.
+  returned: when O(stored_config=true) and the cluster exists
+  type: dict
+  sample: {Region: us-east-1, Image: {Os: ubuntu2204}, HeadNode: {InstanceType: m5.8xlarge}}
+stored_config_error:
+  description: Why the stored configuration could not be read.
+  returned: when O(stored_config=true) and it could not be read
+  type: str
+  sample: "could not download the stored config (403)"
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.hpc.pcluster.plugins.module_utils.aws import aws_argument_spec, setup_aws
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_api import (
-    ApiPoller,
-    PclusterApiError,
-    cluster_summary,
-    fail_on_error,
-    failure_report,
-    module_api,
-)
+from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import fetch_stored_config
+from ansible_collections.hpc.pcluster.plugins.module_utils.failure_report import failure_report
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_errors import PclusterApiError
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_module import PclusterModule, cluster_summary
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_wait import ClusterPoller
 
 CLUSTER_STATUSES = [
     "CREATE_IN_PROGRESS",
@@ -240,11 +260,11 @@ CLUSTER_STATUSES = [
     "UPDATE_COMPLETE",
     "UPDATE_FAILED",
 ]
+NEEDS_NAME = ("instances", "compute_fleet", "stack_progress", "failure_details", "stored_config")
 
 
 def argument_spec():
-    spec = aws_argument_spec()
-    spec.update(
+    return dict(
         name=dict(type="str", aliases=["cluster_name"]),
         cluster_status=dict(type="list", elements="str", choices=CLUSTER_STATUSES),
         instances=dict(type="bool", default=False),
@@ -253,11 +273,11 @@ def argument_spec():
         compute_fleet=dict(type="bool", default=False),
         stack_progress=dict(type="bool", default=False),
         failure_details=dict(type="bool", default=False),
+        stored_config=dict(type="bool", default=False),
     )
-    return spec
 
 
-def describe_one(module, api, settings):
+def describe_one(module, api):
     params = module.params
     name = params["name"]
     cluster = api.describe_cluster(name)
@@ -270,16 +290,21 @@ def describe_one(module, api, settings):
     if params["compute_fleet"]:
         result["compute_fleet"] = api.describe_compute_fleet(name)
     if params["stack_progress"]:
-        result["stack_progress"] = ApiPoller(api, name, aws_settings=settings).stack_progress(cluster)
+        result["stack_progress"] = ClusterPoller(api, name).stack_progress(cluster)
     if params["failure_details"] and str(cluster.get("clusterStatus") or "").endswith("_FAILED"):
         result["failure"] = failure_report(api, name, cluster)
+    if params["stored_config"]:
+        stored, reason = fetch_stored_config(cluster, endpoint_url=module.settings.get("endpoint_url"))
+        result["stored_config"] = stored or {}
+        if reason:
+            result["stored_config_error"] = reason
     return result
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = PclusterModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
-    needs_name = [opt for opt in ("instances", "compute_fleet", "stack_progress", "failure_details") if params[opt]]
+    needs_name = [opt for opt in NEEDS_NAME if params[opt]]
     if needs_name and not params["name"]:
         module.fail_json(msg="Options %s need 'name' (the cluster to describe)." % ", ".join(needs_name))
     if (params["node_type"] or params["queue_name"]) and not params["instances"]:
@@ -287,15 +312,14 @@ def main():
     if params["cluster_status"] and params["name"]:
         module.fail_json(msg="'cluster_status' filters the list of all clusters: leave out 'name' to use it.")
 
-    settings = setup_aws(module)
-    api = module_api(module, settings)
+    api = module.client()
     try:
         if params["name"]:
-            result = describe_one(module, api, settings)
+            result = describe_one(module, api)
         else:
             result = dict(changed=False, clusters=api.list_clusters(cluster_status=params["cluster_status"]))
     except PclusterApiError as error:
-        fail_on_error(module, error, settings, prefix="Cannot describe %s" % (params["name"] or "the clusters"))
+        module.fail_json_pcluster(error, msg="Cannot describe %s" % (params["name"] or "the clusters"))
     module.exit_json(**result)
 
 

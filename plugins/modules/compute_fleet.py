@@ -18,6 +18,8 @@ description:
     C(STOP_REQUESTED), C(STOPPING), C(STOPPED); with AWS Batch C(ENABLED) and C(DISABLED).
   - Stopping the fleet is what updates of some settings (for example a queue's instance type) require; see
     O(hpc.pcluster.cluster#module:stop_fleet_for_update).
+  - A request that fails without a clear refusal is not sent again blindly: the fleet is described first, and
+    a status that shows the request went through counts as done. Waits accept a few poll errors in a row.
 author:
   - hpc.pcluster contributors (@hpc-pcluster)
 options:
@@ -37,8 +39,8 @@ options:
   wait:
     description:
       - Wait until the fleet reaches the requested state.
-      - When the task runs through the collection's action plugin, a progress line is printed at least
-        once a minute while waiting.
+      - The module writes a progress line at least every 55 seconds while it waits; the collection's action
+        plugin runs it as a background job and prints them, so one shows at least once a minute.
     type: bool
     default: true
   wait_timeout:
@@ -48,6 +50,7 @@ options:
     default: 1200
 extends_documentation_fragment:
   - hpc.pcluster.aws
+  - hpc.pcluster.progress
 attributes:
   check_mode:
     support: full
@@ -55,6 +58,12 @@ attributes:
   diff_mode:
     support: none
     description: There is no diff.
+  action:
+    support: full
+    description: An action plugin runs the module as a background job and prints its progress lines.
+  async:
+    support: full
+    description: With C(async), the task runs as an ordinary background job without progress lines.
 """
 
 EXAMPLES = r"""
@@ -87,11 +96,6 @@ compute_fleet:
   returned: always
   type: dict
   sample: {status: RUNNING, lastStatusUpdatedTime: "2026-11-28T23:50:00.000Z"}
-pending:
-  description: With O(wait=false), the state still to be reached, as a wait goal such as C(fleet:STOPPED).
-  returned: when O(wait=false) and the fleet has not reached the requested state yet
-  type: dict
-  sample: {goal: "fleet:STOPPED", rerun: false}
 waited:
   description: Seconds spent waiting.
   returned: when the module waited
@@ -99,83 +103,87 @@ waited:
   sample: 62.5
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.hpc.pcluster.plugins.module_utils.aws import aws_argument_spec, setup_aws
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_api import (
-    ApiPoller,
-    PclusterApiError,
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster_writes import WriteGuard
+from ansible_collections.hpc.pcluster.plugins.module_utils.fleet_control import fleet_plan
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_errors import PclusterApiError
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_module import PclusterModule
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_wait import (
+    ClusterPoller,
     WaitTimeout,
-    fail_on_error,
-    fleet_plan,
-    module_api,
+    format_progress_line,
     wait_until,
 )
 
 
 def argument_spec():
-    spec = aws_argument_spec()
-    spec.update(
+    return dict(
         name=dict(type="str", required=True, aliases=["cluster_name"]),
         state=dict(type="str", required=True, choices=["started", "stopped"]),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=1200),
     )
-    return spec
 
 
-def run(module, api, settings):
-    params = module.params
-    name = params["name"]
-    fleet = api.describe_compute_fleet(name)
-    status = fleet.get("status")
-    plan = fleet_plan(params["state"], status)
-    result = dict(changed=plan["request"] is not None, previous_status=status, status=status, compute_fleet=fleet)
-    if plan["request"] is None and plan["reached"]:
+class FleetRun:
+    """One run of hpc.pcluster.compute_fleet."""
+
+    def __init__(self, module, api):
+        self.module = module
+        self.api = api
+        self.name = module.params["name"]
+
+    def run(self):
+        params = self.module.params
+        fleet = self.api.describe_compute_fleet(self.name)
+        status = fleet.get("status")
+        plan = fleet_plan(params["state"], status)
+        result = dict(changed=plan["request"] is not None, previous_status=status, status=status, compute_fleet=fleet)
+        if plan["request"] is None and plan["reached"]:
+            return result
+        if self.module.check_mode:
+            result["msg"] = "would request %s (fleet is %s)" % (plan["request"], status) if plan["request"] else "fleet is already %s" % status
+            return result
+        if plan["request"]:
+            self.module.progress("[%s] compute fleet %s requested" % (self.name, plan["request"]))
+            WriteGuard(self).fleet(plan)
+        if params["wait"]:
+            return self.wait(plan, result)
+        fleet = self.api.describe_compute_fleet(self.name)
+        result.update(status=fleet.get("status"), compute_fleet=fleet)
         return result
-    if module.check_mode:
-        result["msg"] = "would request %s (fleet is %s)" % (plan["request"], status) if plan["request"] else "fleet is already %s" % status
-        return result
-    if plan["request"]:
-        api.update_compute_fleet(name, plan["request"])
-    if params["wait"]:
-        poller = ApiPoller(api, name, fleet=True, aws_settings=settings)
-        start = api.clock()
+
+    def wait(self, plan, result):
+        params = self.module.params
+        start = self.api.clock()
+
+        def report(snapshot, elapsed):
+            self.module.progress(format_progress_line(self.name, snapshot, elapsed, params["wait_timeout"]))
+
         try:
-            snapshot = wait_until(poller, plan["goal"], params["wait_timeout"], sleep=api.sleep, clock=api.clock)
+            snapshot = wait_until(ClusterPoller(self.api, self.name, fleet=True), plan["goal"], params["wait_timeout"],
+                                  sleep=self.api.sleep, clock=self.api.clock, report=report)
         except WaitTimeout as exc:
             last_fleet = exc.snapshot.get("fleet") or {}
-            last = last_fleet.get("status")
-            module.fail_json(
+            self.module.fail_json(
                 msg="The compute fleet of %s did not become %s within %d s (last status %s)."
-                % (name, plan["target"], params["wait_timeout"], last),
-                **dict(result, status=last, compute_fleet=last_fleet, waited=round(exc.elapsed or 0, 1))
-            )
+                % (self.name, plan["target"], params["wait_timeout"], last_fleet.get("status")),
+                **dict(result, status=last_fleet.get("status"), compute_fleet=last_fleet, waited=round(exc.elapsed or 0, 1)))
         fleet = snapshot.get("fleet") or {}
-        result.update(status=fleet.get("status"), compute_fleet=fleet, waited=round(api.clock() - start, 1))
+        result.update(status=fleet.get("status"), compute_fleet=fleet, waited=round(self.api.clock() - start, 1))
         if fleet.get("status") == "PROTECTED":
-            module.fail_json(
+            self.module.fail_json(
                 msg="The compute fleet of %s went to PROTECTED: static compute nodes failed to launch repeatedly. "
                 "Read the head node's clustermgtd and slurm_resume logs (hpc.pcluster.cluster_info with "
-                "failure_details, or pcluster list-cluster-log-streams)." % name,
-                **result
-            )
-    else:
-        fleet = api.describe_compute_fleet(name)
-        result.update(status=fleet.get("status"), compute_fleet=fleet)
-        if fleet.get("status") != plan["target"]:
-            result["pending"] = {"goal": plan["goal"], "rerun": False}
-    return result
+                "failure_details, or pcluster list-cluster-log-streams)." % self.name, **result)
+        return result
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    settings = setup_aws(module)
-    api = module_api(module, settings)
+    module = PclusterModule(argument_spec=argument_spec(), progress=True, supports_check_mode=True)
     try:
-        result = run(module, api, settings)
+        result = FleetRun(module, module.client()).run()
     except PclusterApiError as error:
-        fail_on_error(module, error, settings, prefix="Cannot set the compute fleet of %s to %s" % (module.params["name"], module.params["state"]))
+        module.fail_json_pcluster(error, msg="Cannot set the compute fleet of %s to %s" % (module.params["name"], module.params["state"]))
     module.exit_json(**result)
 
 

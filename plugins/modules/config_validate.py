@@ -213,7 +213,7 @@ import copy  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_api  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_client, pcluster_errors  # noqa: E402
 from ansible_collections.hpc.pcluster.plugins.module_utils.aws import (  # noqa: E402
     apply_aws_environment,
     aws_argument_spec,
@@ -233,7 +233,7 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config_rules import v
 
 def run_dryrun(cluster_name, config, region, suppress_validators, validation_failure_level):
     """ParallelCluster's create-cluster dryrun (creates nothing): {success, message, validation_messages, ...}."""
-    api = pcluster_api.PclusterApi(region=region)
+    api = pcluster_client.PclusterApi(region=region)
     return api.dryrun_create(cluster_name, config, suppress_validators, validation_failure_level)
 
 
@@ -246,8 +246,8 @@ def aws_settings_for(module, config, result):
     if not settings["region"]:
         module.fail_json(msg=missing_region_message(), **result)
     apply_aws_environment(settings)
-    if not pcluster_api.HAS_PCLUSTER:
-        module.fail_json(msg=pcluster_api.missing_pcluster_message(), **result)
+    if not pcluster_client.HAS_PCLUSTER:
+        module.fail_json(msg=pcluster_client.missing_pcluster_message(), **result)
     return settings
 
 
@@ -267,9 +267,9 @@ def run_aws_checks(module, config, result):
     try:
         dryrun = run_dryrun(module.params["cluster_name"], copy.deepcopy(config), settings["region"],
                             module.params["suppress_validators"] or None, level)
-    except pcluster_api.PclusterMissingError as error:
+    except pcluster_errors.PclusterMissingError as error:
         module.fail_json(msg=str(error), **result)
-    except pcluster_api.PclusterApiError as error:
+    except pcluster_errors.PclusterApiError as error:
         failure = dict(result)
         failure.update(error.to_result())
         module.fail_json(msg="The ParallelCluster dryrun could not run: %s" % error.describe(), **failure)

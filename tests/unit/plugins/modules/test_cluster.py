@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import pathlib
 import sys
 
@@ -12,55 +13,16 @@ FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pcluster"
 sys.path.insert(0, str(FIXTURES))
 
 import fake_pcluster  # noqa: E402  pylint: disable=wrong-import-position
-from fake_pcluster import install, load, recorded_error, run_module, stored_config_url  # noqa: E402
+from cluster_cases import CONFIG, NAME, config_with, existing, operations, run  # noqa: E402
+from fake_pcluster import install, load, recorded_error, run_module, stored_endpoint  # noqa: E402
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_api  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_client  # noqa: E402
 from ansible_collections.hpc.pcluster.plugins.modules import cluster as cluster_module  # noqa: E402
-
-NAME = "ml-training-cluster"
-CONFIG = {
-    "Region": "us-east-1",
-    "Image": {"Os": "ubuntu2204"},
-    "HeadNode": {
-        "InstanceType": "m5.8xlarge",
-        "Networking": {"SubnetId": "subnet-0123456789abcdef0"},
-        "Ssh": {"KeyName": "ml-key"},
-    },
-    "Scheduling": {
-        "Scheduler": "slurm",
-        "SlurmQueues": [
-            {
-                "Name": "compute-gpu",
-                "ComputeResources": [{"Name": "distributed-ml", "InstanceType": "g5.8xlarge", "MinCount": 2, "MaxCount": 2}],
-                "Networking": {"SubnetIds": ["subnet-0fedcba9876543210"]},
-            }
-        ],
-    },
-}
-
-
-def config_with(max_count=2, instance_type="g5.8xlarge"):
-    config = copy.deepcopy(CONFIG)
-    resource = config["Scheduling"]["SlurmQueues"][0]["ComputeResources"][0]
-    resource.update(MaxCount=max_count, InstanceType=instance_type)
-    return config
 
 
 @pytest.fixture(name="fake")
 def fake_fixture(monkeypatch):
     return install(monkeypatch)
-
-
-def run(args, **kwargs):
-    return run_module(cluster_module, dict({"name": NAME, "region": "us-east-1"}, **args), **kwargs)
-
-
-def existing(fake, tmp_path, stored, describe="describe_cluster_complete"):
-    return fake.add_cluster(NAME, load(describe), stored_config_url=stored_config_url(tmp_path, stored))
-
-
-def operations(fake):
-    return [(op, dryrun) for op, _now, dryrun, _status in fake.call_times if op in ("create_cluster", "update_cluster", "delete_cluster")]
 
 
 # --------------------------------------------------------------------------- create
@@ -135,11 +97,11 @@ def test_wait_timeout_says_where_the_stack_got(fake):
     assert 600 <= fake.clock.now < 640
 
 
-def test_wait_false_starts_the_create_and_returns_pending(fake):
+def test_wait_false_starts_the_create_and_returns(fake):
     result = run({"config": CONFIG, "wait": False})
 
     assert result["changed"] is True and result["status"] == "CREATE_IN_PROGRESS"
-    assert result["pending"] == {"goal": "stable", "rerun": False}
+    assert "pending" not in result
     assert fake.clock.sleeps == []
 
 
@@ -175,7 +137,7 @@ def test_check_mode_create_rejected_by_validation(fake):
 
 def test_config_file_is_read(fake, tmp_path):
     path = tmp_path / "cluster-config.yaml"
-    path.write_text(fake_pcluster.json.dumps(CONFIG))
+    path.write_text(json.dumps(CONFIG))
 
     result = run({"config_file": str(path)}, check_mode=True)
 
@@ -196,7 +158,7 @@ def test_missing_config_file_is_one_clear_error(fake, tmp_path):
 def test_same_stored_config_is_no_change(fake, tmp_path):
     stored = config_with()
     stored["Scheduling"]["SlurmQueues"][0]["ComputeResources"][0]["MaxCount"] = "2"  # "2" and 2 compare equal
-    existing(fake, tmp_path, stored)
+    existing(fake, stored)
 
     result = run({"config": CONFIG}, diff=True)
 
@@ -206,7 +168,7 @@ def test_same_stored_config_is_no_change(fake, tmp_path):
 
 
 def test_drift_updates_after_a_dryrun(fake, tmp_path):
-    existing(fake, tmp_path, CONFIG)
+    existing(fake, CONFIG)
     fake.update_dryruns = [load("update_dryrun_success")]
 
     result = run({"config": config_with(max_count=3)})
@@ -222,7 +184,7 @@ def test_drift_updates_after_a_dryrun(fake, tmp_path):
 
 
 def test_failed_update_fails_with_the_report(fake, tmp_path):
-    existing(fake, tmp_path, CONFIG)
+    existing(fake, CONFIG)
     fake.update_dryruns = [load("update_dryrun_success")]
     fake.update_fails = True
 
@@ -235,7 +197,7 @@ def test_failed_update_fails_with_the_report(fake, tmp_path):
 
 
 def test_drift_in_check_mode_returns_change_set_and_diff(fake, tmp_path):
-    existing(fake, tmp_path, CONFIG)
+    existing(fake, CONFIG)
     fake.update_dryruns = [load("update_dryrun_success")]
 
     result = run({"config": config_with(max_count=3)}, check_mode=True, diff=True)
@@ -247,7 +209,7 @@ def test_drift_in_check_mode_returns_change_set_and_diff(fake, tmp_path):
 
 
 def test_unreadable_stored_config_falls_back_to_the_dryrun(fake, tmp_path):
-    fake.add_cluster(NAME, load("describe_cluster_complete"), stored_config_url=(tmp_path / "gone.yaml").as_uri())
+    fake.add_cluster(NAME, load("describe_cluster_complete"), stored_config_url=stored_endpoint() + "/gone.yaml")
     fake.update_dryruns = [load("update_dryrun_no_change")]
 
     result = run({"config": CONFIG})
@@ -257,7 +219,7 @@ def test_unreadable_stored_config_falls_back_to_the_dryrun(fake, tmp_path):
 
 
 def test_difference_pcluster_does_not_apply_is_no_change(fake, tmp_path):
-    existing(fake, tmp_path, CONFIG)
+    existing(fake, CONFIG)
     fake.update_dryruns = [load("update_dryrun_no_change")]
     desired = copy.deepcopy(CONFIG)
     desired["HeadNode"]["Imds"] = {"Secured": True}
@@ -270,7 +232,7 @@ def test_difference_pcluster_does_not_apply_is_no_change(fake, tmp_path):
 
 
 def test_update_needing_stopped_fleet_fails_and_says_so(fake, tmp_path):
-    existing(fake, tmp_path, CONFIG)
+    existing(fake, CONFIG)
     fake.update_dryruns = [load("update_dryrun_needs_fleet_stop")]
 
     result = run({"config": config_with(max_count=3, instance_type="g5.12xlarge")})
@@ -285,10 +247,10 @@ def test_update_needing_stopped_fleet_fails_and_says_so(fake, tmp_path):
 
 
 def test_update_with_stop_fleet_for_update_stops_updates_and_starts(fake, tmp_path):
-    existing(fake, tmp_path, CONFIG)
+    existing(fake, CONFIG)
     fake.update_dryruns = [load("update_dryrun_needs_fleet_stop"), load("update_dryrun_success")]
 
-    result = run({"config": config_with(instance_type="g5.12xlarge"), "stop_fleet_for_update": True})
+    result = run({"config": config_with(instance_type="g5.12xlarge"), "stop_fleet_for_update": True, "unfinished_jobs": 0})
 
     assert not result.get("failed"), result["msg"]
     assert result["changed"] is True and result["fleet_stopped_for_update"] is True
@@ -303,7 +265,7 @@ def test_update_with_stop_fleet_for_update_stops_updates_and_starts(fake, tmp_pa
 
 
 def test_update_with_stop_fleet_in_check_mode_touches_nothing(fake, tmp_path):
-    existing(fake, tmp_path, CONFIG)
+    existing(fake, CONFIG)
     fake.update_dryruns = [load("update_dryrun_needs_fleet_stop")]
 
     result = run({"config": config_with(instance_type="g5.12xlarge"), "stop_fleet_for_update": True}, check_mode=True)
@@ -314,7 +276,7 @@ def test_update_with_stop_fleet_in_check_mode_touches_nothing(fake, tmp_path):
 
 
 def test_in_progress_on_entry_is_waited_for_then_compared(fake, tmp_path):
-    fake.add_timeline(NAME, "create_success_timeline", start=-1000, stored_config_url=stored_config_url(tmp_path, CONFIG))
+    fake.add_timeline(NAME, "create_success_timeline", start=-1000, stored_config_url=fake_pcluster.stored_config_url(config=CONFIG))
 
     result = run({"config": CONFIG})
 
@@ -338,7 +300,7 @@ def test_in_progress_in_check_mode_does_not_wait(fake, tmp_path):
 
 
 def test_absent_deletes_and_waits_until_gone(fake, tmp_path):
-    existing(fake, tmp_path, CONFIG)
+    existing(fake, CONFIG)
 
     result = run({"state": "absent"}, diff=True)
 
@@ -356,7 +318,7 @@ def test_absent_and_missing_is_no_change(fake):
 
 
 def test_absent_in_check_mode_deletes_nothing(fake, tmp_path):
-    existing(fake, tmp_path, CONFIG)
+    existing(fake, CONFIG)
 
     result = run({"state": "absent"}, check_mode=True)
 
@@ -368,7 +330,7 @@ def test_absent_in_check_mode_deletes_nothing(fake, tmp_path):
 
 
 def test_throttling_is_retried_with_backoff(fake, tmp_path):
-    existing(fake, tmp_path, CONFIG)
+    existing(fake, CONFIG)
     fake.raise_before["describe_cluster"] = [recorded_error(load("throttled")), recorded_error(load("throttled_internal"))]
 
     result = run({"config": CONFIG})
@@ -379,13 +341,13 @@ def test_throttling_is_retried_with_backoff(fake, tmp_path):
 
 
 def test_throttling_gives_up_after_the_last_attempt(fake, tmp_path):
-    existing(fake, tmp_path, CONFIG)
+    existing(fake, CONFIG)
     fake.raise_before["describe_cluster"] = [recorded_error(load("throttled")) for _attempt in range(10)]
 
     result = run({"config": CONFIG})
 
     assert result["failed"] is True and "Rate exceeded" in result["msg"]
-    assert fake.count("describe_cluster") == pcluster_api.RetryPolicy().max_attempts
+    assert fake.count("describe_cluster") == pcluster_client.RetryPolicy().max_attempts
     assert result["error"]["code"] == 429
 
 
@@ -415,13 +377,13 @@ def test_credentials_and_region_errors_read_clearly(fake, fixture, expected):
 
 
 def test_missing_region_is_one_clear_message(fake):
-    result = run_module(cluster_module, {"name": NAME, "config": CONFIG})
+    result = run_module(cluster_module, {"name": NAME, "config": CONFIG})  # no region option, no AWS_REGION
 
     assert result["failed"] is True and "No AWS region" in result["msg"]
 
 
 def test_missing_pcluster_is_one_clear_message(fake, monkeypatch):
-    monkeypatch.setattr(pcluster_api, "HAS_PCLUSTER", False)
+    monkeypatch.setattr(pcluster_client, "HAS_PCLUSTER", False)
 
     result = run({"config": CONFIG})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import sys
 
@@ -49,7 +50,20 @@ def test_describes_one_cluster(fake):
         "state": "running",
         "launch_time": "2026-11-28T23:36:07.000Z",
     }
-    assert result["cluster"]["clusterName"] == NAME and "url" in result["cluster"]["clusterConfiguration"]
+    assert result["cluster"]["clusterName"] == NAME and result["cluster"]["version"] == "3.16.1"
+
+
+def test_presigned_config_url_is_in_no_result(fake):
+    url = load("describe_cluster_complete")["clusterConfiguration"]["url"]
+    fake.add_cluster(NAME, load("describe_cluster_complete"))
+    fake.add_timeline("failed", "create_failed_timeline", start=-2000, stored_config_url=url)
+
+    results = [run({"name": NAME}), run({"name": "failed", "failure_details": True, "stored_config": True})]
+
+    for result in results:
+        assert result["cluster"]["clusterConfiguration"] == {}
+        text = json.dumps(result)
+        assert "Signature=" not in text and "clusterConfiguration.url" not in text and url not in text
 
 
 def test_missing_cluster_is_not_an_error(fake):

@@ -70,11 +70,11 @@ def test_check_mode_asks_nothing(fake):
     assert result["changed"] is True and requests(fake) == [] and result["status"] == "RUNNING"
 
 
-def test_wait_false_returns_pending(fake):
+def test_wait_false_requests_and_returns(fake):
     result = run({"state": "stopped", "wait": False})
 
     assert result["changed"] is True and result["status"] == "STOP_REQUESTED"
-    assert result["pending"] == {"goal": "fleet:STOPPED", "rerun": False}
+    assert "pending" not in result and fake.clock.sleeps == []
 
 
 def test_timeout_names_the_last_status(fake):

@@ -11,7 +11,7 @@ import yaml
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_api
+from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_errors
 from ansible_collections.hpc.pcluster.plugins.modules import config_validate
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "guide"))
@@ -137,7 +137,7 @@ class FakeApi:
 
 def dryrun_result(success, messages):
     return {"success": success, "message": "Request would have succeeded, but DryRun flag is set." if success
-            else "Invalid cluster configuration.", "validation_messages": pcluster_api.group_validation_messages(messages),
+            else "Invalid cluster configuration.", "validation_messages": pcluster_errors.group_validation_messages(messages),
             "change_set": [], "update_errors": [], "no_change": False, "error": None}
 
 
@@ -180,7 +180,7 @@ def test_full_is_skipped_when_offline_check_fails(capsys, monkeypatch, ec2):
 
 
 def test_full_reports_an_api_failure(capsys, monkeypatch, ec2):
-    error = pcluster_api.PclusterApiError("Could not connect to the endpoint URL", code=None, error_type="EndpointError")
+    error = pcluster_errors.PclusterApiError("Could not connect to the endpoint URL", code=None, error_type="EndpointError")
     monkeypatch.setattr(config_validate, "run_dryrun", FakeApi(error=error))
     failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True)
     assert failed and "could not run" in result["msg"] and "Could not connect" in result["msg"]
