@@ -63,7 +63,7 @@ class PlaybookRun:
         return "PlaybookRun(rc=%s)\n%s\n%s" % (self.returncode, json.dumps(self.results, indent=1)[:4000], self.stdout[-4000:])
 
 
-def run_playbook(sandbox, workdir, steps, timeout=600):
+def run_playbook(sandbox, workdir, steps, timeout=600, extra_args=()):
     """Run ``steps`` (Step objects) as the tasks of one ansible-playbook run (action plugins included)."""
     workdir = pathlib.Path(workdir)
     dest = workdir / ("results-%s.json" % secrets.token_hex(4))
@@ -74,7 +74,7 @@ def run_playbook(sandbox, workdir, steps, timeout=600):
     text += KEEP.format(steps=", ".join("step_%d" % index for index in range(len(steps))), dest=dest)
     play.write_text(text)
     argv = ["ansible-playbook", "-i", "localhost,", "-c", "local",
-            "-e", "ansible_python_interpreter=%s" % (ROOT / ".venv" / "bin" / "python"), str(play)]
+            "-e", "ansible_python_interpreter=%s" % (ROOT / ".venv" / "bin" / "python"), *extra_args, str(play)]
     env = dict(sandbox.env, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     assert dest.exists(), "the playbook did not run to its end:\n%s%s" % (proc.stdout, proc.stderr)

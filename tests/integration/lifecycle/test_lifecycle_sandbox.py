@@ -10,14 +10,16 @@ one playbook run to keep the suite fast.
 from __future__ import annotations
 
 import copy
-
-import pytest
-
+import json
 import pathlib
 import sys
 
+import pytest
+import yaml
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
+from ansible_collections.hpc.pcluster.plugins.module_utils.fleet_control import FLEET_STOP_TAG  # noqa: E402
 from lifecycle_helpers import (  # noqa: E402  pylint: disable=import-error,wrong-import-position
     LIFECYCLE_REGION,
     Step,
@@ -38,14 +40,16 @@ def stack_names(sandbox, region):
 
 @pytest.fixture(scope="module", name="readonly")
 def readonly_fixture(sandbox, tmp_path_factory):
-    """One playbook: describe, list, a missing cluster, an unknown region, and the unchanged sandbox cluster."""
+    """One playbook (-v): describe, list, a missing cluster, an unknown region, the unchanged sandbox cluster,
+    and its stored config."""
     return run_playbook(sandbox, tmp_path_factory.mktemp("readonly"), [
         Step("hpc.pcluster.cluster_info", {"name": sandbox.cluster_name, "instances": True, "compute_fleet": True}),
         Step("hpc.pcluster.cluster_info", {"region": sandbox.region, "endpoint_url": sandbox.endpoint_url}),
         Step("hpc.pcluster.cluster_info", {"name": "no-such-cluster"}),
         Step("hpc.pcluster.cluster_info", {"name": sandbox.cluster_name, "region": "mars-east-1"}),
         Step("hpc.pcluster.cluster", {"name": sandbox.cluster_name, "config_file": sandbox.state["cluster_config_path"]}, diff=True),
-    ])
+        Step("hpc.pcluster.cluster_info", {"name": sandbox.cluster_name, "stored_config": True}),
+    ], extra_args=["-v"])
 
 
 def test_cluster_info_describes_the_sandbox_cluster(sandbox, readonly):
@@ -82,6 +86,23 @@ def test_sandbox_cluster_with_its_stored_config_is_unchanged(sandbox, readonly):
     assert result["changed"] is False and result["actions"] == []
     assert result["msg"] == "cluster %s already has the desired configuration" % sandbox.cluster_name
     assert result["head_node"]["private_ip_address"] == sandbox.head_ip
+
+
+def test_stored_config_comes_from_cluster_info(sandbox, readonly):
+    # moto serves the presigned URL over http: read because it is the host of the explicit http endpoint_url.
+    stored = readonly.results[5]
+
+    assert not stored.get("failed"), readonly
+    assert stored["stored_config"] == yaml.safe_load(pathlib.Path(sandbox.state["cluster_config_path"]).read_text())
+    assert "stored_config_error" not in stored
+
+
+def test_no_presigned_url_in_results_or_verbose_output(readonly):
+    text = readonly.stdout + readonly.stderr + json.dumps(readonly.results)
+
+    assert "clusterConfiguration" in text  # the key is there, its url is not
+    for secret in ("Signature=", "AWSAccessKeyId=", "X-Amz-Credential", "configs/cluster-config.yaml?"):
+        assert secret not in text, secret
 
 
 # --------------------------------------------------------------------------- drift (through the stored config and the update dryrun)
@@ -183,6 +204,32 @@ def test_delete_of_a_registered_cluster(sandbox, playbook, throwaway_cluster):
     assert name not in stack_names(sandbox, LIFECYCLE_REGION)
     assert "cluster not found (deleted)" in run.stdout
     assert again["changed"] is False and again["exists"] is False
+
+
+def test_the_next_run_starts_a_fleet_an_interrupted_update_left_stopped(sandbox, playbook, throwaway_cluster):
+    # What an interrupted update leaves: the fleet STOPPED and the head node tagged. The real pcluster reads
+    # the fleet from moto's DynamoDB; the sandbox's clustermgtd stand-in (sandbox/fleet.py) moves it on.
+    name, config = throwaway_cluster(fleet_status="STOPPED")
+    ec2 = moto_cluster.client("ec2", sandbox.endpoint_url, LIFECYCLE_REGION)
+    head = ec2.describe_instances(Filters=[{"Name": "tag:parallelcluster:cluster-name", "Values": [name]},
+                                           {"Name": "tag:parallelcluster:node-type", "Values": ["HeadNode"]}])
+    head_id = head["Reservations"][0]["Instances"][0]["InstanceId"]
+    ec2.create_tags(Resources=[head_id], Tags=[{"Key": FLEET_STOP_TAG, "Value": "2026-11-30T23:00:00Z"}])
+    args = {"name": name, "region": LIFECYCLE_REGION, "config": config}
+
+    run = playbook(Step("hpc.pcluster.cluster", args, check=True), Step("hpc.pcluster.cluster", args),
+                   Step("hpc.pcluster.cluster", args))
+    planned, started, again = run.results
+
+    assert planned["changed"] is True and planned["actions"] == ["start compute fleet"], run
+    assert not started.get("failed"), run
+    assert started["changed"] is True and started["actions"] == ["start compute fleet"]
+    assert started["compute_fleet_status"] == "RUNNING" and "[%s] start compute fleet" % name in run.stdout
+    assert "by an earlier run that did not start it again" in run.stdout + run.stderr
+    assert again["changed"] is False and again["actions"] == []
+    tags = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [head_id]}])["Tags"]
+    assert FLEET_STOP_TAG not in [t["Key"] for t in tags]
+    assert fleet_transitions(sandbox, LIFECYCLE_REGION, name)[-2:] == ["STARTING", "RUNNING"]
 
 
 def test_no_credentials_is_one_clear_message(sandbox, tmp_path, monkeypatch):
