@@ -466,6 +466,8 @@ def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dic
         "cluster_config_compute_min_count": n,
         "cluster_config_compute_max_count": n,
         "cluster_config_output_path": str(state_dir / "cluster-config.yaml"),
+        # moto cannot dry-run launch templates: every ParallelCluster dryrun of the sandbox skips these two.
+        "cluster_config_suppress_validators": SUPPRESS_VALIDATORS,
         "verify_not_available": VERIFY_NOT_AVAILABLE,
         # Debian has no enroot package: the enroot role configures Enroot without the binary.
         "enroot_require_binary": False,

@@ -80,6 +80,37 @@ def test_deploy_second_run_changes_nothing(e2e_sandbox, first_deploy):
     assert all(host["changed"] == 0 for host in run.recap.values()), run.recap
 
 
+def stored_config_versions(sandbox):
+    """The versions of the config object ParallelCluster stored for the cluster, in moto's S3: [(version, bytes)]."""
+    import boto3  # pylint: disable=import-outside-toplevel
+
+    reg = sandbox.state["registration"]
+    s3 = boto3.client("s3", endpoint_url=sandbox.state["endpoint_url"], region_name=sandbox.state["region"],
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    versions = s3.list_object_versions(Bucket=reg["bucket"], Prefix=reg["config_key"]).get("Versions", [])
+    return [(v["VersionId"], s3.get_object(Bucket=reg["bucket"], Key=reg["config_key"], VersionId=v["VersionId"])["Body"].read())
+            for v in versions]
+
+
+def test_check_mode_shows_the_change_and_touches_nothing(e2e_sandbox, first_deploy):
+    before = stored_config_versions(e2e_sandbox)
+    config_file = e2e_sandbox.state_dir / "cluster-config.yaml"
+    file_before = config_file.read_bytes()
+
+    run = e2e_sandbox.playbook("deploy.yml", dict(DEPLOY_VARS, cluster_config_compute_max_count=3), args=["--check", "--diff"])
+
+    assert run.rc == 0, run.output[-6000:]
+    cluster_task = run.stdout.split("TASK [Create or update the cluster and wait until it is ready]", 1)[1].split("TASK [", 1)[0]
+    assert "changed: [localhost]" in cluster_task
+    assert "-      MaxCount: 2" in cluster_task and "+      MaxCount: 3" in cluster_task  # stored vs desired
+    assert "Check mode: cluster %s would change (dryrun update, update cluster)" % e2e_sandbox.cluster_name in run.stdout
+    nodes = [host for host in run.recap if host != "localhost"]
+    assert nodes and all(run.recap[host]["ok"] == 0 and run.recap[host]["changed"] == 0 for host in nodes), run.recap
+    # Nothing changed: not the config stored in moto, not the file on the controller.
+    assert stored_config_versions(e2e_sandbox) == before and len(before) == 1
+    assert config_file.read_bytes() == file_before
+
+
 def test_verify_alone_reads_the_stored_config(e2e_sandbox):
     # Container checks depend on containers.yml having run; this test is about the expectations.
     run = e2e_sandbox.playbook("playbooks/verify.yml", {"verify_containers": False})
@@ -139,8 +170,13 @@ def test_destroy_refuses_without_confirmation(e2e_sandbox):
     assert run.rc != 0 and "without confirmation" in run.output
 
 
-def test_destroy_refuses_while_jobs_run(e2e_sandbox):
+def test_destroy_refuses_while_jobs_of_any_user_are_not_finished(e2e_sandbox):
+    # A finished (cancelled) job is not counted; a running job of root and a pending (held) job of another user are.
+    done = e2e_sandbox.head("sbatch", "--parsable", "--hold", "--job-name=e2e-done", "--wrap", "true").strip()
+    e2e_sandbox.head("scancel", done)
     job = e2e_sandbox.head("sbatch", "--parsable", "--job-name=e2e-busy", "--wrap", "sleep 300").strip()
+    held = e2e_sandbox.head("runuser", "-u", "nobody", "--", "sbatch", "--parsable", "--hold", "--chdir=/tmp",
+                            "--job-name=e2e-held", "--wrap", "true").strip()
     try:
         deadline = time.time() + 20
         while "RUNNING" not in e2e_sandbox.head("squeue", "--noheader", "--jobs=%s" % job, "--format=%T", check=False):
@@ -148,7 +184,10 @@ def test_destroy_refuses_while_jobs_run(e2e_sandbox):
             time.sleep(0.5)
         run = e2e_sandbox.playbook("playbooks/destroy.yml", {"destroy_confirm": e2e_sandbox.cluster_name})
     finally:
-        e2e_sandbox.head("scancel", job, check=False)
+        e2e_sandbox.head("scancel", job, held, check=False)
     assert run.rc != 0
-    assert "1 job(s) running" in run.output and "e2e-busy" in run.output
+    assert "2 job(s) not finished" in run.output
+    assert "%s|RUNNING|root|compute-gpu|e2e-busy|" % job in run.output
+    assert "%s|PENDING|nobody|compute-gpu|e2e-held|" % held in run.output
+    assert "e2e-done" not in run.output
     assert "destroy_force=true" in run.output
