@@ -24,8 +24,8 @@ description:
     it; a timed-out or interrupted one leaves the tag, and the next run with O(state=present) starts the fleet
     once the cluster is stable. Every failure message says "the compute fleet is STOPPED" while it is.
   - Writes are never repeated blindly. After an error of a create, update, delete or fleet request, the cluster
-    is described: when it shows the change, the run carries on; a create that finds the cluster already there
-    (409) compares its stored configuration and fails when it differs. Waits accept a few poll errors in a row.
+    is described. When it shows the change, the run carries on. A create that finds the cluster already there
+    compares its stored configuration and fails when it differs. Waits accept a few poll errors in a row.
   - A cluster in a C(*_IN_PROGRESS) state is waited for before anything else is done.
   - O(state=absent) deletes the cluster and waits until it is gone. A missing cluster is not an error.
   - When a create, update or delete ends in C(*_FAILED), the task fails with the failure codes and reasons,

@@ -18,7 +18,7 @@ description:
     C(STOP_REQUESTED), C(STOPPING), C(STOPPED); with AWS Batch C(ENABLED) and C(DISABLED).
   - Stopping the fleet is what updates of some settings (for example a queue's instance type) require; see
     O(hpc.pcluster.cluster#module:stop_fleet_for_update).
-  - A request that fails without a clear refusal is not sent again blindly: the fleet is described first, and
+  - A request that fails without a clear refusal is not sent again blindly. The fleet is described first, and
     a status that shows the request went through counts as done. Waits accept a few poll errors in a row.
 author:
   - hpc.pcluster contributors (@hpc-pcluster)
