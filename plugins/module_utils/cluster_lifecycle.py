@@ -289,8 +289,8 @@ class ClusterRun:
         if not error.needs_fleet_stopped:
             self.fail("ParallelCluster rejects the update of %s: %s" % (self.name, explain_error(error, self.module.settings)), **error.to_result())
         self.result.update(fleet_stop_required=True, change_set=error.change_set)
-        changes = "\n".join(["  %s: %s -> %s" % (c.get("parameter"), c.get("currentValue"), c.get("requestedValue"))
-                              for c in error.change_set] + ["Why the fleet must stop:", error.describe()])
+        changes = ["  %s: %s -> %s" % (c.get("parameter"), c.get("currentValue"), c.get("requestedValue")) for c in error.change_set]
+        changes = "\n".join(changes + ["Why the fleet must stop:", error.describe()])
         if not self.params["stop_fleet_for_update"] and not self.fleet_stopped_by:
             self.fail("The update of cluster %s needs the compute fleet stopped (All compute nodes must be stopped):\n%s\n"
                       "Set stop_fleet_for_update: true to stop the fleet, update and start it again (with the count of "

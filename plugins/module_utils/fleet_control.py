@@ -82,8 +82,8 @@ class FleetStopTag:
         """The tag's value (when the fleet was stopped) or None."""
         if not instance_id:
             return None
-        response = self._call("describe_tags", Filters=[{"Name": "resource-id", "Values": [instance_id]},
-                                                         {"Name": "key", "Values": [FLEET_STOP_TAG]}])
+        filters = [{"Name": "resource-id", "Values": [instance_id]}, {"Name": "key", "Values": [FLEET_STOP_TAG]}]
+        response = self._call("describe_tags", Filters=filters)
         for tag in response.get("Tags") or []:
             return tag.get("Value") or "set"
         return None

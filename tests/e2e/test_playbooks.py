@@ -103,7 +103,7 @@ def test_check_mode_shows_the_change_and_touches_nothing(e2e_sandbox, first_depl
     cluster_task = run.stdout.split("TASK [Create or update the cluster and wait until it is ready]", 1)[1].split("TASK [", 1)[0]
     assert "changed: [localhost]" in cluster_task
     assert "-      MaxCount: 2" in cluster_task and "+      MaxCount: 3" in cluster_task  # stored vs desired
-    assert "Check mode: cluster %s would change (dryrun update, update cluster)" % e2e_sandbox.cluster_name in run.stdout
+    assert "Check mode: cluster %s would change (dryrun update, update cluster)" % e2e_sandbox.cluster_name in " ".join(run.stdout.split())
     nodes = [host for host in run.recap if host != "localhost"]
     assert nodes and all(run.recap[host]["ok"] == 0 and run.recap[host]["changed"] == 0 for host in nodes), run.recap
     # Nothing changed: not the config stored in moto, not the file on the controller.

@@ -164,8 +164,9 @@ def test_fleet_waits_read_only_the_fleet():
 
 
 def test_timeout_message_names_the_goal_and_the_state():
-    message = timeout_message("c1", "stable", 600, {"cluster": {"clusterStatus": "UPDATE_IN_PROGRESS", "cloudFormationStackStatus": "UPDATE_IN_PROGRESS"},
-                                                     "progress": {"resources_complete": 3, "resources_total": 14}})
+    snapshot = {"cluster": {"clusterStatus": "UPDATE_IN_PROGRESS", "cloudFormationStackStatus": "UPDATE_IN_PROGRESS"},
+                "progress": {"resources_complete": 3, "resources_total": 14}}
+    message = timeout_message("c1", "stable", 600, snapshot)
 
     assert message.startswith("Timed out after 600 s waiting for cluster c1 to reach a stable state: it is UPDATE_IN_PROGRESS")
     assert "3/14 resources complete" in message
