@@ -17,4 +17,11 @@ options:
       - The collection's action plugin sets it when it runs the module as a background job and prints the lines
         in the playbook output as they come; there is no need to set it by hand.
     type: path
+attributes:
+  action:
+    support: full
+    description: An action plugin runs the module as a background job and prints its progress lines.
+  async:
+    support: full
+    description: With C(async), the task runs as an ordinary background job without progress lines.
 """

@@ -124,12 +124,6 @@ attributes:
   diff_mode:
     support: full
     description: Shows the stored and the desired cluster configuration as YAML.
-  action:
-    support: full
-    description: An action plugin runs the module as a background job and prints its progress lines.
-  async:
-    support: full
-    description: With C(async), the task runs as an ordinary background job without progress lines.
 notes:
   - The comparison of stored and desired configuration ignores key order and the difference between
     V(2) and V("2"); ParallelCluster's own update dryrun decides in the end whether anything changes.
@@ -154,9 +148,9 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "ssh ubuntu@{{ cluster.head_node.public_ip_address }}"
 
-- name: Count the jobs that a fleet stop would kill
+- name: Count the jobs that a fleet stop would kill (playbooks/tasks/count_jobs.yml counts every unfinished state)
   ansible.builtin.command:
-    argv: [squeue, --all, --noheader, --states=PENDING,CONFIGURING,RUNNING,COMPLETING,SUSPENDED, --format=%i]
+    argv: [squeue, --all, --noheader, "--states=PENDING,CONFIGURING,RUNNING,COMPLETING,SUSPENDED", "--format=%i"]
   delegate_to: "{{ groups['ml_training_cluster_head_node'][0] }}"
   changed_when: false
   register: jobs

@@ -55,7 +55,7 @@ options:
   stack_progress:
     description:
       - Also return how far the current CloudFormation operation has got, counted from the stack events.
-      - The M(hpc.pcluster.cluster) action plugin uses it for its progress lines.
+      - Counted the way the progress lines of M(hpc.pcluster.cluster) count them.
       - Requires O(name).
     type: bool
     default: false

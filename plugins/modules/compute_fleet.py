@@ -58,12 +58,6 @@ attributes:
   diff_mode:
     support: none
     description: There is no diff.
-  action:
-    support: full
-    description: An action plugin runs the module as a background job and prints its progress lines.
-  async:
-    support: full
-    description: With C(async), the task runs as an ordinary background job without progress lines.
 """
 
 EXAMPLES = r"""
