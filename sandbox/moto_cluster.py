@@ -15,8 +15,12 @@ s3_bucket.py, compute_fleet_status_manager.py):
   (versioned, marked bootstrapped) holding the original config at
   ``<artifact dir>/configs/cluster-config.yaml``;
 * the DynamoDB table ``parallelcluster-<name>`` with the compute fleet status;
-* EC2 instances tagged like ParallelCluster's (head node in the public
-  subnet, compute nodes in the private subnet) with the given private IPs.
+* EC2 instances tagged like ParallelCluster's (head node in the public subnet, compute nodes in the
+  private subnet) with the given private IPs; the head node also carries the tags CloudFormation puts on
+  the ``HeadNode`` resource of the cluster's stack (``aws:cloudformation:stack-name`` and friends);
+* the node table ``parallelcluster-slurm-<name>`` in which ParallelCluster's slurm_resume and clustermgtd
+  record the instance behind each Slurm node (``Id`` = node name, ``InstanceId``, ``HeadNodePrivateIp``,
+  ``HeadNodeHostname``; a global secondary index ``InstanceId``), filled for the static compute nodes.
 
 Usable on its own (tests and benchmarks add clusters in other regions or with
 1000 compute nodes)::
@@ -279,10 +283,10 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
     instance); without it, ``compute_count`` instances are launched in one call
     with addresses chosen by moto (fast for 1000 nodes). ``config`` is the
     cluster configuration (dict or YAML text) stored as the original config.
-    ``node_names`` (Slurm names, one per compute) are recorded as the
-    ``parallelcluster:node-name`` tag when given (informational).
+    ``node_names`` are the compute nodes' Slurm names, recorded in the node table (default: static
+    node names ``<queue>-st-<compute resource>-<n>``).
     Returns ids: stack_id, head_instance_id, compute_instance_ids, bucket, config_key,
-    config_version, table.
+    config_version, table, node_table.
     """
     if compute_ips is None and compute_count is None:
         raise ValueError("give compute_ips or compute_count")
@@ -350,21 +354,23 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
         return [i["InstanceId"] for i in ec2.run_instances(**kwargs)["Instances"]]
 
     head_id = launch("HeadNode", head_subnet, head_ip, head_instance_type, 1,
-                     dict(base_tags, **{"Name": "HeadNode", "parallelcluster:node-type": "HeadNode"}))[0]
+                     dict(base_tags, **{"Name": "HeadNode", "parallelcluster:node-type": "HeadNode",
+                                        "aws:cloudformation:stack-name": cluster_name,
+                                        "aws:cloudformation:logical-id": "HeadNode",
+                                        "aws:cloudformation:stack-id": stack_id}))[0]
     compute_tags = dict(base_tags, **{"Name": "Compute", "parallelcluster:node-type": "Compute",
                                       "parallelcluster:queue-name": queue,
                                       "parallelcluster:compute-resource-name": compute_resource})
     compute_ids = []
     if compute_ips is not None:
         compute_subnet = _subnet_for(ec2, private_subnet_id, compute_ips[0] if compute_ips else None)
-        for index, ip in enumerate(compute_ips):
-            tags = dict(compute_tags)
-            if node_names:
-                tags["parallelcluster:node-name"] = node_names[index]
-            compute_ids += launch("Compute", compute_subnet, ip, compute_instance_type, 1, tags)
+        for ip in compute_ips:
+            compute_ids += launch("Compute", compute_subnet, ip, compute_instance_type, 1, compute_tags)
     elif compute_count:
         compute_subnet = _subnet_for(ec2, private_subnet_id, None)
         compute_ids = launch("Compute", compute_subnet, None, compute_instance_type, compute_count, compute_tags)
+    names = node_names or [f"{queue}-st-{compute_resource}-{n}" for n in range(1, len(compute_ids) + 1)]
+    node_table = register_slurm_nodes(endpoint_url, region, cluster_name, dict(zip(names, compute_ids)), head_ip)
     return {
         "stack_id": stack_id,
         "head_instance_id": head_id,
@@ -374,7 +380,34 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
         "config_key": config_key,
         "config_version": config_version,
         "table": table,
+        "node_table": node_table,
     }
+
+
+def register_slurm_nodes(endpoint_url: str, region: str, cluster_name: str, nodes: dict, head_ip: str) -> str:
+    """Record Slurm node name -> instance id in the cluster's node table as ParallelCluster does
+    (pcluster templates/slurm_builder.py creates the table; the node package's
+    InstanceManager._store_assigned_hostnames writes the items). Creates the table if needed; returns its name."""
+    ddb = client("dynamodb", endpoint_url, region)
+    table = f"parallelcluster-slurm-{cluster_name}"
+    try:
+        ddb.create_table(
+            TableName=table, BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"},
+                                  {"AttributeName": "InstanceId", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[{"IndexName": "InstanceId",
+                                     "KeySchema": [{"AttributeName": "InstanceId", "KeyType": "HASH"}],
+                                     "Projection": {"ProjectionType": "ALL"}}])
+    except ddb.exceptions.ResourceInUseException:
+        pass
+    head_hostname = "ip-" + head_ip.replace(".", "-")
+    items = [{"PutRequest": {"Item": {"Id": {"S": name}, "InstanceId": {"S": instance_id},
+                                      "HeadNodePrivateIp": {"S": head_ip}, "HeadNodeHostname": {"S": head_hostname}}}}
+             for name, instance_id in nodes.items()]
+    for start in range(0, len(items), 25):  # BatchWriteItem takes 25 items at most
+        ddb.batch_write_item(RequestItems={table: items[start:start + 25]})
+    return table
 
 
 def deregister_cluster(endpoint_url: str, region: str, cluster_name: str) -> None:
@@ -385,4 +418,9 @@ def deregister_cluster(endpoint_url: str, region: str, cluster_name: str) -> Non
     if ids:
         ec2.terminate_instances(InstanceIds=ids)
     client("cloudformation", endpoint_url, region).delete_stack(StackName=cluster_name)
-    client("dynamodb", endpoint_url, region).delete_table(TableName=f"parallelcluster-{cluster_name}")
+    ddb = client("dynamodb", endpoint_url, region)
+    ddb.delete_table(TableName=f"parallelcluster-{cluster_name}")
+    try:
+        ddb.delete_table(TableName=f"parallelcluster-slurm-{cluster_name}")
+    except ddb.exceptions.ResourceNotFoundException:
+        pass

@@ -317,7 +317,7 @@ def write_inventory(state_dir: Path, state: dict, group_vars: dict) -> None:
         "regions": [state["region"]],
         "endpoint_url": state["endpoint_url"],
         "clusters": [state["cluster_name"]],
-        "hostnames": ["private-ip-address"],
+        # Host names are the plugin's default: <cluster>-head and the Slurm node names of the compute nodes.
         # moto gives the head node a public address nothing answers on; the namespaces use the private one.
         "address_preference": ["private-ip-address"],
         # root on every node and on the hop through the head node to the compute nodes.

@@ -24,8 +24,23 @@ description:
     V(availability_zone), V(instance_state), V(launch_time), V(aws_region),
     V(pcluster_node_cluster_name), V(pcluster_node_type) (V(HeadNode), V(LoginNode) or V(Compute)),
     V(pcluster_node_queue) and V(pcluster_node_compute_resource) (compute nodes), V(pcluster_node_login_pool)
-    (login nodes), V(pcluster_node_version), V(pcluster_node_os) and the connection variables V(ansible_host),
-    V(ansible_user), V(ansible_ssh_common_args) (or the Session Manager ones with O(use_ssm))."
+    (login nodes), V(pcluster_node_version), V(pcluster_node_os), V(pcluster_node_slurm_name) (compute nodes the
+    cluster's node table knows), V(pcluster_node_connect_command) (head and login nodes: the C(ssh) command line
+    with the user, key and known_hosts the inventory uses, or C(aws ssm start-session) with O(use_ssm)) and the
+    connection variables V(ansible_host), V(ansible_user), V(ansible_ssh_common_args) (or the Session Manager
+    ones with O(use_ssm))."
+  - "Only the head node ParallelCluster created is trusted: an instance tagged
+    C(parallelcluster:node-type=HeadNode) is listed as a cluster's head node, and used as the jump host of the
+    cluster's other nodes, only when CloudFormation launched it as the C(HeadNode) resource of the cluster's
+    stack, that is when its C(aws:cloudformation:stack-name) tag names the cluster and its
+    C(aws:cloudformation:logical-id) tag is C(HeadNode). Tags starting with C(aws:) are set by AWS and cannot be
+    set by users, so an instance that someone merely tagged as a head node is left out, with a warning."
+  - "Values that come from AWS (tags, addresses, node names) are data, never templates: Ansible does not
+    evaluate C({{ }}) in them."
+  - "With O(use_ssm), the AWS Session Manager plugin (C(session-manager-plugin)) must be on the controller
+    (E(AWS_SESSION_MANAGER_PLUGIN), C(/usr/local/bin) or E(PATH), where M(amazon.aws.aws_ssm) looks for it);
+    without it each node gets V(pcluster_node_connection_problem), a message naming it, which
+    C(hpc.pcluster.deploy) and C(hpc.pcluster.verify) stop on before they connect."
   - V(ansible_user) comes from the cluster's operating system (V(ubuntu) on Ubuntu, V(ec2-user) on Amazon Linux
     and RHEL, V(rocky) on Rocky Linux), read from the C(parallelcluster:attributes) instance tag that
     ParallelCluster writes (C(<os>, <scheduler>, <version>, <architecture>)), the same source C(pcluster ssh)
@@ -83,12 +98,23 @@ options:
   hostnames:
     description:
       - Ordered preference for the inventory host name; the first source that has a value for an instance wins.
-      - Each entry is one of V(instance-id), V(private-ip-address), V(public-ip-address), V(private-dns-name),
-        V(public-dns-name), V(dns-name) (the public DNS name) or V(tag:<key>) (the value of that tag).
+      - Each entry is one of V(node-name), V(instance-id), V(private-ip-address), V(public-ip-address),
+        V(private-dns-name), V(public-dns-name), V(dns-name) (the public DNS name) or V(tag:<key>) (the value of
+        that tag).
+      - "V(node-name) (the default) is the name people know the node by: a compute node's Slurm node name
+        (C(compute-gpu-st-distributed-ml-1), as C(sinfo) shows it), read from the cluster's node table
+        C(parallelcluster-slurm-<cluster>) in DynamoDB where ParallelCluster records which instance backs which
+        Slurm node (one paginated C(Scan) per cluster, cached with the rest of the inventory); V(<cluster>-head)
+        for the head node; V(<cluster>-<pool>-<n>) for login nodes (V(<cluster>-login-<n>) without a pool tag),
+        numbered from 1 in each pool by launch time. When two listed clusters have compute nodes of the same
+        name, the later cluster's are named V(<cluster>-<node name>)."
+      - A compute instance the node table does not hold (yet) has no V(node-name); the next entry, else its
+        instance id, names it, and the plugin says so in its verbose (C(-v)) output.
       - When none of them has a value, or the name is already taken by another instance, the instance id is used.
+      - Without V(node-name) in the list the node table is not read.
     type: list
     elements: str
-    default: [instance-id]
+    default: [node-name]
   address_preference:
     description:
       - Ordered preference for the address Ansible connects to (V(ansible_host)).
@@ -180,20 +206,36 @@ import shlex
 from ansible.errors import AnsibleError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-CLUSTER_TAG = "parallelcluster:cluster-name"
-NODE_TYPE_TAG = "parallelcluster:node-type"
-QUEUE_TAG = "parallelcluster:queue-name"
-COMPUTE_RESOURCE_TAG = "parallelcluster:compute-resource-name"
-LOGIN_POOL_TAG = "parallelcluster:login-nodes-pool-name"
-VERSION_TAG = "parallelcluster:version"
-ATTRIBUTES_TAG = "parallelcluster:attributes"
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.ec2_instances import (
+    aws_error,
+    boto3_session,
+    describe_instance_records,
+    regional_clients,
+)
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_connection import (
+    proxy_command_args,
+    ssh_command,
+    ssm_command,
+    ssm_plugin_problem,
+)
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_names import NODE_NAME_SOURCE, assign_host_names
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_names import read_slurm_node_names
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.pcluster_tags import (
+    ATTRIBUTES_TAG,
+    CLUSTER_TAG,
+    COMPUTE_RESOURCE_TAG,
+    LOGIN_POOL_TAG,
+    NODE_TYPE_TAG,
+    QUEUE_TAG,
+    VERSION_TAG,
+    untrusted_head_node_reason,
+)
+
 IMAGE_OS_TAG = "parallelcluster:os"
 
 NODE_TYPES = ("HeadNode", "LoginNode", "Compute")
 NODE_TYPE_GROUPS = {"HeadNode": "head_node", "LoginNode": "login_node", "Compute": "compute"}
 LISTED_STATES = ("pending", "running")
-# DescribeInstances page size (the largest EC2 accepts): fewer round trips on large clusters.
-PAGE_SIZE = 1000
 
 # Default login user of each operating system ParallelCluster supports (pcluster.constants.OS_MAPPING),
 # plus the ones older releases supported.
@@ -238,7 +280,7 @@ CONNECT_SOURCES = ("public-ip-address", "private-ip-address", "public-dns-name",
 PRIVATE_SOURCES = ("private-ip-address", "private-dns-name")
 
 # Bumped whenever the cached record layout changes, so an old cache is refetched instead of misread.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 _UNSAFE_GROUP_CHARS = re.compile(r"[^A-Za-z0-9_]")
 
@@ -267,41 +309,6 @@ def os_from_image(image):
         if "-%s-" % part in name:
             return os_name
     return None
-
-
-def instance_record(instance, region):
-    """The few fields of a DescribeInstances entry the inventory needs (what the cache stores)."""
-    record = {
-        "instance_id": instance["InstanceId"],
-        "instance_type": instance.get("InstanceType"),
-        "image_id": instance.get("ImageId"),
-        "private_ip_address": instance.get("PrivateIpAddress"),
-        "public_ip_address": instance.get("PublicIpAddress"),
-        "private_dns_name": instance.get("PrivateDnsName"),
-        "public_dns_name": instance.get("PublicDnsName"),
-        "availability_zone": (instance.get("Placement") or {}).get("AvailabilityZone"),
-        "instance_state": (instance.get("State") or {}).get("Name"),
-        "aws_region": region,
-        "tags": {tag["Key"]: tag.get("Value", "") for tag in instance.get("Tags") or ()},
-    }
-    launch_time = instance.get("LaunchTime")
-    if launch_time is not None:
-        record["launch_time"] = launch_time.isoformat() if hasattr(launch_time, "isoformat") else str(launch_time)
-    return record
-
-
-def proxy_command_args(common_args, user, head_address):
-    """ssh -o ProxyCommand=... arguments that reach a node through head_address.
-
-    The hop gets the same options as the final connection (known_hosts, key, ...): ssh does not pass
-    -o options on to a -J jump host, so a ProxyCommand running its own ssh is used. '%' in the options is
-    doubled because ssh expands %-tokens in ProxyCommand.
-    """
-    hop = ["ssh"] + [arg.replace("%", "%%") for arg in shlex.split(common_args)]
-    if user:
-        hop += ["-l", user]
-    hop += ["-W", "%h:%p", head_address]
-    return "-o " + shlex.quote("ProxyCommand=" + " ".join(shlex.quote(arg) for arg in hop))
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -342,9 +349,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _validate_options(self):
         problems = []
         for entry in self.get_option("hostnames"):
-            if entry not in ADDRESS_SOURCES and not (isinstance(entry, str) and entry.startswith("tag:") and entry[4:]):
+            if entry != NODE_NAME_SOURCE and entry not in ADDRESS_SOURCES and not (isinstance(entry, str) and entry.startswith("tag:") and entry[4:]):
                 problems.append(
-                    "hostnames: %r is not one of %s or tag:<key>" % (entry, ", ".join(sorted(ADDRESS_SOURCES)))
+                    "hostnames: %r is not one of %s or tag:<key>"
+                    % (entry, ", ".join([NODE_NAME_SOURCE] + sorted(ADDRESS_SOURCES)))
                 )
         preference = self.get_option("address_preference")
         if not preference:
@@ -403,7 +411,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             "node_types": sorted(self._queried_node_types()),
             "profile": self._plain("profile"),
             "endpoint_url": self._plain("endpoint_url"),
+            "node_names": self._wants_node_names(),
         }
+
+    def _wants_node_names(self):
+        """Whether the Slurm node names are needed: node-name is a host name source and compute nodes are listed."""
+        return NODE_NAME_SOURCE in self._plain("hostnames") and "Compute" in self._plain("node_types")
 
     def _queried_node_types(self):
         node_types = set(self._plain("node_types"))
@@ -415,44 +428,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     # -- AWS -----------------------------------------------------------------------------------------
 
     def _session(self):
-        try:
-            import boto3
-            import botocore.exceptions
-        except ImportError as e:
-            raise AnsibleError("hpc.pcluster.nodes needs boto3 and botocore on the controller: %s" % e)
         if getattr(self, "_boto_session", None) is None:
-            try:
-                self._boto_session = boto3.session.Session(profile_name=self._plain("profile"))
-            except botocore.exceptions.ProfileNotFound as e:
-                raise AnsibleError("hpc.pcluster.nodes: profile: %s; set 'profile' to one of the configured profiles" % e)
+            self._boto_session = boto3_session(self._plain("profile"))
         return self._boto_session
 
     def _fetch(self, regions):
-        """Cluster node records of every region, with pcluster_node_os resolved."""
-        import botocore.config
-
+        """Cluster node records of every region, with their OS and, when wanted, their Slurm node names."""
         session = self._session()
-        try:
-            credentials = session.get_credentials()
-        except Exception as e:  # botocore raises several unrelated types for a broken credential setup
-            raise AnsibleError("hpc.pcluster.nodes: cannot load AWS credentials: %s" % e)
-        if credentials is None:
-            raise AnsibleError(
-                "hpc.pcluster.nodes: no AWS credentials found%s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                "or 'profile' / AWS_PROFILE, or run on an instance with an IAM role"
-                % (" for profile %r" % self.get_option("profile") if self.get_option("profile") else "")
-            )
-        config = botocore.config.Config(
-            retries={"mode": "standard", "max_attempts": 5},
-            connect_timeout=10,
-            read_timeout=120,
-            user_agent_extra="hpc.pcluster.nodes",
-        )
-        clients = {}
-        for region in regions:
-            clients[region] = session.client(
-                "ec2", region_name=region, endpoint_url=self._plain("endpoint_url"), config=config
-            )
+        endpoint_url = self._plain("endpoint_url")
+        clients = regional_clients(session, "ec2", regions, endpoint_url, self._plain("profile"))
+        node_tables = regional_clients(session, "dynamodb", regions, endpoint_url) if self._wants_node_names() else {}
 
         # Only the filters that narrow the result: each tag filter costs the service time per instance.
         filters = [{"Name": "instance-state-name", "Values": list(LISTED_STATES)}]
@@ -467,7 +452,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
         records, problems = [], []
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, len(regions))) as pool:
-            futures = {pool.submit(self._fetch_region, clients[r], r, filters): r for r in regions}
+            futures = {pool.submit(self._fetch_region, clients[r], r, filters, node_tables.get(r)): r for r in regions}
             for future in concurrent.futures.as_completed(futures):
                 region = futures[future]
                 try:
@@ -479,34 +464,17 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         records.sort(key=lambda r: (r["aws_region"], r["tags"].get(CLUSTER_TAG, ""), r["instance_id"]))
         return records
 
-    def _fetch_region(self, client, region, filters):
+    def _fetch_region(self, client, region, filters, node_table_client=None):
         import botocore.exceptions
 
         try:
-            paginator = client.get_paginator("describe_instances")
-            records = []
-            for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}):
-                for reservation in page.get("Reservations", ()):
-                    for instance in reservation.get("Instances", ()):
-                        records.append(instance_record(instance, region))
+            records = describe_instance_records(client, region, filters)
             self._resolve_os(client, records)
-            return records
-        except botocore.exceptions.ClientError as e:
-            error = e.response.get("Error", {})
-            raise AnsibleError(
-                "%s (%s)%s"
-                % (
-                    error.get("Message", str(e)),
-                    error.get("Code", "ClientError"),
-                    "; the credentials need ec2:DescribeInstances and ec2:DescribeImages"
-                    if error.get("Code") in ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException")
-                    else "",
-                )
-            )
-        except botocore.exceptions.NoCredentialsError as e:
-            raise AnsibleError("%s: set AWS credentials or 'profile'" % e)
-        except botocore.exceptions.BotoCoreError as e:
-            raise AnsibleError(str(e))
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            raise aws_error(e, "ec2:DescribeInstances and ec2:DescribeImages")
+        if node_table_client is not None:
+            read_slurm_node_names(node_table_client, region, records, self.display)
+        return records
 
     def _resolve_os(self, client, records):
         """Set pcluster_os on every record: from the cluster's attributes tag, else from its AMI (one call)."""
@@ -547,7 +515,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         compose = self.get_option("compose")
         groups = self.get_option("groups")
         keyed_groups = self.get_option("keyed_groups")
+        self._ssm_problem = ssm_plugin_problem() if use_ssm else None
+        if self._ssm_problem:
+            self.display.warning("hpc.pcluster.nodes: " + self._ssm_problem)
 
+        records = [record for record in records if self._genuine(record)]
         # Head node of each (region, cluster): the jump host of its cluster's other nodes.
         heads = {}
         for record in records:
@@ -560,22 +532,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         for group in NODE_TYPE_GROUPS.values():
             self.inventory.add_group(group)
 
-        used_names = set()
-        for record in records:
+        listed = [record for record in records if record["tags"].get(NODE_TYPE_TAG) in listed_types]
+        names = assign_host_names(listed, hostnames, ADDRESS_SOURCES,
+                                  lambda name: self.inventory.get_host(name) is not None, self.display)
+        for record in listed:
             tags = record["tags"]
             node_type = tags.get(NODE_TYPE_TAG)
-            if node_type not in listed_types:
-                continue
             cluster = tags.get(CLUSTER_TAG, "")
-            name = self._hostname(record, hostnames)
-            if name in used_names or self.inventory.get_host(name) is not None:
-                self.display.warning(
-                    "hpc.pcluster.nodes: host name %r of %s is already used; naming it %s"
-                    % (name, record["instance_id"], record["instance_id"])
-                )
-                name = record["instance_id"]
-            used_names.add(name)
-
+            name = names[record["instance_id"]]
             hostvars = self._host_vars(record, preference, common_args, remote_user, use_ssm, proxy_jump, heads)
             host_groups = self._host_groups(cluster, node_type, tags)
             self.inventory.add_host(name, group="pcluster")
@@ -593,16 +557,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self._add_host_to_composed_groups(groups, variables, name, strict=strict)
                 self._add_host_to_keyed_groups(keyed_groups, variables, name, strict=strict)
 
-    @staticmethod
-    def _hostname(record, hostnames):
-        for entry in hostnames:
-            if entry.startswith("tag:"):
-                value = record["tags"].get(entry[4:])
-            else:
-                value = record.get(ADDRESS_SOURCES[entry])
-            if value:
-                return value
-        return record["instance_id"]
+    def _genuine(self, record):
+        """False for an instance tagged as a head node that its cluster's CloudFormation stack did not launch."""
+        if record["tags"].get(NODE_TYPE_TAG) != "HeadNode":
+            return True
+        reason = untrusted_head_node_reason(record["tags"])
+        if reason is None:
+            return True
+        self.display.warning(
+            "hpc.pcluster.nodes: %s (%s) is tagged as the head node of cluster %s, but the cluster's CloudFormation "
+            "stack did not launch it (%s): it is left out of the inventory and not used to reach the cluster's nodes"
+            % (record["instance_id"], record["aws_region"], record["tags"].get(CLUSTER_TAG), reason)
+        )
+        return False
 
     @staticmethod
     def _address(record, preference):
@@ -640,6 +607,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if node_type == "Compute":
             hostvars["pcluster_node_queue"] = tags.get(QUEUE_TAG)
             hostvars["pcluster_node_compute_resource"] = tags.get(COMPUTE_RESOURCE_TAG)
+            if record.get("slurm_node_name"):
+                hostvars["pcluster_node_slurm_name"] = record["slurm_node_name"]
         elif node_type == "LoginNode":
             hostvars["pcluster_node_login_pool"] = tags.get(LOGIN_POOL_TAG)
 
@@ -661,6 +630,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             ):
                 if self.get_option(option):
                     hostvars[var] = self._plain(option)
+            if self._ssm_problem:
+                hostvars["pcluster_node_connection_problem"] = self._ssm_problem
+            if node_type != "Compute":
+                hostvars["pcluster_node_connect_command"] = ssm_command(
+                    record["instance_id"], record["aws_region"], self._plain("profile"), self._plain("endpoint_url"))
             return hostvars
 
         ssh_args = common_args
@@ -678,6 +652,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 )
         if ssh_args:
             hostvars["ansible_ssh_common_args"] = ssh_args
+        if node_type != "Compute" and address:
+            hostvars["pcluster_node_connect_command"] = ssh_command(ssh_args, user, address)
         return hostvars
 
     @staticmethod

@@ -16,7 +16,7 @@ def test_sandbox_inventory_names_the_head_node_and_the_compute_nodes(sandbox, in
     listing = inventory_list(sandbox.inventory_dir)
     cluster = safe(sandbox.cluster_name)
     heads = listing.hosts_where(pcluster_node_type="HeadNode")
-    assert len(heads) == 1
+    assert heads == [f"{sandbox.cluster_name}-head"]
     head = listing.hostvars[heads[0]]
     assert head["ansible_host"] == sandbox.head_ip
     assert head["private_ip_address"] == sandbox.head_ip
@@ -24,17 +24,33 @@ def test_sandbox_inventory_names_the_head_node_and_the_compute_nodes(sandbox, in
     assert listing.groups["head_node"] == heads
     assert listing.groups[f"{cluster}_head_node"] == heads
     computes = listing.hosts_where(pcluster_node_type="Compute")
-    assert len(computes) == len(sandbox.compute_nodes)
+    # The names sinfo shows, from ParallelCluster's node table in moto.
+    assert computes == sorted(sandbox.compute_nodes)
     assert listing.groups[f"{cluster}_compute"] == computes
-    for name in computes:
+    for name, ip in zip(sandbox.compute_nodes, sandbox.compute_ips):
+        assert listing.hostvars[name]["ansible_host"] == ip
+        assert listing.hostvars[name]["pcluster_node_slurm_name"] == name
         assert listing.hostvars[name]["pcluster_node_jump_host"] == sandbox.head_ip
     # localhost from hosts.yml is still there: the plugin adds to the directory inventory.
     assert "localhost" in listing.hostvars or "localhost" in listing.groups.get("ungrouped", [])
 
 
+def test_only_plugin_regions_and_endpoint_give_the_names_people_know(sandbox, inventory_list, tmp_path):
+    config = tmp_path / "pcluster_nodes.yml"
+    config.write_text("plugin: hpc.pcluster.nodes\nregions: [%s]\nendpoint_url: %s\n"
+                      % (sandbox.region, sandbox.endpoint_url))
+    listing = inventory_list(config)
+    cluster_hosts = listing.hosts_where(pcluster_node_cluster_name=sandbox.cluster_name)
+    assert cluster_hosts == sorted([f"{sandbox.cluster_name}-head", *sandbox.compute_nodes])
+    assert sandbox.compute_nodes == [f"compute-gpu-st-distributed-ml-{n}" for n in range(1, len(sandbox.compute_nodes) + 1)]
+    assert listing.hostvars[f"{sandbox.cluster_name}-head"]["ansible_host"] == sandbox.head_ip
+    for name, ip in zip(sandbox.compute_nodes, sandbox.compute_ips):
+        assert listing.hostvars[name]["ansible_host"] == ip
+
+
 def test_ping_reaches_the_head_node_over_ssh_with_pinned_host_keys(ansible, sandbox):
     result = ansible("ansible", "-i", str(sandbox.inventory_dir), "head_node", "-m", "ansible.builtin.ping")
-    assert re.search(r"^%s \| SUCCESS" % re.escape(sandbox.head_ip), result.stdout, re.M), result.stdout
+    assert re.search(r"^%s-head \| SUCCESS" % re.escape(sandbox.cluster_name), result.stdout, re.M), result.stdout
     assert re.search(r'"?ping"?: "?pong', result.stdout), result.stdout
 
 

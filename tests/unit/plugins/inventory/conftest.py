@@ -14,6 +14,9 @@ from pcluster_moto import CountingProxy, MotoServer, Network, node_tags
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 COLLECTIONS = ROOT / "collections"
+sys.path.insert(0, str(ROOT / "sandbox"))
+
+import moto_cluster  # noqa: E402  (sandbox/moto_cluster.py: ParallelCluster's node table)
 
 
 def _install_collection_loader():
@@ -39,6 +42,9 @@ def moto_clusters():
     us-east-1: ``alpha`` (ubuntu2204; head node with a public IP, one login node, compute nodes in two queues, one
     stopped compute node), ``beta`` (rocky9; head node without a public IP) and an instance that is not part of
     any cluster. eu-west-1: ``gamma`` whose instances lack the attributes tag (the OS comes from its AMI name).
+
+    Node tables (Slurm node name -> instance): alpha's holds its first GPU node and its CPU node, not its second
+    GPU node (launched, not recorded yet); beta's names its first node like alpha's first GPU node; gamma has none.
     """
     with MotoServer() as server:
         east = Network(server.endpoint_url, "us-east-1", 0)
@@ -64,6 +70,11 @@ def moto_clusters():
         ids["gamma_compute"] = west.launch(
             node_tags("gamma", "Compute", os_name=None, version="3.15.0", queue="q", compute_resource="r"),
             image_id=gamma_image)
+        moto_cluster.register_slurm_nodes(server.endpoint_url, "us-east-1", "alpha", {
+            "compute-gpu-st-distributed-ml-1": ids["alpha_gpu"][0], "cpu-dy-c5-1": ids["alpha_cpu"][0]}, "10.0.0.10")
+        moto_cluster.register_slurm_nodes(server.endpoint_url, "us-east-1", "beta", {
+            "compute-gpu-st-distributed-ml-1": ids["beta_compute"][0], "q1-st-cr-1-2": ids["beta_compute"][1]},
+            "10.0.16.100")
         described = {}
         for network in (east, west):
             for reservation in network.ec2.describe_instances()["Reservations"]:

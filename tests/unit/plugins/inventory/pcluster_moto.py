@@ -159,8 +159,10 @@ class Network:
 
 
 def node_tags(cluster: str, node_type: str, *, os_name: str | None = "ubuntu2204", version: str = "3.16.1",
-              queue: str | None = None, compute_resource: str | None = None, pool: str | None = None) -> dict:
-    """The tags ParallelCluster puts on a cluster instance (cdk_builder_utils.get_default_instance_tags)."""
+              queue: str | None = None, compute_resource: str | None = None, pool: str | None = None,
+              launched_by_stack: bool = True) -> dict:
+    """The tags ParallelCluster puts on a cluster instance (cdk_builder_utils.get_default_instance_tags), and
+    on a head node those CloudFormation adds (unless launched_by_stack is false: a forged head node)."""
     tags = {
         "Name": node_type,
         "parallelcluster:cluster-name": cluster,
@@ -175,4 +177,8 @@ def node_tags(cluster: str, node_type: str, *, os_name: str | None = "ubuntu2204
         tags["parallelcluster:compute-resource-name"] = compute_resource
     if pool:
         tags["parallelcluster:login-nodes-pool-name"] = pool
+    if node_type == "HeadNode" and launched_by_stack:
+        # CloudFormation's own tags: the head node is the HeadNode resource of the stack named after the cluster.
+        tags["aws:cloudformation:stack-name"] = cluster
+        tags["aws:cloudformation:logical-id"] = "HeadNode"
     return tags

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import types
 
 import pytest
 from ansible.errors import AnsibleError
 
 from ansible_collections.hpc.pcluster.plugins.inventory import nodes
+from ansible_collections.hpc.pcluster.plugins.plugin_utils import ec2_instances, node_connection
+from pcluster_moto import node_tags
 
 BOTH_REGIONS = {"regions": ["us-east-1", "eu-west-1"]}
+SCAN = "DynamoDB_20120810.Scan"
 
 
 @pytest.fixture
@@ -194,19 +199,30 @@ def test_hostnames_follow_the_preference_list(run_plugin, endpoint, moto_cluster
 
 
 def test_every_page_is_read(run_plugin, endpoint, moto_clusters, counting_proxy, monkeypatch):
-    monkeypatch.setattr(nodes, "PAGE_SIZE", 5)
+    monkeypatch.setattr(ec2_instances, "PAGE_SIZE", 5)
     inv = run_plugin({"regions": ["us-east-1"], "endpoint_url": counting_proxy.endpoint_url})
     assert counting_proxy.actions.count("DescribeInstances") >= 2
     assert len(inv.hosts) == 8
 
 
 def test_one_describe_call_per_region_and_no_image_lookup_when_tags_tell_the_os(run_plugin, counting_proxy):
-    run_plugin({"regions": ["us-east-1"], "endpoint_url": counting_proxy.endpoint_url})
+    run_plugin({"regions": ["us-east-1"], "endpoint_url": counting_proxy.endpoint_url, "hostnames": ["instance-id"]})
     assert counting_proxy.actions == ["DescribeInstances"]
     counting_proxy.actions.clear()
-    run_plugin({"regions": ["us-east-1", "eu-west-1"], "endpoint_url": counting_proxy.endpoint_url})
+    run_plugin({"regions": ["us-east-1", "eu-west-1"], "endpoint_url": counting_proxy.endpoint_url,
+                "hostnames": ["instance-id"]})
     # gamma has no attributes tag: one DescribeImages for its region.
     assert sorted(counting_proxy.actions) == ["DescribeImages", "DescribeInstances", "DescribeInstances"]
+
+
+def test_one_node_table_scan_per_cluster_with_compute_nodes(run_plugin, counting_proxy):
+    run_plugin({"regions": ["us-east-1", "eu-west-1"], "endpoint_url": counting_proxy.endpoint_url})
+    # alpha, beta and gamma have compute nodes (gamma's table is missing: still one call).
+    assert counting_proxy.actions.count(SCAN) == 3
+    assert counting_proxy.actions.count("DescribeInstances") == 2
+    counting_proxy.actions.clear()
+    run_plugin({"regions": ["us-east-1"], "endpoint_url": counting_proxy.endpoint_url, "node_types": ["HeadNode"]})
+    assert SCAN not in counting_proxy.actions
 
 
 def test_cache_hit_makes_no_aws_call(run_plugin, counting_proxy, tmp_path):
@@ -233,8 +249,10 @@ def test_cache_hit_makes_no_aws_call(run_plugin, counting_proxy, tmp_path):
 
     # Other query options: the cached answer no longer applies.
     narrowed = run_plugin(dict(options, clusters=["beta"]))
-    assert counting_proxy.actions == ["DescribeInstances", "DescribeInstances"]
+    assert sorted(counting_proxy.actions) == ["DescribeInstances", "DescribeInstances", SCAN]
     assert {h["pcluster_node_cluster_name"] for h in narrowed.hosts.values()} == {"beta"}
+    # The Slurm node names are cached with the rest.
+    assert "q1-st-cr-1-2" in second.hosts and second.hosts["q1-st-cr-1-2"] == first.hosts["q1-st-cr-1-2"]
 
 
 def test_constructed_options_see_host_variables_and_tags(run_plugin, endpoint, moto_clusters):
@@ -337,3 +355,173 @@ def test_os_from_attributes_tag():
     assert nodes.os_from_attributes("alinux2023, slurm, 3.16.1, arm64") == "alinux2023"
     assert nodes.os_from_attributes("") is None
     assert nodes.os_from_attributes(None) is None
+
+
+# -- host names ------------------------------------------------------------------------------------------
+
+
+def test_default_host_names_are_the_names_people_know(run_plugin, endpoint, moto_clusters):
+    ids = moto_clusters.ids
+    inv = run_plugin(dict(BOTH_REGIONS, **endpoint))
+    assert inv.name_of(ids["alpha_head"]) == "alpha-head"
+    assert inv.name_of(ids["beta_head"]) == "beta-head"
+    assert inv.name_of(ids["gamma_head"]) == "gamma-head"
+    assert inv.name_of(ids["alpha_login"]) == "alpha-login-pool-1"
+    # Compute nodes: their Slurm node names from the cluster's node table.
+    assert inv.name_of(ids["alpha_gpu"][0]) == "compute-gpu-st-distributed-ml-1"
+    assert inv.name_of(ids["alpha_cpu"][0]) == "cpu-dy-c5-1"
+    assert inv.name_of(ids["beta_compute"][1]) == "q1-st-cr-1-2"
+    # beta's node has the name alpha's node has: qualified by its cluster.
+    assert inv.name_of(ids["beta_compute"][0]) == "beta-compute-gpu-st-distributed-ml-1"
+    # Not (yet) in the node table, or no node table at all: the instance id.
+    assert inv.name_of(ids["alpha_gpu"][1]) == ids["alpha_gpu"][1]
+    assert inv.name_of(ids["gamma_compute"][0]) == ids["gamma_compute"][0]
+
+    assert inv.hosts["compute-gpu-st-distributed-ml-1"]["pcluster_node_slurm_name"] == "compute-gpu-st-distributed-ml-1"
+    assert inv.hosts["beta-compute-gpu-st-distributed-ml-1"]["pcluster_node_slurm_name"] == (
+        "compute-gpu-st-distributed-ml-1")
+    assert "pcluster_node_slurm_name" not in inv.by_id()[ids["alpha_gpu"][1]]
+    # The address Ansible connects to is unchanged.
+    assert inv.hosts["alpha-head"]["ansible_host"] == moto_clusters.instances[ids["alpha_head"]]["PublicIpAddress"]
+    assert inv.hosts["cpu-dy-c5-1"]["ansible_host"] == inv.hosts["cpu-dy-c5-1"]["private_ip_address"]
+    assert inv.group_ids("alpha_head_node") == [ids["alpha_head"]]
+
+
+def test_nodes_the_table_does_not_know_are_named_in_verbose_output(run_plugin, endpoint, moto_clusters, capsys,
+                                                                   monkeypatch):
+    from ansible.utils.display import Display
+
+    monkeypatch.setattr(Display(), "verbosity", 1)
+    ids = moto_clusters.ids
+    run_plugin(dict(BOTH_REGIONS, **endpoint))
+    out = capsys.readouterr().out
+    assert ("us-east-1: 1 compute node(s) of cluster alpha are not in its node table parallelcluster-slurm-alpha "
+            "(yet), so they have no Slurm node name; named %s" % ids["alpha_gpu"][1]) in out
+    assert "eu-west-1: cluster gamma has no node table parallelcluster-slurm-gamma" in out
+    assert "cluster beta are not in" not in out
+
+
+def test_hostnames_option_overrides_the_default_and_skips_the_node_table(run_plugin, moto_clusters, counting_proxy):
+    ids = moto_clusters.ids
+    inv = run_plugin({"regions": ["us-east-1"], "endpoint_url": counting_proxy.endpoint_url,
+                      "hostnames": ["private-ip-address"]})
+    assert SCAN not in counting_proxy.actions
+    assert inv.name_of(ids["alpha_head"]) == "10.0.0.10"
+    assert inv.name_of(ids["alpha_login"]) == "10.0.16.5"
+    # node-name combines with the other sources: a node without one takes the next.
+    inv = run_plugin({"regions": ["us-east-1"], "endpoint_url": counting_proxy.endpoint_url,
+                      "hostnames": ["node-name", "private-ip-address"]})
+    assert inv.name_of(ids["alpha_gpu"][0]) == "compute-gpu-st-distributed-ml-1"
+    gpu = moto_clusters.instances[ids["alpha_gpu"][1]]
+    assert inv.name_of(ids["alpha_gpu"][1]) == gpu["PrivateIpAddress"]
+
+
+def test_every_page_of_the_node_table_is_read(run_plugin, moto_clusters, counting_proxy, monkeypatch):
+    from ansible_collections.hpc.pcluster.plugins.plugin_utils import node_names
+
+    monkeypatch.setattr(node_names, "SCAN_PAGE_SIZE", 1)
+    inv = run_plugin({"regions": ["us-east-1"], "endpoint_url": counting_proxy.endpoint_url, "clusters": ["alpha"]})
+    assert counting_proxy.actions.count(SCAN) >= 2
+    assert {"compute-gpu-st-distributed-ml-1", "cpu-dy-c5-1"} <= set(inv.hosts)
+
+
+def test_login_nodes_are_numbered_per_pool_by_launch_time():
+    from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_names import login_node_names
+
+    def login(instance_id, launched, pool=None, cluster="c"):
+        tags = {"parallelcluster:cluster-name": cluster, "parallelcluster:node-type": "LoginNode"}
+        if pool:
+            tags["parallelcluster:login-nodes-pool-name"] = pool
+        return {"instance_id": instance_id, "aws_region": "r", "launch_time": launched, "tags": tags}
+
+    records = [login("i-3", "2025-01-02", "gpu-login"), login("i-1", "2025-01-03", "gpu-login"),
+               login("i-2", "2025-01-01", "gpu-login"), login("i-9", "2025-01-01"),
+               login("i-5", "2025-01-01", "gpu-login", cluster="d")]
+    assert login_node_names(records) == {"i-2": "c-gpu-login-1", "i-3": "c-gpu-login-2", "i-1": "c-gpu-login-3",
+                                         "i-9": "c-login-1", "i-5": "d-gpu-login-1"}
+
+
+# -- the head node ParallelCluster created ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def forged_heads(moto_clusters):
+    """us-west-2: cluster delta with its real head node (private address), one compute node, and instances
+    tagged as delta's head node that its stack did not launch: no CloudFormation tags, another stack's tags,
+    and a delta instance of another resource (a login node's) re-tagged HeadNode. Each forged one has a public
+    address and is running, so a tag-only check would prefer it as the jump host."""
+    from pcluster_moto import Network
+
+    west = Network(moto_clusters.endpoint_url, "us-west-2", 2)
+    real = west.launch(node_tags("delta", "HeadNode"), ip="10.2.16.10")[0]
+    compute = west.launch(node_tags("delta", "Compute", queue="q", compute_resource="r"))[0]
+    forged = {
+        "untagged": node_tags("delta", "HeadNode", launched_by_stack=False),
+        "other stack": dict(node_tags("delta", "HeadNode", launched_by_stack=False), **{
+            "aws:cloudformation:stack-name": "attacker", "aws:cloudformation:logical-id": "HeadNode"}),
+        "other resource": dict(node_tags("delta", "HeadNode", launched_by_stack=False), **{
+            "aws:cloudformation:stack-name": "delta", "aws:cloudformation:logical-id": "LoginNodesPoolASG"}),
+    }
+    forged_ids = {kind: west.launch(tags, public=True)[0] for kind, tags in forged.items()}
+    return types.SimpleNamespace(real=real, compute=compute, forged=forged_ids)
+
+
+def test_only_the_head_node_the_cluster_stack_launched_is_trusted(run_plugin, endpoint, forged_heads, capsys):
+    inv = run_plugin(dict(regions=["us-west-2"], **endpoint))
+    assert inv.group_ids("head_node") == [forged_heads.real]
+    assert inv.group_ids("delta_head_node") == [forged_heads.real]
+    listed = set(inv.by_id())
+    assert not listed & set(forged_heads.forged.values())
+    compute = inv.by_id()[forged_heads.compute]
+    assert compute["pcluster_node_jump_host"] == "10.2.16.10"
+    assert proxy_command(compute["ansible_ssh_common_args"])[-1] == "10.2.16.10"
+    err = capsys.readouterr().err
+    for instance_id in forged_heads.forged.values():
+        assert "%s (us-west-2) is tagged as the head node of cluster delta, but the cluster's CloudFormation " \
+               "stack did not launch it" % instance_id in " ".join(err.split())
+
+
+# -- reaching the head node ------------------------------------------------------------------------------
+
+
+def test_head_and_login_nodes_carry_the_command_that_reaches_them(run_plugin, endpoint, moto_clusters, tmp_path):
+    common = "-i '/keys/my key' -o UserKnownHostsFile=/keys/known_hosts -o StrictHostKeyChecking=yes"
+    inv = run_plugin(dict(regions=["us-east-1"], clusters=["alpha"], ssh_common_args=common, **endpoint))
+    head_ip = moto_clusters.instances[moto_clusters.ids["alpha_head"]]["PublicIpAddress"]
+    assert shlex.split(inv.hosts["alpha-head"]["pcluster_node_connect_command"]) == [
+        "ssh", "-i", "/keys/my key", "-o", "UserKnownHostsFile=/keys/known_hosts", "-o", "StrictHostKeyChecking=yes",
+        "ubuntu@" + head_ip]
+    login = shlex.split(inv.hosts["alpha-login-pool-1"]["pcluster_node_connect_command"])
+    assert login[-1] == "ubuntu@10.0.16.5" and proxy_command(" ".join(shlex.quote(a) for a in login[1:-1]))
+    assert "pcluster_node_connect_command" not in inv.hosts["cpu-dy-c5-1"]
+
+    plugin_bin = tmp_path / "bin"
+    plugin_bin.mkdir()
+    (plugin_bin / "session-manager-plugin").write_text("#!/bin/sh\n")
+    (plugin_bin / "session-manager-plugin").chmod(0o755)
+    inv = run_plugin(dict(regions=["us-east-1"], clusters=["alpha"], use_ssm=True, profile=None, **endpoint))
+    assert shlex.split(inv.hosts["alpha-head"]["pcluster_node_connect_command"]) == [
+        "aws", "ssm", "start-session", "--target", moto_clusters.ids["alpha_head"], "--region", "us-east-1",
+        "--endpoint-url", moto_clusters.endpoint_url]
+
+
+def test_session_manager_without_its_plugin_is_named_on_every_node(run_plugin, endpoint, aws_env, tmp_path, capsys):
+    aws_env.setenv("PATH", str(tmp_path))  # no session-manager-plugin here
+    aws_env.delenv("AWS_SESSION_MANAGER_PLUGIN", raising=False)
+    if os.path.exists(node_connection.SSM_PLUGIN_DEFAULT_PATH):
+        pytest.skip("this machine has %s" % node_connection.SSM_PLUGIN_DEFAULT_PATH)
+    inv = run_plugin(dict(regions=["us-east-1"], clusters=["alpha"], use_ssm=True, **endpoint))
+    problem = inv.hosts["alpha-head"]["pcluster_node_connection_problem"]
+    assert "use_ssm: true needs the AWS Session Manager plugin (session-manager-plugin) on this controller" in problem
+    assert "AWS_SESSION_MANAGER_PLUGIN" in problem
+    assert all(h["pcluster_node_connection_problem"] == problem for h in inv.hosts.values())
+
+    plugin = tmp_path / "session-manager-plugin"
+    plugin.write_text("#!/bin/sh\n")
+    plugin.chmod(0o755)
+    inv = run_plugin(dict(regions=["us-east-1"], clusters=["alpha"], use_ssm=True, **endpoint))
+    assert not [h for h in inv.hosts.values() if "pcluster_node_connection_problem" in h]
+    aws_env.setenv("AWS_SESSION_MANAGER_PLUGIN", str(tmp_path / "elsewhere"))
+    inv = run_plugin(dict(regions=["us-east-1"], clusters=["alpha"], use_ssm=True, **endpoint))
+    assert "AWS_SESSION_MANAGER_PLUGIN is %s, which does not exist" % (tmp_path / "elsewhere") in (
+        inv.hosts["alpha-head"]["pcluster_node_connection_problem"])

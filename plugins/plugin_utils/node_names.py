@@ -1,0 +1,182 @@
+# -*- coding: utf-8 -*-
+# Copyright: hpc.pcluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Inventory host names of cluster nodes: Slurm node names from ParallelCluster's node table, head and login names."""
+
+from __future__ import annotations
+
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.pcluster_tags import (
+    CLUSTER_TAG,
+    LOGIN_POOL_TAG,
+    NODE_TYPE_TAG,
+)
+
+# The hostnames entry that means "the name people know the node by".
+NODE_NAME_SOURCE = "node-name"
+
+# ParallelCluster's Slurm plugins (slurm_resume, clustermgtd) record the instance behind each Slurm node in
+# this table of the cluster (pcluster.constants.PCLUSTER_SLURM_DYNAMODB_PREFIX + the stack name, which is the
+# cluster name): one item per node name, {Id: <node name>, InstanceId, HeadNodePrivateIp, HeadNodeHostname},
+# replaced when the node gets a new instance and never removed.
+SLURM_TABLE_PREFIX = "parallelcluster-slurm-"
+# DynamoDB returns at most 1 MB a page whatever the limit; each projected item is about 60 bytes.
+SCAN_PAGE_SIZE = 5000
+
+
+def slurm_table_name(cluster):
+    """ParallelCluster's node table of a cluster."""
+    return SLURM_TABLE_PREFIX + cluster
+
+
+def scan_slurm_node_names(client, cluster, page_size=None):
+    """{instance id: Slurm node name} from one paginated Scan of the cluster's node table (a boto3 client).
+
+    Errors (a missing table, no permission) are the caller's. Should one instance be recorded under two names,
+    the alphabetically first is kept, so the answer does not depend on the scan order.
+    """
+    paginator = client.get_paginator("scan")
+    pages = paginator.paginate(
+        TableName=slurm_table_name(cluster),
+        ProjectionExpression="#node, InstanceId",
+        ExpressionAttributeNames={"#node": "Id"},
+        PaginationConfig={"PageSize": page_size or SCAN_PAGE_SIZE},
+    )
+    names = {}
+    for page in pages:
+        for item in page.get("Items", ()):
+            node = (item.get("Id") or {}).get("S")
+            instance_id = (item.get("InstanceId") or {}).get("S")
+            if node and instance_id and (instance_id not in names or node < names[instance_id]):
+                names[instance_id] = node
+    return names
+
+
+def read_slurm_node_names(client, region, records, display):
+    """Set slurm_node_name on compute records, from one Scan of each of their clusters' node tables.
+
+    A cluster whose table cannot be read keeps its compute nodes unnamed: a missing table (a cluster without
+    Slurm, or older than the table) is said in verbose output, any other error in a warning.
+    """
+    import botocore.exceptions
+
+    clusters = sorted({r["tags"].get(CLUSTER_TAG, "") for r in records if r["tags"].get(NODE_TYPE_TAG) == "Compute"})
+    for cluster in clusters:
+        table = slurm_table_name(cluster)
+        fallback = "; its compute nodes are named by instance id"
+        try:
+            names = scan_slurm_node_names(client, cluster)
+        except botocore.exceptions.ClientError as e:
+            error = e.response.get("Error", {})
+            code = error.get("Code", "ClientError")
+            if code == "ResourceNotFoundException":
+                display.v("hpc.pcluster.nodes: %s: cluster %s has no node table %s%s" % (region, cluster, table, fallback))
+            else:
+                display.warning(
+                    "hpc.pcluster.nodes: %s: cannot read the node table %s of cluster %s (%s: %s)%s%s"
+                    % (region, table, cluster, code, error.get("Message", e),
+                       "; the credentials need dynamodb:Scan on it" if "AccessDenied" in code else "", fallback))
+            continue
+        except botocore.exceptions.BotoCoreError as e:
+            display.warning("hpc.pcluster.nodes: %s: cannot read the node table %s of cluster %s (%s)%s"
+                            % (region, table, cluster, e, fallback))
+            continue
+        for record in records:
+            if record["tags"].get(CLUSTER_TAG, "") == cluster and record["instance_id"] in names:
+                record["slurm_node_name"] = names[record["instance_id"]]
+
+
+def head_node_name(cluster):
+    return "%s-head" % cluster
+
+
+def login_node_names(records):
+    """{instance id: name} for login nodes: <cluster>-<pool>-<n> (<cluster>-login-<n> without a pool tag).
+
+    n counts from 1 within a pool, in order of launch time, then instance id, so a pool's older nodes keep
+    their numbers while newer ones come and go.
+    """
+    pools = {}
+    for record in records:
+        tags = record["tags"]
+        if tags.get(NODE_TYPE_TAG) == "LoginNode":
+            key = (record["aws_region"], tags.get(CLUSTER_TAG, ""), tags.get(LOGIN_POOL_TAG) or "login")
+            pools.setdefault(key, []).append(record)
+    names = {}
+    for (_region, cluster, pool), members in pools.items():
+        members.sort(key=lambda r: (r.get("launch_time") or "", r["instance_id"]))
+        for index, record in enumerate(members, start=1):
+            names[record["instance_id"]] = "%s-%s-%d" % (cluster, pool, index)
+    return names
+
+
+def node_name_candidates(record, login_names):
+    """The default host names of a node, best first; empty when its name is not known.
+
+    A compute node: its Slurm node name, then <cluster>-<node name> (for when two listed clusters have nodes
+    of the same name); nothing when the node table does not hold it (yet). A head node: <cluster>-head.
+    A login node: its name from login_node_names.
+    """
+    tags = record["tags"]
+    node_type = tags.get(NODE_TYPE_TAG)
+    cluster = tags.get(CLUSTER_TAG, "")
+    if node_type == "HeadNode":
+        return [head_node_name(cluster)]
+    if node_type == "LoginNode":
+        name = login_names.get(record["instance_id"])
+        return [name] if name else []
+    slurm_name = record.get("slurm_node_name")
+    return [slurm_name, "%s-%s" % (cluster, slurm_name)] if slurm_name else []
+
+
+def preferred_name(record, hostnames, address_sources, login_names, taken):
+    """The first name the hostnames list gives the record, or None.
+
+    A node-name candidate that is taken already is passed over; any other value is returned as it is (the
+    caller handles a clash).
+    """
+    for entry in hostnames:
+        if entry == NODE_NAME_SOURCE:
+            for candidate in node_name_candidates(record, login_names):
+                if not taken(candidate):
+                    return candidate
+            continue
+        if entry.startswith("tag:"):
+            value = record["tags"].get(entry[4:])
+        else:
+            value = record.get(address_sources[entry])
+        if value:
+            return value
+    return None
+
+
+def assign_host_names(records, hostnames, address_sources, exists, display):
+    """{instance id: inventory host name}, each name used once.
+
+    exists(name) says whether the inventory already holds a host of that name (from another source). A name
+    that is taken falls back to the instance id, with a warning; compute nodes without a Slurm node name are
+    listed in verbose output, per cluster.
+    """
+    login_names = login_node_names(records) if NODE_NAME_SOURCE in hostnames else {}
+    names, used, unnamed = {}, set(), {}
+
+    def taken(name):
+        return name in used or exists(name)
+
+    for record in records:
+        instance_id = record["instance_id"]
+        name = preferred_name(record, hostnames, address_sources, login_names, taken) or instance_id
+        if taken(name):
+            display.warning("hpc.pcluster.nodes: host name %r of %s is already used; naming it %s"
+                            % (name, instance_id, instance_id))
+            name = instance_id
+        if (NODE_NAME_SOURCE in hostnames and record["tags"].get(NODE_TYPE_TAG) == "Compute"
+                and not record.get("slurm_node_name")):
+            unnamed.setdefault((record["aws_region"], record["tags"].get(CLUSTER_TAG, "")), []).append(name)
+        used.add(name)
+        names[instance_id] = name
+    for (region, cluster), hosts in sorted(unnamed.items()):
+        display.v("hpc.pcluster.nodes: %s: %d compute node(s) of cluster %s are not in its node table %s (yet), so "
+                  "they have no Slurm node name; named %s"
+                  % (region, len(hosts), cluster, slurm_table_name(cluster), ", ".join(sorted(hosts))))
+    return names
