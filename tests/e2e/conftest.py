@@ -71,13 +71,13 @@ class E2ESandbox:
     def compute_nodes(self):
         return [n["name"] if isinstance(n, dict) else n for n in self.state["compute_nodes"]]
 
-    def playbook(self, playbook, extra_vars=None, args=(), timeout=900):
-        argv = ["ansible-playbook", "-i", self.inventory, str(ROOT / playbook),
+    def playbook(self, playbook, extra_vars=None, args=(), timeout=900, inventory=None, env=None):
+        argv = ["ansible-playbook", "-i", inventory or self.inventory, str(ROOT / playbook),
                 "-e", "verify_report_dir=%s" % self.report_dir]
         if extra_vars:
             argv += ["-e", json.dumps(extra_vars)]
         argv += list(args)
-        proc = subprocess.run(argv, cwd=str(ROOT), env=self.env, capture_output=True, text=True, timeout=timeout,
+        proc = subprocess.run(argv, cwd=str(ROOT), env=env or self.env, capture_output=True, text=True, timeout=timeout,
                               check=False)
         return Run(proc.returncode, proc.stdout, proc.stderr, parse_recap(proc.stdout))
 

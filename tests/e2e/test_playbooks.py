@@ -2,10 +2,15 @@
 
 import json
 import os
+import re
+import shlex
+import shutil
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 
 import pytest
+import yaml
 
 # Checks the sandbox cannot show: they must be not_available with a reason, never passed.
 SANDBOX_UNAVAILABLE = ("nvidia_smi", "gpu_count", "efa", "enroot", "pyxis_loaded", "os_release", "storage_type")
@@ -71,6 +76,46 @@ def test_deploy_first_run_verifies_and_writes_the_report(e2e_sandbox, first_depl
     assert int(suite.get("skipped")) == report["summary"]["not_available"]
     assert suite.get("failures") == "0"
     assert "| passed | node_state | %s |" % e2e_sandbox.compute_nodes[0] in markdown
+
+
+def test_deploy_names_nodes_as_slurm_does_and_says_how_to_reach_the_head_node(e2e_sandbox, first_deploy):
+    head = "%s-head" % e2e_sandbox.cluster_name
+    # The play recap and the report name the nodes the way sinfo and people do, not by address or instance id.
+    assert set(first_deploy.recap) == {"localhost", head, *e2e_sandbox.compute_nodes}, first_deploy.recap
+    report, _junit, markdown = read_report(e2e_sandbox)
+    assert report["head_node"] == head
+    assert head in markdown and e2e_sandbox.state["head_ip"] not in markdown
+    # pcluster ssh's equivalent, with the key and the pinned known_hosts the inventory uses.
+    folded = " ".join(first_deploy.stdout.split())  # the YAML callback wraps long messages
+    found = re.search(r"Reach the head node %s: (ssh .*? root@\S+?)'" % re.escape(head), folded)
+    assert found, folded[-3000:]
+    command = shlex.split(found.group(1))
+    assert command[0] == "ssh" and command[-1] == "root@%s" % e2e_sandbox.state["head_ip"]
+    assert "UserKnownHostsFile=%s" % e2e_sandbox.state["known_hosts"] in command
+    assert "StrictHostKeyChecking=yes" in command
+    assert command[command.index("-i") + 1] == e2e_sandbox.state["ssh_key"]
+    ssh = subprocess.run(command + ["-o", "BatchMode=yes", "hostname"], capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert ssh.returncode == 0, ssh.stderr
+
+
+def test_session_manager_without_its_plugin_stops_deploy_naming_it(e2e_sandbox, tmp_path):
+    if os.path.exists("/usr/local/bin/session-manager-plugin"):
+        pytest.skip("this machine has the Session Manager plugin")
+    inventory = tmp_path / "inventory"
+    shutil.copytree(e2e_sandbox.inventory, inventory)
+    config = yaml.safe_load((inventory / "pcluster_nodes.yml").read_text())
+    config["use_ssm"] = True
+    (inventory / "pcluster_nodes.yml").write_text(yaml.safe_dump(config))
+    env = dict(e2e_sandbox.env)
+    env.pop("AWS_SESSION_MANAGER_PLUGIN", None)
+    run = e2e_sandbox.playbook("deploy.yml", inventory=str(inventory), env=env)
+    output = " ".join(run.output.split())
+    assert run.rc != 0
+    assert ("%s-head: use_ssm: true needs the AWS Session Manager plugin (session-manager-plugin) on this controller"
+            % e2e_sandbox.cluster_name) in output, output[-3000:]
+    # It stops before any node is contacted.
+    assert set(run.recap) == {"localhost"}, run.recap
 
 
 def test_deploy_second_run_changes_nothing(e2e_sandbox, first_deploy):
