@@ -60,6 +60,19 @@ else
   echo "$req_hash" > "$STAMP"
 fi
 
+# --- the oldest ansible-core the collection supports (meta/runtime.yml) ------
+# Tests that depend on ansible-core's behaviour (untrusted inventory values) run on it too.
+OLDEST_CORE=$VENV/ansible-core-oldest
+oldest_reqs="ansible-core==2.19.4 $(grep -E '^(boto3|botocore|PyYAML)==' requirements.txt | tr '\n' ' ')"
+if [ ! -x "$OLDEST_CORE/bin/ansible-playbook" ] || [ "$(cat "$OLDEST_CORE/.stamp" 2>/dev/null)" != "$oldest_reqs" ]; then
+  say "installing the oldest supported ansible-core in $OLDEST_CORE"
+  rm -rf "$OLDEST_CORE"
+  "$VENV/bin/python" -m venv "$OLDEST_CORE"
+  # shellcheck disable=SC2086  # one word per requirement
+  "$OLDEST_CORE/bin/python" -m pip install -q $oldest_reqs
+  echo "$oldest_reqs" > "$OLDEST_CORE/.stamp"
+fi
+
 # --- amazon.aws (Galaxy is not reachable; the ansible package carries it) ---
 COLL=$VENV/share/ansible/collections/ansible_collections
 if [ ! -f "$COLL/amazon/aws/MANIFEST.json" ]; then
