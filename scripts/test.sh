@@ -18,7 +18,12 @@ declare -A result
 failed=0
 
 run_lint() {
-  ansible-lint --offline --profile production && yamllint -s .
+  ansible-lint --offline --profile production && yamllint -s . &&
+    # changelogs/: fragments and changelog.yaml (antsibull-changelog); plugin and role docs (antsibull-docs).
+    # Both read the collection where Ansible finds it: collections/ansible_collections/hpc/pcluster.
+    (cd collections/ansible_collections/hpc/pcluster &&
+       antsibull-changelog lint && antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml &&
+       antsibull-docs lint-collection-docs --plugin-docs .)
 }
 
 run_sanity() {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: nodes
+version_added: 0.1.0
 short_description: AWS ParallelCluster head, login and compute nodes as Ansible hosts
 description:
   - Lists the EC2 instances of AWS ParallelCluster 3 clusters, found from the tags ParallelCluster puts on

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: cluster
 short_description: Create, update or delete an AWS ParallelCluster 3 cluster
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Makes an AWS ParallelCluster cluster match a configuration, with ParallelCluster's own Python API
     (C(pcluster.lib)) on the host that runs the module.

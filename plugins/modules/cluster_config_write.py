@@ -41,7 +41,7 @@ attributes:
     support: full
     description: Implemented as an action plugin.
 notes:
-  - Role M(hpc.pcluster.cluster_config) validates the configuration before it uses this.
+  - Role P(hpc.pcluster.cluster_config#role) validates the configuration before it uses this.
 """
 
 EXAMPLES = r"""

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: cluster_info
 short_description: Describe one AWS ParallelCluster cluster or list all of them
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - With O(name), describes that cluster (status, CloudFormation stack status, head node, compute fleet status,
     version) like C(pcluster describe-cluster), optionally with its instances, its compute fleet and how far its

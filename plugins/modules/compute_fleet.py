@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: compute_fleet
 short_description: Start or stop the compute fleet of an AWS ParallelCluster cluster
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Starts or stops every compute node of a cluster, like C(pcluster update-compute-fleet --status
     START_REQUESTED|STOP_REQUESTED), and by default waits until the fleet is C(RUNNING) or C(STOPPED).
