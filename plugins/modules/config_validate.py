@@ -48,7 +48,7 @@ options:
     description:
       - Run the offline check (the collection's rules and ParallelCluster's schema, no AWS call).
       - Set V(false) together with O(full=true) when the offline check already ran on this very config, so that
-        only the checks against AWS run. Role M(hpc.pcluster.cluster_config) does so, having checked offline
+        only the checks against AWS run. Role P(hpc.pcluster.cluster_config#role) does so, having checked offline
         while it built the config.
     type: bool
     default: true
