@@ -65,5 +65,3 @@ def ssm_plugin_problem(environ=None):
             "PATH. Install it (https://docs.aws.amazon.com/systems-manager/latest/userguide/"
             "session-manager-working-with-install-plugin.html), or set AWS_SESSION_MANAGER_PLUGIN to its path, "
             "or reach the nodes over SSH (use_ssm: false)" % (SSM_PLUGIN, SSM_PLUGIN_DEFAULT_PATH))
-
-
