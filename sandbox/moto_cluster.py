@@ -38,9 +38,18 @@ import hashlib
 import json
 import secrets
 import string
+import sys
 import urllib.request
+from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collections"))
+
+from ansible_collections.hpc.pcluster.plugins.module_utils.os_table import (  # noqa: E402  pylint: disable=wrong-import-position
+    OS_DEFAULT_USER,
+    OS_TABLE,
+)
 
 PCLUSTER_VERSION = "3.16.1"
 MOTO_ACCOUNT_ID = "123456789012"
@@ -67,7 +76,8 @@ def official_ami_record(version: str = PCLUSTER_VERSION, ami_id: str = OFFICIAL_
     """One entry of a MOTO_AMIS_PATH file: the ParallelCluster ubuntu2204 x86_64 AMI."""
     return {
         "ami_id": ami_id,
-        "name": f"aws-parallelcluster-{version}-ubuntu-2204-lts-hvm-x86_64-202511170000 2025-11-17T00-00-00.000Z",
+        "name": f"aws-parallelcluster-{version}-{OS_TABLE['ubuntu2204'].ami_name_part}-x86_64-202511170000 "
+                "2025-11-17T00-00-00.000Z",
         "description": f"AWS ParallelCluster AMI for ubuntu2204, slurm-24.11, version {version}",
         "owner_id": OFFICIAL_AMI_OWNER,
         "public": True,
@@ -308,8 +318,7 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
     cluster_tags = {"parallelcluster:cluster-name": cluster_name, "parallelcluster:version": version}
     cluster_tags.update(extra_tags or {})
     parameters = {
-        "ClusterUser": {"ubuntu2204": "ubuntu", "ubuntu2404": "ubuntu", "rhel8": "ec2-user",
-                        "rhel9": "ec2-user", "rocky8": "rocky", "rocky9": "rocky"}.get(os_name, "ec2-user"),
+        "ClusterUser": OS_DEFAULT_USER.get(os_name, "ec2-user"),
         "ResourcesS3Bucket": bucket,
         "ArtifactS3RootDirectory": artifact_dir,
         "Scheduler": "slurm",

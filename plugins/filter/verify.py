@@ -21,6 +21,7 @@ Report formats (shared with the slurm_verify_report module, in module_utils/veri
 
 from __future__ import annotations
 
+from ansible_collections.hpc.pcluster.plugins.module_utils.os_table import OS_RELEASE
 from ansible_collections.hpc.pcluster.plugins.module_utils.verify_report import (
     verify_check_line,
     verify_failed_nodes,
@@ -31,19 +32,6 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.verify_report import 
     verify_summary,
     verify_summary_line,
 )
-
-OS_RELEASE = {
-    "alinux2": ("amzn", "2"),
-    "alinux2023": ("amzn", "2023"),
-    "ubuntu2004": ("ubuntu", "20.04"),
-    "ubuntu2204": ("ubuntu", "22.04"),
-    "ubuntu2404": ("ubuntu", "24.04"),
-    "rhel8": ("rhel", "8"),
-    "rhel9": ("rhel", "9"),
-    "rocky8": ("rocky", "8"),
-    "rocky9": ("rocky", "9"),
-    "centos7": ("centos", "7"),
-}
 
 # File system types /proc/mounts shows for each ParallelCluster storage type.
 STORAGE_FSTYPES = {

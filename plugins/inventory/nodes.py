@@ -207,6 +207,7 @@ import shlex
 from ansible.errors import AnsibleError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
+from ansible_collections.hpc.pcluster.plugins.module_utils.os_table import IMAGE_NAME_PART_OS, OS_DEFAULT_USER
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.ec2_instances import (
     aws_error,
     boto3_session,
@@ -237,36 +238,6 @@ IMAGE_OS_TAG = "parallelcluster:os"
 NODE_TYPES = ("HeadNode", "LoginNode", "Compute")
 NODE_TYPE_GROUPS = {"HeadNode": "head_node", "LoginNode": "login_node", "Compute": "compute"}
 LISTED_STATES = ("pending", "running")
-
-# Default login user of each operating system ParallelCluster supports (pcluster.constants.OS_MAPPING),
-# plus the ones older releases supported.
-OS_DEFAULT_USER = {
-    "alinux2023": "ec2-user",
-    "alinux2": "ec2-user",
-    "ubuntu2404": "ubuntu",
-    "ubuntu2204": "ubuntu",
-    "ubuntu2004": "ubuntu",
-    "ubuntu1804": "ubuntu",
-    "rhel8": "ec2-user",
-    "rhel9": "ec2-user",
-    "rocky8": "rocky",
-    "rocky9": "rocky",
-    "centos7": "centos",
-}
-# Part of the official AMI name that names the OS (pcluster.constants.OS_TO_IMAGE_NAME_PART_MAP).
-IMAGE_NAME_PART_OS = {
-    "amzn2023-hvm": "alinux2023",
-    "amzn2-hvm": "alinux2",
-    "ubuntu-2404-lts-hvm": "ubuntu2404",
-    "ubuntu-2204-lts-hvm": "ubuntu2204",
-    "ubuntu-2004-lts-hvm": "ubuntu2004",
-    "ubuntu-1804-lts-hvm": "ubuntu1804",
-    "rhel8-hvm": "rhel8",
-    "rhel9-hvm": "rhel9",
-    "rocky8-hvm": "rocky8",
-    "rocky9-hvm": "rocky9",
-    "centos7-hvm": "centos7",
-}
 
 # Record field that each hostnames / address_preference source reads.
 ADDRESS_SOURCES = {

@@ -16,6 +16,7 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems impor
     walk,
 )
 from ansible_collections.hpc.pcluster.plugins.module_utils import config_schema
+from ansible_collections.hpc.pcluster.plugins.module_utils.os_table import SUPPORTED_OSES
 
 # (regex, human description, example) per kind of identifier. The regexes are
 # pcluster 3.16's own where it has one, so nothing pcluster accepts is refused.
@@ -53,7 +54,6 @@ RESOURCE_NAME_MAX_LENGTH = 25
 SHARED_STORAGE_NAME_PATTERN = r"^[\w+\-=._:@/ ]{1,30}$"
 TAG_PATTERN = r"^[\w +\-=.:/@]*$"
 
-SUPPORTED_OSES = ("alinux2023", "ubuntu2204", "ubuntu2404", "rhel8", "rocky8", "rhel9", "rocky9")
 CAPACITY_TYPES = ("ONDEMAND", "SPOT", "CAPACITY_BLOCK")
 
 # pcluster/validators/slurm_settings_validator.py (3.16), compared case-insensitively.
