@@ -1,7 +1,11 @@
-"""The head-node probe of the verify role: parsers, and whole runs against a fake Slurm."""
+"""hpc.pcluster.slurm_verify as a whole, against a fake Slurm (shell scripts answering like Slurm 22.05).
+
+The parsers and checks it wires are tested on their own in tests/unit/plugins/module_utils/.
+"""
 
 import json
 import os
+import pathlib
 import stat
 import textwrap
 
@@ -11,88 +15,10 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.hpc.pcluster.plugins.modules import slurm_verify as sv
 
-NODE_LINE = (
-    "NodeName=compute-gpu-st-distributed-ml-1 Arch=x86_64 CoresPerSocket=1 CPUAlloc=0 CPUEfctv=2 CPUTot=2 "
-    "CPULoad=0.10 AvailableFeatures=(null) ActiveFeatures=(null) Gres=gpu:1 NodeAddr=10.1.1.11 "
-    "NodeHostName=compute-gpu-st-distributed-ml-1 Version=22.05.8 OS=Linux 6.1.0-18-amd64 #1 SMP PREEMPT_DYNAMIC "
-    "Debian 6.1.76-1 (2024-02-01)  RealMemory=1 AllocMem=0 FreeMem=1000 Sockets=2 Boards=1 State=DOWN+DRAIN "
-    "ThreadsPerCore=1 TmpDisk=0 Weight=1 Owner=N/A MCS_label=N/A Partitions=compute-gpu "
-    "CfgTRES=cpu=2,mem=1M,billing=2,gres/gpu=1 AllocTRES= CapWatts=n/a Reason=test run [root@2026-11-28T23:50:00]"
-)
-
-
-def test_scontrol_record_keeps_values_with_spaces():
-    record = sv.parse_scontrol_record(NODE_LINE)
-    assert record["NodeName"] == "compute-gpu-st-distributed-ml-1"
-    assert record["State"] == "DOWN+DRAIN"
-    assert record["OS"].startswith("Linux 6.1.0-18-amd64 #1 SMP")
-    assert record["Reason"] == "test run [root@2026-11-28T23:50:00]"
-    assert record["CfgTRES"] == "cpu=2,mem=1M,billing=2,gres/gpu=1"
-    assert record["Gres"] == "gpu:1"
-    assert record["AllocTRES"] == ""
-
-
-def test_scontrol_records_by_name():
-    text = NODE_LINE + "\n" + NODE_LINE.replace("ml-1", "ml-2").replace("State=DOWN+DRAIN", "State=IDLE") + "\n"
-    records = sv.parse_scontrol_records(text, "NodeName")
-    assert sorted(records) == ["compute-gpu-st-distributed-ml-1", "compute-gpu-st-distributed-ml-2"]
-    assert records["compute-gpu-st-distributed-ml-2"]["State"] == "IDLE"
-
-
-@pytest.mark.parametrize("state,static,ok", [
-    ("IDLE", True, True), ("ALLOCATED", True, True), ("MIXED", True, True), ("mix", True, True),
-    ("IDLE+DRAIN", True, False), ("DOWN", True, False), ("DOWN*", True, False), ("IDLE*", True, False),
-    ("IDLE+CLOUD+POWERED_DOWN", True, False), ("idle~", True, False), ("drain", True, False),
-    ("IDLE+CLOUD+POWERED_DOWN", False, True), ("idle~", False, True), ("idle#", False, True),
-    ("IDLE", False, True), ("DOWN+CLOUD+POWERED_DOWN", False, True), ("DOWN*+CLOUD", False, False),
-    ("IDLE+DRAIN+CLOUD+POWERED_DOWN", False, False), ("ALLOCATED+COMPLETING", True, True),
-])
-def test_node_states(state, static, ok):
-    assert sv.judge_node_state(state, static)[0] is ok
-
-
-def test_node_state_flags():
-    assert sv.parse_node_state("DOWN*+DRAIN") == ("DOWN", {"NOT_RESPONDING", "DRAIN"})
-    assert sv.parse_node_state("idle~") == ("IDLE", {"POWERED_DOWN"})
-
-
-@pytest.mark.parametrize("gres,count", [
-    ("gpu:1", 1), ("gpu:a10g:4(S:0-1)", 4), ("gpu:a10g:2,gpu:t4:1", 3), ("(null)", 0), ("", 0),
-    ("gpu:8(S:0-1),shard:8", 8), ("gpu", 1)])
-def test_gres_gpus(gres, count):
-    assert sv.parse_gres_gpus(gres) == count
-
-
-def test_small_parsers():
-    assert sv.parse_os_release('ID=ubuntu\nVERSION_ID="22.04"\n# c\n')["VERSION_ID"] == "22.04"
-    assert sv.parse_mounts("fs@tcp:/x /lustre lustre rw 0 0\nsrv:/ /my\\040dir nfs4 rw 0 0\n") == {
-        "/lustre": "lustre", "/my dir": "nfs4"}
-    assert sv.parse_scontrol_ping("Slurmctld(primary) at head-node is UP\n") == [("primary", "head-node", "UP")]
-    assert sv.parse_scontrol_config("Configuration data as of x\nJobCompLoc              = /home/slurm/x.txt\n"
-                                    "JobCompType             = jobcomp/filetxt\n") == {
-        "JobCompLoc": "/home/slurm/x.txt", "JobCompType": "jobcomp/filetxt"}
-    assert sv.docker_version("Docker version 24.0.7, build afdd53b") == "24.0.7"
-    assert sv.enroot_version("3.4.1") == "3.4.1"
-    assert sv.count_visible_devices("0,1") == 2 and sv.count_visible_devices("") == 0
-    assert sv.plugstack_references("# required /x.so\nrequired /usr/local/lib/slurm/spank_pyxis.so runtime_path=/run/pyxis",
-                                   "/usr/local/lib/slurm/spank_pyxis.so")
-    assert not sv.plugstack_references("# required /usr/local/lib/slurm/spank_pyxis.so", "/usr/local/lib/slurm/spank_pyxis.so")
-
-
-def test_probe_output_by_node():
-    text = "noise\n@@hpc-pcluster-verify\tn1\thostname\tn1\n@@hpc-pcluster-verify\tn1\tnvidia_smi\tGPU 0: A10G\n" \
-           "@@hpc-pcluster-verify\tn2\tfstype:/fsx\t\n"
-    assert sv.parse_probe_output(text) == {"n1": {"hostname": ["n1"], "nvidia_smi": ["GPU 0: A10G"]},
-                                           "n2": {"fstype:/fsx": [""]}}
-
-
-def test_report_marks_not_available_never_passed():
-    report = sv.Report({"efa": "not available in the sandbox"})
-    report.add("efa", "n1", "x", "y", True)
-    report.add("docker", "n1", "x", "y", False, "install it")
-    report.add("nvidia_smi", "n1", "x", "y", False, "h", unavailable_reason="nvidia-smi not found on the node")
-    assert [c["status"] for c in report.checks] == ["not_available", "failed", "not_available"]
-    assert report.checks[0]["hint"] == "not available in the sandbox"
+FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "slurm"
+# Recorded from the sandbox's Slurm 22.05: both nodes idle, and the first one set DRAIN then DOWN.
+IDLE_NODES = (FIXTURES / "scontrol_show_node_idle.txt").read_text()
+DOWN_NODE = (FIXTURES / "scontrol_show_node_down_drain.txt").read_text().splitlines()[0]
 
 
 # ---------------------------------------------------------------------------
@@ -102,11 +28,12 @@ def test_report_marks_not_available_never_passed():
 FAKE_SCONTROL = """#!/bin/sh
 case "$*" in
   ping) echo "Slurmctld(primary) at head is UP" ;;
-  "-o show partition") echo "PartitionName=compute-gpu AllowGroups=ALL Nodes=compute-gpu-st-distributed-ml-[1-2] State=UP TotalCPUs=4" ;;
+  "-o show partition") cat "$FAKE_DIR/partitions.txt" ;;
   "-o show node") cat "$FAKE_DIR/nodes.txt" ;;
   "show config")
     printf 'JobCompLoc              = %s\\n' "$FAKE_DIR/jobcomp.txt"
-    printf 'JobCompType             = jobcomp/filetxt\\nPlugStackConfig         = %s/plugstack.conf\\n' "$FAKE_DIR" ;;
+    printf 'JobCompType             = jobcomp/filetxt\\nPlugStackConfig         = %s/plugstack.conf\\n' "$FAKE_DIR"
+    printf 'SlurmdTimeout           = 300 sec\\nSuspendTime             = NONE\\n' ;;
   *) echo "unexpected: $*" >&2; exit 2 ;;
 esac
 """
@@ -150,8 +77,8 @@ def fake_slurm(tmp_path, monkeypatch):
     _exe(bindir / "scontrol", FAKE_SCONTROL)
     _exe(bindir / "squeue", FAKE_SQUEUE)
     _exe(bindir / "srun", FAKE_SRUN)
-    line = NODE_LINE.replace("State=DOWN+DRAIN", "State=IDLE").replace(" Reason=test run [root@2026-11-28T23:50:00]", "")
-    (tmp_path / "nodes.txt").write_text(line + "\n" + line.replace("ml-1", "ml-2") + "\n")
+    (tmp_path / "nodes.txt").write_text(IDLE_NODES)
+    (tmp_path / "partitions.txt").write_text((FIXTURES / "scontrol_show_partition.txt").read_text())
     (tmp_path / "plugstack.conf").write_text("include %s/plugstack.conf.d/*\n" % tmp_path)
     (tmp_path / "plugstack.conf.d").mkdir()
     (tmp_path / "shared").mkdir()
@@ -209,13 +136,13 @@ def test_healthy_fake_cluster(fake_slurm, capsys):
 
 def test_down_node_is_named_and_left_out_of_the_job(fake_slurm, capsys):
     nodes = (fake_slurm / "nodes.txt").read_text().splitlines()
-    nodes[0] = NODE_LINE
+    nodes[0] = DOWN_NODE
     (fake_slurm / "nodes.txt").write_text("\n".join(nodes) + "\n")
     result = run_module(capsys, base_args(fake_slurm, not_available={"nvidia_smi": "sandbox"}))
     checks = by_key(result)
     down = checks[("node_state", "compute-gpu-st-distributed-ml-1")]
     assert down["status"] == "failed"
-    assert down["seen"] == "DOWN+DRAIN Reason=test run [root@2026-11-28T23:50:00]"
+    assert down["seen"] == "DOWN+DRAIN Reason=test run [root@2026-11-30T23:25:34]"
     assert "scontrol update nodename=compute-gpu-st-distributed-ml-1 state=resume" in down["hint"]
     assert checks[("srun", "compute-gpu-st-distributed-ml-1")]["status"] == "failed"
     assert checks[("srun", "compute-gpu-st-distributed-ml-2")]["status"] == "passed"
@@ -248,13 +175,34 @@ def test_storage_on_head_and_compute(fake_slurm, capsys):
                                           storage=[{"mount": "/", "storage_type": "Ebs", "fstypes": ["no-such-fs"]},
                                                    {"mount": shared, "fstypes": []}]))
     root = dict(((c["check"], c["node"]), c) for c in result["checks"] if c["expected"].startswith(("/ ", "/:")))
-    assert root[("storage_mount", "head")]["status"] == "passed"  # "/" is mounted and writable as root
+    assert root[("storage_mount", "head")]["status"] == "passed"
+    # As root, "its directory" on / is /root.
+    assert root[("storage_writable", "head")]["seen"] == "writable by root in /root"
     assert root[("storage_type", "head")]["status"] == "failed"
     assert "expected no-such-fs for Ebs" in root[("storage_type", "head")]["hint"]
     assert root[("storage_mount", "compute-gpu-st-distributed-ml-1")]["status"] == "passed"
-    # A directory that is not a mount point is reported as not mounted.
-    missing = [c for c in result["checks"] if c["check"] == "storage_mount" and "shared" in c["expected"]]
-    assert missing and all(c["status"] == "failed" and c["seen"] == "not mounted" for c in missing)
+    assert root[("storage_writable", "compute-gpu-st-distributed-ml-1")]["status"] == "passed"
+    # A directory that is not a mount point is reported as not mounted, and not written to.
+    missing = [c for c in result["checks"] if "shared" in c["expected"]]
+    assert {c["check"] for c in missing} == {"storage_mount", "storage_type"}
+    assert all(c["status"] == "failed" and c["seen"] == "not mounted" for c in missing)
+    assert not os.listdir(shared)
+
+
+def test_settings_the_config_asks_for(fake_slurm, capsys):
+    custom = "Scheduling.SlurmSettings.CustomSlurmSettings"
+    result = run_module(capsys, base_args(
+        fake_slurm, not_available={"nvidia_smi": "sandbox"},
+        slurm_settings=[{"name": "SlurmdTimeout", "value": "1000", "source": custom},
+                        {"name": "JobCompType", "value": "jobcomp/filetxt", "source": custom},
+                        {"name": "SuspendTime", "value": "-60", "source": "Scheduling.SlurmSettings.ScaledownIdletime: -1"}],
+        partition_settings=[{"partition": "compute-gpu", "name": "OverSubscribe", "value": "EXCLUSIVE",
+                             "source": "SlurmQueues[compute-gpu].JobExclusiveAllocation: true"}]))
+    settings = [(c["check"], c["expected"].split(" = ")[0], c["status"]) for c in result["checks"]
+                if c["check"] in ("slurm_setting", "partition_setting")]
+    assert settings == [("partition_setting", "OverSubscribe", "passed"), ("slurm_setting", "SlurmdTimeout", "failed"),
+                        ("slurm_setting", "JobCompType", "passed"), ("slurm_setting", "SuspendTime", "passed")]
+    assert result["failed_checks"] == 1
 
 
 def test_containers_and_pyxis(fake_slurm, capsys, monkeypatch):
@@ -294,32 +242,3 @@ def test_check_mode_runs_no_job(fake_slurm, capsys):
     assert checks[("srun", "compute-gpu-st-distributed-ml-1")]["status"] == "not_available"
     assert checks[("job_completion_log", "head")]["status"] == "not_available"
     assert result["failed_checks"] == 0
-
-
-def test_report_module_writes_all_formats_and_latest(tmp_path, capsys):
-    from ansible_collections.hpc.pcluster.plugins.modules import slurm_verify_report as rep
-    import xml.etree.ElementTree as ET
-    checks = [{"check": "node_state", "node": "n1", "expected": "idle", "seen": "DOWN", "status": "failed", "hint": "h"}]
-    for stamp in ("20260101T000000Z", "20260101T000100Z"):
-        with patch_module_args({"path": str(tmp_path / "c" / stamp), "checks": checks, "meta": {"cluster": "c"},
-                                "data": {"cluster": "c"}}):
-            with pytest.raises(SystemExit):
-                rep.main()
-        result = json.loads(capsys.readouterr().out)
-        assert result["summary"] == {"passed": 0, "failed": 1, "not_available": 0, "total": 1}
-    latest = tmp_path / "c" / "latest"
-    assert os.readlink(latest) == "20260101T000100Z"
-    document = json.loads((latest / "report.json").read_text())
-    assert document["cluster"] == "c" and document["checks"] == checks
-    assert ET.parse(latest / "junit.xml").getroot().find("testsuite").get("failures") == "1"
-    assert "| **FAILED** | node_state | n1 | idle | DOWN | h |" in (latest / "report.md").read_text()
-    assert oct((latest / "report.md").stat().st_mode & 0o777) == "0o644"
-
-
-def test_report_module_check_mode_writes_nothing(tmp_path, capsys):
-    from ansible_collections.hpc.pcluster.plugins.modules import slurm_verify_report as rep
-    with patch_module_args({"path": str(tmp_path / "r"), "checks": [], "_ansible_check_mode": True}):
-        with pytest.raises(SystemExit):
-            rep.main()
-    assert json.loads(capsys.readouterr().out)["changed"] is False
-    assert not (tmp_path / "r").exists()
