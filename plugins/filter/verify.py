@@ -13,6 +13,10 @@ Expectations (what the cluster must look like) are derived from the same config 
 - ``verify_nodes``         Slurm node names ParallelCluster gives the compute resources
 - ``verify_storage``       SharedStorage -> mounts and accepted file system types
 - ``verify_job_comp_loc``  the job-completion log file, when CustomSlurmSettings asks for one
+- ``verify_slurm_settings`` Slurm settings the config sets (CustomSlurmSettings, SuspendTime from ScaledownIdletime)
+- ``verify_partition_settings`` partition settings it sets (OverSubscribe from JobExclusiveAllocation)
+
+``verify_group_data`` keeps in report.json what each group of checks returned besides its checks.
 
 Report formats (shared with the slurm_verify_report module, in module_utils/verify_report.py):
 ``verify_summary``, ``verify_summary_line``, ``verify_markdown``, ``verify_junit``, ``verify_failure_message``,
@@ -187,6 +191,54 @@ def verify_job_comp_loc(config):
     return loc if str(loc).startswith("/") else ""
 
 
+def _slurm_settings(config):
+    scheduling = (config or {}).get("Scheduling") or {}
+    if not scheduling or str(scheduling.get("Scheduler", "slurm")).lower() != "slurm":
+        return None
+    return scheduling.get("SlurmSettings") or {}
+
+
+def verify_slurm_settings(config):
+    """[{name, value, source}] of what ``scontrol show config`` must report for the config.
+
+    The global CustomSlurmSettings, and SuspendTime, which ParallelCluster writes as ScaledownIdletime
+    (minutes, 10 when unset) times 60.
+    """
+    slurm = _slurm_settings(config)
+    if slurm is None:
+        return []
+    idle = slurm.get("ScaledownIdletime")
+    settings = {"suspendtime": {
+        "name": "SuspendTime", "value": str(int(10 if idle is None else idle) * 60),
+        "source": "Scheduling.SlurmSettings.ScaledownIdletime: %s" % ("10 (default)" if idle is None else idle)}}
+    for entry in slurm.get("CustomSlurmSettings") or []:
+        for key, value in (entry.items() if isinstance(entry, dict) else ()):
+            settings[str(key).lower()] = {"name": str(key), "value": str(value),
+                                          "source": "Scheduling.SlurmSettings.CustomSlurmSettings"}
+    return list(settings.values())
+
+
+def verify_partition_settings(config):
+    """[{partition, name, value, source}]: OverSubscribe of each queue's partition (JobExclusiveAllocation)."""
+    if _slurm_settings(config) is None:
+        return []
+    settings = []
+    for queue in _queues(config):
+        if not queue.get("Name"):
+            continue
+        exclusive = bool(queue.get("JobExclusiveAllocation", False))
+        settings.append({"partition": queue["Name"], "name": "OverSubscribe", "value": "EXCLUSIVE" if exclusive else "NO",
+                         "source": "SlurmQueues[%s].JobExclusiveAllocation: %s" % (queue["Name"], str(exclusive).lower())})
+    return settings
+
+
+def verify_group_data(groups):
+    """{group: its module result without the checks and Ansible's own keys}: what report.json keeps of each group."""
+    internal = ("checks", "invocation", "changed", "failed", "failed_checks", "_ansible_no_log", "warnings", "deprecations")
+    return dict((name, dict((k, v) for k, v in (result or {}).items() if k not in internal))
+                for name, result in (groups or {}).items())
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -197,6 +249,9 @@ class FilterModule:
             "verify_nodes": verify_nodes,
             "verify_storage": verify_storage,
             "verify_job_comp_loc": verify_job_comp_loc,
+            "verify_slurm_settings": verify_slurm_settings,
+            "verify_partition_settings": verify_partition_settings,
+            "verify_group_data": verify_group_data,
             "verify_summary": verify_summary,
             "verify_markdown": verify_markdown,
             "verify_junit": verify_junit,

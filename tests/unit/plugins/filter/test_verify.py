@@ -131,3 +131,34 @@ def test_not_available_lines_group_nodes():
     assert v.verify_not_available_lines(checks) == [
         "not available: efa on q-st-a-1, q-st-a-2 (not available in the sandbox)"]
     assert v.verify_summary_line(checks) == "1 passed, 1 failed, 2 not available (of 4 checks)"
+
+
+def test_slurm_settings_the_config_sets():
+    settings = v.verify_slurm_settings(GUIDE_CONFIG)
+    custom = "Scheduling.SlurmSettings.CustomSlurmSettings"
+    assert settings == [
+        {"name": "SuspendTime", "value": "600", "source": "Scheduling.SlurmSettings.ScaledownIdletime: 10 (default)"},
+        {"name": "JobCompType", "value": "jobcomp/filetxt", "source": custom},
+        {"name": "JobCompLoc", "value": "/home/slurm/slurm-job-completions.txt", "source": custom},
+        {"name": "SlurmdTimeout", "value": "1000", "source": custom},
+    ]
+    config = {"Scheduling": {"Scheduler": "slurm", "SlurmSettings": {"ScaledownIdletime": -1}}}
+    assert v.verify_slurm_settings(config) == [
+        {"name": "SuspendTime", "value": "-60", "source": "Scheduling.SlurmSettings.ScaledownIdletime: -1"}]
+    assert v.verify_slurm_settings({"Scheduling": {"Scheduler": "awsbatch"}}) == []
+    assert v.verify_slurm_settings({}) == []
+
+
+def test_partition_settings_the_config_sets():
+    config = {"Scheduling": {"Scheduler": "slurm", "SlurmQueues": [
+        {"Name": "gpu", "JobExclusiveAllocation": True}, {"Name": "cpu"}]}}
+    assert v.verify_partition_settings(config) == [
+        {"partition": "gpu", "name": "OverSubscribe", "value": "EXCLUSIVE",
+         "source": "SlurmQueues[gpu].JobExclusiveAllocation: true"},
+        {"partition": "cpu", "name": "OverSubscribe", "value": "NO", "source": "SlurmQueues[cpu].JobExclusiveAllocation: false"}]
+
+
+def test_group_data_keeps_what_a_group_returned_besides_its_checks():
+    groups = {"slurm": {"checks": [{"check": "x"}], "jobs": [{"job_id": "1"}], "elapsed": 1.5, "changed": False,
+                        "failed": False, "failed_checks": 0, "invocation": {"module_args": {}}}}
+    assert v.verify_group_data(groups) == {"slurm": {"jobs": [{"job_id": "1"}], "elapsed": 1.5}}
