@@ -212,13 +212,34 @@ def setup_network(p: dict, head_pid: int, compute_pids: list) -> None:
 
 # --------------------------------------------------------------------------- files
 
-def slurm_conf(p: dict, state_dir: str) -> str:
+def config_slurm_settings(config: dict | None) -> list:
+    """(key, value) lines ParallelCluster adds to slurm.conf from a cluster config: SuspendTime (ScaledownIdletime
+    minutes, 10 by default, times 60) and the global CustomSlurmSettings."""
+    if not config:
+        return []
+    slurm = (config.get("Scheduling") or {}).get("SlurmSettings") or {}
+    idle = slurm.get("ScaledownIdletime")
+    settings = [("SuspendTime", str(int(10 if idle is None else idle) * 60))]
+    for entry in slurm.get("CustomSlurmSettings") or []:
+        settings += [(str(key), str(value)) for key, value in (entry.items() if isinstance(entry, dict) else ())]
+    return settings
+
+
+def config_queue(config: dict | None) -> dict:
+    """The config's queue that the sandbox's partition plays (named like it, else the first)."""
+    queues = ((config or {}).get("Scheduling") or {}).get("SlurmQueues") or []
+    return next((q for q in queues if q.get("Name") == QUEUE), queues[0] if queues else {})
+
+
+def slurm_conf(p: dict, state_dir: str, config: dict | None = None) -> str:
+    """slurm.conf of the sandbox; with the cluster config, its Slurm settings applied as ParallelCluster applies them
+    (a CustomSlurmSettings key replaces the sandbox's own line, JobExclusiveAllocation makes the partition exclusive)."""
     head = p["head"]
     cpus = os.cpu_count() or 1
     gres = f" Gres=gpu:{p['gpus_per_node']}" if p["gpus_per_node"] else ""
+    settings = config_slurm_settings(config)
+    overridden = {key.lower() for key, _value in settings}
     lines = [
-        "# Slurm configuration of the sandbox cluster, laid out like AWS ParallelCluster's",
-        "# /opt/slurm/etc/slurm.conf (also visible as /etc/slurm/slurm.conf on every node).",
         f"ClusterName={p['cluster_name']}",
         f"SlurmctldHost={head['name']}({head['ip']})",
         "SlurmUser=root",
@@ -234,7 +255,7 @@ def slurm_conf(p: dict, state_dir: str) -> str:
         f"SlurmctldLogFile={state_dir}/logs/slurmctld.log",
         f"SlurmdLogFile={state_dir}/logs/slurmd-%n.log",
         "PlugStackConfig=/opt/slurm/etc/plugstack.conf",
-        "# No cgroups in the sandbox.",
+        # No cgroups in the sandbox (jobacct_gather/linux reads /proc and needs none).
         "ProctrackType=proctrack/linuxproc",
         "TaskPlugin=task/none",
         "JobAcctGatherType=jobacct_gather/none",
@@ -246,19 +267,48 @@ def slurm_conf(p: dict, state_dir: str) -> str:
         "SlurmdParameters=config_overrides",
         "GresTypes=gpu",
         "MessageTimeout=30",
-        "# CustomSlurmSettings of the guide's cluster config.",
-        "JobCompType=jobcomp/filetxt",
-        f"JobCompLoc={SLURM_JOB_COMPLETIONS}",
-        "SlurmdTimeout=1000",
     ]
+    lines = [line for line in lines if line.split("=", 1)[0].lower() not in overridden]
+    lines = ["# Slurm configuration of the sandbox cluster, laid out like AWS ParallelCluster's",
+             "# /opt/slurm/etc/slurm.conf (also visible as /etc/slurm/slurm.conf on every node)."] + lines
+    if settings:
+        lines.append("# What the cluster config asks for: ScaledownIdletime, CustomSlurmSettings.")
+        lines += [f"{key}={value}" for key, value in settings]
     names = []
     for node in p["computes"]:
         lines.append(f"NodeName={node['name']} NodeHostname={node['name']} NodeAddr={node['ip']} "
                      f"CPUs={cpus}{gres} State=UNKNOWN")
         names.append(node["name"])
-    lines.append(f"PartitionName={QUEUE} Nodes={','.join(names)} Default=YES MaxTime=INFINITE "
-                 "State=UP OverSubscribe=EXCLUSIVE")
+    exclusive = " OverSubscribe=EXCLUSIVE" if config_queue(config).get("JobExclusiveAllocation") else ""
+    lines.append(f"PartitionName={QUEUE} Nodes={','.join(names)} Default=YES MaxTime=INFINITE State=UP{exclusive}")
     return "\n".join(lines) + "\n"
+
+
+def _running(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def apply_cluster_config(base_pid: int, head_pid: int, p: dict, state_dir: str, config: dict) -> None:
+    """Write slurm.conf with the cluster config's Slurm settings and restart slurmctld, as ParallelCluster starts
+    it on a head node configured from the config: slurmctld loads plugins such as JobCompType only when it starts
+    (``scontrol reconfigure`` shows the new value without loading it). The slurmd daemons re-read it."""
+    write(f"/proc/{base_pid}/root/opt/slurm/etc/slurm.conf", slurm_conf(p, state_dir, config))
+    pid_file = f"/proc/{head_pid}/root/run/slurmctld.pid"
+    with open(pid_file, encoding="utf-8") as handle:
+        old_pid = int(handle.read().strip() or 0)
+    run(nsenter(head_pid, ["scontrol", "shutdown", "slurmctld"]))
+    deadline = time.monotonic() + 20
+    while old_pid and _running(old_pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    start_slurmctld(head_pid)
+    wait_slurmctld(head_pid)
+    run(nsenter(head_pid, ["scontrol", "reconfigure"]))
+    wait_idle(head_pid, len(p["computes"]))
 
 
 def gres_conf(p: dict) -> str:

@@ -245,6 +245,11 @@ def yaml_dump(data) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 
+def yaml_load(text: str):
+    import yaml
+    return yaml.safe_load(text)
+
+
 def write_file(path: Path, text: str, mode=0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -442,7 +447,7 @@ def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
         public_subnet_id=seed["public_subnet_id"], private_subnet_id=seed["private_subnet_id"],
         security_group_ids=[seed["security_group_id"]])
     timings["registered"] = time.monotonic() - t0
-    return {"registration": reg, "config_source": source}
+    return {"registration": reg, "config_source": source, "config_text": text}
 
 
 def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dict:
@@ -680,6 +685,9 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
         nodes.wait_idle(head_pid, len(p["computes"]))
         timings["nodes_idle"] = time.monotonic() - started
         aws = aws_future.result()
+        # Slurm started before the config was rendered: now it gets the config's settings.
+        nodes.apply_cluster_config(base.pid, head_pid, p, str(state_dir), yaml_load(aws["config_text"]))
+        timings["slurm_configured"] = time.monotonic() - started
     finally:
         pool.shutdown(wait=True)
     state["registration"] = aws["registration"]

@@ -138,6 +138,23 @@ def test_parallelcluster_layout_on_the_nodes(sandbox):
                    "/fsx", "/lustre", "/home", "/opt", "/scratch", "/fsx", "/lustre"]
 
 
+def test_slurm_runs_the_slurm_settings_of_the_config(sandbox):
+    config = yaml.safe_load(pathlib.Path(sandbox.cluster_config_path).read_text())
+    slurm = config["Scheduling"]["SlurmSettings"]
+    lines = [line.partition("=") for line in sandbox.ssh("scontrol show config").stdout.splitlines()]
+    shown = dict((key.strip(), value.strip()) for key, sep, value in lines if sep)
+    for entry in slurm["CustomSlurmSettings"]:
+        for key, value in entry.items():
+            assert shown[key].replace(" sec", "") == str(value), key
+    # ScaledownIdletime -1: SuspendTime=-60, which Slurm 22.05 shows unsigned.
+    assert slurm["ScaledownIdletime"] == -1 and shown["SuspendTime"] == "%d sec" % (2 ** 32 - 60)
+    partition = sandbox.ssh("scontrol -o show partition %s" % config["Scheduling"]["SlurmQueues"][0]["Name"]).stdout
+    assert "OverSubscribe=EXCLUSIVE" in partition
+    # slurmctld loaded the job completion plugin (it does so only when it starts): a job is recorded.
+    job = sandbox.ssh("sbatch --parsable --wait --job-name=sandbox-jobcomp --wrap true").stdout.strip()
+    assert "JobId=%s " % job in sandbox.ssh("cat /home/slurm/slurm-job-completions.txt").stdout
+
+
 def test_shared_storage_is_shared_between_nodes(sandbox):
     marker = "written-on-the-head-node"
     sandbox.ssh("echo %s > /fsx/.sandbox-test && echo %s > /home/.sandbox-test" % (marker, marker))
