@@ -112,7 +112,8 @@ class ProgressRelayAction(ActionBase):
         """(new progress text from ``offset``, the job's result file parsed or None) in one command."""
         command = "tail -c +%d %s 2>/dev/null; printf '\\n%s\\n'; cat %s 2>/dev/null" % (
             offset + 1, shlex.quote(progress), RESULT_MARK, shlex.quote(results_file))
-        out = self._low_level_execute_command(command).get("stdout") or ""
+        # Over ssh a low-level command runs in a tty (ssh -tt), which ends every line with CR LF.
+        out = (self._low_level_execute_command(command).get("stdout") or "").replace("\r\n", "\n")
         text, _mark, rest = out.rpartition("\n%s\n" % RESULT_MARK)
         try:
             data = json.loads(rest) if rest.strip() else None

@@ -82,6 +82,23 @@ def test_lines_are_printed_as_they_come_and_the_result_is_the_modules(tmp_path, 
     assert os.listdir(tmp_path / "async") == []  # progress file and job result removed
 
 
+def test_reads_through_a_tty_are_relayed_too(tmp_path, clock, printed):
+    # The ssh connection runs low-level commands with -tt: the output comes back with CR LF line ends.
+    job = ScriptedJob([(1, "[c1] create cluster\n"), (10, "[c1] CREATE_COMPLETE, done\n")], RESULT, finish_at=11)
+    action = relay(tmp_path, clock, job)
+    plain = action._low_level_execute_command  # pylint: disable=protected-access
+
+    def through_a_tty(command, **kwargs):
+        answer = plain(command, **kwargs)
+        return dict(answer, stdout=answer["stdout"].replace("\n", "\r\n"))
+
+    action._low_level_execute_command = through_a_tty  # pylint: disable=protected-access
+
+    assert action.run(task_vars={}) == RESULT
+    assert printed.texts() == ["[c1] create cluster", "[c1] CREATE_COMPLETE, done"]
+    assert clock.now < 20
+
+
 def test_reads_are_one_shell_command_each_not_module_runs(tmp_path, clock, printed):
     job = ScriptedJob([], RESULT, finish_at=120)
     action = relay(tmp_path, clock, job)
