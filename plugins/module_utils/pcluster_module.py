@@ -5,17 +5,12 @@
 
 from __future__ import annotations
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.aws import aws_argument_spec, setup_aws
 from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_client
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_errors import PclusterMissingError, explain_error
-
-# The option the collection's action plugins set to receive progress lines (doc fragment hpc.pcluster.progress).
-PROGRESS_OPTION = dict(progress_file=dict(type="path"))
-
+from ansible_collections.hpc.pcluster.plugins.module_utils.progress_lines import PROGRESS_OPTION, write_progress
 
 PRESIGNED_URL_REMOVED = "<presigned URL removed>"
 
@@ -108,16 +103,7 @@ class PclusterModule(AnsibleModule):
 
     def progress(self, line):
         """Append a progress line to progress_file (read and printed by the action plugin); no-op without it."""
-        path = self.params.get("progress_file")
-        if not path:
-            return
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            with os.fdopen(fd, "a", encoding="utf-8") as handle:
-                handle.write(line.replace("\n", " ") + "\n")
-        except OSError as exc:
-            self.warn("Cannot write progress to %s: %s" % (path, exc))
-            self.params["progress_file"] = None
+        write_progress(self, line)
 
     def _with_note(self, msg):
         note = self.fail_note() if self.fail_note else None
