@@ -89,19 +89,39 @@ def waiting_line(waiting, limit=5):
     return shown + (" and %d more" % (len(names) - limit) if len(names) > limit else "")
 
 
-def wait_for_static_nodes(look, names, timeout, poll_interval=5.0, clock=time.monotonic, sleep=time.sleep):
+def minutes(seconds):
+    """``15 min``, ``2.5 min``; under a minute ``40 s``."""
+    return "%d s" % seconds if seconds < 60 else "%g min" % round(seconds / 60.0, 1)
+
+
+def wait_for_static_nodes(look, names, timeout, poll_interval=5.0, progress=None, report_every=60.0,
+                          clock=time.monotonic, sleep=time.sleep):
     """Poll until none of the named static nodes is transitional, or timeout seconds passed.
 
     look() returns (error, node records, partition records); on an error the wait ends (the checks report
-    the controller). Returns {settled, waiting, not_waited, states, elapsed, error}.
+    the controller). progress(line), when given, hears when the wait starts, every report_every seconds
+    and when it gives up. Returns {settled, timed_out, waiting, not_waited, states, elapsed, error}.
     """
+    progress = progress or (lambda line: None)
     start = clock()
+    reported = None
     while True:
         error, nodes, partitions = look()
         waiting, not_waited = ({}, {}) if error else transitional_nodes(nodes, partitions, names)
         elapsed = clock() - start
         if error or not waiting or elapsed >= timeout:
+            if waiting and timeout > 0:
+                progress("%d static node(s) still in a transitional state after %s, judged as they are: %s"
+                         % (len(waiting), minutes(timeout), waiting_line(waiting)))
             states = dict((n, (nodes.get(n) or {}).get("State", "not defined in Slurm")) for n in names) if not error else {}
-            return dict(settled=not waiting, waiting=waiting, not_waited=not_waited, states=states,
-                        elapsed=round(elapsed, 1), error=error or "")
+            return dict(settled=not waiting, timed_out=bool(waiting) and timeout > 0, waiting=waiting,
+                        not_waited=not_waited, states=states, elapsed=round(elapsed, 1), error=error or "")
+        if reported is None:
+            progress("waiting up to %s for %d static node(s) in a transitional state: %s"
+                     % (minutes(timeout), len(waiting), waiting_line(waiting)))
+            reported = elapsed
+        elif elapsed - reported >= report_every:
+            progress("%d static node(s) still in a transitional state after %s (of %s): %s"
+                     % (len(waiting), minutes(elapsed), minutes(timeout), waiting_line(waiting)))
+            reported = elapsed
         sleep(max(0.0, min(poll_interval, timeout - elapsed)))

@@ -21,8 +21,9 @@ description:
   - Nodes that are down, drained or failed are not waited for (waiting does not change them), nor nodes
     whose partitions are all not C(UP) (C(INACTIVE) while the compute fleet is stopped).
   - Never fails because nodes stay transitional. They are returned in RV(waiting), and the checks judge them.
-  - Through the collection's action plugin, a long wait runs as one module call per minute with a progress
-    line each minute (the nodes still waited for and their states).
+  - Through the collection's action plugin, the module first looks once; when it has to wait, it runs as a
+    background job whose progress lines (when the wait starts, each minute, and when it gives up, with the
+    nodes still waited for and their states) are printed as they come.
 author:
   - hpc.pcluster contributors (@hpc-pcluster)
 options:
@@ -43,9 +44,21 @@ options:
     description: Directory holding C(scontrol). Found on E(PATH) or under C(/opt/slurm/bin) when empty.
     type: str
     default: ""
+  progress_file:
+    description:
+      - A file on the head node to which the module appends its progress lines.
+      - The collection's action plugin sets it when it runs the module as a background job; there is no need
+        to set it by hand.
+    type: path
 notes:
   - Only reads Slurm's state; it changes nothing.
 attributes:
+  action:
+    support: full
+    description: An action plugin looks once, and runs a wait as a background job whose progress lines it prints.
+  async:
+    support: none
+    description: The action plugin runs the wait as a background job itself.
   check_mode:
     support: full
     description: Only reads, so it waits in check mode too.
@@ -70,6 +83,16 @@ settled:
   returned: always
   type: bool
   sample: true
+timed_out:
+  description: Whether the timeout passed while nodes were still transitional (they are left to the checks).
+  returned: always
+  type: bool
+  sample: false
+waited:
+  description: Seconds the task waited in all (set by the action plugin).
+  returned: when run through the action plugin
+  type: float
+  sample: 62.4
 waiting:
   description: The nodes still transitional when the wait ended, with their Slurm states.
   returned: always
@@ -98,9 +121,11 @@ error:
 """
 
 import os
+import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.hpc.pcluster.plugins.module_utils.progress_lines import PROGRESS_OPTION, write_progress
 from ansible_collections.hpc.pcluster.plugins.module_utils.slurm_checks import find_slurm_bin
 from ansible_collections.hpc.pcluster.plugins.module_utils.slurm_node_states import wait_for_static_nodes
 from ansible_collections.hpc.pcluster.plugins.module_utils.slurm_parsers import parse_scontrol_records
@@ -114,9 +139,11 @@ def main():
             timeout=dict(type="int", default=900),
             poll_interval=dict(type="int", default=5),
             slurm_bin_dir=dict(type="str", default=""),
+            **PROGRESS_OPTION
         ),
         supports_check_mode=True,
     )
+    host = socket.gethostname()
     runner = CommandRunner(module, find_slurm_bin(module.params["slurm_bin_dir"], os.environ.get("PATH", "")))
     scontrol = runner.slurm("scontrol")
 
@@ -129,7 +156,8 @@ def main():
         return "", parse_scontrol_records(out, "NodeName"), partitions
 
     result = wait_for_static_nodes(look, module.params["nodes"], max(module.params["timeout"], 0),
-                                   poll_interval=max(module.params["poll_interval"], 1))
+                                   poll_interval=max(module.params["poll_interval"], 1),
+                                   progress=lambda line: write_progress(module, "[%s] %s" % (host, line)))
     module.exit_json(changed=False, **result)
 
 

@@ -81,26 +81,38 @@ def looks(states_per_look):
 
 def test_wait_ends_when_the_nodes_are_up():
     fake = FakeClock()
+    lines = []
     # After a compute fleet start: powered down, powering up, then up.
     look = looks(["IDLE+CLOUD+POWERED_DOWN", "IDLE+CLOUD+POWERING_UP", "IDLE+CLOUD+POWERING_UP", "IDLE+CLOUD"])
-    result = ns.wait_for_static_nodes(look, ["n1", "n2"], 600, poll_interval=5, clock=fake.clock, sleep=fake.sleep)
-    assert result["settled"] is True and result["waiting"] == {}
+    result = ns.wait_for_static_nodes(look, ["n1", "n2"], 600, poll_interval=5, progress=lines.append,
+                                      clock=fake.clock, sleep=fake.sleep)
+    assert result["settled"] is True and result["timed_out"] is False and result["waiting"] == {}
     assert result["elapsed"] == 15.0 and fake.sleeps == [5, 5, 5]
     assert result["states"] == {"n1": "IDLE+CLOUD", "n2": "IDLE"}
+    assert lines == ["waiting up to 10 min for 1 static node(s) in a transitional state: n1 IDLE+CLOUD+POWERED_DOWN"]
 
 
-def test_wait_gives_up_at_the_timeout_without_failing():
+def test_a_progress_line_each_minute_and_one_when_it_gives_up():
     fake = FakeClock()
-    result = ns.wait_for_static_nodes(looks(["IDLE+CLOUD+POWERING_UP"]), ["n1"], 12, poll_interval=5,
-                                      clock=fake.clock, sleep=fake.sleep)
-    assert result["settled"] is False and result["waiting"] == {"n1": "IDLE+CLOUD+POWERING_UP"}
-    assert fake.sleeps == [5, 5, 2] and result["elapsed"] == 12.0
+    lines = []
+    result = ns.wait_for_static_nodes(looks(["IDLE+CLOUD+POWERING_UP"]), ["n1"], 150, poll_interval=5,
+                                      progress=lines.append, clock=fake.clock, sleep=fake.sleep)
+    assert result["settled"] is False and result["timed_out"] is True
+    assert result["waiting"] == {"n1": "IDLE+CLOUD+POWERING_UP"} and result["elapsed"] == 150.0
+    assert lines == [
+        "waiting up to 2.5 min for 1 static node(s) in a transitional state: n1 IDLE+CLOUD+POWERING_UP",
+        "1 static node(s) still in a transitional state after 1 min (of 2.5 min): n1 IDLE+CLOUD+POWERING_UP",
+        "1 static node(s) still in a transitional state after 2 min (of 2.5 min): n1 IDLE+CLOUD+POWERING_UP",
+        "1 static node(s) still in a transitional state after 2.5 min, judged as they are: n1 IDLE+CLOUD+POWERING_UP",
+    ]
 
 
 def test_a_timeout_of_zero_only_looks():
     fake = FakeClock()
-    result = ns.wait_for_static_nodes(looks(["IDLE+COMPLETING"]), ["n1"], 0, clock=fake.clock, sleep=fake.sleep)
-    assert result["settled"] is False and fake.sleeps == []
+    lines = []
+    result = ns.wait_for_static_nodes(looks(["IDLE+COMPLETING"]), ["n1"], 0, progress=lines.append,
+                                      clock=fake.clock, sleep=fake.sleep)
+    assert result["settled"] is False and result["timed_out"] is False and fake.sleeps == [] and lines == []
 
 
 def test_wait_ends_when_slurm_does_not_answer():

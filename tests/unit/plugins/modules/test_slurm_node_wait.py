@@ -1,6 +1,7 @@
 """hpc.pcluster.slurm_node_wait against a fake scontrol whose node states move on at each look."""
 
 import json
+import socket
 import stat
 
 import pytest
@@ -50,9 +51,17 @@ def test_waits_until_a_node_has_powered_up(fake, capsys):
 
 
 def test_returns_the_nodes_still_on_their_way_at_the_timeout(fake, capsys):
-    result = run(capsys, fake, ["IDLE+COMPLETING"], timeout=2)
-    assert result["settled"] is False and result["waiting"] == {"q-st-cr-1": "IDLE+COMPLETING"}
-    assert "failed" not in result
+    progress = fake / "progress"
+    result = run(capsys, fake, ["IDLE+COMPLETING"], timeout=2, progress_file=str(progress))
+    assert result["settled"] is False and result["timed_out"] is True
+    assert result["waiting"] == {"q-st-cr-1": "IDLE+COMPLETING"} and "failed" not in result
+    lines = progress.read_text().splitlines()
+    host = socket.gethostname()
+    assert lines == [
+        "[%s] waiting up to 2 s for 1 static node(s) in a transitional state: q-st-cr-1 IDLE+COMPLETING" % host,
+        "[%s] 1 static node(s) still in a transitional state after 2 s, judged as they are: "
+        "q-st-cr-1 IDLE+COMPLETING" % host]
+    assert oct(progress.stat().st_mode & 0o777) == "0o600"
 
 
 def test_does_not_wait_while_the_partition_is_inactive(fake, capsys):
