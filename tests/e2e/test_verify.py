@@ -114,7 +114,7 @@ def test_settings_that_drifted_from_the_config_are_named(e2e_sandbox):
     finally:
         on_node(e2e_sandbox, "head", "cp /root/slurm.conf.e2e %s && scontrol reconfigure" % conf)
     assert run.rc != 0
-    head = e2e_sandbox.state["head_ip"]
+    head = "%s-head" % e2e_sandbox.cluster_name  # the inventory's name of the head node
     assert ("slurm_setting on %s: expected SlurmdTimeout = 1000 (Scheduling.SlurmSettings.CustomSlurmSettings), "
             "seen 300 sec" % head) in run.output
     assert ("partition_setting on compute-gpu: expected OverSubscribe = EXCLUSIVE "
@@ -141,7 +141,7 @@ def test_storage_is_written_where_the_login_user_writes(e2e_sandbox):
     assert run.rc == 0, run.output[-6000:]
     report = read_report(e2e_sandbox)[0]
     writable = checks_of(report, "storage_writable")
-    nodes = [e2e_sandbox.state["head_ip"]] + e2e_sandbox.compute_nodes
+    nodes = ["%s-head" % e2e_sandbox.cluster_name] + e2e_sandbox.compute_nodes
     fsx = dict((c["node"], c) for c in writable if c["expected"].startswith("/fsx"))
     lustre = dict((c["node"], c) for c in writable if c["expected"].startswith("/lustre"))
     assert sorted(fsx) == sorted(lustre) == sorted(nodes)
