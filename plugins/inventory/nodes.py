@@ -592,23 +592,38 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             hostvars["ansible_user"] = user
 
         if use_ssm:
-            hostvars["ansible_connection"] = "amazon.aws.aws_ssm"
-            hostvars["ansible_aws_ssm_instance_id"] = record["instance_id"]
-            hostvars["ansible_aws_ssm_region"] = record["aws_region"]
-            for var, option in (
-                ("ansible_aws_ssm_bucket_name", "ssm_bucket_name"),
-                ("ansible_aws_ssm_profile", "profile"),
-                ("ansible_aws_ssm_endpoint_url", "endpoint_url"),
-            ):
-                if self.get_option(option):
-                    hostvars[var] = self._plain(option)
-            if self._ssm_problem:
-                hostvars["pcluster_node_connection_problem"] = self._ssm_problem
-            if node_type != "Compute":
-                hostvars["pcluster_node_connect_command"] = ssm_command(
-                    record["instance_id"], record["aws_region"], self._plain("profile"), self._plain("endpoint_url"))
-            return hostvars
+            hostvars.update(self._ssm_vars(record, node_type))
+        else:
+            hostvars.update(self._ssh_vars(record, preference, common_args, remote_user, proxy_jump, heads,
+                                           source, user, address))
+        return hostvars
 
+    def _ssm_vars(self, record, node_type):
+        """Connection variables of a node reached through Session Manager."""
+        hostvars = {
+            "ansible_connection": "amazon.aws.aws_ssm",
+            "ansible_aws_ssm_instance_id": record["instance_id"],
+            "ansible_aws_ssm_region": record["aws_region"],
+        }
+        for var, option in (
+            ("ansible_aws_ssm_bucket_name", "ssm_bucket_name"),
+            ("ansible_aws_ssm_profile", "profile"),
+            ("ansible_aws_ssm_endpoint_url", "endpoint_url"),
+        ):
+            if self.get_option(option):
+                hostvars[var] = self._plain(option)
+        if self._ssm_problem:
+            hostvars["pcluster_node_connection_problem"] = self._ssm_problem
+        if node_type != "Compute":
+            hostvars["pcluster_node_connect_command"] = ssm_command(
+                record["instance_id"], record["aws_region"], self._plain("profile"), self._plain("endpoint_url"))
+        return hostvars
+
+    def _ssh_vars(self, record, preference, common_args, remote_user, proxy_jump, heads, source, user, address):
+        """Connection variables of a node reached over ssh: through the head node when its address is private."""
+        hostvars = {}
+        tags = record["tags"]
+        node_type = tags.get(NODE_TYPE_TAG)
         ssh_args = common_args
         if proxy_jump and node_type != "HeadNode" and source in PRIVATE_SOURCES:
             head = heads.get((record["aws_region"], tags.get(CLUSTER_TAG)))
