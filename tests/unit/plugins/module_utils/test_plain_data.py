@@ -13,7 +13,7 @@ def test_unsafe_and_nested_values_become_plain():
     value = {AnsibleUnsafeText("Region"): AnsibleUnsafeText("us-east-1"), 1: (True, None, 2.5, [3])}
     plain = to_plain(value)
     assert plain == {"Region": "us-east-1", "1": [True, None, 2.5, [3]]}
-    assert type(plain["Region"]) is str
+    assert isinstance(plain["Region"], str) and not isinstance(plain["Region"], AnsibleUnsafeText)
     assert yaml.safe_dump(plain)
 
 
