@@ -1,0 +1,87 @@
+# -*- coding: utf-8 -*-
+# Copyright: hpc.pcluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Network bandwidth per EC2 instance type: what an all-reduce across nodes is judged against.
+
+The figure is the instance's advertised network bandwidth, EC2 DescribeInstanceTypes
+``NetworkInfo.NetworkPerformance`` (``"4x 100 Gigabit"`` -> 400 Gbps, ``"3200 Gigabit"`` -> 3200 Gbps).
+For burstable types (``"Up to 25 Gigabit"``) it is the sustained baseline, the sum of
+``NetworkCards[].BaselineBandwidthInGbps``. The per-card sum is not used otherwise: for some types
+(g6e.24xlarge: 2 cards of 200 Gbps, 200 Gbps in all) it is more than the instance carries.
+
+``BUILTIN_GBPS`` is the fallback when EC2 cannot be asked; it holds the EFA-capable types used for
+distributed training, read from DescribeInstanceTypes with the rule above (the unit tests compare it
+with the instance type data moto ships, recorded from EC2).
+"""
+
+from __future__ import annotations
+
+import re
+
+BUILTIN_GBPS = {
+    "p3dn.24xlarge": 100, "p4d.24xlarge": 400, "p4de.24xlarge": 400, "p5.4xlarge": 100, "p5.48xlarge": 3200,
+    "p5e.48xlarge": 3200, "p5en.48xlarge": 3200, "p6-b200.48xlarge": 3200,
+    "g4dn.8xlarge": 50, "g4dn.12xlarge": 50, "g4dn.16xlarge": 50, "g4dn.metal": 100,
+    "g5.8xlarge": 25, "g5.12xlarge": 40, "g5.16xlarge": 25, "g5.24xlarge": 50, "g5.48xlarge": 100,
+    "g6.8xlarge": 25, "g6.12xlarge": 40, "g6.16xlarge": 25, "g6.24xlarge": 50, "g6.48xlarge": 100,
+    "g6e.8xlarge": 25, "g6e.12xlarge": 100, "g6e.16xlarge": 35, "g6e.24xlarge": 200, "g6e.48xlarge": 400,
+    "trn1.32xlarge": 800, "trn1n.32xlarge": 1600, "trn2.48xlarge": 3200,
+    "c5n.9xlarge": 50, "c5n.18xlarge": 100, "c6in.32xlarge": 200, "c7gn.16xlarge": 200,
+    "hpc6a.48xlarge": 100, "hpc6id.32xlarge": 200, "hpc7a.96xlarge": 300, "hpc7g.16xlarge": 200,
+}
+
+_PERFORMANCE_RE = re.compile(r"^\s*(up to\s+)?(?:(\d+)\s*x\s*)?(\d+(?:\.\d+)?)\s*gigabit", re.I)
+
+
+def _get(item, snake, camel, default=None):
+    value = item.get(snake, item.get(camel))
+    return default if value is None else value
+
+
+def gbps_from_network_info(network_info):
+    """(Gbps, how it was read) from one DescribeInstanceTypes NetworkInfo (snake_case or CamelCase)."""
+    info = network_info or {}
+    performance = str(_get(info, "network_performance", "NetworkPerformance", ""))
+    cards = _get(info, "network_cards", "NetworkCards", []) or []
+    baseline = sum(float(_get(card, "baseline_bandwidth_in_gbps", "BaselineBandwidthInGbps", 0) or 0)
+                   for card in cards)
+    match = _PERFORMANCE_RE.match(performance)
+    if match and not match.group(1):
+        gbps = float(match.group(3)) * int(match.group(2) or 1)
+        return gbps, "NetworkPerformance %r" % performance
+    if baseline > 0:
+        return baseline, "baseline of %d network card(s) (NetworkPerformance %r)" % (len(cards), performance)
+    return None, "no bandwidth in NetworkPerformance %r" % performance
+
+
+def instance_network(ec2_instance_types, wanted, overrides=None):
+    """{instance type: {gbps, busbw_gbs, efa_supported, source}} for the types in ``wanted``.
+
+    ec2_instance_types: the ``instance_types`` of ``amazon.aws.ec2_instance_type_info`` (snake_case) or of
+    boto3 (CamelCase); may be empty. overrides: {type: Gbps} set by the user; they win. busbw_gbs is the
+    bandwidth in GB/s (Gbps / 8), the unit nccl-tests prints; None when nothing is known.
+    """
+    answered = {}
+    for item in ec2_instance_types or []:
+        itype = item.get("instance_type") or item.get("InstanceType")
+        if not itype:
+            continue
+        info = item.get("network_info") or item.get("NetworkInfo") or {}
+        gbps, how = gbps_from_network_info(info)
+        answered[itype] = {"gbps": gbps, "efa_supported": bool(_get(info, "efa_supported", "EfaSupported", False)),
+                           "source": "EC2 DescribeInstanceTypes: %s" % how}
+    result = {}
+    for itype in wanted or []:
+        if overrides and itype in overrides:
+            entry = {"gbps": float(overrides[itype]), "efa_supported": None, "source": "verify_distributed_network_gbps"}
+        elif itype in answered and answered[itype]["gbps"]:
+            entry = dict(answered[itype])
+        elif itype in BUILTIN_GBPS:
+            entry = {"gbps": float(BUILTIN_GBPS[itype]), "efa_supported": None,
+                     "source": "built-in table (EC2 DescribeInstanceTypes could not be asked)"}
+        else:
+            entry = {"gbps": None, "efa_supported": None,
+                     "source": "unknown: not in the built-in table and not answered by EC2"}
+        entry["busbw_gbs"] = round(entry["gbps"] / 8.0, 3) if entry["gbps"] else None
+        result[itype] = entry
+    return result
