@@ -29,7 +29,8 @@ def _cell(value):
     return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ").strip()
 
 
-def verify_markdown(checks, title="Cluster verification", meta=None):
+def verify_markdown(checks, title="Cluster verification", meta=None, sections=None):
+    """The report as Markdown; sections (Markdown text each) follow the table of checks."""
     summary = verify_summary(checks)
     icon = {"passed": "passed", "failed": "**FAILED**", "not_available": "not available"}
     lines = ["# %s" % title, ""]
@@ -43,6 +44,9 @@ def verify_markdown(checks, title="Cluster verification", meta=None):
         lines.append("| %s | %s | %s | %s | %s | %s |" % (
             icon.get(check.get("status"), check.get("status")), _cell(check.get("check")), _cell(check.get("node")),
             _cell(check.get("expected")), _cell(check.get("seen")), _cell(check.get("hint"))))
+    for section in sections or []:
+        if section and section.strip():
+            lines += ["", section.rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -66,7 +70,7 @@ def verify_junit(checks, suite="hpc.pcluster.verify", timestamp=""):
         elif check.get("status") == "not_available":
             ET.SubElement(case, "skipped", message="not available: %s" % check.get("hint", ""))
         out = ET.SubElement(case, "system-out")
-        out.text = detail
+        out.text = detail + ("\n\n%s" % check["detail"] if check.get("detail") else "")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 

@@ -34,6 +34,11 @@ options:
     description: Facts shown at the top of the Markdown report (cluster, head node, time, ...).
     type: dict
     default: {}
+  sections:
+    description: Markdown sections added to C(report.md) after the table of checks (empty ones are left out).
+    type: list
+    elements: str
+    default: []
   data:
     description: Extra keys stored in C(report.json) next to C(summary) and C(checks).
     type: dict
@@ -126,6 +131,7 @@ def main():
             checks=dict(type="list", elements="dict", required=True),
             title=dict(type="str", default="Cluster verification"),
             meta=dict(type="dict", default={}),
+            sections=dict(type="list", elements="str", default=[]),
             data=dict(type="dict", default={}),
             latest=dict(type="bool", default=True),
             mode=dict(type="raw", default="0644"),
@@ -145,7 +151,7 @@ def main():
     files = {
         "report.json": json.dumps(document, indent=2, sort_keys=False) + "\n",
         "junit.xml": verify_junit(checks, params["title"], str(params["meta"].get("time (UTC)", ""))),
-        "report.md": verify_markdown(checks, params["title"], params["meta"]),
+        "report.md": verify_markdown(checks, params["title"], params["meta"], params["sections"]),
     }
     if not module.check_mode:
         try:
