@@ -17,7 +17,8 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # --- Debian packages -------------------------------------------------------
 APT_PACKAGES=(slurm-wlm slurm-client libslurm-dev munge openssh-server openssh-client
-              iproute2 util-linux procps psmisc gcc make libc6-dev python3 rsync shellcheck)
+              iproute2 util-linux procps psmisc gcc make libc6-dev python3 rsync shellcheck
+              openmpi-bin python3-mpi4py)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
