@@ -99,13 +99,14 @@ def _sandbox_cmd(*args):
     return [str(VENV_BIN / "python"), str(SANDBOX)] + list(args)
 
 
-@pytest.fixture(scope="session")
-def e2e_sandbox():
+def private_sandbox(compute_nodes):
+    """A sandbox of its own with compute_nodes nodes, in a temporary state dir; down and removed afterwards."""
     if os.geteuid() != 0 or not sys.platform.startswith("linux"):
         pytest.skip("the sandbox needs root on Linux")
     base = pathlib.Path(tempfile.mkdtemp(prefix="hpc-pcluster-e2e-"))
     state_dir = base / "sandbox"
-    up = subprocess.run(_sandbox_cmd("up", "--state-dir", str(state_dir), "--compute-nodes", "2", "--gpus-per-node", "1"),
+    up = subprocess.run(_sandbox_cmd("up", "--state-dir", str(state_dir), "--compute-nodes", str(compute_nodes),
+                                     "--gpus-per-node", "1"),
                         capture_output=True, text=True, timeout=300, check=False)
     if up.returncode != 0:
         subprocess.run(_sandbox_cmd("down", "--state-dir", str(state_dir)), capture_output=True, check=False)
@@ -116,3 +117,14 @@ def e2e_sandbox():
     finally:
         subprocess.run(_sandbox_cmd("down", "--state-dir", str(state_dir)), capture_output=True, timeout=120, check=False)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def e2e_sandbox():
+    yield from private_sandbox(2)
+
+
+@pytest.fixture(scope="module")
+def e2e_sandbox_4_nodes():
+    """For the tests that need more than one pair of compute nodes; up only while their module runs."""
+    yield from private_sandbox(4)

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 # Checks the sandbox cannot show: they must be not_available with a reason, never passed.
-SANDBOX_UNAVAILABLE = ("nvidia_smi", "gpu_count", "efa", "enroot", "pyxis_loaded", "os_release", "storage_type")
+SANDBOX_UNAVAILABLE = ("nvidia_smi", "gpu_count", "efa", "enroot", "pyxis_loaded", "os_release", "storage_type",
+                       "nccl_allreduce_run", "nccl_allreduce_bandwidth", "nccl_transport")
 
 
 def checks_of(report, check):
@@ -70,6 +71,12 @@ def test_deploy_first_run_verifies_and_writes_the_report(e2e_sandbox, first_depl
             assert "not available in the sandbox" in check["hint"], check
     # One test job across both compute nodes.
     assert len(report["jobs"]) == 1 and sorted(report["jobs"][0]["nodes"]) == sorted(e2e_sandbox.compute_nodes)
+    # The MPI all-reduce across both, judged against the network the sandbox measured.
+    for check in ("mpi_allreduce_run", "mpi_allreduce_correct", "mpi_allreduce_bandwidth"):
+        assert [c["status"] for c in checks_of(report, check)] == ["passed"], check
+    mpi = [r for r in report["distributed"] if r["backend"] == "mpi"][0]
+    assert mpi["hosts_seen"] == e2e_sandbox.compute_nodes and mpi["busbw_at_largest"] >= mpi["expected"]["threshold"]
+    assert "## Distributed all-reduce" in markdown
     # JUnit: one testcase per check, skipped for not_available.
     suite = junit.find("testsuite")
     assert int(suite.get("tests")) == report["summary"]["total"]
@@ -180,6 +187,9 @@ def test_a_node_set_down_is_reported_by_name(e2e_sandbox):
     failed = [(c["check"], c["node"]) for c in report["checks"] if c["status"] == "failed"]
     assert ("node_state", node) in failed
     assert ("srun", node) in failed  # left out of the test job
+    # The all-reduce needs two usable nodes: not run, and said so.
+    assert ("mpi_allreduce_run", "compute-gpu-st-distributed-ml-[1-2]") in failed
+    assert "fewer than 2 usable nodes" in run.output
     others = [n for n in e2e_sandbox.compute_nodes if n != node]
     assert all(("node_state", n) not in failed for n in others)
     assert junit.find("testsuite").get("failures") == str(len(failed))
