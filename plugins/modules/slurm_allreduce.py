@@ -239,6 +239,7 @@ import math
 import os
 import shutil
 import time
+import uuid
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -269,17 +270,17 @@ def find_command(preferred, name, candidates):
     return name
 
 
-def allocation_args(spec, params, tasks_per_node):
+def allocation_args(spec, params, tasks_per_node, job_name):
     minutes = max(1, int(math.ceil(params["timeout"] / 60.0)))
     return ["--partition=%s" % spec["partition"], "--nodes=%d" % len(spec["nodes"]),
             "--nodelist=%s" % ",".join(spec["nodes"]), "--ntasks-per-node=%d" % tasks_per_node,
-            "--job-name=%s" % JOB_NAME, "--time=%d" % minutes, "--immediate=%d" % params["immediate"], "--quiet"]
+            "--job-name=%s" % job_name, "--time=%d" % minutes, "--immediate=%d" % params["immediate"], "--quiet"]
 
 
-def nccl_command(spec, params, slurm_bin):
-    """(argv, environment) of the nccl-tests run through Pyxis."""
+def nccl_command(spec, params, slurm_bin, job_name):
+    """(argv, environment, argv to show) of the nccl-tests run through Pyxis."""
     gpus = max(int(spec.get("gpus_per_node") or 0), 1)
-    argv = [os.path.join(slurm_bin, "srun")] + allocation_args(spec, params, gpus)
+    argv = [os.path.join(slurm_bin, "srun")] + allocation_args(spec, params, gpus, job_name)
     argv += ["--gpus-per-node=%d" % gpus, "--exclusive", "--container-image=%s" % params["nccl_image"]]
     if params["nccl_container_mounts"]:
         argv.append("--container-mounts=%s" % params["nccl_container_mounts"])
@@ -288,12 +289,12 @@ def nccl_command(spec, params, slurm_bin):
     return argv, env, argv
 
 
-def mpi_command(spec, params, slurm_bin):
+def mpi_command(spec, params, slurm_bin, job_name):
     """(argv, environment, argv to show) of the MPI all-reduce: salloc, then mpirun inside the allocation."""
     mpirun = find_command(params["mpirun"], "mpirun", MPIRUN_CANDIDATES)
     program = program_argv(params["mpi_python"], params["mpi_min_bytes"], params["mpi_max_bytes"],
                            params["mpi_factor"], params["mpi_iters"], 1)
-    argv = [os.path.join(slurm_bin, "salloc")] + allocation_args(spec, params, 1) + list(params["extra_args"])
+    argv = [os.path.join(slurm_bin, "salloc")] + allocation_args(spec, params, 1, job_name) + list(params["extra_args"])
     argv += [mpirun] + list(params["mpirun_args"]) + program
     env = {}
     if os.geteuid() == 0:
@@ -305,10 +306,11 @@ def mpi_command(spec, params, slurm_bin):
 
 def run_group(module, spec, params, slurm_bin):
     """(checks, summary) of one group."""
+    job_name = "%s-%s" % (JOB_NAME, uuid.uuid4().hex[:8])
     if spec["backend"] == "nccl":
-        argv, env, shown = nccl_command(spec, params, slurm_bin)
+        argv, env, shown = nccl_command(spec, params, slurm_bin, job_name)
     else:
-        argv, env, shown = mpi_command(spec, params, slurm_bin)
+        argv, env, shown = mpi_command(spec, params, slurm_bin, job_name)
     started = time.time()
     rc, out, err = module.run_command(["timeout", "--kill-after=15", str(int(params["timeout"]))] + argv,
                                       check_rc=False, environ_update=env)
@@ -316,11 +318,13 @@ def run_group(module, spec, params, slurm_bin):
     killed = rc == 124
     text = out + ("\n" + err if err else "")
     if killed:
+        # srun/salloc stopped at the time limit may leave their job behind: end it by its unique name.
+        module.run_command([os.path.join(slurm_bin, "scancel"), "--name=%s" % job_name], check_rc=False)
         text += "\ntimed out after %ss (verify_distributed_timeout)" % params["timeout"]
     elif rc == 127 and not out.strip():
         text += "\nerror: %s: command not found" % argv[0]
     checks, summary = judge_run(spec, text, rc, elapsed, killed=killed)
-    summary.update(command=shown, environment=env, output_tail=text.splitlines()[-TAIL_LINES:])
+    summary.update(command=shown, environment=env, job_name=job_name, output_tail=text.splitlines()[-TAIL_LINES:])
     return checks, summary
 
 

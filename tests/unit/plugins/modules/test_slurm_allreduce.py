@@ -16,7 +16,7 @@ FIXTURES = pathlib.Path(__file__).parents[1] / "module_utils" / "fixtures" / "al
 FAKE = """#!/bin/sh
 printf '%s\\n' "$0" "$@" > "$FAKE_DIR/argv.$(basename "$0")"
 env | sort > "$FAKE_DIR/env.$(basename "$0")"
-[ -n "$FAKE_SLEEP" ] && sleep "$FAKE_SLEEP"
+[ -n "$FAKE_SLEEP" ] && [ "$(basename "$0")" != scancel ] && sleep "$FAKE_SLEEP"
 cat "$FAKE_OUTPUT"
 exit "${FAKE_RC:-0}"
 """
@@ -28,7 +28,7 @@ G5 = ("compute-gpu-st-distributed-ml-1", "compute-gpu-st-distributed-ml-2")
 def fake_slurm(tmp_path, monkeypatch):
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    for name in ("srun", "salloc"):
+    for name in ("srun", "salloc", "scancel"):
         path = bindir / name
         path.write_text(FAKE)
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
@@ -109,6 +109,11 @@ def test_a_run_over_its_time_is_killed_and_reported(fake_slurm, capsys, monkeypa
     run = by_check(result)["nccl_allreduce_run"]
     assert run["status"] == "failed" and run["seen"].startswith("timed out after")
     assert result["runs"][0]["timed_out"]
+    # The job it left is cancelled by its own name.
+    job_name = result["runs"][0]["job_name"]
+    assert job_name.startswith("hpc-pcluster-verify-allreduce-")
+    assert "--job-name=%s" % job_name in (fake_slurm / "argv.srun").read_text().splitlines()
+    assert (fake_slurm / "argv.scancel").read_text().splitlines()[1:] == ["--name=%s" % job_name]
 
 
 def test_not_available_groups_and_check_mode_run_nothing(fake_slurm, capsys, monkeypatch):
