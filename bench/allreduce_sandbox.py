@@ -17,7 +17,6 @@ Usage: .venv/bin/python bench/allreduce_sandbox.py [--runs 5] [--state-dir DIR]
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import shlex
 import statistics
@@ -32,14 +31,13 @@ sys.path.insert(0, str(ROOT / "sandbox"))
 sys.path.insert(0, str(ROOT / "collections"))
 
 import netbench  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from env_file import running_state  # noqa: E402  pylint: disable=import-error,wrong-import-position
 from ansible_collections.hpc.pcluster.plugins.module_utils.allreduce_output import (  # noqa: E402
     parse_allreduce,
 )
 from ansible_collections.hpc.pcluster.plugins.module_utils.allreduce_program import (  # noqa: E402
     program_argv,
 )
-
-PY = str(ROOT / ".venv" / "bin" / "python")
 
 
 def head_ssh(state, command):
@@ -75,12 +73,7 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--state-dir", default=str(ROOT / "sandbox" / ".state"))
     args = parser.parse_args()
-    state_dir = pathlib.Path(args.state_dir)
-    status = subprocess.run([PY, str(ROOT / "sandbox" / "sandbox.py"), "status", "--state-dir", str(state_dir)],
-                            capture_output=True, text=True, check=False)
-    if status.returncode != 0:
-        raise SystemExit("the sandbox in %s is not up (make sandbox-up): %s" % (state_dir, (status.stdout + status.stderr).strip()))
-    state = json.loads((state_dir / "state.json").read_text())
+    state = running_state(args.state_dir)
     names = state["compute_nodes"]
     if len(names) < 2:
         raise SystemExit("the sandbox has %d compute node(s); the all-reduce needs 2 or more" % len(names))

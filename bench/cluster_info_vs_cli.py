@@ -30,7 +30,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "sandbox"))
 
-from env_file import controller_env  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from env_file import controller_env, running_state  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 PY = str(ROOT / ".venv" / "bin" / "python")
 PCLUSTER = str(ROOT / ".venv" / "bin" / "pcluster")
@@ -69,11 +69,7 @@ def main():
     parser.add_argument("--state-dir", default=str(ROOT / "sandbox" / ".state"))
     args = parser.parse_args()
     state_dir = pathlib.Path(args.state_dir)
-    status = subprocess.run([PY, str(ROOT / "sandbox" / "sandbox.py"), "status", "--state-dir", str(state_dir)],
-                            capture_output=True, text=True, check=False)
-    if status.returncode != 0:
-        raise SystemExit("the sandbox in %s is not up (make sandbox-up): %s" % (state_dir, (status.stdout + status.stderr).strip()))
-    state = json.loads((state_dir / "state.json").read_text())
+    state = running_state(state_dir)
     env = sandbox_env(state_dir)
     name, region = state["cluster_name"], state["region"]
 
