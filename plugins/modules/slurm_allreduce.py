@@ -355,7 +355,7 @@ def skip_reason(spec, params, check_mode):
     return ""
 
 
-def main():
+def argument_spec():
     run_options = dict(
         label=dict(type="str", required=True), backend=dict(type="str", required=True, choices=["nccl", "mpi"]),
         partition=dict(type="str", required=True), nodes=dict(type="list", elements="str", required=True),
@@ -363,32 +363,31 @@ def main():
         gpus_per_node=dict(type="int", default=0), efa=dict(type="bool", default=False),
         expected_busbw=dict(type="float"), expected_source=dict(type="str", default=""),
         min_fraction=dict(type="float", default=0.5), skip_reason=dict(type="str", default=""))
-    module = AnsibleModule(
-        argument_spec=dict(
-            runs=dict(type="list", elements="dict", required=True, options=run_options),
-            slurm_bin_dir=dict(type="str", default=""),
-            timeout=dict(type="int", default=900),
-            immediate=dict(type="int", default=120),
-            extra_args=dict(type="list", elements="str", default=[]),
-            nccl_image=dict(type="str", default=""),
-            nccl_command=dict(type="list", elements="str", default=[
-                "/opt/nccl-tests/build/all_reduce_perf", "-b", "8", "-e", "2G", "-f", "2", "-g", "1", "-c", "1",
-                "-n", "20"]),
-            nccl_env=dict(type="dict", default={}),
-            nccl_srun_args=dict(type="list", elements="str", default=["--mpi=pmix", "--cpu-bind=none"]),
-            nccl_container_mounts=dict(type="str", default=""),
-            mpirun=dict(type="str", default=""),
-            mpirun_args=dict(type="list", elements="str", default=[]),
-            mpi_python=dict(type="str", default="/usr/bin/python3"),
-            mpi_min_bytes=dict(type="int", default=1024),
-            mpi_max_bytes=dict(type="int", default=16777216),
-            mpi_factor=dict(type="int", default=4),
-            mpi_iters=dict(type="int", default=5),
-            not_available=dict(type="dict", default={}),
-        ),
-        supports_check_mode=True,
+    return dict(
+        runs=dict(type="list", elements="dict", required=True, options=run_options),
+        slurm_bin_dir=dict(type="str", default=""),
+        timeout=dict(type="int", default=900),
+        immediate=dict(type="int", default=120),
+        extra_args=dict(type="list", elements="str", default=[]),
+        nccl_image=dict(type="str", default=""),
+        nccl_command=dict(type="list", elements="str", default=[
+            "/opt/nccl-tests/build/all_reduce_perf", "-b", "8", "-e", "2G", "-f", "2", "-g", "1", "-c", "1", "-n", "20"]),
+        nccl_env=dict(type="dict", default={}),
+        nccl_srun_args=dict(type="list", elements="str", default=["--mpi=pmix", "--cpu-bind=none"]),
+        nccl_container_mounts=dict(type="str", default=""),
+        mpirun=dict(type="str", default=""),
+        mpirun_args=dict(type="list", elements="str", default=[]),
+        mpi_python=dict(type="str", default="/usr/bin/python3"),
+        mpi_min_bytes=dict(type="int", default=1024),
+        mpi_max_bytes=dict(type="int", default=16777216),
+        mpi_factor=dict(type="int", default=4),
+        mpi_iters=dict(type="int", default=5),
+        not_available=dict(type="dict", default={}),
     )
-    params = module.params
+
+
+def argument_problems(params):
+    """Every problem with the arguments, each naming the argument, the value and the fix."""
     problems = []
     if params["mpi_factor"] < 2:
         problems.append("mpi_factor must be 2 or more (got %d)" % params["mpi_factor"])
@@ -397,10 +396,17 @@ def main():
                         % (params["mpi_min_bytes"], params["mpi_max_bytes"]))
     if any(r["backend"] == "nccl" and not r.get("skip_reason") for r in params["runs"]) and not params["nccl_image"]:
         problems.append("nccl_image is empty: set verify_distributed_nccl_image to an image with nccl-tests")
+    return problems
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    problems = argument_problems(params)
     if problems:
         module.fail_json(msg="slurm_allreduce: " + "; ".join(problems))
-    slurm_bin = find_command(params["slurm_bin_dir"], "srun", [os.path.join(d, "srun") for d in SLURM_BIN_CANDIDATES])
-    slurm_bin = params["slurm_bin_dir"] or os.path.dirname(slurm_bin)
+    slurm_bin = params["slurm_bin_dir"] or os.path.dirname(
+        find_command("", "srun", [os.path.join(d, "srun") for d in SLURM_BIN_CANDIDATES]))
     started = time.time()
     checks, runs = [], []
     for spec in params["runs"]:
