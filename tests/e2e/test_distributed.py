@@ -5,10 +5,12 @@ sandbox of its own with 4 compute nodes, so that the all-reduce really crosses m
 """
 
 import json
+import stat
 import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
+import yaml
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,12 @@ def verified(four_nodes):
 def test_the_sandbox_measured_its_network(four_nodes):
     network = four_nodes.state["network"]
     assert network["tcp_gbs"] > 0 and len(network["samples_gbs"]) == 3
+    assert network["tcp_gbs"] == max(network["samples_gbs"])
     assert "TCP stream compute-gpu-st-distributed-ml-1 -> compute-gpu-st-distributed-ml-2" in network["how"]
+    written = four_nodes.state_dir / "inventory" / "group_vars" / "all" / "sandbox_network.yml"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    figure = yaml.safe_load(written.read_text())["verify_distributed_expected"]["mpi"]
+    assert figure["busbw"] == network["tcp_gbs"] and network["how"] in figure["source"]
 
 
 def test_mpi_allreduce_ran_across_all_four_nodes_and_passed(four_nodes, verified):
