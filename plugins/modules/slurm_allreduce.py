@@ -312,8 +312,10 @@ def run_group(module, spec, params, slurm_bin):
     else:
         argv, env, shown = mpi_command(spec, params, slurm_bin, job_name)
     started = time.time()
+    # stdin is a pipe, never the terminal become may have opened: salloc with a terminal on stdin wants to be its
+    # foreground job ("no controlling terminal: please set --no-shell" under su).
     rc, out, err = module.run_command(["timeout", "--kill-after=15", str(int(params["timeout"]))] + argv,
-                                      check_rc=False, environ_update=env)
+                                      check_rc=False, environ_update=env, data="\n", binary_data=True)
     elapsed = round(time.time() - started, 2)
     killed = rc == 124
     text = out + ("\n" + err if err else "")

@@ -1,6 +1,7 @@
 """The slurm_allreduce module: the commands it builds and what it reports, against a fake srun/salloc."""
 
 import json
+import os
 import pathlib
 import stat
 
@@ -16,6 +17,7 @@ FIXTURES = pathlib.Path(__file__).parents[1] / "module_utils" / "fixtures" / "al
 FAKE = """#!/bin/sh
 printf '%s\\n' "$0" "$@" > "$FAKE_DIR/argv.$(basename "$0")"
 env | sort > "$FAKE_DIR/env.$(basename "$0")"
+if [ -t 0 ]; then echo terminal; else echo other; fi > "$FAKE_DIR/stdin.$(basename "$0")"
 [ -n "$FAKE_SLEEP" ] && [ "$(basename "$0")" != scancel ] && sleep "$FAKE_SLEEP"
 cat "$FAKE_OUTPUT"
 exit "${FAKE_RC:-0}"
@@ -144,3 +146,19 @@ def test_bad_arguments_are_named_together(fake_slurm, capsys):
     assert result["failed"]
     assert "mpi_factor must be 2 or more (got 1)" in result["msg"]
     assert "nccl_image is empty" in result["msg"]
+
+
+def test_salloc_never_gets_a_terminal_on_stdin(fake_slurm, capsys, monkeypatch):
+    # As under become with su: the module's stdin is a terminal. salloc must not see it (it would want to be the
+    # terminal's foreground job and stop with "no controlling terminal").
+    monkeypatch.setenv("FAKE_OUTPUT", str(FIXTURES / "nccl_efa_passed.txt"))
+    leader, follower = os.openpty()
+    saved = os.dup(0)
+    try:
+        os.dup2(follower, 0)
+        run_module(capsys, args_for(fake_slurm, [group("mpi", nodes=["gpu-st-p4de-1", "gpu-st-p4de-2"])]))
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, leader, follower):
+            os.close(fd)
+    assert (fake_slurm / "stdin.salloc").read_text() == "other\n"
