@@ -20,8 +20,7 @@ other checks get theirs.
 from __future__ import annotations
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.allreduce_output import parse_allreduce, timed_out
-
-PASSED, FAILED, NOT_AVAILABLE = "passed", "failed", "not_available"
+from ansible_collections.hpc.pcluster.plugins.module_utils.verify_checks import CheckReport
 BACKEND_LABEL = {"nccl": "nccl-tests all_reduce_perf", "mpi": "MPI all-reduce (mpi4py)"}
 
 
@@ -277,21 +276,12 @@ def _expected_text(spec, name):
 
 
 def finish_checks(checks, not_available, families):
-    """Statuses: a name in not_available (check, check:node, or a family) makes a check not_available."""
-    listed = dict(not_available or {})
-    done = []
+    """Statuses, as every verify check gets them (verify_checks.CheckReport): a name in not_available
+    (check, check:node, or a family) makes a check not_available."""
+    report = CheckReport(not_available, families={})
     for item in checks:
-        keys = ["%s:%s" % (item["check"], item["node"]), item["check"]] + list(families)
-        reason = next((str(listed[k]) for k in keys if k in listed), None)
-        if reason is None and item.get("unavailable"):
-            reason = item["unavailable"]
-        if reason is not None:
-            status, hint = NOT_AVAILABLE, reason
-        else:
-            status, hint = (PASSED, "") if item["ok"] else (FAILED, item["hint"])
-        check = {"check": item["check"], "node": item["node"], "expected": str(item["expected"]),
-                 "seen": str(item["seen"]), "status": status, "hint": hint}
+        report.add(item["check"], item["node"], item["expected"], item["seen"], item["ok"], item["hint"],
+                   unavailable_reason=item.get("unavailable"), aliases=families)
         if item.get("detail"):
-            check["detail"] = item["detail"]
-        done.append(check)
-    return done
+            report.checks[-1]["detail"] = item["detail"]
+    return report.checks

@@ -41,7 +41,7 @@ def test_mpi_allreduce_ran_across_all_four_nodes_and_passed(four_nodes, verified
     run, _path, report = verified
     nodes = four_nodes.compute_nodes
     assert len(nodes) == 4
-    runs = dict((r["backend"], r) for r in report["distributed"])
+    runs = dict((r["backend"], r) for r in report["groups"]["distributed"]["runs"])
     mpi = runs["mpi"]
     assert mpi["nodes"] == nodes and mpi["hosts_seen"] == nodes and mpi["ranks"] == 4 and mpi["rc"] == 0
     assert [s["size"] for s in mpi["sizes"]] == [1024 * 4 ** k for k in range(8)]
@@ -59,7 +59,7 @@ def test_mpi_allreduce_ran_across_all_four_nodes_and_passed(four_nodes, verified
 
 def test_nccl_is_reported_not_available_with_the_ec2_figure(verified):
     _run, _path, report = verified
-    nccl = [r for r in report["distributed"] if r["backend"] == "nccl"][0]
+    nccl = [r for r in report["groups"]["distributed"]["runs"] if r["backend"] == "nccl"][0]
     assert nccl["not_run"].startswith("not available in the sandbox")
     assert nccl["expected"]["busbw"] == 3.125 and "EC2 DescribeInstanceTypes" in nccl["expected"]["source"]
     statuses = {c["check"]: c["status"] for c in report["checks"] if c["check"].startswith("nccl_")}

@@ -74,7 +74,7 @@ def test_deploy_first_run_verifies_and_writes_the_report(e2e_sandbox, first_depl
     # The MPI all-reduce across both, judged against the network the sandbox measured.
     for check in ("mpi_allreduce_run", "mpi_allreduce_correct", "mpi_allreduce_bandwidth"):
         assert [c["status"] for c in checks_of(report, check)] == ["passed"], check
-    mpi = [r for r in report["distributed"] if r["backend"] == "mpi"][0]
+    mpi = [r for r in report["groups"]["distributed"]["runs"] if r["backend"] == "mpi"][0]
     assert mpi["hosts_seen"] == e2e_sandbox.compute_nodes and mpi["busbw_at_largest"] >= mpi["expected"]["threshold"]
     assert "## Distributed all-reduce" in markdown
     # JUnit: one testcase per check, skipped for not_available.
