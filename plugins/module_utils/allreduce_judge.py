@@ -161,8 +161,8 @@ def _failure_hint(spec, error):
     if "not found" in error.lower() and "mpirun" in error:
         return "mpirun is missing on the head node: install Open MPI or set verify_distributed_mpirun"
     if spec["backend"] == "nccl":
-        return "all_reduce_perf failed: see the errors in report.json (distributed runs) and the NCCL WARN lines"
-    return "the MPI all-reduce failed: see the errors in report.json (distributed runs)"
+        return "all_reduce_perf failed: see the errors in report.json (groups.distributed.runs) and the NCCL WARN lines"
+    return "the MPI all-reduce failed: see the errors in report.json (groups.distributed.runs)"
 
 
 def _correct_check(spec, summary):
