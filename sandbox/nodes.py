@@ -1,15 +1,4 @@
-"""The sandbox's cluster nodes: namespaces, mounts, munge, Slurm and sshd.
-
-Every node is a long-lived holder process (``sleep infinity``) that owns the
-node's network, mount and UTS namespaces; daemons are started in them with
-``nsenter --target <holder>``. All nodes' mount namespaces are copies of one
-"base" namespace whose tmpfs/overlay mounts (``/opt``, ``/home``, ``/fsx``,
-``/lustre``) are therefore shared by every node, like ParallelCluster's NFS
-exports and shared storage. Each node then mounts its own ``/run`` (tmpfs) and
-overlays on ``/etc``, ``/var``, ``/usr/local`` and ``/root`` (writes stay in the node,
-the host's files are untouched), binds ``/opt/slurm/etc`` on ``/etc/slurm``,
-and compute nodes get ``/scratch`` and, with GPUs, ``/dev/nvidiaN`` character
-devices in an overlay of ``/dev``.
+"""The sandbox's cluster nodes: network, munge, Slurm and sshd (file systems: rootfs.py).
 
 Networking: the head node's namespace holds a bridge with the head's address;
 each compute node has a veth on that bridge. One veth pair links the root
@@ -31,27 +20,8 @@ QUEUE = "compute-gpu"
 COMPUTE_RESOURCE = "distributed-ml"
 SLURM_JOB_COMPLETIONS = "/home/slurm/slurm-job-completions.txt"
 
-# Host directories used as mountpoints in the nodes; created when missing and
-# removed again by the last sandbox that goes down.
-HOST_MOUNTPOINTS = ["/fsx", "/lustre", "/scratch"]
 # Routing protocol number marking the sandbox's routes in the root namespace (ip route ... proto N).
 ROUTE_PROTO = 177
-
-EXAMPLE_ENROOT_CONF = """\
-# Example Enroot configuration shipped with AWS ParallelCluster AMIs.
-# To enable Enroot, copy this file to /etc/enroot/enroot.conf.
-ENROOT_RUNTIME_PATH        /run/enroot/user-$(id -u)
-ENROOT_CACHE_PATH          ${ENROOT_TEMP_PATH}/enroot-cache/group-$(id -g)
-ENROOT_DATA_PATH           ${ENROOT_TEMP_PATH}/enroot-data/user-$(id -u)
-ENROOT_TEMP_PATH           /tmp
-ENROOT_SQUASH_OPTIONS      -noI -noD -noF -noX -no-duplicates
-ENROOT_MOUNT_HOME          y
-ENROOT_RESTRICT_DEV        y
-ENROOT_ROOTFS_WRITABLE     y
-"""
-EXAMPLE_PLUGSTACK_CONF = "include /opt/slurm/etc/plugstack.conf.d/*\n"
-EXAMPLE_PYXIS_CONF = "required /usr/local/lib/slurm/spank_pyxis.so runtime_path=/run/pyxis\n"
-
 
 def run(argv, check=True, **kwargs):
     """Run a command, raising with its stderr when it fails."""
@@ -116,68 +86,6 @@ def _wait_holder(proc: subprocess.Popen, what: str, timeout=10.0) -> int:
     raise RuntimeError(f"setting up {what} timed out")
 
 
-def _holder(argv, script: str) -> subprocess.Popen:
-    return subprocess.Popen([*argv, "/bin/sh", "-e", "-c", script + "\nexec sleep infinity\n"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-
-
-BASE_SCRIPT = """
-mount -t tmpfs -o mode=755 sandbox-base /run
-mkdir -p /run/sandbox-base/opt/upper /run/sandbox-base/opt/work
-mount -t overlay sandbox-opt -o lowerdir=/opt,upperdir=/run/sandbox-base/opt/upper,workdir=/run/sandbox-base/opt/work /opt
-mount -t tmpfs -o mode=755 sandbox-home /home
-mount -t tmpfs -o mode=755 sandbox-fsx /fsx
-mount -t tmpfs -o mode=755 sandbox-lustre /lustre
-"""
-
-NODE_SCRIPT = """
-mount -t tmpfs -o mode=755 sandbox-run /run
-for d in etc var usrlocal root; do mkdir -p /run/sandbox-node/$d/upper /run/sandbox-node/$d/work; done
-mount -t overlay sandbox-etc -o lowerdir=/etc,upperdir=/run/sandbox-node/etc/upper,workdir=/run/sandbox-node/etc/work /etc
-mount -t overlay sandbox-var -o lowerdir=/var,upperdir=/run/sandbox-node/var/upper,workdir=/run/sandbox-node/var/work /var
-mount -t overlay sandbox-usrlocal -o lowerdir=/usr/local,upperdir=/run/sandbox-node/usrlocal/upper,workdir=/run/sandbox-node/usrlocal/work /usr/local
-mount -t overlay sandbox-root -o lowerdir=/root,upperdir=/run/sandbox-node/root/upper,workdir=/run/sandbox-node/root/work /root
-mount --bind /opt/slurm/etc /etc/slurm
-mkdir -p /run/sshd /run/munge /run/lock /etc/enroot /usr/local/lib/slurm /var/spool/slurmd /var/spool/slurmctld
-chmod 755 /run/sshd /run/munge
-chmod 1777 /run/lock
-chown munge:munge /run/munge
-hostname "$NODE_NAME"
-echo "$NODE_NAME" > /etc/hostname
-"""
-
-COMPUTE_SCRIPT = """
-mount -t tmpfs -o mode=1777 sandbox-scratch /scratch
-if [ "$GPUS" -gt 0 ]; then
-  mkdir -p /run/sandbox-node/dev/upper /run/sandbox-node/dev/work /run/sandbox-node/hostdev
-  mount --rbind /dev /run/sandbox-node/hostdev
-  mount -t overlay sandbox-dev -o lowerdir=/dev,upperdir=/run/sandbox-node/dev/upper,workdir=/run/sandbox-node/dev/work /dev
-  mount --rbind /run/sandbox-node/hostdev/pts /dev/pts
-  mount --rbind /run/sandbox-node/hostdev/shm /dev/shm
-  umount -R -l /run/sandbox-node/hostdev
-  i=0
-  while [ $i -lt "$GPUS" ]; do mknod -m 666 /dev/nvidia$i c 195 $i; i=$((i + 1)); done
-fi
-"""
-
-
-def start_base() -> subprocess.Popen:
-    for d in HOST_MOUNTPOINTS:
-        os.makedirs(d, exist_ok=True)
-    return _holder(["unshare", "--mount", "--propagation", "private", "--"], BASE_SCRIPT)
-
-
-def start_node(base_pid: int, name: str, compute: bool, gpus: int) -> subprocess.Popen:
-    env = dict(os.environ, NODE_NAME=name, GPUS=str(gpus if compute else 0))
-    script = NODE_SCRIPT + (COMPUTE_SCRIPT if compute else "")
-    argv = ["nsenter", "-t", str(base_pid), "-m", "--",
-            "unshare", "--mount", "--uts", "--net", "--propagation", "private", "--"]
-    return subprocess.Popen([*argv, "/bin/sh", "-e", "-c", script + "\nexec sleep infinity\n"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True, env=env)
-
-
 def wait_holder(proc, what):
     return _wait_holder(proc, what)
 
@@ -231,9 +139,9 @@ def config_queue(config: dict | None) -> dict:
     return next((q for q in queues if q.get("Name") == QUEUE), queues[0] if queues else {})
 
 
-def slurm_conf(p: dict, state_dir: str, config: dict | None = None) -> str:
+def slurm_conf(p: dict, log_dir: str, config: dict | None = None) -> str:
     """slurm.conf of the sandbox; with the cluster config, its Slurm settings applied as ParallelCluster applies them
-    (a CustomSlurmSettings key replaces the sandbox's own line, JobExclusiveAllocation makes the partition exclusive)."""
+    (a CustomSlurmSettings key replaces the sandbox's own line, JobExclusiveAllocation makes the partition exclusive). log_dir: where the nodes see the sandbox's log directory."""
     head = p["head"]
     cpus = os.cpu_count() or 1
     gres = f" Gres=gpu:{p['gpus_per_node']}" if p["gpus_per_node"] else ""
@@ -252,8 +160,8 @@ def slurm_conf(p: dict, state_dir: str, config: dict | None = None) -> str:
         "SlurmdSpoolDir=/var/spool/slurmd",
         "SlurmctldPidFile=/run/slurmctld.pid",
         "SlurmdPidFile=/run/slurmd.pid",
-        f"SlurmctldLogFile={state_dir}/logs/slurmctld.log",
-        f"SlurmdLogFile={state_dir}/logs/slurmd-%n.log",
+        f"SlurmctldLogFile={log_dir}/slurmctld.log",
+        f"SlurmdLogFile={log_dir}/slurmd-%n.log",
         "PlugStackConfig=/opt/slurm/etc/plugstack.conf",
         # No cgroups in the sandbox (jobacct_gather/linux reads /proc and needs none).
         "ProctrackType=proctrack/linuxproc",
@@ -293,11 +201,12 @@ def _running(pid: int) -> bool:
         return False
 
 
-def apply_cluster_config(base_pid: int, head_pid: int, p: dict, state_dir: str, config: dict) -> None:
+def apply_cluster_config(opt_slurm: str, head_pid: int, p: dict, log_dir: str, config: dict) -> None:
     """Write slurm.conf with the cluster config's Slurm settings and restart slurmctld, as ParallelCluster starts
     it on a head node configured from the config: slurmctld loads plugins such as JobCompType only when it starts
-    (``scontrol reconfigure`` shows the new value without loading it). The slurmd daemons re-read it."""
-    write(f"/proc/{base_pid}/root/opt/slurm/etc/slurm.conf", slurm_conf(p, state_dir, config))
+    (``scontrol reconfigure`` shows the new value without loading it). The slurmd daemons re-read it.
+    opt_slurm: where the host reaches the shared /opt/slurm (rootfs.shared_path)."""
+    write(f"{opt_slurm}/etc/slurm.conf", slurm_conf(p, log_dir, config))
     pid_file = f"/proc/{head_pid}/root/run/slurmctld.pid"
     with open(pid_file, encoding="utf-8") as handle:
         old_pid = int(handle.read().strip() or 0)
@@ -354,21 +263,18 @@ def write(path: str, text: str, mode=0o644):
     os.chmod(path, mode)
 
 
-def populate_shared(base_pid: int, p: dict, state_dir: str) -> None:
-    """/opt/slurm/etc, /opt/parallelcluster/examples and /home/slurm, shared by every node."""
-    root = f"/proc/{base_pid}/root"
-    etc = f"{root}/opt/slurm/etc"
-    write(f"{etc}/slurm.conf", slurm_conf(p, state_dir))
+def populate_shared(shared: dict, p: dict, log_dir: str) -> None:
+    """/opt/slurm/etc and /home/slurm, shared by every node. shared: {name: host path} (rootfs.shared_path);
+    log_dir: where the nodes see the sandbox's log directory."""
+    etc = f"{shared['opt-slurm']}/etc"
+    write(f"{etc}/slurm.conf", slurm_conf(p, log_dir))
     write(f"{etc}/gres.conf", gres_conf(p))
     os.makedirs(f"{etc}/plugstack.conf.d", exist_ok=True)
-    ex = f"{root}/opt/parallelcluster/examples"
-    write(f"{ex}/enroot/enroot.conf", EXAMPLE_ENROOT_CONF)
-    write(f"{ex}/spank/plugstack.conf", EXAMPLE_PLUGSTACK_CONF)
-    write(f"{ex}/pyxis/pyxis.conf", EXAMPLE_PYXIS_CONF)
-    os.makedirs(f"{root}/home/slurm", exist_ok=True)
+    os.makedirs(f"{shared['home']}/slurm", exist_ok=True)
 
 
-def populate_node(pid: int, p: dict, munge_key: bytes, spank_so: str | None) -> None:
+def populate_node(pid: int, p: dict, munge_key: bytes, apt_proxy: str | None = None) -> None:
+    """The node's own files: /etc/hosts, the munge key and, with a proxy, apt's way out of the private subnet."""
     root = f"/proc/{pid}/root"
     write(f"{root}/etc/hosts", hosts_file(p))
     key = f"{root}/etc/munge/munge.key"
@@ -377,10 +283,10 @@ def populate_node(pid: int, p: dict, munge_key: bytes, spank_so: str | None) -> 
     os.chmod(key, 0o400)
     munge = _ids("munge")
     os.chown(key, *munge)
-    if spank_so:
-        with open(spank_so, "rb") as src, open(f"{root}/usr/local/lib/slurm/spank_pyxis.so", "wb") as dst:
-            dst.write(src.read())
-        os.chmod(f"{root}/usr/local/lib/slurm/spank_pyxis.so", 0o755)
+    if apt_proxy:
+        write(f"{root}/etc/apt/apt.conf.d/80hpc-pcluster-sandbox-proxy",
+              "// The sandbox's stand-in for the private subnet's NAT gateway (sandbox/proxy.py).\n"
+              f'Acquire::http::Proxy "{apt_proxy}";\nAcquire::https::Proxy "{apt_proxy}";\n')
 
 
 def _ids(user: str):
@@ -442,17 +348,27 @@ def _ns_inode(pid: int, kind: str):
 
 
 def processes_in(net_inodes: set, mnt_inodes: set) -> list:
-    """Every process whose network or mount namespace is one of the given ones."""
-    found = []
+    """Every process whose network or mount namespace is one of the given ones, and their descendants
+    (a container started on a node, e.g. by dockerd, lives in namespaces of its own)."""
+    found, parents = set(), {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         pid = int(entry)
         if pid == os.getpid():
             continue
+        try:
+            parents[pid] = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
         if _ns_inode(pid, "net") in net_inodes or _ns_inode(pid, "mnt") in mnt_inodes:
-            found.append(pid)
-    return found
+            found.add(pid)
+    grew = True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in found and pid not in found}
+        grew = bool(children)
+        found |= children
+    return sorted(found)
 
 
 def namespace_inodes(pids: list):

@@ -42,19 +42,15 @@ FAKE_FSX_OPENZFS_VOLUME_ID = "fsvol-0123456789abcdef0"
 # pcluster's launch-template dry runs do not work against moto.
 SUPPRESS_VALIDATORS = ["type:HeadNodeLaunchTemplateValidator", "type:ComputeResourceLaunchTemplateValidator"]
 NOT_AVAILABLE = "not available in the sandbox"
-# Names of the verify role's checks (or check families) the sandbox cannot show.
+# Names of the verify role's checks (or check families) the sandbox cannot show. The container
+# checks join them when the real chain or the package mirrors are missing (verify_not_available).
 VERIFY_NOT_AVAILABLE = {
     "gpu": f"{NOT_AVAILABLE}: no GPU or NVIDIA driver (Slurm schedules stand-in /dev/nvidiaN devices)",
     "fsx_lustre": f"{NOT_AVAILABLE}: /lustre is a tmpfs, not FSx for Lustre",
     "fsx_openzfs": f"{NOT_AVAILABLE}: /fsx is a tmpfs, not FSx for OpenZFS",
     "efa": f"{NOT_AVAILABLE}: no Elastic Fabric Adapter",
-    "enroot": f"{NOT_AVAILABLE}: no enroot binary (Debian has no package)",
-    "pyxis_loaded": f"{NOT_AVAILABLE}: spank_pyxis.so is a stand-in plugin without --container-image",
-    "pyxis_plugin": f"{NOT_AVAILABLE}: spank_pyxis.so is the sandbox's stand-in, not Pyxis (the plugstack wiring is real)",
-    "container_smoke": f"{NOT_AVAILABLE}: no Pyxis and no enroot",
     # The distributed checks run the MPI all-reduce instead (verify_distributed_mpi_on_gpu_nodes).
-    "nccl": f"{NOT_AVAILABLE}: no GPU, NCCL, EFA or Pyxis to run nccl-tests with (the MPI all-reduce runs instead)",
-    "docker": f"{NOT_AVAILABLE}: the nodes share this machine's /usr, so the docker role is not applied and no engine runs",
+    "nccl": f"{NOT_AVAILABLE}: no GPU, NCCL or EFA to run nccl-tests with (the MPI all-reduce runs instead)",
     # The cluster config says Image.Os ubuntu2204; the sandbox nodes run this machine's OS.
     "os_release": f"{NOT_AVAILABLE}: the nodes run this machine's OS, not the ParallelCluster AMI of Image.Os",
 }
@@ -62,6 +58,12 @@ VERIFY_NOT_AVAILABLE = {
 # The MPI all-reduce (Python, TCP, every node on this machine's cores) reaches 0.24-1.1 of one TCP stream
 # between two nodes (bench/allreduce_sandbox.py, 2 and 4 nodes, on a loaded 2-core machine); it passes at 0.1.
 SANDBOX_MPI_MIN_FRACTION = 0.1
+
+
+def verify_not_available(containers: dict) -> dict:
+    import container_chain
+    return dict(VERIFY_NOT_AVAILABLE, **container_chain.not_available(containers))
+
 
 EXIT_FAILED, EXIT_ALREADY_RUNNING, EXIT_NOT_RUNNING = 1, 2, 3
 
@@ -215,6 +217,8 @@ def health(state: dict) -> dict:
             problems.append(f"node {name} is gone")
     if "fleet_pid" in state and not pid_alive(state["fleet_pid"]):
         problems.append("the compute fleet stand-in (fleet.py) is not running")
+    if "proxy_pid" in state and not pid_alive(state["proxy_pid"]):
+        problems.append("the package-mirror proxy (proxy.py) is not running")
     head = state.get("holders", {}).get("head")
     if state.get("status") == "running" and pid_alive(head):
         r = nodes.run(nodes.nsenter(head, ["scontrol", "ping"]), check=False)
@@ -458,6 +462,7 @@ def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
 
 def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dict:
     """inventory/group_vars/all/sandbox.yml: the environment values from what moto was seeded with."""
+    import container_chain
     n = len(p["computes"])
     return {
         "pcluster_cluster_name": state["cluster_name"],
@@ -479,15 +484,8 @@ def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dic
         "cluster_config_output_path": str(state_dir / "cluster-config.yaml"),
         # moto cannot dry-run launch templates: every ParallelCluster dryrun of the sandbox skips these two.
         "cluster_config_suppress_validators": SUPPRESS_VALIDATORS,
-        "verify_not_available": VERIFY_NOT_AVAILABLE,
-        # Debian has no enroot package: the enroot role configures Enroot without the binary.
-        "enroot_require_binary": False,
-        # A package install inside a node would change this machine's /usr (nodes share it).
-        "containers_docker_enabled": False,
-        # Debian's Slurm layout, and a slurmd restart that needs no init system.
-        "pyxis_slurm_bin_dir": "/usr/bin",
-        "pyxis_slurm_include_dir": "/usr/include",
-        "pyxis_slurmd_restart_command": [str(HERE / "bin" / "restart-slurmd")],
+        "verify_not_available": state["verify_not_available"],
+        **container_chain.group_vars(state["containers"]),
         # The stand-in GPUs cannot run NCCL: the MPI all-reduce runs on the GPU nodes, over TCP on the sandbox's
         # network only, yielding the CPU while it waits (every node shares this machine's cores).
         "verify_distributed_mpi_on_gpu_nodes": True,
@@ -521,6 +519,15 @@ def up(args) -> int:
         raise SandboxError(f"--compute-nodes must be at least 1 (got {args.compute_nodes})")
     if args.gpus_per_node < 0:
         raise SandboxError(f"--gpus-per-node must be 0 or more (got {args.gpus_per_node})")
+    import ami
+    import rootfs
+    problem = rootfs.check_state_dir(state_dir)
+    if problem:
+        raise SandboxError(problem)
+    try:
+        ami.cache_dir(args.cache_dir)
+    except ami.AmiError as exc:
+        raise SandboxError(str(exc)) from None
 
     started = time.monotonic()
     # A state dir holding only the logs of a failed `up` counts as the sandbox's own.
@@ -528,15 +535,11 @@ def up(args) -> int:
     shutil.rmtree(state_dir / "logs", ignore_errors=True)
     with Registry() as reg:
         index = reg.claim(str(state_dir))
-        created = [d for d in nodes.HOST_MOUNTPOINTS if not os.path.exists(d)]
-        netns_mount = not os.path.isdir("/run/netns")
-        reg.note_created(created, netns_mount)
-        for d in nodes.HOST_MOUNTPOINTS:
-            os.makedirs(d, exist_ok=True)
+        reg.note_created([], not os.path.isdir("/run/netns"))
     p = nodes.plan(index, args.compute_nodes, args.gpus_per_node, args.cluster_name)
     state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(state_dir, 0o700)
-    for sub in ("logs", "ssh", "nodes", "build", "cp", "ansible-tmp"):
+    for sub in ("logs", "ssh", "nodes", "roots", "shared", "cp", "ansible-tmp"):
         (state_dir / sub).mkdir(exist_ok=True)
     state = {
         "status": "starting",
@@ -614,10 +617,98 @@ def stop_process_group(pid) -> None:
         pass
 
 
+def ami_layers_in_use() -> set:
+    """The AMI layers the running sandboxes of this machine use (kept when the cache is pruned)."""
+    keys = set()
+    for entry in Registry.entries().values():
+        state = load_state(Path(entry.get("state_dir", "/nonexistent"))) or {}
+        key = state.get("containers", {}).get("ami", {}).get("key")
+        if key:
+            keys.add(key)
+    return keys
+
+
+def node_layout(state_dir: Path, state: dict, name: str) -> dict:
+    """Where node name's root is built (rootfs.start_node) and what of the machine it sees."""
+    import rootfs
+    inside = rootfs.NODE_SANDBOX_DIR
+    return {"shared": str(state_dir / "shared"), "roots": str(state_dir / "roots"),
+            "ami": state["containers"]["ami"]["path"],
+            "binds": [(str(state_dir / "logs"), f"{inside}/logs", "rw"),
+                      (str(state_dir / "nodes" / name), f"{inside}/node", "ro"),
+                      (str(state_dir / "ssh" / "authorized_keys"), f"{inside}/authorized_keys", "ro"),
+                      (str(HERE / "bin"), f"{inside}/bin", "ro")]}
+
+
+def start_nodes(state_dir: Path, state: dict, p: dict, keygens: list, started: float, timings: dict) -> int:
+    """Shared storage, one holder per node with a root of its own, the network, munge, Slurm and sshd.
+    Returns the head node's holder pid."""
+    import container_chain
+    import nodes
+    import rootfs
+    for k in keygens:
+        if k.wait() != 0:
+            raise SandboxError(f"ssh-keygen failed: {k.stderr.read().decode()}")
+    authorized = state_dir / "ssh" / "authorized_keys"
+    write_file(authorized, Path(state["ssh_key"] + ".pub").read_text(), 0o600)
+    os.chmod(state["ssh_key"], 0o600)
+    base = rootfs.start_base(state_dir / "shared")
+    state["holders"]["base"] = base.pid
+    save_state(state_dir, state)
+    nodes.wait_holder(base, "the shared file systems")
+    shared = {name: rootfs.shared_path(base.pid, str(state_dir / "shared"), name) for name in rootfs.SHARED}
+    nodes.populate_shared(shared, p, f"{rootfs.NODE_SANDBOX_DIR}/logs")
+    container_chain.install_image(state["containers"], shared["fsx"])
+    procs = {"head": rootfs.start_node(base.pid, p["head"]["name"], False, 0,
+                                       node_layout(state_dir, state, p["head"]["name"]))}
+    for c in p["computes"]:
+        procs[c["name"]] = rootfs.start_node(base.pid, c["name"], True, p["gpus_per_node"],
+                                             node_layout(state_dir, state, c["name"]))
+    for name, proc in procs.items():
+        state["holders"][name] = proc.pid
+    save_state(state_dir, state)
+    for name, proc in procs.items():
+        nodes.wait_holder(proc, f"node {name}")
+    head_pid = procs["head"].pid
+    compute_pids = [procs[c["name"]].pid for c in p["computes"]]
+    nodes.setup_network(p, head_pid, compute_pids)
+    timings["namespaces"] = time.monotonic() - started
+    containers = state["containers"]
+    if not containers["proxy"]["note"]:
+        state["proxy_pid"] = container_chain.start_proxy(state_dir, containers, head_pid).pid
+        save_state(state_dir, state)
+    munge_key = os.urandom(1024)
+    known = []
+    all_nodes = [(p["head"], head_pid)] + list(zip(p["computes"], compute_pids))
+    for node, pid in all_nodes:
+        ndir = state_dir / "nodes" / node["name"]
+        nodes.populate_node(pid, p, munge_key, None if containers["proxy"]["note"] else containers["proxy"]["url"])
+        write_file(ndir / "sshd_config", nodes.sshd_config(f"{rootfs.NODE_SANDBOX_DIR}/node",
+                                                           f"{rootfs.NODE_SANDBOX_DIR}/authorized_keys", node["ip"]), 0o600)
+        host_pub = (ndir / "ssh_host_ed25519_key.pub").read_text().split()
+        known.append(f"{node['ip']},{node['name']} {host_pub[0]} {host_pub[1]}")
+    write_file(Path(state["known_hosts"]), "\n".join(known) + "\n", 0o600)
+    for _node, pid in all_nodes:
+        nodes.start_munge(pid)
+    nodes.start_slurmctld(head_pid)
+    for node, pid in all_nodes:
+        nodes.start_sshd(pid, f"{rootfs.NODE_SANDBOX_DIR}/node/sshd_config",
+                         f"{rootfs.NODE_SANDBOX_DIR}/logs/sshd-{node['name']}.log")
+    nodes.wait_slurmctld(head_pid)
+    for node, pid in all_nodes[1:]:
+        nodes.start_slurmd(pid, node["name"])
+    timings["slurm_started"] = time.monotonic() - started
+    nodes.wait_idle(head_pid, len(p["computes"]))
+    timings["nodes_idle"] = time.monotonic() - started
+    return head_pid
+
+
 def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
+    import container_chain
     import moto_cluster
     import netbench
     import nodes
+    import rootfs
     timings = {}
     # moto, with only the ParallelCluster AMI loaded (fast start, and found by pcluster's AMI search).
     amis = state_dir / "moto-amis.json"
@@ -631,11 +722,12 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
                                      start_new_session=True)
     state["moto_pid"] = moto_proc.pid
     save_state(state_dir, state)
-    # Stand-in SPANK plugin and keys.
-    so = state_dir / "build" / "spank_pyxis.so"
-    gcc = subprocess.Popen(["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(so),
-                            str(HERE / "spank" / "spank_pyxis_standin.c")], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT)
+    # The AMI layer and the container image (built once per machine), then the keys.
+    state["containers"] = container_chain.prepare(args.vendor_dir, args.cache_dir, state_dir, p["head"]["ip"],
+                                                  ami_layers_in_use(), log)
+    state["verify_not_available"] = verify_not_available(state["containers"])
+    save_state(state_dir, state)
+    timings["ami_layer"] = time.monotonic() - started
     keygens = [subprocess.Popen(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hpc-pcluster-sandbox",
                                  "-f", state["ssh_key"]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)]
     for node in state["nodes"]:
@@ -644,62 +736,16 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
         keygens.append(subprocess.Popen(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", node["name"],
                                          "-f", str(ndir / "ssh_host_ed25519_key")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-    munge_key = os.urandom(1024)
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     aws_future = pool.submit(aws_side, state_dir, state, moto_proc, p, timings)
     try:
-        # Nodes: base namespace with the shared mounts, then one holder per node.
-        base = nodes.start_base()
-        state["holders"]["base"] = base.pid
-        save_state(state_dir, state)
-        nodes.wait_holder(base, "the shared mounts")
-        nodes.populate_shared(base.pid, p, str(state_dir))
-        procs = {"head": nodes.start_node(base.pid, p["head"]["name"], False, 0)}
-        for c in p["computes"]:
-            procs[c["name"]] = nodes.start_node(base.pid, c["name"], True, p["gpus_per_node"])
-        for name, proc in procs.items():
-            state["holders"][name] = proc.pid
-        save_state(state_dir, state)
-        for name, proc in procs.items():
-            nodes.wait_holder(proc, f"node {name}")
-        head_pid = procs["head"].pid
-        compute_pids = [procs[c["name"]].pid for c in p["computes"]]
-        nodes.setup_network(p, head_pid, compute_pids)
-        timings["namespaces"] = time.monotonic() - started
-        if gcc.wait() != 0:
-            raise SandboxError(f"building the stand-in SPANK plugin failed: {gcc.stdout.read().decode()}")
-        for k in keygens:
-            if k.wait() != 0:
-                raise SandboxError(f"ssh-keygen failed: {k.stderr.read().decode()}")
-        pub = Path(state["ssh_key"] + ".pub").read_text()
-        authorized = state_dir / "ssh" / "authorized_keys"
-        write_file(authorized, pub, 0o600)
-        os.chmod(state["ssh_key"], 0o600)
-        known = []
-        all_nodes = [(p["head"], head_pid)] + list(zip(p["computes"], compute_pids))
-        for node, pid in all_nodes:
-            ndir = state_dir / "nodes" / node["name"]
-            nodes.populate_node(pid, p, munge_key, str(so))
-            write_file(ndir / "sshd_config", nodes.sshd_config(str(ndir), str(authorized), node["ip"]), 0o600)
-            host_pub = (ndir / "ssh_host_ed25519_key.pub").read_text().split()
-            known.append(f"{node['ip']},{node['name']} {host_pub[0]} {host_pub[1]}")
-        write_file(Path(state["known_hosts"]), "\n".join(known) + "\n", 0o600)
-        for _node, pid in all_nodes:
-            nodes.start_munge(pid)
-        nodes.start_slurmctld(head_pid)
-        for node, pid in all_nodes:
-            nodes.start_sshd(pid, str(state_dir / "nodes" / node["name"] / "sshd_config"),
-                             str(state_dir / "logs" / f"sshd-{node['name']}.log"))
-        nodes.wait_slurmctld(head_pid)
-        for node, pid in all_nodes[1:]:
-            nodes.start_slurmd(pid, node["name"])
-        timings["slurm_started"] = time.monotonic() - started
-        nodes.wait_idle(head_pid, len(p["computes"]))
-        timings["nodes_idle"] = time.monotonic() - started
+        head_pid = start_nodes(state_dir, state, p, keygens, started, timings)
         aws = aws_future.result()
         # Slurm started before the config was rendered: now it gets the config's settings.
-        nodes.apply_cluster_config(base.pid, head_pid, p, str(state_dir), yaml_load(aws["config_text"]))
+        opt_slurm = rootfs.shared_path(state["holders"]["base"], str(state_dir / "shared"), "opt-slurm")
+        nodes.apply_cluster_config(opt_slurm, head_pid, p, f"{rootfs.NODE_SANDBOX_DIR}/logs",
+                                   yaml_load(aws["config_text"]))
         timings["slurm_configured"] = time.monotonic() - started
     finally:
         pool.shutdown(wait=True)
@@ -737,6 +783,7 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
     problems = []
     state = state or {}
     stop_process_group(state.get("fleet_pid"))
+    stop_process_group(state.get("proxy_pid"))
     stop_process_group(state.get("moto_pid"))
     holders = list(state.get("holders", {}).values())
     survivors = nodes.kill_all(holders, state.get("netns", []))
@@ -753,7 +800,7 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
         if state.get("created_state_dir", True) and not keep_logs:
             shutil.rmtree(state_dir, ignore_errors=True)
         else:
-            ours = ["ssh", "nodes", "build", "cp", "ansible-tmp", "inventory", "env.sh", "state.json",
+            ours = ["ssh", "nodes", "roots", "shared", "cp", "ansible-tmp", "inventory", "env.sh", "state.json",
                     "moto-amis.json", "moto-fsx.json", "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
             for sub in ours:
                 path = state_dir / sub
@@ -845,6 +892,12 @@ def main(argv=None) -> int:
     p_up.add_argument("--cluster-name", default=DEFAULT_CLUSTER_NAME)
     p_up.add_argument("--region", default=DEFAULT_REGION)
     p_up.add_argument("--if-needed", action="store_true", help="exit 0 if a sandbox already runs here")
+    p_up.add_argument("--vendor-dir", default=None,
+                      help="the vendored Enroot and Pyxis source archives (default: $HPC_PCLUSTER_VENDOR_DIR, "
+                           "else ../shared/vendor next to the checkout)")
+    p_up.add_argument("--cache-dir", default=None,
+                      help="where the AMI layer is built once per machine (default: $HPC_PCLUSTER_SANDBOX_CACHE, "
+                           "else /var/cache/hpc-pcluster-sandbox)")
     p_down = sub.add_parser("down", help="stop everything and remove the state dir")
     p_down.add_argument("--all", action="store_true", help="every sandbox instance on this machine")
     p_status = sub.add_parser("status", help="exit 0 if the sandbox runs and answers")

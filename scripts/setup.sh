@@ -18,7 +18,11 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 # --- Debian packages -------------------------------------------------------
 APT_PACKAGES=(slurm-wlm slurm-client libslurm-dev munge openssh-server openssh-client
               iproute2 util-linux procps psmisc gcc make libc6-dev python3 rsync shellcheck
-              openmpi-bin python3-mpi4py)
+              # Open MPI and mpi4py: the distributed checks' MPI all-reduce on the sandbox's nodes.
+              openmpi-bin python3-mpi4py
+              # The sandbox's AMI layer: Enroot built with musl and makeself, its squashfs tools,
+              # a busybox container image; gpg for the docker role's key checks.
+              musl-tools makeself binutils squashfs-tools busybox-static gnupg)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
