@@ -1,0 +1,189 @@
+"""Role hpc.pcluster.docker's repository and package-file handling, run for real with ansible-playbook on
+localhost against directories of the test's own (no package is installed, nothing outside tmp_path changes).
+
+Docker's apt source is checked by apt itself, offline: ``apt-get indextargets`` parses the sources of a
+directory given as Dir::Etc and fails on two lines for one repository with different Signed-By."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import stat
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+HERE = pathlib.Path(__file__).resolve().parent / "docker"
+DOCKER_KEY = HERE / "files" / "docker-release.asc"
+DOCKER_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88"
+# What the aws-samples post-install script (docker/postinstall.sh) writes on Ubuntu 22.04 x86_64:
+# its `echo "deb [arch=$(dpkg --print-architecture) signed-by=...] ... \<newline>    $(lsb_release -cs) stable"`.
+SCRIPT_DOCKER_LIST = ("deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.gpg] https://download.docker.com/linux/ubuntu"
+                      "     jammy stable\n")
+
+pytestmark = pytest.mark.skipif(not shutil.which("gpg") or not shutil.which("apt-get"), reason="needs gpg and apt")
+
+
+def ansible_playbook(playbook, extra):
+    env = dict(os.environ, PATH="%s:%s" % (pathlib.Path(sys.executable).parent, os.environ.get("PATH", "")),
+               ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    argv = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(HERE / "inventory"),
+            str(HERE / playbook), "-e", json.dumps(extra)]
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def recap(result, key):
+    match = re.search(r"localhost\s*:.*\b%s=(\d+)" % key, result.stdout)
+    assert match, result.stdout + result.stderr
+    return int(match.group(1))
+
+
+def apt_targets(etc):
+    """apt's own parse of the sources under etc (a stand-in for /etc/apt): (rc, sites, stderr)."""
+    state, cache = etc.parent / "apt-state", etc.parent / "apt-cache"
+    for d in (state / "lists" / "partial", cache / "archives" / "partial"):
+        d.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["apt-get", "indextargets", "--no-release-info", "-o", "Dir::Etc=%s" % etc,
+                           "-o", "Dir::State=%s" % state, "-o", "Dir::Cache=%s" % cache, "--format", "$(SITE)"],
+                          capture_output=True, text=True, check=False)
+    return proc.returncode, set(proc.stdout.split()), proc.stderr
+
+
+@pytest.fixture(name="apt_dir")
+def fixture_apt_dir(tmp_path):
+    etc = tmp_path / "etc" / "apt"
+    (etc / "sources.list.d").mkdir(parents=True)
+    (etc / "keyrings").mkdir()
+    (etc / "sources.list").write_text("")
+    return etc
+
+
+def role_vars(etc, tmp_path, **more):
+    out = {"docker_apt_sources_dir": str(etc / "sources.list.d"), "docker_apt_keyrings_dir": str(etc / "keyrings"),
+           "docker_package_staging_dir": str(tmp_path / "staging"), "docker_apt_gpg_key_url": DOCKER_KEY.as_uri()}
+    out.update(more)
+    return out
+
+
+def dearmor(source, target):
+    subprocess.run(["gpg", "--batch", "--yes", "--dearmor", "-o", str(target), str(source)], check=True,
+                   env=dict(os.environ, GNUPGHOME=str(target.parent)), capture_output=True)
+
+
+def test_the_script_s_source_is_reused_and_apt_still_reads_the_sources(apt_dir, tmp_path):
+    # The files the aws-samples script leaves, as it writes them (the key dearmored from Docker's published key).
+    docker_list = apt_dir / "sources.list.d" / "docker.list"
+    docker_list.write_text(SCRIPT_DOCKER_LIST.replace("/etc/apt/keyrings", str(apt_dir / "keyrings")))
+    dearmor(DOCKER_KEY, apt_dir / "keyrings" / "docker.gpg")
+    before = {p.name: p.read_bytes() for p in (apt_dir / "sources.list.d").iterdir()}
+    assert apt_targets(apt_dir)[:2] == (0, {"https://download.docker.com/linux/ubuntu"})
+
+    for _run in (1, 2):
+        result = ansible_playbook("apt_source.yml", role_vars(apt_dir, tmp_path))
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+        assert recap(result, "changed") == 0
+        assert "reused, nothing written" in result.stdout
+
+    assert {p.name: p.read_bytes() for p in (apt_dir / "sources.list.d").iterdir()} == before
+    assert not (apt_dir / "keyrings" / "docker.asc").exists()
+    rc, sites, err = apt_targets(apt_dir)
+    assert rc == 0, err
+    assert sites == {"https://download.docker.com/linux/ubuntu"}
+
+
+def test_a_second_line_with_another_signed_by_is_what_apt_refuses(apt_dir):
+    # The failure the reuse avoids: what adding the role's own line to the script's file did.
+    docker_list = apt_dir / "sources.list.d" / "docker.list"
+    docker_list.write_text(SCRIPT_DOCKER_LIST + "deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc] "
+                           "https://download.docker.com/linux/ubuntu jammy stable\n")
+    rc, _sites, err = apt_targets(apt_dir)
+    assert rc != 0
+    assert "Conflicting values set for option Signed-By" in err
+
+
+def test_without_a_source_the_key_is_checked_and_the_file_written_whole(apt_dir, tmp_path):
+    first = ansible_playbook("apt_source.yml", role_vars(apt_dir, tmp_path))
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr
+    assert recap(first, "changed") >= 2
+    keyring = apt_dir / "keyrings" / "docker.asc"
+    assert keyring.read_bytes() == DOCKER_KEY.read_bytes()
+    lines = (apt_dir / "sources.list.d" / "docker.list").read_text().splitlines()
+    assert len(lines) == 1 and ("signed-by=%s]" % keyring) in lines[0]
+    assert lines[0].endswith("https://download.docker.com/linux/ubuntu %s stable" % lines[0].split()[-2])
+    rc, sites, err = apt_targets(apt_dir)
+    assert rc == 0 and sites == {"https://download.docker.com/linux/ubuntu"}, err
+
+    second = ansible_playbook("apt_source.yml", role_vars(apt_dir, tmp_path))
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr
+    assert recap(second, "changed") == 0
+
+
+def test_a_key_with_another_fingerprint_is_refused(apt_dir, tmp_path):
+    result = ansible_playbook("apt_source.yml", role_vars(apt_dir, tmp_path, docker_apt_gpg_key_fingerprint="A" * 40))
+    assert result.returncode != 0
+    assert "has the fingerprint(s) %s" % DOCKER_FINGERPRINT in result.stdout
+    assert "not the pinned %s" % ("A" * 40) in result.stdout
+    assert not (apt_dir / "keyrings" / "docker.asc").exists()
+    assert not (apt_dir / "sources.list.d" / "docker.list").exists()
+
+
+def test_a_configured_source_whose_keyring_is_not_docker_s_is_replaced_or_refused(apt_dir, tmp_path):
+    # Not Docker's key: a key pair of the test's own.
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    env = dict(os.environ, GNUPGHOME=str(home))
+    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "someone@example.invalid", "ed25519"],
+                   env=env, check=True, capture_output=True)
+    other = apt_dir / "keyrings" / "other.gpg"
+    subprocess.run(["gpg", "--batch", "--output", str(other), "--export", "someone@example.invalid"], env=env,
+                   check=True, capture_output=True)
+    line = "deb [signed-by=%s] https://download.docker.com/linux/ubuntu jammy stable\n" % other
+
+    # In another file: refused, with the fix.
+    (apt_dir / "sources.list.d" / "docker-ce.list").write_text(line)
+    refused = ansible_playbook("apt_source.yml", role_vars(apt_dir, tmp_path))
+    assert refused.returncode != 0
+    assert "is missing, is not Docker's key" in refused.stdout and str(other) in refused.stdout
+
+    # In the role's own file: written whole with Docker's checked key.
+    (apt_dir / "sources.list.d" / "docker-ce.list").unlink()
+    (apt_dir / "sources.list.d" / "docker.list").write_text(line)
+    replaced = ansible_playbook("apt_source.yml", role_vars(apt_dir, tmp_path))
+    assert replaced.returncode == 0, replaced.stdout[-4000:]
+    assert str(other) not in (apt_dir / "sources.list.d" / "docker.list").read_text()
+    assert apt_targets(apt_dir)[0] == 0
+
+
+def test_package_files_are_staged_root_owned_then_checked(tmp_path):
+    shared = tmp_path / "fsx"
+    shared.mkdir()
+    package = shared / "docker-ce_27.5.1_amd64.deb"
+    package.write_bytes(b"not the package that was pinned\n")
+    staging = tmp_path / "staging"
+    extra = {"docker_package_files": [str(package)], "docker_package_staging_dir": str(staging),
+             "docker_package_checksums": {str(package): "sha256:" + "1" * 64}}
+    result = ansible_playbook("package_files.yml", extra)
+    assert result.returncode != 0
+    assert "do not match docker_package_checksums (nothing was installed)" in result.stdout
+    assert re.search(r"docker-ce_27.5.1_amd64.deb: sha256 [0-9a-f]{64}, expected sha256:1111", result.stdout)
+    copy = staging / package.name
+    assert copy.read_bytes() == package.read_bytes()
+    mode = copy.stat()
+    assert (mode.st_uid, stat.S_IMODE(mode.st_mode), stat.S_IMODE(staging.stat().st_mode)) == (0, 0o600, 0o700)
+
+
+def test_package_file_checksums_must_be_strong(tmp_path):
+    extra = {"docker_package_files": ["/fsx/a.deb", "/fsx/b.deb", "/fsx/c.deb"],
+             "docker_package_staging_dir": str(tmp_path / "staging"),
+             "docker_package_checksums": {"/fsx/a.deb": "sha1:" + "1" * 40, "/fsx/b.deb": "md5:" + "1" * 32}}
+    result = ansible_playbook("package_files.yml", extra)
+    assert result.returncode != 0
+    assert "docker_package_checksums['/fsx/a.deb'] uses sha1, which is refused" in result.stdout
+    assert "docker_package_checksums['/fsx/b.deb'] uses md5, which is refused" in result.stdout
+    assert "docker_package_checksums['/fsx/c.deb']='' must be 'sha256:<hex>'" in result.stdout
+    assert not (tmp_path / "staging").exists()
