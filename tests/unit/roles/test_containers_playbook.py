@@ -1,0 +1,89 @@
+"""playbooks/containers.yml and role hpc.pcluster.pyxis with two clusters in one inventory: the play
+touches only the cluster being deployed, and each cluster's shared Slurm directory is written by that
+cluster's own head node. Run for real with ansible-playbook; the nodes are local connections (writing
+under tmp_path only) or, for the cluster that must not be touched, addresses nothing answers on."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+HERE = pathlib.Path(__file__).resolve().parent / "containers"
+RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def run_playbook(playbook, inventory, extra=None):
+    env = dict(os.environ, PATH="%s:%s" % (pathlib.Path(sys.executable).parent, os.environ.get("PATH", "")),
+               ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    argv = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)]
+    if extra:
+        argv += ["-e", json.dumps(extra)]
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return proc, {m.group(1): m.groups()[1:] for m in RECAP.finditer(proc.stdout)}
+
+
+def node(cluster, local, tmp_path, name):
+    if local:
+        out = {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3"}
+    else:
+        # TEST-NET-1 (RFC 5737): never answers; connecting there fails the play as unreachable.
+        out = {"ansible_host": "192.0.2.%d" % (10 + len(name)), "ansible_ssh_common_args": "-o ConnectTimeout=3"}
+    out["pcluster_node_cluster_name"] = cluster
+    return out
+
+
+def write_inventory(tmp_path, local_clusters):
+    hosts = {"head_node": {}, "compute": {}}
+    for cluster in ("alpha", "beta"):
+        local = cluster in local_clusters
+        hosts["head_node"]["%s-head" % cluster] = node(cluster, local, tmp_path, "%s-head" % cluster)
+        hosts["compute"]["%s-compute-1" % cluster] = node(cluster, local, tmp_path, "%s-compute-1" % cluster)
+    inventory = {"all": {"children": {group: {"hosts": members} for group, members in hosts.items()}}}
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    return path
+
+
+def test_containers_playbook_touches_only_the_cluster_being_deployed(tmp_path):
+    inventory = write_inventory(tmp_path, local_clusters={"alpha"})
+    # The roles themselves are not under test here: the play's host selection is.
+    extra = {"pcluster_cluster_name": "alpha", "containers_docker_enabled": False,
+             "containers_enroot_enabled": False, "containers_pyxis_enabled": False}
+    proc, recap = run_playbook(ROOT / "playbooks" / "containers.yml", inventory, extra)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert sorted(recap) == ["alpha-compute-1", "alpha-head", "localhost"], recap
+    assert "[beta-" not in proc.stdout and "192.0.2." not in proc.stdout  # no task ran for the other cluster
+
+
+def test_each_cluster_s_shared_pyxis_files_are_written_by_its_own_head_node(tmp_path):
+    inventory = write_inventory(tmp_path, local_clusters={"alpha", "beta"})
+    data = yaml.safe_load(inventory.read_text())
+    plugin = tmp_path / "spank_pyxis.so"
+    plugin.write_bytes(b"stand-in; Slurm never loads it in this test\n")
+    for group in data["all"]["children"].values():
+        for name, hostvars in group["hosts"].items():
+            cluster = hostvars["pcluster_node_cluster_name"]
+            hostvars.update({
+                "pyxis_slurm_etc_dir": str(tmp_path / cluster / "etc"),
+                "pyxis_plugin_path": str(plugin),
+                "pyxis_runtime_path": str(tmp_path / name / "run" / "pyxis"),
+                "pyxis_examples_dir": str(tmp_path / "examples"),
+                "pyxis_tmpfiles_enabled": False,
+                "pyxis_reload_slurm": False,
+            })
+    inventory.write_text(yaml.safe_dump(data))
+    proc, recap = run_playbook(HERE / "pyxis_two_clusters.yml", inventory)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    for cluster in ("alpha", "beta"):
+        etc = tmp_path / cluster / "etc"
+        assert (etc / "plugstack.conf").read_text().strip() == "include %s/plugstack.conf.d/*.conf" % etc
+        assert (etc / "plugstack.conf.d" / "pyxis.conf").resolve() == etc / "pyxis" / "pyxis.conf"
+        assert "written by %s-head" % cluster in proc.stdout
+    assert set(recap) == {"alpha-head", "alpha-compute-1", "beta-head", "beta-compute-1"}
