@@ -45,7 +45,7 @@ def leftovers(state, state_dir, net_inodes):
                     found.append("process %s" % entry)
         except OSError:
             pass
-    for key in ("moto_pid", "fleet_pid"):
+    for key in ("moto_pid", "fleet_pid", "proxy_pid"):
         try:
             stat = pathlib.Path("/proc/%s/stat" % state[key]).read_text().rsplit(")", 1)[1].split()[0]
             if stat != "Z":

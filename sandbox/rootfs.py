@@ -22,7 +22,7 @@ file systems, and the host sees only an empty directory.
 | ``/run`` | a tmpfs of the node's own |
 | ``/proc``, ``/sys`` | the machine's |
 | ``/dev`` | an overlay of the machine's, with ``/dev/mqueue``, ``/dev/log`` and, on compute nodes with GPUs, stand-in ``/dev/nvidiaN`` devices |
-| ``/run/sandbox/{logs,node,authorized_keys,bin}`` | bound from the machine: the sandbox's log directory (read-write), the node's sshd files, the login key and ``sandbox/bin`` (read-only) |
+| ``/run/sandbox/...`` | bound from the machine: ``logs`` (read-write), ``node`` (sshd files), ``authorized_keys``, ``bin`` |
 
 So a package install or any other write on a node stays in ``<state>/roots/<node>`` (upper
 and work directories of the overlays, and ``rootfs``): another node and the machine never see

@@ -45,7 +45,8 @@ NOT_AVAILABLE = "not available in the sandbox"
 # Names of the verify role's checks (or check families) the sandbox cannot show. The container
 # checks join them when the real chain or the package mirrors are missing (verify_not_available).
 VERIFY_NOT_AVAILABLE = {
-    "gpu": f"{NOT_AVAILABLE}: no GPU or NVIDIA driver (Slurm schedules stand-in /dev/nvidiaN devices)",
+    # Slurm's GPU scheduling is real (GRES on stand-in /dev/nvidiaN devices): gpu_count checks it.
+    "nvidia_smi": f"{NOT_AVAILABLE}: no GPU or NVIDIA driver, so no nvidia-smi (Slurm schedules stand-in /dev/nvidiaN devices)",
     "fsx_lustre": f"{NOT_AVAILABLE}: /lustre is a tmpfs, not FSx for Lustre",
     "fsx_openzfs": f"{NOT_AVAILABLE}: /fsx is a tmpfs, not FSx for OpenZFS",
     "efa": f"{NOT_AVAILABLE}: no Elastic Fabric Adapter",
@@ -628,87 +629,11 @@ def ami_layers_in_use() -> set:
     return keys
 
 
-def node_layout(state_dir: Path, state: dict, name: str) -> dict:
-    """Where node name's root is built (rootfs.start_node) and what of the machine it sees."""
-    import rootfs
-    inside = rootfs.NODE_SANDBOX_DIR
-    return {"shared": str(state_dir / "shared"), "roots": str(state_dir / "roots"),
-            "ami": state["containers"]["ami"]["path"],
-            "binds": [(str(state_dir / "logs"), f"{inside}/logs", "rw"),
-                      (str(state_dir / "nodes" / name), f"{inside}/node", "ro"),
-                      (str(state_dir / "ssh" / "authorized_keys"), f"{inside}/authorized_keys", "ro"),
-                      (str(HERE / "bin"), f"{inside}/bin", "ro")]}
-
-
-def start_nodes(state_dir: Path, state: dict, p: dict, keygens: list, started: float, timings: dict) -> int:
-    """Shared storage, one holder per node with a root of its own, the network, munge, Slurm and sshd.
-    Returns the head node's holder pid."""
-    import container_chain
-    import nodes
-    import rootfs
-    for k in keygens:
-        if k.wait() != 0:
-            raise SandboxError(f"ssh-keygen failed: {k.stderr.read().decode()}")
-    authorized = state_dir / "ssh" / "authorized_keys"
-    write_file(authorized, Path(state["ssh_key"] + ".pub").read_text(), 0o600)
-    os.chmod(state["ssh_key"], 0o600)
-    base = rootfs.start_base(state_dir / "shared")
-    state["holders"]["base"] = base.pid
-    save_state(state_dir, state)
-    nodes.wait_holder(base, "the shared file systems")
-    shared = {name: rootfs.shared_path(base.pid, str(state_dir / "shared"), name) for name in rootfs.SHARED}
-    nodes.populate_shared(shared, p, f"{rootfs.NODE_SANDBOX_DIR}/logs")
-    container_chain.install_image(state["containers"], shared["fsx"])
-    procs = {"head": rootfs.start_node(base.pid, p["head"]["name"], False, 0,
-                                       node_layout(state_dir, state, p["head"]["name"]))}
-    for c in p["computes"]:
-        procs[c["name"]] = rootfs.start_node(base.pid, c["name"], True, p["gpus_per_node"],
-                                             node_layout(state_dir, state, c["name"]))
-    for name, proc in procs.items():
-        state["holders"][name] = proc.pid
-    save_state(state_dir, state)
-    for name, proc in procs.items():
-        nodes.wait_holder(proc, f"node {name}")
-    head_pid = procs["head"].pid
-    compute_pids = [procs[c["name"]].pid for c in p["computes"]]
-    nodes.setup_network(p, head_pid, compute_pids)
-    timings["namespaces"] = time.monotonic() - started
-    containers = state["containers"]
-    if not containers["proxy"]["note"]:
-        state["proxy_pid"] = container_chain.start_proxy(state_dir, containers, head_pid).pid
-        save_state(state_dir, state)
-    munge_key = os.urandom(1024)
-    known = []
-    all_nodes = [(p["head"], head_pid)] + list(zip(p["computes"], compute_pids))
-    for node, pid in all_nodes:
-        ndir = state_dir / "nodes" / node["name"]
-        nodes.populate_node(pid, p, munge_key, None if containers["proxy"]["note"] else containers["proxy"]["url"])
-        write_file(ndir / "sshd_config", nodes.sshd_config(f"{rootfs.NODE_SANDBOX_DIR}/node",
-                                                           f"{rootfs.NODE_SANDBOX_DIR}/authorized_keys", node["ip"]), 0o600)
-        host_pub = (ndir / "ssh_host_ed25519_key.pub").read_text().split()
-        known.append(f"{node['ip']},{node['name']} {host_pub[0]} {host_pub[1]}")
-    write_file(Path(state["known_hosts"]), "\n".join(known) + "\n", 0o600)
-    for _node, pid in all_nodes:
-        nodes.start_munge(pid)
-    nodes.start_slurmctld(head_pid)
-    for node, pid in all_nodes:
-        nodes.start_sshd(pid, f"{rootfs.NODE_SANDBOX_DIR}/node/sshd_config",
-                         f"{rootfs.NODE_SANDBOX_DIR}/logs/sshd-{node['name']}.log")
-    nodes.wait_slurmctld(head_pid)
-    for node, pid in all_nodes[1:]:
-        nodes.start_slurmd(pid, node["name"])
-    timings["slurm_started"] = time.monotonic() - started
-    nodes.wait_idle(head_pid, len(p["computes"]))
-    timings["nodes_idle"] = time.monotonic() - started
-    return head_pid
-
-
 def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
+    import boot
     import container_chain
     import moto_cluster
     import netbench
-    import nodes
-    import rootfs
     timings = {}
     # moto, with only the ParallelCluster AMI loaded (fast start, and found by pcluster's AMI search).
     amis = state_dir / "moto-amis.json"
@@ -740,19 +665,20 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     aws_future = pool.submit(aws_side, state_dir, state, moto_proc, p, timings)
     try:
-        head_pid = start_nodes(state_dir, state, p, keygens, started, timings)
+        head_pid = boot.start_nodes(state_dir, state, p, keygens, lambda st: save_state(state_dir, st), started, timings)
         aws = aws_future.result()
         # Slurm started before the config was rendered: now it gets the config's settings.
-        opt_slurm = rootfs.shared_path(state["holders"]["base"], str(state_dir / "shared"), "opt-slurm")
-        nodes.apply_cluster_config(opt_slurm, head_pid, p, f"{rootfs.NODE_SANDBOX_DIR}/logs",
-                                   yaml_load(aws["config_text"]))
+        boot.configure_slurm(state_dir, state, p, head_pid, yaml_load(aws["config_text"]))
         timings["slurm_configured"] = time.monotonic() - started
+    except boot.BootError as exc:
+        raise SandboxError(str(exc)) from None
     finally:
         pool.shutdown(wait=True)
     state["registration"] = aws["registration"]
     state["config_source"] = aws["config_source"]
     if len(p["computes"]) >= 2:
         # Measured when nothing else of `up` runs: the figure the MPI all-reduce is judged against.
+        compute_pids = [state["holders"][c["name"]] for c in p["computes"]]
         state["network"] = netbench.measure(state["compute_nodes"], compute_pids, state["compute_ips"])
         write_file(state_dir / "inventory" / "group_vars" / "all" / "sandbox_network.yml",
                    "# Written by sandbox/sandbox.py up: the sandbox's network, measured.\n"
@@ -800,7 +726,7 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
         if state.get("created_state_dir", True) and not keep_logs:
             shutil.rmtree(state_dir, ignore_errors=True)
         else:
-            ours = ["ssh", "nodes", "roots", "shared", "cp", "ansible-tmp", "inventory", "env.sh", "state.json",
+            ours = ["ssh", "nodes", "roots", "shared", "build", "cp", "ansible-tmp", "inventory", "env.sh", "state.json",
                     "moto-amis.json", "moto-fsx.json", "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
             for sub in ours:
                 path = state_dir / sub

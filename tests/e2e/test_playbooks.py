@@ -13,8 +13,11 @@ import pytest
 import yaml
 
 # Checks the sandbox cannot show: they must be not_available with a reason, never passed.
-SANDBOX_UNAVAILABLE = ("nvidia_smi", "gpu_count", "efa", "enroot", "pyxis_loaded", "os_release", "storage_type",
-                       "nccl_allreduce_run", "nccl_allreduce_bandwidth", "nccl_transport")
+SANDBOX_UNAVAILABLE = ("nvidia_smi", "efa", "os_release", "storage_type", "nccl_allreduce_run", "nccl_allreduce_bandwidth",
+                       "nccl_transport")
+# Checks the sandbox's nodes pass for real with the AMI layer's Enroot and Pyxis and Docker installed
+# into their roots (not_available, with the reason, on a machine without the vendored archives).
+CONTAINER_CHECKS = ("docker", "enroot", "pyxis_plugin", "pyxis_loaded", "container_smoke")
 
 
 def checks_of(report, check):
@@ -57,18 +60,24 @@ def test_deploy_first_run_verifies_and_writes_the_report(e2e_sandbox, first_depl
         assert states["node_state"]["status"] == "passed", states["node_state"]
         assert states["srun"]["status"] == "passed"
         assert states["srun"]["seen"].startswith("hostname %s" % node)
+        # Slurm's GPU scheduling is real in the sandbox (stand-in devices): the count it grants is checked.
+        assert states["gpu_count"]["status"] == "passed", states["gpu_count"]
+        assert "granted by Slurm" in states["gpu_count"]["seen"]
     mounts = checks_of(report, "storage_mount")
     assert {c["expected"].split()[0] for c in mounts} == {"/fsx", "/lustre"}
     assert all(c["status"] == "passed" for c in mounts)
     # What the sandbox cannot have is not_available with a reason, never passed.
     for name in SANDBOX_UNAVAILABLE:
-        if name in ("enroot", "pyxis_loaded") and DEPLOY_VARS.get("pcluster_containers_enabled") is False:
-            continue
         found = checks_of(report, name)
         assert found, name
         for check in found:
             assert check["status"] == "not_available", check
             assert "not available in the sandbox" in check["hint"], check
+    if DEPLOY_VARS.get("pcluster_containers_enabled") is not False:
+        assert_container_checks(e2e_sandbox, report)
+        if e2e_sandbox.state["containers"]["ami"]["real"]:
+            # What is left: no GPU, FSx, EFA or ParallelCluster OS in the sandbox.
+            assert report["summary"]["not_available"] <= 12, report["summary"]
     # One test job across both compute nodes.
     assert len(report["jobs"]) == 1 and sorted(report["jobs"][0]["nodes"]) == sorted(e2e_sandbox.compute_nodes)
     # The MPI all-reduce across both, judged against the network the sandbox measured.
@@ -123,6 +132,27 @@ def test_session_manager_without_its_plugin_stops_deploy_naming_it(e2e_sandbox, 
             % e2e_sandbox.cluster_name) in output, output[-3000:]
     # It stops before any node is contacted.
     assert set(run.recap) == {"localhost"}, run.recap
+
+
+def assert_container_checks(e2e_sandbox, report):
+    """Docker on every node, Enroot, Pyxis loaded by Slurm, a container through Pyxis: passed for real."""
+    expected_nodes = {"docker": 1 + len(e2e_sandbox.compute_nodes), "enroot": 1 + len(e2e_sandbox.compute_nodes),
+                      "pyxis_plugin": 1, "pyxis_loaded": 1, "container_smoke": 1}
+    containers = e2e_sandbox.state["containers"]
+    unavailable = e2e_sandbox.state["verify_not_available"]
+    for name in CONTAINER_CHECKS:
+        found = checks_of(report, name)
+        assert len(found) == expected_nodes[name], (name, found)
+        if name in unavailable:
+            # Only where the sandbox could not build the real chain (or reach a package mirror): said so.
+            assert not containers["ami"]["real"] or (name == "docker" and containers["proxy"]["note"]), name
+            assert all(c["status"] == "not_available" and c["hint"] == unavailable[name] for c in found), found
+        else:
+            assert all(c["status"] == "passed" for c in found), found
+    if "enroot" not in unavailable:
+        assert {c["seen"] for c in checks_of(report, "enroot")} == {"4.1.2"}
+    if "container_smoke" not in unavailable:
+        assert containers["image"] in checks_of(report, "container_smoke")[0]["expected"]
 
 
 def test_deploy_second_run_changes_nothing(e2e_sandbox, first_deploy):

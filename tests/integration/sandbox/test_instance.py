@@ -51,11 +51,13 @@ def pids_in_namespaces(inodes):
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory):
     state_dir = tmp_path_factory.mktemp("instance") / "state"
-    up = sandbox_cmd("up", "--state-dir", str(state_dir), "--compute-nodes", "1", "--gpus-per-node", "0")
+    # Without the vendored archives: the stand-ins, and the reason in the output and the state.
+    up = sandbox_cmd("up", "--state-dir", str(state_dir), "--compute-nodes", "1", "--gpus-per-node", "0",
+                     "--vendor-dir", str(state_dir.parent / "no-vendor"))
     assert up.returncode == 0, up.stdout + up.stderr
     state = json.loads((state_dir / "state.json").read_text())
     net_inodes = {os.stat("/run/netns/%s" % name).st_ino for name in state["netns"]}
-    yield {"state_dir": state_dir, "state": state, "net_inodes": net_inodes}
+    yield {"state_dir": state_dir, "state": state, "net_inodes": net_inodes, "up": up}
     sandbox_cmd("down", "--state-dir", str(state_dir))
 
 
@@ -79,6 +81,31 @@ def test_pyxis_is_installed_but_not_enabled(instance):
     # The host's own files are untouched.
     assert not pathlib.Path("/usr/local/lib/slurm/spank_pyxis.so").exists()
     assert not pathlib.Path("/opt/slurm").exists()
+
+
+def test_without_the_vendored_archives_the_stand_ins_are_used_and_said(instance):
+    state = instance["state"]
+    layer = state["containers"]["ami"]
+    assert not layer["real"] and layer["pyxis"] == "stand-in" and layer["enroot"] is None
+    assert "no-vendor" in layer["fallback"] and "--vendor-dir" in layer["fallback"]
+    assert "Enroot and Pyxis are the stand-ins: " in instance["up"].stdout
+    for check in ("enroot", "pyxis_plugin", "pyxis_loaded", "container_smoke"):
+        assert layer["fallback"] in state["verify_not_available"][check], check
+    assert state["containers"]["image"] == ""
+    root = pathlib.Path("/proc/%d/root" % state["holders"]["head"])
+    assert not (root / "usr/bin/enroot").exists()
+
+
+def test_a_node_s_root_is_its_own(instance):
+    state = instance["state"]
+    head = pathlib.Path("/proc/%d/root" % state["holders"]["head"])
+    compute = pathlib.Path("/proc/%d/root" % state["holders"][state["compute_nodes"][0]])
+    (head / "usr" / "share" / "hpc-pcluster-root-test").write_text("head\n")
+    assert not (compute / "usr" / "share" / "hpc-pcluster-root-test").exists()
+    assert not pathlib.Path("/usr/share/hpc-pcluster-root-test").exists()
+    # What the head node wrote is in its own directory under the state dir, which down removes.
+    upper = instance["state_dir"] / "roots" / state["head_name"] / "upper" / "usr" / "share" / "hpc-pcluster-root-test"
+    assert upper.read_text() == "head\n"
 
 
 def test_down_leaves_nothing_behind(instance):

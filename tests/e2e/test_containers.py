@@ -1,0 +1,51 @@
+"""The container chain of the sandbox's nodes after playbooks/containers.yml: a container job through
+Pyxis and Enroot on every compute node, Docker's engine running on every node, a second run that
+changes nothing."""
+
+import shlex
+
+import pytest
+
+
+@pytest.fixture(scope="module", name="containers")
+def fixture_containers(e2e_sandbox):
+    state = e2e_sandbox.state["containers"]
+    if not state["ami"]["real"]:
+        pytest.skip("the sandbox runs the stand-ins: %s" % state["ami"]["fallback"])
+    run = e2e_sandbox.playbook("playbooks/containers.yml")
+    assert run.rc == 0, run.output[-6000:]
+    return state
+
+
+def test_a_container_job_runs_through_pyxis_on_every_compute_node(e2e_sandbox, containers):
+    nodes = e2e_sandbox.compute_nodes
+    # Inside the container: the image's busybox root, not the node's Debian (no /etc/debian_version).
+    script = 'echo "$SLURMD_NODENAME $(readlink /bin/sh) $(test -e /etc/debian_version && echo debian || echo image)"'
+    out = e2e_sandbox.head("srun", "--quiet", "--nodes=%d" % len(nodes), "--ntasks-per-node=1",
+                           "--container-image=%s" % containers["image"], "sh", "-c", script)
+    seen = sorted(line.split() for line in out.strip().splitlines())
+    assert seen == [[node, "busybox", "image"] for node in sorted(nodes)]
+    # The same command outside a container runs on the node's own root.
+    plain = e2e_sandbox.head("srun", "--quiet", "--nodes=1", "sh", "-c", script).split()
+    assert plain[2] == "debian", plain
+
+
+def test_docker_s_engine_runs_on_every_node(e2e_sandbox, containers):
+    if containers["proxy"]["note"]:
+        pytest.skip(containers["proxy"]["note"])
+    version = "docker version --format '{{.Server.Version}}'"
+    head = e2e_sandbox.head("sh", "-c", version).strip()
+    assert head.startswith("20.10.")
+    n = len(e2e_sandbox.compute_nodes)
+    out = e2e_sandbox.head("srun", "--quiet", "--nodes=%d" % n, "--ntasks-per-node=1", "sh", "-c",
+                           "echo $SLURMD_NODENAME $(%s)" % version)
+    assert sorted(out.split()[1::2]) == [head] * n, out
+    # Not this machine's: the engine was installed into the nodes' roots.
+    assert shlex.split(e2e_sandbox.head("sh", "-c", "dpkg-query -W -f '${Status}' docker.io")) == [
+        "install", "ok", "installed"]
+
+
+def test_containers_playbook_second_run_changes_nothing(e2e_sandbox, containers):  # pylint: disable=unused-argument
+    run = e2e_sandbox.playbook("playbooks/containers.yml")
+    assert run.rc == 0, run.output[-6000:]
+    assert run.recap and all(host["changed"] == 0 for host in run.recap.values()), run.recap
