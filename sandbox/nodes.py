@@ -23,6 +23,7 @@ SLURM_JOB_COMPLETIONS = "/home/slurm/slurm-job-completions.txt"
 # Routing protocol number marking the sandbox's routes in the root namespace (ip route ... proto N).
 ROUTE_PROTO = 177
 
+
 def run(argv, check=True, **kwargs):
     """Run a command, raising with its stderr when it fails."""
     result = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)

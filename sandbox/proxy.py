@@ -89,7 +89,7 @@ def read_head(conn: socket.socket) -> bytes:
 def relay(a: socket.socket, b: socket.socket) -> None:
     sockets = [a, b]
     while True:
-        readable, _, _ = select.select(sockets, [], [], 300)
+        readable = select.select(sockets, [], [], 300)[0]
         if not readable:
             return
         for sock in readable:
@@ -122,7 +122,7 @@ class Proxy:
                 return
             method, target = parts[0], parts[1]
             if method == "CONNECT":
-                host, _, port = target.rpartition(":")
+                host, port = target.rpartition(":")[::2]
             else:
                 url = urlsplit(target)
                 host, port = url.hostname or "", str(url.port or 80)
@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     parser.add_argument("--listen", required=True, help="ADDRESS:PORT")
     parser.add_argument("--allow", nargs="*", default=None, help="host names (default: this machine's apt sources)")
     args = parser.parse_args(argv)
-    address, _, port = args.listen.rpartition(":")
+    address, port = args.listen.rpartition(":")[::2]
     allowed = args.allow if args.allow is not None else apt_source_hosts()
     server = listen_in(args.netns, address, int(port))
     proxy = Proxy(allowed)
