@@ -67,6 +67,9 @@ def leftovers(state, state_dir, net_inodes):
         pass
     if state_dir.exists():
         found.append("state dir %s" % state_dir)
+    cgroup_root = state.get("containers", {}).get("docker_cgroup_root")
+    if cgroup_root:
+        found += ["cgroup %s" % p for p in pathlib.Path("/sys/fs/cgroup").glob("*/%s" % cgroup_root)]
     return found
 
 

@@ -29,6 +29,9 @@ IMAGE_NAME = "busybox.sqsh"
 # dockerd inside a node: no bridge or iptables in the node's network namespace, and vfs
 # because the node's /var/lib/docker is itself on overlayfs (measured: docker run works so).
 DOCKER_DAEMON_OPTIONS = {"storage-driver": "vfs", "bridge": "none", "iptables": False, "ip6tables": False}
+# The nodes share this machine's cgroup file systems: each node's containers get cgroups under
+# /<docker_cgroup_root>/<node>, which down removes (rather than under the machine's /docker).
+DOCKER_CGROUP_PARENT = "/{root}/{{{{ inventory_hostname }}}}"
 
 
 def check_mirrors(mirrors: list, timeout=3.0) -> str:
@@ -42,7 +45,7 @@ def check_mirrors(mirrors: list, timeout=3.0) -> str:
         return f"the package mirror {mirrors[0]} is not reachable from this machine ({exc})"
 
 
-def prepare(vendor_setting, cache_setting, state_dir: Path, head_ip: str, in_use, log) -> dict:
+def prepare(vendor_setting, cache_setting, state_dir: Path, head_ip: str, index: int, in_use, log) -> dict:
     """Build (or find in the cache) the AMI layer and the image; look at the package mirrors."""
     vendor, cache = ami.vendor_dir(vendor_setting), ami.cache_dir(cache_setting)
     build_log = state_dir / "logs" / "ami-build.log"
@@ -60,6 +63,7 @@ def prepare(vendor_setting, cache_setting, state_dir: Path, head_ip: str, in_use
         "image_cache": image, "image": f"/fsx/{IMAGE_DIR}/{IMAGE_NAME}" if image else "", "image_note": image_note,
         "proxy": {"listen": f"{head_ip}:{PROXY_PORT}", "url": f"http://{head_ip}:{PROXY_PORT}/",
                   "mirrors": mirrors, "note": mirror_note},
+        "docker_cgroup_root": f"hpc-pcluster-sandbox{index}",
     }
 
 
@@ -89,7 +93,8 @@ def group_vars(containers: dict) -> dict:
         # Enroot as the AMI ships it (the enroot role's "shipped" path), when it is really there.
         "enroot_require_binary": layer["real"],
         "containers_docker_enabled": docker,
-        "docker_daemon_options": DOCKER_DAEMON_OPTIONS,
+        "docker_daemon_options": dict(DOCKER_DAEMON_OPTIONS, **{
+            "cgroup-parent": DOCKER_CGROUP_PARENT.format(root=containers["docker_cgroup_root"])}),
         "docker_service_manager": "command",
         "docker_service_command": [f"{rootfs.NODE_SANDBOX_DIR}/bin/docker-service"],
         # Debian's Slurm layout, and a slurmd restart that needs no init system.

@@ -418,6 +418,22 @@ def kill_all(holder_pids: list, netns_names: list, timeout=5.0) -> list:
     return sorted(victims)
 
 
+def remove_cgroups(name: str, root: str = "/sys/fs/cgroup") -> list:
+    """Remove the cgroup trees called name (what the nodes' dockerd made, e.g. for containers)
+    from every hierarchy of this machine, deepest first. Returns the ones still there."""
+    left = []
+    for hierarchy in Path(root).iterdir() if Path(root).is_dir() else []:
+        top = hierarchy / name
+        if not top.is_dir():
+            continue
+        for path in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True) + [top]:
+            try:
+                path.rmdir()
+            except OSError as exc:
+                left.append(f"cgroup {path} not removed: {exc.strerror}")
+    return left
+
+
 def remove_host_routes(vpc_cidr: str | None = None) -> None:
     """Delete the sandbox's routes in the root namespace: one instance's, or all (vpc_cidr None)."""
     if vpc_cidr:

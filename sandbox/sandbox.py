@@ -649,7 +649,7 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     save_state(state_dir, state)
     # The AMI layer and the container image (built once per machine), then the keys.
     state["containers"] = container_chain.prepare(args.vendor_dir, args.cache_dir, state_dir, p["head"]["ip"],
-                                                  ami_layers_in_use(), log)
+                                                  state["index"], ami_layers_in_use(), log)
     state["verify_not_available"] = verify_not_available(state["containers"])
     save_state(state_dir, state)
     timings["ami_layer"] = time.monotonic() - started
@@ -715,6 +715,9 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
     survivors = nodes.kill_all(holders, state.get("netns", []))
     if survivors:
         problems.append(f"processes survived SIGKILL: {survivors}")
+    cgroup_root = state.get("containers", {}).get("docker_cgroup_root")
+    if cgroup_root:
+        problems += nodes.remove_cgroups(cgroup_root)
     veth = state.get("host_veth")
     if veth and os.path.exists(f"/sys/class/net/{veth}"):
         nodes.run(["ip", "link", "delete", veth], check=False)

@@ -128,6 +128,7 @@ def test_down_leaves_nothing_behind(instance):
     assert state["vpc_cidr"] not in routes and state["head_ip"] not in routes
     mounts = pathlib.Path("/proc/self/mountinfo").read_text()
     assert str(state_dir) not in mounts
+    assert not list(pathlib.Path("/sys/fs/cgroup").glob("*/%s" % state["containers"]["docker_cgroup_root"]))
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     assert not state_dir.exists()
