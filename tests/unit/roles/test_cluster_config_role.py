@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import re
 import socket
 import stat
 import subprocess
-import sys
 import threading
 
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
+import playbook_run
+from playbook_run import recap
+
 HERE = pathlib.Path(__file__).resolve().parent / "cluster_config"
 INVENTORY = HERE / "inventory"
 ENV_VALUES = yaml.safe_load((INVENTORY / "group_vars" / "all" / "env.yml").read_text())
@@ -22,20 +22,7 @@ REQUIRED = [name for name in ENV_VALUES if name.startswith("cluster_config_")]
 
 
 def ansible_playbook(playbook, *args, extra=None, env=None):
-    env = dict(os.environ if env is None else env)
-    env.update(PATH="%s:%s" % (pathlib.Path(sys.executable).parent, env.get("PATH", "/usr/bin:/bin")),
-               ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    argv = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY), str(HERE / playbook)]
-    if extra is not None:
-        argv += ["-e", json.dumps(extra)]
-    argv += list(args)
-    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
-
-
-def recap(result, key):
-    match = re.search(r"localhost\s*:.*\b%s=(\d+)" % key, result.stdout)
-    assert match, result.stdout + result.stderr
-    return int(match.group(1))
+    return playbook_run.ansible_playbook(HERE / playbook, INVENTORY, *args, extra=extra, env=env)
 
 
 def test_render_writes_0600_file_sets_facts_and_is_idempotent(tmp_path):

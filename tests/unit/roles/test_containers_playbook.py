@@ -5,14 +5,12 @@ under tmp_path only) or, for the cluster that must not be touched, addresses not
 
 from __future__ import annotations
 
-import json
-import os
 import pathlib
 import re
-import subprocess
-import sys
 
 import yaml
+
+import playbook_run
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 HERE = pathlib.Path(__file__).resolve().parent / "containers"
@@ -20,12 +18,7 @@ RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s
 
 
 def run_playbook(playbook, inventory, extra=None):
-    env = dict(os.environ, PATH="%s:%s" % (pathlib.Path(sys.executable).parent, os.environ.get("PATH", "")),
-               ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    argv = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)]
-    if extra:
-        argv += ["-e", json.dumps(extra)]
-    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = playbook_run.ansible_playbook(playbook, inventory, extra=extra or None)
     return proc, {m.group(1): m.groups()[1:] for m in RECAP.finditer(proc.stdout)}
 
 
