@@ -142,7 +142,8 @@ def config_queue(config: dict | None) -> dict:
 
 def slurm_conf(p: dict, log_dir: str, config: dict | None = None) -> str:
     """slurm.conf of the sandbox; with the cluster config, its Slurm settings applied as ParallelCluster applies them
-    (a CustomSlurmSettings key replaces the sandbox's own line, JobExclusiveAllocation makes the partition exclusive). log_dir: where the nodes see the sandbox's log directory."""
+    (a CustomSlurmSettings key replaces the sandbox's own line, JobExclusiveAllocation makes the partition exclusive).
+    log_dir: where the nodes see the sandbox's log directory."""
     head = p["head"]
     cpus = os.cpu_count() or 1
     gres = f" Gres=gpu:{p['gpus_per_node']}" if p["gpus_per_node"] else ""
