@@ -248,18 +248,21 @@ def transport_check(spec, nccl):
     return _check(spec, "nccl_transport", expected, seen, False, hint, "\n".join(nccl.get("evidence") or []))
 
 
-def not_run_checks(spec, reason, unavailable):
-    """The checks of a group that did not run: not_available with the reason, or failed."""
+def planned_checks(spec):
+    """Every check a run of this spec is judged by, not judged yet (to ask which of them are not available)."""
     names = ["allreduce_run", "allreduce_correct", "allreduce_bandwidth"] + (
         ["nccl_transport"] if spec["backend"] == "nccl" else [])
-    checks = []
-    for name in names:
-        expected = expected_run(spec) if name == "allreduce_run" else _expected_text(spec, name)
-        item = _check(spec, name, expected, "not run", False, reason)
-        if unavailable:
-            item["unavailable"] = reason
-        checks.append(item)
-    return checks
+    return [_check(spec, name, "", "", False) for name in names]
+
+
+def not_run_checks(spec, reason, unavailable):
+    """The one check of a group that did not run: ``<backend>_allreduce_run``, not_available with the reason,
+    or failed. Correctness, bandwidth and transport are judged only from a run's output, so a group that did
+    not run counts once, not once per judge."""
+    item = _check(spec, "allreduce_run", expected_run(spec), "not run", False, reason)
+    if unavailable:
+        item["unavailable"] = reason
+    return [item]
 
 
 def _expected_text(spec, name):

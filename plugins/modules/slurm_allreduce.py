@@ -247,6 +247,7 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.allreduce_judge impor
     finish_checks,
     judge_run,
     not_run_checks,
+    planned_checks,
 )
 from ansible_collections.hpc.pcluster.plugins.module_utils.allreduce_program import program_argv
 from ansible_collections.hpc.pcluster.plugins.module_utils.verify_checks import FAILED
@@ -351,7 +352,7 @@ def skip_reason(spec, params, check_mode):
         return spec["skip_reason"]
     if check_mode:
         return "not run in check mode"
-    planned = finish_checks(not_run_checks(spec, "", False), params["not_available"], families(spec))
+    planned = finish_checks(planned_checks(spec), params["not_available"], families(spec))
     if all(c["status"] == "not_available" for c in planned):
         return planned[0]["hint"]
     return ""

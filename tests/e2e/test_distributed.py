@@ -63,8 +63,8 @@ def test_nccl_is_reported_not_available_with_the_ec2_figure(verified):
     assert nccl["not_run"].startswith("not available in the sandbox")
     assert nccl["expected"]["busbw"] == 3.125 and "EC2 DescribeInstanceTypes" in nccl["expected"]["source"]
     statuses = {c["check"]: c["status"] for c in report["checks"] if c["check"].startswith("nccl_")}
-    assert statuses == {"nccl_allreduce_run": "not_available", "nccl_allreduce_correct": "not_available",
-                        "nccl_allreduce_bandwidth": "not_available", "nccl_transport": "not_available"}
+    # A group that did not run is one check: correctness, bandwidth and transport are judged only from a run.
+    assert statuses == {"nccl_allreduce_run": "not_available"}
 
 
 def test_report_formats_and_the_training_example(four_nodes, verified):

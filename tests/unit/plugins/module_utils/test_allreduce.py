@@ -209,12 +209,19 @@ def test_not_available_by_family_and_by_check():
     assert checks["nccl_allreduce_run"]["status"] == "passed"
 
 
-def test_not_run_checks_are_never_passed():
+def test_a_group_that_did_not_run_is_one_check_never_passed():
     checks = judge.finish_checks(judge.not_run_checks(spec(), "not run in check mode", True), {}, ("nccl",))
-    assert len(checks) == 4 and {c["status"] for c in checks} == {"not_available"}
+    assert [(c["check"], c["status"], c["hint"]) for c in checks] == [
+        ("nccl_allreduce_run", "not_available", "not run in check mode")]
     checks = judge.finish_checks(judge.not_run_checks(spec(backend="mpi"), "fewer than 2 usable nodes", False), {},
                                  ("mpi",))
-    assert len(checks) == 3 and {c["status"] for c in checks} == {"failed"}
+    assert [(c["check"], c["status"]) for c in checks] == [("mpi_allreduce_run", "failed")]
+
+
+def test_every_judge_is_planned():
+    assert [c["check"] for c in judge.planned_checks(spec())] == [
+        "nccl_allreduce_run", "nccl_allreduce_correct", "nccl_allreduce_bandwidth", "nccl_transport"]
+    assert len(judge.planned_checks(spec(backend="mpi"))) == 3
 
 
 def test_human_sizes():
