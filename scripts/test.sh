@@ -42,7 +42,7 @@ run_sanity() {
 }
 
 run_unit() {
-  "$PY" -m pytest -q tests/unit
+  "$PY" -m pytest -q --durations=10 tests/unit
 }
 
 sandbox_started=0
@@ -55,7 +55,7 @@ ensure_sandbox() {
 
 run_integration() {
   ensure_sandbox || return 1
-  "$PY" -m pytest -q tests/integration tests/e2e
+  "$PY" -m pytest -q --durations=25 tests/integration tests/e2e
 }
 
 run_molecule() {
