@@ -265,19 +265,6 @@ def not_run_checks(spec, reason, unavailable):
     return [item]
 
 
-def _expected_text(spec, name):
-    if name == "allreduce_correct":
-        return "#wrong = 0 at every size, out of place and in place"
-    if name == "nccl_transport":
-        return "NCCL over EFA: NET/OFI Selected provider is efa" if spec.get("efa") else "any"
-    busbw = spec.get("expected_busbw")
-    fraction = float(spec.get("min_fraction") or 0)
-    if not busbw:
-        return "a known figure (%s)" % (spec.get("expected_source") or "none")
-    return ">= %g x %s = %s bus bandwidth at the largest message (%s)" % (
-        fraction, _gbs(busbw), _gbs(busbw * fraction), spec.get("expected_source", ""))
-
-
 def finish_checks(checks, not_available, families):
     """Statuses, as every verify check gets them (verify_checks.CheckReport): a name in not_available
     (check, check:node, or a family) makes a check not_available."""
