@@ -10,7 +10,7 @@ import copy
 from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems import problem, short_repr
-from ansible_collections.hpc.pcluster.plugins.plugin_utils import node_access
+from ansible_collections.hpc.pcluster.plugins.plugin_utils import node_access, node_setup_step
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import (
     PREFIX,
     RoleVariables,
@@ -25,7 +25,7 @@ QUEUE_DEFAULT_VARIABLES = {
     "placement_group_enabled": "placement_group_enabled", "placement_group_name": "placement_group_name",
     "scratch_mount_dir": "scratch_mount_dir", "root_volume_size": "compute_root_volume_size",
     "job_exclusive_allocation": "job_exclusive_allocation", "bootstrap_args": "compute_node_bootstrap_args",
-    "docker_postinstall_enabled": "docker_postinstall_enabled",
+    "docker_postinstall_enabled": "docker_postinstall_enabled", "node_setup_enabled": "node_setup_enabled",
 }
 RESOURCE_DEFAULT_VARIABLES = ("efa_enabled", "efa_gdr_support", "disable_simultaneous_multithreading", "spot_price")
 # Config path (under the single queue) -> the variable behind it.
@@ -58,6 +58,7 @@ class _Build:
         self.sources = Sources()
         self.problems = self.vars.problems
         self.common = {}
+        self.node_setup_script = None
 
     def var(self, name):
         return self.vars.get(name)
@@ -72,7 +73,8 @@ def build_cluster_config(variables, options=None):
 
     Unset variables take their default from the role's meta/argument_specs.yml (``options``
     overrides it). Returns ``{config, problems, sources, warnings}`` and the role's own settings
-    (``cluster_name``, ``output_path``, ``validate_full``, ``suppress_validators``). Problems found
+    (``cluster_name``, ``output_path``, ``validate_full``, ``suppress_validators``, ``node_setup_script``:
+    where the node-setup boot script the queues run goes in S3, None when no queue runs it). Problems found
     while building name their variable; the config rules are not run here.
     """
     b = _Build(variables, options)
@@ -100,7 +102,7 @@ def build_cluster_config(variables, options=None):
     return {"config": config, "problems": b.problems, "sources": b.sources.paths,
             "warnings": node_access.warnings(config, b.vars), "cluster_name": cluster_name,
             "output_path": output_path, "validate_full": bool(b.var("validate_full")),
-            "suppress_validators": b.var("suppress_validators") or []}
+            "suppress_validators": b.var("suppress_validators") or [], "node_setup_script": b.node_setup_script}
 
 
 def _cluster_name(b, variables):
@@ -144,11 +146,26 @@ def _common_node_settings(b):
         "full_access": bool(b.var("iam_full_access")),
         "docker": b.var("docker_postinstall_enabled"),
         "docker_url": b.var("docker_postinstall_url"),
+        "node_setup_dir": b.var("node_setup_dir"),
+        "node_setup_wait": b.var("node_setup_boot_wait_seconds"),
     }
+    directory = b.common["node_setup_dir"]
+    if not isinstance(directory, str) or not directory.startswith("/"):
+        b.problems.append(problem("", directory, "%snode_setup_dir must be an absolute path on the nodes (got %s)"
+                                  % (PREFIX, short_repr(directory)), "Give it as an absolute path on shared storage, "
+                                  "e.g. /opt/slurm/hpc-pcluster/node-setup.", PREFIX + "node_setup_dir"))
+    if (b.common["node_setup_wait"] or 0) < 0:
+        b.problems.append(problem("", b.common["node_setup_wait"], "%snode_setup_boot_wait_seconds must be 0 or more"
+                                  % PREFIX, "Give the seconds a booting node waits for the bundle, e.g. 0.",
+                                  PREFIX + "node_setup_boot_wait_seconds"))
 
 
-def _on_node_configured(b, docker, script, args):
+def _on_node_configured(b, docker, script, args, node_setup=False):
+    """The OnNodeConfigured sequence: the Docker script when kept, the node setup (queues), then the node's own script."""
     sequence = [{"Script": b.common["docker_url"]}] if docker else []
+    if node_setup and b.node_setup_script is not None:
+        sequence.append(node_setup_step.step(b.node_setup_script, b.common["node_setup_dir"],
+                                             b.common["node_setup_wait"]))
     if not blank(script):
         step = {"Script": script}
         if args:
@@ -223,6 +240,9 @@ def _scheduling(b):
     compute_script = b.vars.required("compute_node_bootstrap_script", QUEUES + (0, "CustomActions"),
                                      condition=not items or any("bootstrap_script" not in q for q in dicts))
     defaults = _queue_defaults(b, private_subnet, compute_script)
+    if any(q.get("node_setup_enabled", b.var("node_setup_enabled")) for q in dicts) if items else b.var(
+            "node_setup_enabled"):
+        b.node_setup_script = node_setup_step.boot_script(b.vars, compute_script, QUEUES + (0, "CustomActions"))
     if items:
         queues = [_queue_item(b, item, index, defaults) for index, item in enumerate(items)]
         queues = [queue for queue in queues if queue is not None]
@@ -303,7 +323,8 @@ def _queue(b, settings):
         "ComputeResources": [_compute_resource(resource) for resource in settings.get("compute_resources") or []],
         "Iam": node_access.iam(settings.get("iam_policies"), settings.get("s3_access"), b.common["full_access"]),
         "CustomActions": _on_node_configured(b, settings.get("docker_postinstall_enabled"),
-                                             settings.get("bootstrap_script"), settings.get("bootstrap_args")),
+                                             settings.get("bootstrap_script"), settings.get("bootstrap_args"),
+                                             node_setup=settings.get("node_setup_enabled")),
     }
     return queue
 

@@ -18,7 +18,8 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems impor
 
 PREFIX = "cluster_config_"
 # Facts the role sets; they share the prefix but are not inputs.
-OUTPUT_NAMES = ("cluster_config_data", "cluster_config_file", "cluster_config_validation")
+OUTPUT_NAMES = ("cluster_config_data", "cluster_config_file", "cluster_config_validation",
+                "cluster_config_node_setup_script")
 # Variables of the collection the builder reads besides its own.
 SHARED_NAMES = ("pcluster_cluster_name",)
 

@@ -47,13 +47,16 @@ def test_render_writes_0600_file_sets_facts_and_is_idempotent(tmp_path):
     assert written["Scheduling"]["SlurmQueues"][0]["ComputeResources"][0]["MaxCount"] == 4
     assert "DeploymentType" not in written["SharedStorage"][1]["FsxLustreSettings"]
     # Least privilege by default: read-only ECR, read access to the scripts' bucket only, SSH from the CIDR given,
-    # the Docker script of a pinned commit; nothing to warn about.
+    # no Docker script (the compute nodes run the node setup first); nothing to warn about.
     for node in [written["HeadNode"]] + written["Scheduling"]["SlurmQueues"]:
         assert [p["Policy"].rsplit("/", 1)[1] for p in node["Iam"]["AdditionalIamPolicies"]] == [
             "AmazonSSMManagedInstanceCore", "AmazonEC2ContainerRegistryReadOnly"]
         assert node["Iam"]["S3Access"] == [{"BucketName": "my-bucket"}]
-        assert re.search(r"-post-install-scripts/[0-9a-f]{40}/docker/postinstall.sh$",
-                         node["CustomActions"]["OnNodeConfigured"]["Sequence"][0]["Script"])
+    assert "postinstall.sh" not in out.read_text()
+    node_setup = published["cluster_config_node_setup_script"]
+    assert re.fullmatch(r"s3://my-bucket/hpc-pcluster-node-setup-[0-9a-f]{16}\.sh", node_setup["url"])
+    assert written["Scheduling"]["SlurmQueues"][0]["CustomActions"]["OnNodeConfigured"]["Sequence"][0][
+        "Script"] == node_setup["url"]
     assert written["HeadNode"]["Ssh"] == {"AllowedIps": ENV_VALUES["cluster_config_ssh_allowed_ips"]}
     assert "[WARNING]" not in first.stdout + first.stderr
     assert published["cluster_config_validation"] == {
@@ -179,7 +182,7 @@ def test_guide_behaviour_on_request_with_warnings_and_no_aws_call_offline(tmp_pa
            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp")}
     extra = {"facts_out": str(tmp_path / "facts.json"), "pcluster_cluster_name": "guide-cluster",
              "cluster_config_iam_full_access": True, "cluster_config_ssh_allowed_ips": "0.0.0.0/0",
-             "cluster_config_docker_postinstall_url": "https://raw.githubusercontent.com/aws-samples/"
+             "cluster_config_docker_postinstall_enabled": True, "cluster_config_docker_postinstall_url": "https://raw.githubusercontent.com/aws-samples/"
              "aws-parallelcluster-post-install-scripts/main/docker/postinstall.sh",
              "cluster_config_capacity_reservation_id": "cr-0123456789abcdef0"}
     try:

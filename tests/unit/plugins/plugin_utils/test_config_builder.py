@@ -13,6 +13,7 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import re
 from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems import merge_problems, variable_for
 from ansible_collections.hpc.pcluster.plugins.module_utils.config_schema import schema_problems
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_setup_step import BOOT_SCRIPT_PATH, boot_script_sha256
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import role_options
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "guide"))
@@ -26,6 +27,8 @@ from guide import (  # noqa: E402  pylint: disable=import-error,wrong-import-pos
 PINNED_DOCKER_SCRIPT = ("https://raw.githubusercontent.com/aws-samples/aws-parallelcluster-post-install-scripts/"
                         "66337fc41a05facf3d7bb732c80b4366c56b83c5/docker/postinstall.sh")
 SSM = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+NODE_SETUP_URL = "s3://my-bucket/hpc-pcluster-node-setup-%s.sh" % boot_script_sha256()[:16]
+NODE_SETUP_STEP = {"Script": NODE_SETUP_URL, "Args": ["--dir", "/opt/slurm/hpc-pcluster/node-setup", "--wait", "0"]}
 ECR_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"
 
 
@@ -58,18 +61,21 @@ def test_role_defaults_pass_the_schema_and_the_rules():
 
 def test_defaults_differ_from_the_guide_only_where_it_is_wrong_or_too_open():
     config, guide = default_config(), valid_guide_config()
+    head, queue = nodes(config)
+    # The collection sets the compute nodes up itself (Docker included) instead of the aws-samples script.
+    assert head["CustomActions"]["OnNodeConfigured"]["Sequence"] == [{"Script": "s3://my-bucket/head-node.sh"}]
+    assert queue["CustomActions"]["OnNodeConfigured"]["Sequence"] == [
+        NODE_SETUP_STEP, {"Script": "s3://my-bucket/compute-node.sh"}]
     for node, guide_node in zip(nodes(config), nodes(guide)):
         assert [p["Policy"] for p in node["Iam"]["AdditionalIamPolicies"]] == [SSM, ECR_READ_ONLY]
         assert node["Iam"]["S3Access"] == [{"BucketName": "my-bucket"}]
-        assert node["CustomActions"]["OnNodeConfigured"]["Sequence"][0] == {"Script": PINNED_DOCKER_SCRIPT}
         node["Iam"] = guide_node["Iam"]
-        node["CustomActions"]["OnNodeConfigured"]["Sequence"][0] = guide_node["CustomActions"]["OnNodeConfigured"][
-            "Sequence"][0]
+        node["CustomActions"] = guide_node["CustomActions"]
     assert config["HeadNode"].pop("Ssh") == {"AllowedIps": "10.0.0.0/16"}
     assert config == guide
 
 
-def test_the_guide_behaviour_comes_back_with_three_variables_and_a_warning_for_each():
+def test_the_guide_behaviour_comes_back_with_its_variables_and_a_warning_for_each_wider_access():
     built = build(**GUIDE_BEHAVIOUR)
     assert built["problems"] == []
     config = built["config"]
@@ -84,13 +90,15 @@ def test_the_guide_behaviour_comes_back_with_three_variables_and_a_warning_for_e
     assert "'main'" in docker and "Pin a commit" in docker
 
 
-def test_docker_script_is_pinned_to_a_commit_and_can_be_turned_off():
-    assert build_cluster_config(role_variables())["config"]["HeadNode"]["CustomActions"]["OnNodeConfigured"][
-        "Sequence"][0]["Script"] == PINNED_DOCKER_SCRIPT
-    config = build(cluster_config_docker_postinstall_enabled=False)["config"]
-    assert config["HeadNode"]["CustomActions"]["OnNodeConfigured"]["Sequence"] == [
-        {"Script": "s3://my-bucket/head-node.sh"}]
-    assert "postinstall.sh" not in render_yaml(config)
+def test_docker_script_is_off_by_default_and_pinned_to_a_commit_when_turned_back_on():
+    assert "postinstall.sh" not in render_yaml(default_config())
+    config = build(cluster_config_docker_postinstall_enabled=True)["config"]
+    head, queue = nodes(config)
+    assert head["CustomActions"]["OnNodeConfigured"]["Sequence"] == [
+        {"Script": PINNED_DOCKER_SCRIPT}, {"Script": "s3://my-bucket/head-node.sh"}]
+    # The docker role then adopts the engine the script installed: the script runs before the node setup.
+    assert queue["CustomActions"]["OnNodeConfigured"]["Sequence"] == [
+        {"Script": PINNED_DOCKER_SCRIPT}, NODE_SETUP_STEP, {"Script": "s3://my-bucket/compute-node.sh"}]
 
 
 def test_the_pinned_docker_script_is_the_argument_specs_default():
@@ -128,7 +136,8 @@ def test_a_bucket_the_user_names_whole_is_not_added_twice():
 
 
 def test_scripts_added_by_overrides_and_s3_docker_scripts_are_readable_too():
-    built = build(cluster_config_docker_postinstall_url="s3://staged-scripts/docker/postinstall.sh",
+    built = build(cluster_config_docker_postinstall_enabled=True,
+                  cluster_config_docker_postinstall_url="s3://staged-scripts/docker/postinstall.sh",
                   cluster_config_overrides={"HeadNode": {"CustomActions": {"OnNodeStart": {
                       "Script": "s3://start-scripts/start.sh"}}}})
     assert built["config"]["HeadNode"]["Iam"]["S3Access"] == [
@@ -207,7 +216,7 @@ BAD_VARIABLES = [
     ("deny-listed slurm setting, other case", {"cluster_config_custom_slurm_settings": [{"SUSPENDTIME": 5}]},
      "Scheduling.SlurmSettings.CustomSlurmSettings[0].SUSPENDTIME", "may not be set in CustomSlurmSettings"),
     ("unsubstituted shell variable", {"cluster_config_head_node_bootstrap_script": "${HEAD_NODE_BOOTSTRAP_SCRIPT}"},
-     "HeadNode.CustomActions.OnNodeConfigured.Sequence[1].Script", "unsubstituted shell variable"),
+     "HeadNode.CustomActions.OnNodeConfigured.Sequence[0].Script", "unsubstituted shell variable"),
     ("value with ': '", {"cluster_config_security_group_id": "sg-0123456789abcdef0: {Injected: true}"},
      "HeadNode.Networking.AdditionalSecurityGroups[0]", "is not a security group id"),
     ("value with a newline", {"cluster_config_private_subnet_id": "subnet-0fedcba9876543210\nInjected: true"},
@@ -222,7 +231,7 @@ BAD_VARIABLES = [
     ("zero compute root volume", {"cluster_config_compute_root_volume_size": 0},
      "Scheduling.SlurmQueues[0].ComputeSettings.LocalStorage.RootVolume.Size", "must be a positive number"),
     ("script that is not a URL", {"cluster_config_compute_node_bootstrap_script": "/home/ubuntu/compute.sh"},
-     "Scheduling.SlurmQueues[0].CustomActions.OnNodeConfigured.Sequence[1].Script", "is not an s3:// or https:// URL"),
+     "Scheduling.SlurmQueues[0].CustomActions.OnNodeConfigured.Sequence[0].Script", "is not an s3:// or https:// URL"),
     ("bad queue name", {"cluster_config_queue_name": "Compute_GPU"},
      "Scheduling.SlurmQueues[0].Name", "must begin with a lowercase letter"),
     ("bad region", {"cluster_config_region": "us-east-1; rm -rf /"}, "Region", "is not an AWS region name"),
@@ -308,7 +317,7 @@ def test_several_queues_spot_capacity_block_login_nodes_and_s3_access_pass():
                  {"name": "p5", "instance_type": "p5.48xlarge", "min_count": 2, "max_count": 2,
                   "capacity_reservation_id": "cr-0a1f6b92ded769450", "efa_gdr_support": True}]},
             {"name": "cpu", "subnet_ids": ["subnet-0aaaaaaaaaaaaaaaa"], "scratch_mount_dir": "",
-             "docker_postinstall_enabled": False, "bootstrap_script": "",
+             "docker_postinstall_enabled": False, "bootstrap_script": "", "node_setup_enabled": False,
              "compute_resources": [{"name": "c7i", "instance_type": "c7i.large", "max_count": 10}]},
         ],
         cluster_config_login_nodes=[{"name": "login", "instance_type": "t3.large", "count": 2,
@@ -330,6 +339,9 @@ def test_several_queues_spot_capacity_block_login_nodes_and_s3_access_pass():
     assert queues[0]["ComputeResources"][1]["MinCount"] == 0
     assert queues[1]["ComputeResources"][0]["Efa"] == {"Enabled": True, "GdrSupport": True}
     assert "CustomActions" not in queues[2]
+    for queue in queues[:2]:
+        assert queue["CustomActions"]["OnNodeConfigured"]["Sequence"] == [
+            NODE_SETUP_STEP, {"Script": "s3://my-bucket/compute-node.sh"}]
     assert queues[2]["Iam"]["S3Access"] == [{"BucketName": "training-data"},
                                             {"BucketName": "checkpoints", "EnableWriteAccess": True}]
     assert queues[2]["Networking"]["SubnetIds"] == ["subnet-0aaaaaaaaaaaaaaaa"]
@@ -377,6 +389,8 @@ def test_problems_name_the_variable_they_came_from():
 def test_every_declared_variable_is_read_by_the_builder():
     """A variable in argument_specs.yml that changes nothing would be a dead option."""
     base = build()
+    # The Docker script's URL matters only with the script turned on.
+    docker_on = {"cluster_config_docker_postinstall_enabled": True}
     changed = {
         "str": "changed-value", "int": 7, "bool": None, "list": ["x"], "dict": {"Changed": "x"}, "raw": "changed",
     }
@@ -389,8 +403,10 @@ def test_every_declared_variable_is_read_by_the_builder():
             value = [{"name": "l", "instance_type": "t3.large"}]
         elif spec["type"] == "list" and spec.get("elements") == "dict":
             value = [{"Changed": "x"}]
-        other = build(**{name: value})
-        if {k: v for k, v in other.items() if k != "problems"} == {k: v for k, v in base.items() if k != "problems"}:
+        reference, other = (build(**docker_on), build(**dict(docker_on, **{name: value}))) if (
+            name == "cluster_config_docker_postinstall_url") else (base, build(**{name: value}))
+        if {k: v for k, v in other.items() if k != "problems"} == {
+                k: v for k, v in reference.items() if k != "problems"}:
             unused.append(name)
     assert unused == []
 

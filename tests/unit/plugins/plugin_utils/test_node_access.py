@@ -52,7 +52,8 @@ def test_s3_access_entries_are_converted_and_checked():
 
 
 def test_warnings_for_full_access_an_open_ssh_port_and_an_unpinned_script():
-    variables = RoleVariables({"cluster_config_docker_postinstall_url":
+    variables = RoleVariables({"cluster_config_docker_postinstall_enabled": True,
+                               "cluster_config_docker_postinstall_url":
                                "https://raw.githubusercontent.com/o/r/v1.0/docker/postinstall.sh"})
     config = {"HeadNode": {"Ssh": {"AllowedIps": "::/0"}, "Iam": {"AdditionalIamPolicies": [
         {"Policy": node_access.S3_FULL_ACCESS}]}},
