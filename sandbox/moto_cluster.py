@@ -195,6 +195,29 @@ def seed_environment(endpoint_url: str, region: str, vpc_cidr: str, public_cidr:
     }
 
 
+def upload_node_setup_scripts(endpoint_url: str, region: str, config: dict, script_path: str) -> list:
+    """Put the node-setup boot script where the config's OnNodeConfigured steps name it, as deploy.yml does
+    before it creates a cluster (module hpc.pcluster.node_setup_script: same content, same sha256 metadata).
+    Only at URLs named after the file's SHA-256; returns the URLs written."""
+    with open(script_path, "rb") as handle:
+        body = handle.read()
+    sha256 = hashlib.sha256(body).hexdigest()
+    s3 = client("s3", endpoint_url, region)
+    written = []
+    queues = (config.get("Scheduling") or {}).get("SlurmQueues") or []
+    for queue in queues:
+        steps = (((queue.get("CustomActions") or {}).get("OnNodeConfigured") or {}).get("Sequence") or [])
+        for step in steps:
+            url = step.get("Script", "")
+            if url.startswith("s3://") and url.endswith("/hpc-pcluster-node-setup-%s.sh" % sha256[:16]) \
+                    and url not in written:
+                bucket, _sep, key = url[len("s3://"):].partition("/")
+                s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="text/x-shellscript",
+                              Metadata={"sha256": sha256})
+                written.append(url)
+    return written
+
+
 def fsx_standins(endpoint_url: str, region: str, vpc_id: str, subnet_id: str, security_group_id: str,
                  lustre_id: str, openzfs_volume_id: str, openzfs_file_system_id: str = "fs-0123456789abcdef1") -> dict:
     """The contents of moto_server.py's SANDBOX_FSX_PATH file: an existing FSx for Lustre file

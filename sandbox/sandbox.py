@@ -458,6 +458,8 @@ def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
         public_subnet_id=seed["public_subnet_id"], private_subnet_id=seed["private_subnet_id"],
         security_group_ids=[seed["security_group_id"]])
     timings["registered"] = time.monotonic() - t0
+    moto_cluster.upload_node_setup_scripts(state["endpoint_url"], state["region"], yaml_load(text),
+                                           str(ROOT / "roles" / "node_setup" / "files" / "hpc-pcluster-node-setup.sh"))
     return {"registration": reg, "config_source": source, "config_text": text}
 
 

@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+# Copyright: hpc.pcluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Apply a node-setup bundle to the node this runs on (the bundle's run.py).
+
+A bundle, staged by role hpc.pcluster.node_setup on the head node's shared
+storage, holds the collection, the variables the controller resolved for the
+cluster's compute nodes, an ansible.cfg and (as ``venv``) a Python environment
+with a pinned ansible-core. This script runs its local play
+(``ansible-playbook -c local``) and records the outcome:
+
+    run.py boot           at boot (the OnNodeConfigured step), before slurmd starts
+    run.py fleet [--force]
+                          in the fleet-wide Slurm job: a node that already applied
+                          this bundle since it booted is left as it is (unless
+                          --force); slurmd is restarted when the SPANK
+                          configuration it reads changed after it started
+
+The result - status (ok, up-to-date, failed), the play's counts, the first
+failed task - is written to /var/lib/hpc-pcluster/node-setup/result.json and,
+in fleet mode, printed as one line ``HPC_PCLUSTER_NODE_SETUP_RESULT {json}``
+for the job's caller. The play's own output goes to
+/var/log/hpc-pcluster/node-setup.log. Exit status 0 unless the node failed.
+
+Standard library only; runs with the bundle's Python (3.9 or later).
+"""
+
+import argparse
+import fcntl
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+STATE_DIR = "/var/lib/hpc-pcluster/node-setup"
+LOG_FILE = "/var/log/hpc-pcluster/node-setup.log"
+RESULT_MARK = "HPC_PCLUSTER_NODE_SETUP_RESULT"
+SLURM_NODENAME_FILE = "/etc/parallelcluster/slurm_plugin/slurm_nodename"
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/slurm/bin"
+
+
+def node_name():
+    """The Slurm node name (the fleet job's, else the one ParallelCluster records at boot), else the host name."""
+    name = os.environ.get("SLURMD_NODENAME")
+    if name:
+        return name
+    try:
+        with open(SLURM_NODENAME_FILE, encoding="utf-8") as handle:
+            name = handle.read().strip()
+    except OSError:
+        name = ""
+    return name or socket.gethostname().split(".")[0]
+
+
+def boot_id():
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def load_json(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path, data, mode=0o644):
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, sort_keys=True)
+        handle.write("\n")
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def up_to_date(previous, bundle_id, current_boot):
+    """Whether the node applied this bundle successfully since it last booted."""
+    return (isinstance(previous, dict) and previous.get("status") in ("ok", "up-to-date")
+            and previous.get("bundle") == bundle_id and bool(current_boot)
+            and previous.get("boot_id") == current_boot)
+
+
+# --------------------------------------------------------------------------- slurmd and its SPANK configuration
+
+
+def spank_files(plugstack_conf):
+    """plugstack.conf, the files it includes and the plugins they load (what slurmd reads when it starts)."""
+    found, queue, seen = [], [plugstack_conf], set()
+    while queue:
+        path = queue.pop(0)
+        if path in seen:
+            continue
+        seen.add(path)
+        found.append(path)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                lines = handle.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            words = line.split("#", 1)[0].split()
+            if len(words) >= 2 and words[0] == "include":
+                queue.extend(sorted(glob.glob(words[1])))
+            elif len(words) >= 2 and words[0] in ("required", "optional"):
+                found.append(words[1])
+    return found
+
+
+def newest_change(paths):
+    """The latest modification time of the paths and, for symbolic links, of their targets (0 when none exists)."""
+    newest = 0.0
+    for path in paths:
+        for stat in (os.lstat, os.stat):
+            try:
+                newest = max(newest, stat(path).st_mtime)
+            except OSError:
+                pass
+    return newest
+
+
+def process_start(pid):
+    """When a process started (seconds since the epoch), from /proc; None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, encoding="utf-8") as handle:
+            ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat", encoding="utf-8") as handle:
+            btime = next(int(line.split()[1]) for line in handle if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return btime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def slurmd_started(pid_file):
+    """(pid, start time) of this node's slurmd from its pid file, or (None, None) when it does not run."""
+    try:
+        with open(pid_file, encoding="utf-8") as handle:
+            pid = int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None, None
+    started = process_start(pid)
+    return (pid, started) if started is not None else (None, None)
+
+
+def reload_slurmd(record):
+    """Restart slurmd when its SPANK configuration changed after it started. Returns what was done."""
+    if not isinstance(record, dict) or not record.get("plugstack_conf"):
+        return {"restarted": False, "reason": "no SPANK configuration managed on this node"}
+    pid, started = slurmd_started(record.get("pid_file") or "/run/slurmd.pid")
+    if pid is None:
+        return {"restarted": False, "reason": "slurmd is not running"}
+    changed = newest_change(spank_files(record["plugstack_conf"]))
+    if changed <= started:
+        return {"restarted": False, "reason": "slurmd started after its SPANK configuration last changed"}
+    command = record.get("restart_command") or []
+    if not command:
+        return {"restarted": False, "reason": "SPANK configuration changed after slurmd started, and no restart "
+                "command is set (pyxis_slurmd_restart_command)"}
+    proc = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=120, start_new_session=True, check=False)
+    return {"restarted": proc.returncode == 0, "command": command, "rc": proc.returncode,
+            "output": proc.stdout[-2000:], "reason": "SPANK configuration changed after slurmd started"}
+
+
+# --------------------------------------------------------------------------- the local play
+
+
+def play_env(bundle, callback_file):
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_CONFIG": os.path.join(bundle, "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": os.path.join(bundle, "collections"),
+        "ANSIBLE_HOME": os.path.join(STATE_DIR, "ansible"),
+        "ANSIBLE_LOCAL_TEMP": os.path.join(STATE_DIR, "tmp"),
+        "ANSIBLE_REMOTE_TEMP": os.path.join(STATE_DIR, "tmp"),
+        "HPC_PCLUSTER_NODE_SETUP_RESULT": callback_file,
+        "HOME": env.get("HOME") or "/root",
+        # ansible-core refuses a non-UTF-8 locale; a node at boot may have none set.
+        "LC_ALL": "C.UTF-8",
+        "LANG": "C.UTF-8",
+        "PATH": SYSTEM_PATH + (":" + env["PATH"] if env.get("PATH") else ""),
+    })
+    return env
+
+
+def run_play(bundle, mode, node):
+    """Run the bundle's local play; returns (exit status, the result callback's record)."""
+    callback_file = os.path.join(STATE_DIR, "play.json")
+    try:
+        os.unlink(callback_file)
+    except FileNotFoundError:
+        pass
+    venv = os.path.join(bundle, "venv", "bin")
+    playbook = os.path.join(bundle, "collections", "ansible_collections", "hpc", "pcluster", "playbooks",
+                            "node_local.yml")
+    argv = [os.path.join(venv, "python"), os.path.join(venv, "ansible-playbook"), "-i", node + ",",
+            "-c", "local", playbook,
+            "-e", json.dumps({"node_setup_mode": mode, "node_setup_bundle_vars": os.path.join(bundle, "vars.yml"),
+                              "ansible_python_interpreter": os.path.join(venv, "python")})]
+    os.makedirs(os.path.dirname(LOG_FILE), mode=0o750, exist_ok=True)
+    with open(LOG_FILE, "a", encoding="utf-8") as log:
+        log.write("\n=== %s %s %s bundle %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S%z"), mode, node,
+                                                  os.path.basename(bundle)))
+        log.flush()
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                              env=play_env(bundle, callback_file), cwd=STATE_DIR, check=False)
+    os.chmod(LOG_FILE, 0o640)
+    return proc.returncode, load_json(callback_file)
+
+
+def tail(path, lines=15):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return "\n".join(handle.read().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def apply(bundle, manifest, mode, force):
+    node, current_boot = node_name(), boot_id()
+    result = {"node": node, "mode": mode, "bundle": manifest.get("id"), "boot_id": current_boot,
+              "started": time.time(), "log": LOG_FILE}
+    if mode == "fleet" and not force and up_to_date(load_json(os.path.join(STATE_DIR, "result.json")),
+                                                    manifest.get("id"), current_boot):
+        result.update(status="up-to-date", ok=0, changed=0, failed=0, changed_tasks=[])
+    else:
+        rc, play = run_play(bundle, mode, node)
+        stats = (play or {}).get("stats") or {}
+        result.update(rc=rc, ok=stats.get("ok", 0), changed=stats.get("changed", 0),
+                      failed=stats.get("failures", 0) + stats.get("unreachable", 0),
+                      changed_tasks=(play or {}).get("changed_tasks") or [])
+        if rc == 0 and play is not None:
+            result["status"] = "ok"
+        else:
+            result["status"] = "failed"
+            result["failed"] = max(result["failed"], 1)
+            failed_task = (play or {}).get("failed_task") or {}
+            result["failed_task"] = failed_task.get("task") or "ansible-playbook (exit status %d)" % rc
+            result["message"] = failed_task.get("msg") or tail(LOG_FILE)
+    if mode == "fleet":
+        result["slurmd"] = reload_slurmd(load_json(os.path.join(STATE_DIR, "slurmd.json")))
+        if result["slurmd"].get("rc") not in (None, 0):
+            result.update(status="failed", failed=max(result["failed"], 1), failed_task="restart slurmd",
+                          message=result["slurmd"].get("output", ""))
+    result["seconds"] = round(time.time() - result["started"], 2)
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("mode", choices=("boot", "fleet"))
+    parser.add_argument("--force", action="store_true", help="run the play even when the node is up to date")
+    args = parser.parse_args(argv)
+    bundle = os.path.dirname(os.path.realpath(__file__))
+    manifest = load_json(os.path.join(bundle, "manifest.json")) or {}
+    os.makedirs(os.path.join(STATE_DIR, "tmp"), mode=0o700, exist_ok=True)
+    with open(os.path.join(STATE_DIR, "lock"), "w", encoding="utf-8") as lock:
+        # A boot run and a fleet-wide run never overlap on one node.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = apply(bundle, manifest, args.mode, args.force)
+        write_json(os.path.join(STATE_DIR, "result.json"), result)
+    if args.mode == "fleet":
+        print("%s %s" % (RESULT_MARK, json.dumps(result, sort_keys=True)), flush=True)
+    else:
+        print("hpc-pcluster-node-setup: %s on %s: %s (ok=%s changed=%s failed=%s)%s; log %s" % (
+            args.mode, result["node"], result["status"], result.get("ok"), result.get("changed"),
+            result.get("failed"), ", failed task: %s" % result["failed_task"] if result.get("failed_task") else "",
+            LOG_FILE), flush=True)
+    return 0 if result["status"] != "failed" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
