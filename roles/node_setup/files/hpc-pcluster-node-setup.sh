@@ -22,7 +22,8 @@ set -uo pipefail
 
 dir=/opt/slurm/hpc-pcluster/node-setup
 wait_seconds=0
-state_dir=/var/lib/hpc-pcluster/node-setup
+# The node's own record of its setup (run.py reads the same variable).
+state_dir=${HPC_PCLUSTER_NODE_SETUP_STATE_DIR:-/var/lib/hpc-pcluster/node-setup}
 
 while [ $# -gt 0 ]; do
   case $1 in

@@ -35,8 +35,10 @@ import subprocess
 import sys
 import time
 
-STATE_DIR = "/var/lib/hpc-pcluster/node-setup"
-LOG_FILE = "/var/log/hpc-pcluster/node-setup.log"
+# The node's own record of its setup, and the play's log (another place, e.g. to try a bundle by hand: the
+# environment variables HPC_PCLUSTER_NODE_SETUP_STATE_DIR and HPC_PCLUSTER_NODE_SETUP_LOG).
+STATE_DIR = os.environ.get("HPC_PCLUSTER_NODE_SETUP_STATE_DIR") or "/var/lib/hpc-pcluster/node-setup"
+LOG_FILE = os.environ.get("HPC_PCLUSTER_NODE_SETUP_LOG") or "/var/log/hpc-pcluster/node-setup.log"
 RESULT_MARK = "HPC_PCLUSTER_NODE_SETUP_RESULT"
 SLURM_NODENAME_FILE = "/etc/parallelcluster/slurm_plugin/slurm_nodename"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/slurm/bin"
@@ -270,8 +272,8 @@ def main(argv=None):
     else:
         print("hpc-pcluster-node-setup: %s on %s: %s (ok=%s changed=%s failed=%s)%s; log %s" % (
             args.mode, result["node"], result["status"], result.get("ok"), result.get("changed"),
-            result.get("failed"), ", failed task: %s" % result["failed_task"] if result.get("failed_task") else "",
-            LOG_FILE), flush=True)
+            result.get("failed"), ", failed task: %s: %s" % (result["failed_task"], result.get("message", ""))
+            if result.get("failed_task") else "", LOG_FILE), flush=True)
     return 0 if result["status"] != "failed" else 1
 
 

@@ -1,0 +1,86 @@
+"""hpc.pcluster.node_setup_archive run in-process on directory trees and on this collection."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tarfile
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.hpc.pcluster.plugins.modules import node_setup_archive
+
+ROOT = pathlib.Path(__file__).resolve().parents[4]
+
+
+def run(capsys, check_mode=False, **args):
+    if check_mode:
+        args["_ansible_check_mode"] = True
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exit_info:
+            node_setup_archive.main()
+    return exit_info.value.code != 0, json.loads(capsys.readouterr().out)
+
+
+def tree(base):
+    (base / "roles" / "r" / "tasks").mkdir(parents=True)
+    (base / "galaxy.yml").write_text("namespace: hpc\nname: pcluster\n")
+    (base / "roles" / "r" / "tasks" / "main.yml").write_text("---\n")
+    (base / "run.py").write_text("print()\n")
+    (base / "run.py").chmod(0o755)
+    (base / "tests").mkdir()
+    (base / "tests" / "big.bin").write_bytes(b"x" * 1000)
+    (base / "roles" / "r" / "__pycache__").mkdir()
+    (base / "roles" / "r" / "__pycache__" / "m.cpython-312.pyc").write_bytes(b"\0")
+    (base / "collections" / "ansible_collections" / "hpc").mkdir(parents=True)
+    (base / "collections" / "ansible_collections" / "hpc" / "pcluster").symlink_to("../../..")
+    (base / "link.yml").symlink_to("galaxy.yml")
+    return base
+
+
+def test_same_files_same_bytes_wherever_and_whenever_they_are(capsys, tmp_path):
+    first, second = tree(tmp_path / "a"), tree(tmp_path / "b")
+    os.utime(second / "galaxy.yml", (0, 0))
+    _failed, one = run(capsys, src=str(first), dest_dir=str(tmp_path / "out1"))
+    _failed, two = run(capsys, src=str(second), dest_dir=str(tmp_path / "out2"))
+    assert one["changed"] and one["digest"] == two["digest"] and one["files"] == 3
+    assert pathlib.Path(one["path"]).read_bytes() == pathlib.Path(two["path"]).read_bytes()
+    assert pathlib.Path(one["path"]).name == "hpc-pcluster-%s.tar.gz" % one["digest"][:16]
+    with tarfile.open(one["path"]) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert sorted(members) == ["galaxy.yml", "roles/r/tasks/main.yml", "run.py"]
+    assert members["run.py"].mode == 0o755 and members["galaxy.yml"].mode == 0o644
+    assert {m.uid for m in members.values()} == {0} and len({m.mtime for m in members.values()}) == 1
+    _failed, again = run(capsys, src=str(first), dest_dir=str(tmp_path / "out1"))
+    assert not again["changed"] and again["path"] == one["path"]
+
+
+def test_content_or_mode_changes_the_digest(capsys, tmp_path):
+    base = tree(tmp_path / "a")
+    digests = [run(capsys, src=str(base), dest_dir=str(tmp_path / "out"))[1]["digest"]]
+    (base / "run.py").chmod(0o644)
+    digests.append(run(capsys, src=str(base), dest_dir=str(tmp_path / "out"))[1]["digest"])
+    (base / "galaxy.yml").write_text("namespace: hpc\nname: other\n")
+    digests.append(run(capsys, src=str(base), dest_dir=str(tmp_path / "out"))[1]["digest"])
+    assert len(set(digests)) == 3
+
+
+def test_check_mode_writes_nothing_and_a_directory_that_is_no_collection_is_refused(capsys, tmp_path):
+    base = tree(tmp_path / "a")
+    _failed, result = run(capsys, check_mode=True, src=str(base), dest_dir=str(tmp_path / "out"))
+    assert result["changed"] and not (tmp_path / "out").exists()
+    failed, result = run(capsys, src=str(tmp_path / "a" / "roles"), dest_dir=str(tmp_path / "out"))
+    assert failed and "holds neither galaxy.yml nor MANIFEST.json" in result["msg"]
+
+
+def test_this_collection_packs_its_roles_plugins_and_playbooks_and_nothing_of_the_checkout(capsys, tmp_path):
+    _failed, result = run(capsys, src=str(ROOT), dest_dir=str(tmp_path))
+    with tarfile.open(result["path"]) as tar:
+        names = tar.getnames()
+    assert "playbooks/node_local.yml" in names and "plugins/callback/node_setup_result.py" in names
+    assert "roles/node_setup/files/node_setup_run.py" in names and "roles/pyxis/tasks/main.yml" in names
+    assert not [n for n in names if n.split("/")[0] in ("tests", "sandbox", ".venv", "collections", ".git", "bench")]
+    assert not [n for n in names if "/molecule/" in n or n.endswith(".pyc")]
