@@ -30,6 +30,7 @@ import fcntl
 import glob
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -232,7 +233,10 @@ def apply(bundle, manifest, mode, force):
                                                     manifest.get("id"), current_boot):
         result.update(status="up-to-date", ok=0, changed=0, failed=0, changed_tasks=[])
     else:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         rc, play = run_play(bundle, mode, node)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result["cpu_seconds"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2)
         stats = (play or {}).get("stats") or {}
         result.update(rc=rc, ok=stats.get("ok", 0), changed=stats.get("changed", 0),
                       failed=stats.get("failures", 0) + stats.get("unreachable", 0),

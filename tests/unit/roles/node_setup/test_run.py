@@ -96,6 +96,7 @@ def test_boot_applies_the_bundle_and_records_the_outcome(tmp_path, node_env):
     result = json.loads((tmp_path / "state" / "result.json").read_text())
     assert result["status"] == "ok" and result["node"] == "node-7" and result["bundle"] == "b1"
     assert result["changed"] == 1 and result["failed"] == 0 and result["changed_tasks"] == ["Write the marker"]
+    assert result["cpu_seconds"] > 0.5  # the play's processes: ansible-playbook and its modules
     assert "hpc-pcluster-node-setup: boot on node-7: ok (ok=1 changed=1 failed=0)" in proc.stdout
     assert "TASK [Write the marker]" in (tmp_path / "log" / "node-setup.log").read_text()
 
