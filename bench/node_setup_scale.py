@@ -115,8 +115,8 @@ def report(sizes, runs, samples, node_seconds, cpu):
     print()
     print("Node setup of the compute nodes, median of %d interleaved runs (wall seconds, ratio to %d node(s))"
           % (runs, first))
-    print("%-6s %-22s %-22s %-22s %-24s %s" % ("nodes", "slurm (forced)", "ssh", "slurm, up to date",
-                                                "slowest node's play", "deploy.yml, no-op"))
+    columns = ("nodes", "slurm (forced)", "ssh", "slurm, up to date", "slowest node's play", "deploy.yml, no-op")
+    print("%-6s %-22s %-22s %-22s %-24s %s" % columns)
     for size in sizes:
         cells = ["%.1f (%.2fx)" % (med(size, mode), med(size, mode) / med(first, mode))
                  for mode in ("slurm", "ssh", "slurm_up_to_date")]
@@ -128,8 +128,8 @@ def report(sizes, runs, samples, node_seconds, cpu):
     cores = os.cpu_count() or 1
     per_node = statistics.median(cpu[first]) if cpu.get(first) else 0.0
     print("one node's play costs %.1f CPU s (median); %d nodes at once need %.0f CPU s from this machine's %d cores, "
-          "at least %.1f s of wall time however the plays are started" % (per_node, last, per_node * last, cores,
-                                                                        per_node * last / cores))
+          "at least %.1f s of wall time however the plays are started"
+          % (per_node, last, per_node * last, cores, per_node * last / cores))
     for mode, label in (("slurm", "Slurm path, forced"), ("ssh", "SSH path"), ("slurm_up_to_date", "Slurm path, up to date")):
         print("%-24s %d/%d nodes: %.2fx" % (label, last, first, med(last, mode) / med(first, mode)))
     goal = med(last, "slurm_up_to_date") / med(first, "slurm_up_to_date")

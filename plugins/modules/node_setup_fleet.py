@@ -109,7 +109,6 @@ summary:
 
 import json
 import os
-import subprocess
 import threading
 import time
 
@@ -196,23 +195,16 @@ def srun_argv(srun, partition, nodes, params):
                 ["--force"] if params["force"] else [])
 
 
-def run_jobs(srun, targets, params):
-    """One srun per partition, all at once; returns the jobs and every node's result."""
+def run_jobs(run_command, srun, targets, params):
+    """One srun per partition, all at once (run_command: AnsibleModule.run_command); the jobs and every node's
+    result. Each job ends by Slurm's time limit at the latest (srun --time, --immediate)."""
     jobs, threads = [], []
-    limit = params["time_limit_minutes"] * 60 + params["allocation_wait_seconds"] + 60
 
     def run(partition, nodes):
-        job = {"partition": partition, "nodes": nodes}
         started = time.time()
-        try:
-            proc = subprocess.run(srun_argv(srun, partition, nodes, params), stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                                  timeout=limit, check=False)
-            job.update(rc=proc.returncode, stdout=proc.stdout, stderr=proc.stderr[-4000:])
-        except subprocess.TimeoutExpired as err:
-            job.update(rc=None, stdout=err.stdout or "", stderr="srun did not end within %d s" % limit)
-        job["seconds"] = round(time.time() - started, 2)
-        jobs.append(job)
+        rc, out, err = run_command(srun_argv(srun, partition, nodes, params))
+        jobs.append({"partition": partition, "nodes": nodes, "rc": rc, "stdout": out, "stderr": err[-4000:],
+                     "seconds": round(time.time() - started, 2)})
 
     for partition, nodes in targets.items():
         thread = threading.Thread(target=run, args=(partition, nodes))
@@ -250,12 +242,12 @@ def main():
         module.fail_json(msg="sinfo failed (%d): %s" % (rc, err.strip() or out.strip()))
     targets, left_out = plan(out.splitlines(), params["partitions"])
     result = dict(changed=False, nodes=[], failed_nodes=[], left_out=left_out, jobs=[], summary=[],
-                  targets={p: n for p, n in targets.items()})
+                  targets=dict(targets))
     if not targets or module.check_mode:
         result["summary"] = ["would set up %s (partition %s)" % (", ".join(n), p) for p, n in targets.items()] \
             if module.check_mode else ["no compute node is up and free"]
         module.exit_json(**result)
-    jobs, results = run_jobs(srun, targets, params)
+    jobs, results = run_jobs(module.run_command, srun, targets, params)
     nodes = [results[name] for name in sorted(results)]
     result.update(jobs=jobs, nodes=nodes, summary=[summary_line(r) for r in nodes],
                   failed_nodes=[r["node"] for r in nodes if r.get("status") == "failed"],

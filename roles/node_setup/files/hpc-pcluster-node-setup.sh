@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # hpc.pcluster node setup: a step of AWS ParallelCluster's OnNodeConfigured
 # sequence (CustomActions of a queue), run as root on every compute node when
 # it boots - static nodes, dynamic nodes powered up for a job, nodes that

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: hpc.pcluster contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Apply a node-setup bundle to the node this runs on (the bundle's run.py).

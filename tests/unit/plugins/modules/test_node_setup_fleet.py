@@ -66,3 +66,24 @@ def test_results_are_read_from_marked_lines_only():
               "message": "Destination\n directory missing", "seconds": 3}
     assert fleet.summary_line(failed) == ("b: failed (ok=0 changed=0 failed=1, 3 s); failed task: Write enroot.conf: "
                                           "Destination directory missing")
+
+
+def test_jobs_run_per_partition_and_a_node_without_a_result_fails_with_the_job_error():
+    calls = []
+
+    def run_command(argv):
+        calls.append(argv)
+        partition = argv[1].split("=", 1)[1]
+        if partition == "cpu":
+            return 1, "", "srun: error: Unable to allocate resources: Requested nodes are busy"
+        line = json.dumps({"node": "a", "status": "ok", "ok": 3, "changed": 0, "failed": 0})
+        return 1, "%s %s\n" % (fleet.RESULT_MARK, line), "srun: error: b: task 1: Exited with exit code 1"
+
+    params = {"bundle_dir": "/b", "job_name": "j", "time_limit_minutes": 5, "allocation_wait_seconds": 10,
+              "force": False}
+    jobs, results = fleet.run_jobs(run_command, "srun", {"gpu": ["a", "b"], "cpu": ["c"]}, params)
+    assert sorted(argv[1] for argv in calls) == ["--partition=cpu", "--partition=gpu"]
+    assert [job["partition"] for job in jobs] == ["cpu", "gpu"] and all("stdout" not in job for job in jobs)
+    assert results["a"]["status"] == "ok"
+    assert results["b"]["status"] == "failed" and "task 1: Exited with exit code 1" in results["b"]["message"]
+    assert results["c"]["failed_task"] == "srun" and "Requested nodes are busy" in results["c"]["message"]

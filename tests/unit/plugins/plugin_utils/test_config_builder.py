@@ -13,7 +13,7 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import re
 from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems import merge_problems, variable_for
 from ansible_collections.hpc.pcluster.plugins.module_utils.config_schema import schema_problems
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config
-from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_setup_step import BOOT_SCRIPT_PATH, boot_script_sha256
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_setup_step import boot_script_sha256
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import role_options
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "guide"))
