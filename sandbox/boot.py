@@ -26,7 +26,9 @@ def node_layout(state_dir: Path, state: dict, name: str) -> dict:
             "binds": [(str(state_dir / "logs"), f"{inside}/logs", "rw"),
                       (str(state_dir / "nodes" / name), f"{inside}/node", "ro"),
                       (str(state_dir / "ssh" / "authorized_keys"), f"{inside}/authorized_keys", "ro"),
-                      (str(HERE / "bin"), f"{inside}/bin", "ro")]}
+                      (str(HERE / "bin"), f"{inside}/bin", "ro"),
+                      # Slurm's ResumeProgram and SuspendProgram hand requests to the fleet stand-in here.
+                      (str(state_dir / "fleet"), f"{inside}/fleet", "rw")]}
 
 
 def start_holders(state_dir: Path, state: dict, p: dict, save) -> tuple[int, list]:

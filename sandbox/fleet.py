@@ -21,6 +21,16 @@ the sandbox's region and of every region holding ParallelCluster's default bucke
 so clusters that tests register with sandbox/moto_cluster.py move on too.
 
 Each transition is logged as one line ``<time> <region> <cluster> <from> -> <to>``.
+
+With ``--state-dir`` it also does what ParallelCluster's slurm_resume, slurm_suspend and
+clustermgtd do to compute node instances (instances.py): Slurm's ResumeProgram and SuspendProgram
+(``sandbox/bin/slurm-resume``, ``slurm-suspend``) and ``sandbox.py replace-node`` leave requests in
+``<state>/fleet/requests/`` (``resume <hostlist>``, ``suspend <hostlist>``, ``replace <node>``); each
+node of a request is handled in a thread of its own - launched and booted (its OnNodeConfigured
+sequence, then slurmd), terminated, or terminated and launched again - and the outcome written to
+``<state>/fleet/done/<request>.json``. A node whose bootstrap fails is terminated and set DOWN in Slurm
+with the reason, as ParallelCluster does. One log line per step.
+
 The process exits by itself when the head node's holder process is gone.
 Started by `sandbox.py up`, stopped by `sandbox.py down`.
 """
@@ -29,10 +39,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -109,6 +122,77 @@ class Slurm:
                                                       for n in self.nodes)
 
 
+class NodeRequests:
+    """Requests to power nodes up or down or to replace them (ResumeProgram, SuspendProgram, replace-node)."""
+
+    def __init__(self, state_dir: Path):
+        self.state_dir = state_dir
+        self.requests = state_dir / "fleet" / "requests"
+        self.done = state_dir / "fleet" / "done"
+        self.lock = threading.Lock()
+
+    def poll(self) -> None:
+        for path in sorted(self.requests.glob("*.req")):
+            taken = path.with_suffix(".taken")
+            try:
+                path.rename(taken)
+            except OSError:
+                continue
+            words = taken.read_text().split()
+            threading.Thread(target=self.handle, args=(taken, words), daemon=True).start()
+
+    def handle(self, taken: Path, words: list) -> None:
+        import instances  # pylint: disable=import-outside-toplevel
+        action, target = (words + ["", ""])[:2]
+        outcome = {"request": taken.stem, "action": action, "target": target, "nodes": {}}
+        try:
+            with self.lock:  # one request at a time reads and writes the state files
+                cluster = instances.Cluster(self.state_dir)
+            names = cluster.hostnames(target) if action in ("resume", "suspend") else [target]
+            threads = [threading.Thread(target=self.node, args=(cluster, action, name, outcome)) for name in names]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        except Exception as exc:  # pylint: disable=broad-except  # reported in the outcome, the stand-in goes on
+            outcome["error"] = f"{exc}"
+            log(f"{action} {target}: {traceback.format_exc()}")
+        self.done.mkdir(parents=True, exist_ok=True)
+        tmp = self.done / f".{taken.stem}.tmp"
+        tmp.write_text(json.dumps(outcome, indent=2, sort_keys=True) + "\n")
+        tmp.replace(self.done / f"{taken.stem}.json")
+        taken.unlink(missing_ok=True)
+
+    def node(self, cluster, action: str, name: str, outcome: dict) -> None:
+        import custom_actions  # pylint: disable=import-outside-toplevel
+        import instances  # pylint: disable=import-outside-toplevel
+        started = time.monotonic()
+        result = {"action": action}
+        outcome["nodes"][name] = result
+        try:
+            if action == "suspend":
+                instances.terminate(cluster, name, keep_network=False)
+            else:
+                if action == "replace":
+                    cluster.slurm("scontrol", "update", f"NodeName={name}", "State=DOWN",
+                                  "Reason=sandbox: the instance is being replaced")
+                    instances.terminate(cluster, name, keep_network=True)
+                pid = instances.launch(cluster, name)
+                log(f"{action} {name}: instance launched, booting (holder {pid})")
+                result["boot"] = instances.boot(cluster, name, pid)
+            result["ok"] = True
+        except custom_actions.ActionFailed as failure:
+            result.update(ok=False, error=str(failure))
+            instances.terminate(cluster, name, keep_network=not cluster.node(name).get("dynamic"))
+            cluster.slurm("scontrol", "update", f"NodeName={name}", "State=DOWN",
+                          f"Reason=bootstrap failure: {failure.stage} OnNodeConfigured script {failure.step}")
+        except Exception as exc:  # pylint: disable=broad-except  # reported in the outcome
+            result.update(ok=False, error=f"{exc}")
+            log(f"{action} {name}: {traceback.format_exc()}")
+        result["seconds"] = round(time.monotonic() - started, 2)
+        log(f"{action} {name}: {'done' if result['ok'] else 'FAILED: ' + result['error']} in {result['seconds']} s")
+
+
 class FleetStandIn:
     def __init__(self, args):
         self.endpoint_url = args.endpoint_url
@@ -120,6 +204,7 @@ class FleetStandIn:
         self.tables = {(self.region, TABLE_PREFIX + self.cluster_name)}
         self.bucket_regions = {}
         self.last_discovery = 0.0
+        self.node_requests = NodeRequests(Path(args.state_dir)) if args.state_dir else None
 
     def ddb(self, region):
         return moto_cluster.client("dynamodb", self.endpoint_url, region)
@@ -190,6 +275,11 @@ class FleetStandIn:
             if self.slurm is not None and not self.slurm.alive():
                 log("the head node is gone; exiting")
                 return 0
+            if self.node_requests is not None:
+                try:
+                    self.node_requests.poll()
+                except OSError as exc:
+                    log(f"node requests: {exc}")
             try:
                 if time.monotonic() - self.last_discovery >= self.discover_every:
                     self.discover()
@@ -212,6 +302,7 @@ def main(argv=None) -> int:
     parser.add_argument("--head-pid", type=int, help="holder process of the head node (Slurm actions)")
     parser.add_argument("--partition", default="compute-gpu")
     parser.add_argument("--nodes", default="", help="the static compute nodes, comma-separated")
+    parser.add_argument("--state-dir", help="the sandbox's state dir: handle its node requests (see above)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
     parser.add_argument("--discover-every", type=float, default=3.0,
                         help="seconds between looks for other clusters' tables")

@@ -218,6 +218,52 @@ def upload_node_setup_scripts(endpoint_url: str, region: str, config: dict, scri
     return written
 
 
+def registered_config(endpoint_url: str, region: str, cluster_name: str) -> dict:
+    """The cluster config registered for cluster_name (what ParallelCluster's nodes read as theirs)."""
+    cfn = client("cloudformation", endpoint_url, region)
+    stack = cfn.describe_stacks(StackName=cluster_name)["Stacks"][0]
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+    body = client("s3", endpoint_url, region).get_object(
+        Bucket=params["ResourcesS3Bucket"], Key=f"{params['ArtifactS3RootDirectory']}/configs/cluster-config.yaml",
+        VersionId=params["ConfigVersion"])["Body"].read()
+    return yaml.safe_load(body)
+
+
+def compute_instance_up(endpoint_url: str, region: str, cluster_name: str, ip: str, node_name: str) -> str:
+    """The running compute instance of node_name at ip: its stopped instance started again, else a new one like
+    the cluster's registered compute instances (image, type, subnet, security groups, tags).
+
+    ParallelCluster launches a new instance each time (a dynamic node powered up, a static node replaced); moto
+    keeps a terminated instance's address in use, so the sandbox stops instances and starts them again, and the
+    instance id stays the node's. ParallelCluster and the inventory list running instances only either way."""
+    ec2 = client("ec2", endpoint_url, region)
+    found = [i for r in ec2.describe_instances(Filters=[
+        {"Name": "tag:parallelcluster:cluster-name", "Values": [cluster_name]},
+        {"Name": "tag:parallelcluster:node-type", "Values": ["Compute"]}])["Reservations"] for i in r["Instances"]
+        if i["State"]["Name"] != "terminated"]
+    mine = [i for i in found if {"Key": "parallelcluster:node-name", "Value": node_name} in i.get("Tags", [])]
+    if mine:
+        ec2.start_instances(InstanceIds=[mine[0]["InstanceId"]])
+        return mine[0]["InstanceId"]
+    if not found:
+        raise RuntimeError(f"cluster {cluster_name} has no compute instance in moto to launch another like")
+    like = found[0]
+    tags = {t["Key"]: t["Value"] for t in like.get("Tags", []) if not t["Key"].startswith("aws:")}
+    tags["parallelcluster:node-name"] = node_name
+    kwargs = {"ImageId": like["ImageId"], "MinCount": 1, "MaxCount": 1, "InstanceType": like["InstanceType"],
+              "SubnetId": like["SubnetId"], "PrivateIpAddress": ip,
+              "TagSpecifications": [{"ResourceType": "instance", "Tags": _tags(tags)}]}
+    groups = [g["GroupId"] for g in like.get("SecurityGroups", [])]
+    if groups:
+        kwargs["SecurityGroupIds"] = groups
+    return ec2.run_instances(**kwargs)["Instances"][0]["InstanceId"]
+
+
+def compute_instance_down(endpoint_url: str, region: str, instance_id: str) -> None:
+    """Stop a compute instance (see compute_instance_up)."""
+    client("ec2", endpoint_url, region).stop_instances(InstanceIds=[instance_id])
+
+
 def fsx_standins(endpoint_url: str, region: str, vpc_id: str, subnet_id: str, security_group_id: str,
                  lustre_id: str, openzfs_volume_id: str, openzfs_file_system_id: str = "fs-0123456789abcdef1") -> dict:
     """The contents of moto_server.py's SANDBOX_FSX_PATH file: an existing FSx for Lustre file

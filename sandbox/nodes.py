@@ -16,12 +16,21 @@ import subprocess
 import time
 from pathlib import Path
 
+from rootfs import NODE_SANDBOX_DIR
+
 QUEUE = "compute-gpu"
 COMPUTE_RESOURCE = "distributed-ml"
 SLURM_JOB_COMPLETIONS = "/home/slurm/slurm-job-completions.txt"
 
 # Routing protocol number marking the sandbox's routes in the root namespace (ip route ... proto N).
 ROUTE_PROTO = 177
+# Power saving of the dynamic nodes (seconds): a boot applies the node-setup bundle, which takes a while on a
+# busy machine; idle dynamic nodes power down after ParallelCluster's default ScaledownIdletime (10 minutes;
+# ParallelCluster turns ScaledownIdletime -1 into SuspendTime=-1, which in Slurm 22.05 turns power saving off).
+RESUME_TIMEOUT = 900
+SUSPEND_TIME = 600
+RESUME_PROGRAM = f"{NODE_SANDBOX_DIR}/bin/slurm-resume"
+SUSPEND_PROGRAM = f"{NODE_SANDBOX_DIR}/bin/slurm-suspend"
 
 
 def run(argv, check=True, **kwargs):
@@ -42,8 +51,9 @@ def ip_add(base: str, offset: int) -> str:
     return str(ipaddress.ip_address(base) + offset)
 
 
-def plan(index: int, compute_nodes: int, gpus_per_node: int, cluster_name: str) -> dict:
-    """Addresses and names of one sandbox instance (index chosen by the caller)."""
+def plan(index: int, compute_nodes: int, gpus_per_node: int, cluster_name: str, dynamic_nodes: int = 0) -> dict:
+    """Addresses and names of one sandbox instance (index chosen by the caller): static compute nodes
+    (computes, started by up) and dynamic ones (dynamic, powered up by the fleet stand-in)."""
     net = f"10.{100 + index}"
     head_ip = f"{net}.0.10"
     computes = []
@@ -54,6 +64,9 @@ def plan(index: int, compute_nodes: int, gpus_per_node: int, cluster_name: str) 
             "netns": f"pcsbx{index}-c{k}",
             "veth": f"c{k}",
         })
+    dynamic = [{"name": f"{QUEUE}-dy-{COMPUTE_RESOURCE}-{k}", "ip": ip_add(f"{net}.17.0", 10 + k),
+                "netns": f"pcsbx{index}-d{k}", "veth": f"d{k}", "dynamic": True}
+               for k in range(1, dynamic_nodes + 1)]
     return {
         "index": index,
         "cluster_name": cluster_name,
@@ -65,6 +78,7 @@ def plan(index: int, compute_nodes: int, gpus_per_node: int, cluster_name: str) 
         "host_veth": f"pcsbx{index}up",
         "head": {"name": f"ip-{head_ip.replace('.', '-')}", "ip": head_ip, "netns": f"pcsbx{index}-head"},
         "computes": computes,
+        "dynamic": dynamic,
         "gpus_per_node": gpus_per_node,
         "netns_prefix": f"pcsbx{index}-",
     }
@@ -104,19 +118,38 @@ def setup_network(p: dict, head_pid: int, compute_pids: list) -> None:
         f"link set {p['host_veth']} up\n"
         f"route add {head['ip']}/32 dev {p['host_veth']} src {p['host_ip']} proto {ROUTE_PROTO}\n"))
     for node, pid in zip(p["computes"], compute_pids):
-        run(["ip", "link", "add", "name", node["veth"], "netns", str(head_pid), "type", "veth",
-             "peer", "name", "eth0", "netns", str(pid)])
+        _add_veth(node, head_pid, pid)
     batch = ["link set lo up", "link add br0 type bridge", "link set br0 up",
              f"addr add {head['ip']}/{p['prefix_len']} dev br0", "link set up0 up",
              f"route add {p['host_ip']}/32 dev up0"]
     for node in p["computes"]:
-        batch += [f"link set {node['veth']} master br0", f"link set {node['veth']} up"]
+        batch += _bridge_commands(node)
     run(nsenter(head_pid, ["ip", "-b", "-"]), input="\n".join(batch) + "\n")
     for node, pid in zip(p["computes"], compute_pids):
-        run(nsenter(pid, ["ip", "-b", "-"]), input=(
-            f"link set lo up\naddr add {node['ip']}/{p['prefix_len']} dev eth0\nlink set eth0 up\n"))
+        run(nsenter(pid, ["ip", "-b", "-"]), input=_node_commands(p, node))
     for node, pid in [(head, head_pid)] + list(zip(p["computes"], compute_pids)):
         run(["ip", "netns", "attach", node["netns"], str(pid)])
+
+
+def connect_compute(p: dict, head_pid: int, node: dict, pid: int) -> None:
+    """The network of one compute node started after the others (a dynamic node powered up)."""
+    _add_veth(node, head_pid, pid)
+    run(nsenter(head_pid, ["ip", "-b", "-"]), input="\n".join(_bridge_commands(node)) + "\n")
+    run(nsenter(pid, ["ip", "-b", "-"]), input=_node_commands(p, node))
+    run(["ip", "netns", "attach", node["netns"], str(pid)])
+
+
+def _add_veth(node: dict, head_pid: int, pid: int) -> None:
+    run(["ip", "link", "add", "name", node["veth"], "netns", str(head_pid), "type", "veth",
+         "peer", "name", "eth0", "netns", str(pid)])
+
+
+def _bridge_commands(node: dict) -> list:
+    return [f"link set {node['veth']} master br0", f"link set {node['veth']} up"]
+
+
+def _node_commands(p: dict, node: dict) -> str:
+    return f"link set lo up\naddr add {node['ip']}/{p['prefix_len']} dev eth0\nlink set eth0 up\n"
 
 
 # --------------------------------------------------------------------------- files
@@ -178,6 +211,7 @@ def slurm_conf(p: dict, log_dir: str, config: dict | None = None) -> str:
         "GresTypes=gpu",
         "MessageTimeout=30",
     ]
+    lines += power_saving(p)
     lines = [line for line in lines if line.split("=", 1)[0].lower() not in overridden]
     lines = ["# Slurm configuration of the sandbox cluster, laid out like AWS ParallelCluster's",
              "# /opt/slurm/etc/slurm.conf (also visible as /etc/slurm/slurm.conf on every node)."] + lines
@@ -185,9 +219,12 @@ def slurm_conf(p: dict, log_dir: str, config: dict | None = None) -> str:
         lines.append("# What the cluster config asks for: ScaledownIdletime, CustomSlurmSettings.")
         lines += [f"{key}={value}" for key, value in settings]
     names = []
-    for node in p["computes"]:
+    for node in p["computes"] + p.get("dynamic", []):
+        # Dynamic nodes are CLOUD nodes, powered down until Slurm's ResumeProgram brings them up; jobs go to
+        # the static ones first (ParallelCluster's StaticNodePriority 1, DynamicNodePriority 1000).
+        state = "CLOUD Weight=1000" if node.get("dynamic") else "UNKNOWN" + (" Weight=1" if p.get("dynamic") else "")
         lines.append(f"NodeName={node['name']} NodeHostname={node['name']} NodeAddr={node['ip']} "
-                     f"CPUs={cpus}{gres} State=UNKNOWN")
+                     f"CPUs={cpus}{gres} State={state}")
         names.append(node["name"])
     exclusive = " OverSubscribe=EXCLUSIVE" if config_queue(config).get("JobExclusiveAllocation") else ""
     lines.append(f"PartitionName={QUEUE} Nodes={','.join(names)} Default=YES MaxTime=INFINITE State=UP{exclusive}")
@@ -222,19 +259,40 @@ def apply_cluster_config(opt_slurm: str, head_pid: int, p: dict, log_dir: str, c
     wait_idle(head_pid, len(p["computes"]))
 
 
+def power_saving(p: dict) -> list:
+    """Slurm's power saving for the dynamic nodes, as ParallelCluster sets it up: its ResumeProgram and
+    SuspendProgram (slurm_resume, slurm_suspend) are the sandbox's fleet stand-in here."""
+    if not p.get("dynamic"):
+        return []
+    return [
+        "# Dynamic nodes: Slurm hands the nodes to power up or down to the fleet stand-in (sandbox/fleet.py).",
+        f"ResumeProgram={RESUME_PROGRAM}",
+        f"SuspendProgram={SUSPEND_PROGRAM}",
+        f"ResumeTimeout={RESUME_TIMEOUT}",
+        f"SuspendTime={SUSPEND_TIME}",
+        "SuspendTimeout=30",
+        f"SuspendExcNodes={','.join(n['name'] for n in p['computes'])}",
+        "SlurmctldParameters=idle_on_node_suspend",
+        # Powered-down nodes are listed (idle~), as on ParallelCluster.
+        "PrivateData=cloud",
+        # No node relays another's messages: a powered-down node cannot.
+        "TreeWidth=65533",
+    ]
+
+
 def gres_conf(p: dict) -> str:
     lines = ["AutoDetect=off"]
     g = p["gpus_per_node"]
     if g:
         files = "/dev/nvidia0" if g == 1 else f"/dev/nvidia[0-{g - 1}]"
-        for node in p["computes"]:
+        for node in p["computes"] + p.get("dynamic", []):
             lines.append(f"NodeName={node['name']} Name=gpu File={files}")
     return "\n".join(lines) + "\n"
 
 
 def hosts_file(p: dict) -> str:
     lines = ["127.0.0.1 localhost", f"{p['head']['ip']} {p['head']['name']}"]
-    lines += [f"{n['ip']} {n['name']}" for n in p["computes"]]
+    lines += [f"{n['ip']} {n['name']}" for n in p["computes"] + p.get("dynamic", [])]
     return "\n".join(lines) + "\n"
 
 
@@ -333,7 +391,9 @@ def wait_idle(head_pid: int, count: int, timeout=30.0) -> str:
     while time.monotonic() < deadline:
         r = run(nsenter(head_pid, ["sinfo", "--noheader", "-p", QUEUE, "-N", "-o", "%N %t"]), check=False)
         out = r.stdout.strip()
-        states = [line.split()[1] for line in out.splitlines() if len(line.split()) == 2]
+        # Powered-down dynamic nodes (idle~) are not started by up.
+        states = [line.split()[1] for line in out.splitlines() if len(line.split()) == 2
+                  and not line.split()[1].endswith("~")]
         if len(states) == count and all(s == "idle" for s in states):
             return out
         time.sleep(0.1)
@@ -386,9 +446,10 @@ def namespace_inodes(pids: list):
     return net, mnt
 
 
-def kill_all(holder_pids: list, netns_names: list, timeout=5.0) -> list:
-    """Kill every process living in the sandbox's namespaces, then the holders.
-    Returns the pids that survived SIGKILL (should be none)."""
+def kill_all(holder_pids: list, netns_names: list, timeout=5.0, keep_netns=False) -> list:
+    """Kill every process living in the sandbox's namespaces, then the holders; delete the named network
+    namespaces unless keep_netns (a node started again in the same one). Returns the pids that survived
+    SIGKILL (should be none)."""
     net, mnt = namespace_inodes([p for p in holder_pids if p])
     for name in netns_names:
         try:
@@ -413,7 +474,7 @@ def kill_all(holder_pids: list, netns_names: list, timeout=5.0) -> list:
         victims |= set(processes_in(net, mnt))
         if not victims:
             break
-    for name in netns_names:
+    for name in netns_names if not keep_netns else []:
         if os.path.exists(f"/run/netns/{name}"):
             run(["ip", "netns", "delete", name], check=False)
     return sorted(victims)

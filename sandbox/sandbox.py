@@ -483,7 +483,7 @@ def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dic
         "cluster_config_compute_node_bootstrap_script": seed["compute_node_bootstrap_script"],
         "cluster_config_compute_instance_type": "g5.8xlarge",
         "cluster_config_compute_min_count": n,
-        "cluster_config_compute_max_count": n,
+        "cluster_config_compute_max_count": n + len(p["dynamic"]),
         "cluster_config_output_path": str(state_dir / "cluster-config.yaml"),
         # moto cannot dry-run launch templates: every ParallelCluster dryrun of the sandbox skips these two.
         "cluster_config_suppress_validators": SUPPRESS_VALIDATORS,
@@ -520,6 +520,8 @@ def up(args) -> int:
         teardown(state_dir, existing)
     if args.compute_nodes < 1:
         raise SandboxError(f"--compute-nodes must be at least 1 (got {args.compute_nodes})")
+    if not 0 <= args.dynamic_nodes <= 200:
+        raise SandboxError(f"--dynamic-nodes must be between 0 and 200 (got {args.dynamic_nodes})")
     if args.gpus_per_node < 0:
         raise SandboxError(f"--gpus-per-node must be 0 or more (got {args.gpus_per_node})")
     import ami
@@ -539,11 +541,11 @@ def up(args) -> int:
     with Registry() as reg:
         index = reg.claim(str(state_dir))
         reg.note_created([], not os.path.isdir("/run/netns"))
-    p = nodes.plan(index, args.compute_nodes, args.gpus_per_node, args.cluster_name)
+    p = nodes.plan(index, args.compute_nodes, args.gpus_per_node, args.cluster_name, args.dynamic_nodes)
     state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(state_dir, 0o700)
-    for sub in ("logs", "ssh", "nodes", "roots", "shared", "cp", "ansible-tmp"):
-        (state_dir / sub).mkdir(exist_ok=True)
+    for sub in ("logs", "ssh", "nodes", "roots", "shared", "cp", "ansible-tmp", "fleet/requests"):
+        (state_dir / sub).mkdir(parents=True, exist_ok=True)
     state = {
         "status": "starting",
         "up_pid": os.getpid(),
@@ -558,11 +560,15 @@ def up(args) -> int:
         "host_veth": p["host_veth"],
         "vpc_cidr": p["vpc_cidr"],
         "netns_prefix": p["netns_prefix"],
-        "netns": [p["head"]["netns"]] + [c["netns"] for c in p["computes"]],
+        "netns": [p["head"]["netns"]] + [c["netns"] for c in p["computes"] + p["dynamic"]],
         "compute_nodes": [c["name"] for c in p["computes"]],
+        # Powered up on demand by the fleet stand-in (instances.py records them in fleet/nodes.json).
+        "dynamic_count": len(p["dynamic"]),
+        "dynamic_nodes": [c["name"] for c in p["dynamic"]],
         "compute_ips": [c["ip"] for c in p["computes"]],
         "nodes": [{"name": p["head"]["name"], "ip": p["head"]["ip"], "netns": p["head"]["netns"], "role": "head"}]
-        + [{"name": c["name"], "ip": c["ip"], "netns": c["netns"], "role": "compute"} for c in p["computes"]],
+        + [{"name": c["name"], "ip": c["ip"], "netns": c["netns"], "role": "compute"} for c in p["computes"]]
+        + [{"name": c["name"], "ip": c["ip"], "netns": c["netns"], "role": "dynamic"} for c in p["dynamic"]],
         "gpus_per_node": args.gpus_per_node,
         "queue": nodes.QUEUE,
         "compute_resource": nodes.COMPUTE_RESOURCE,
@@ -598,7 +604,8 @@ def start_fleet(state_dir: Path, state: dict, head_pid: int) -> subprocess.Popen
         return subprocess.Popen(
             [sys.executable, str(HERE / "fleet.py"), "--endpoint-url", state["endpoint_url"], "--region",
              state["region"], "--cluster-name", state["cluster_name"], "--head-pid", str(head_pid),
-             "--partition", state["queue"], "--nodes", ",".join(state["compute_nodes"])],
+             "--partition", state["queue"], "--nodes", ",".join(state["compute_nodes"]),
+             "--state-dir", str(state_dir)],
             stdin=subprocess.DEVNULL, stdout=flog, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -633,6 +640,7 @@ def ami_layers_in_use() -> set:
 
 def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     import boot
+    import instances
     import container_chain
     import moto_cluster
     import netbench
@@ -686,6 +694,11 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
                    "# Written by sandbox/sandbox.py up: the sandbox's network, measured.\n"
                    + yaml_dump(netbench.verify_vars(state["network"], SANDBOX_MPI_MIN_FRACTION)), 0o600)
         timings["network_measured"] = time.monotonic() - started
+    save_state(state_dir, state)
+    instances.known_hosts_of_dynamic_nodes(state_dir, state)
+    # As a create does: every static compute node runs its OnNodeConfigured sequence.
+    state["first_boot"] = instances.first_boot(state_dir)
+    timings["first_boot"] = time.monotonic() - started
     state["fleet_pid"] = start_fleet(state_dir, state, head_pid).pid
     state["cluster_config_path"] = str(state_dir / "cluster-config.yaml")
     state["status"] = "running"
@@ -731,7 +744,7 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
         if state.get("created_state_dir", True) and not keep_logs:
             shutil.rmtree(state_dir, ignore_errors=True)
         else:
-            ours = ["ssh", "nodes", "roots", "shared", "build", "cp", "ansible-tmp", "inventory", "env.sh", "state.json",
+            ours = ["ssh", "nodes", "roots", "shared", "fleet", "build", "cp", "ansible-tmp", "inventory", "env.sh", "state.json",
                     "moto-amis.json", "moto-fsx.json", "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
             for sub in ours:
                 path = state_dir / sub
@@ -814,11 +827,32 @@ def status(args) -> int:
     return 0 if h["running"] else EXIT_NOT_RUNNING
 
 
+def replace_node(args) -> int:
+    """Hand a replacement to the fleet stand-in and wait for its outcome (printed as JSON)."""
+    check_platform()
+    import instances
+    state_dir = Path(args.state_dir).resolve()
+    state = load_state(state_dir)
+    if state is None or not health(state)["running"]:
+        raise SandboxError(f"no running sandbox in {state_dir}")
+    if args.node not in state["compute_nodes"]:
+        raise SandboxError(f"{args.node} is not a static compute node of this sandbox "
+                           f"({', '.join(state['compute_nodes'])})")
+    try:
+        outcome = instances.request(state_dir, "replace", args.node, args.timeout)
+    except RuntimeError as exc:
+        raise SandboxError(str(exc)) from None
+    print(json.dumps(outcome, indent=2, sort_keys=True))
+    return 0 if outcome["nodes"].get(args.node, {}).get("ok") else EXIT_FAILED
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="sandbox.py", description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="start moto and the Slurm cluster, register the cluster")
     p_up.add_argument("--compute-nodes", type=int, default=2, help="static compute nodes (default 2)")
+    p_up.add_argument("--dynamic-nodes", type=int, default=0,
+                      help="dynamic compute nodes, powered up by Slurm for jobs (default 0)")
     p_up.add_argument("--gpus-per-node", type=int, default=1, help="stand-in GPUs (GRES gpu) per compute node")
     p_up.add_argument("--cluster-name", default=DEFAULT_CLUSTER_NAME)
     p_up.add_argument("--region", default=DEFAULT_REGION)
@@ -833,11 +867,15 @@ def main(argv=None) -> int:
     p_down.add_argument("--all", action="store_true", help="every sandbox instance on this machine")
     p_status = sub.add_parser("status", help="exit 0 if the sandbox runs and answers")
     p_status.add_argument("--json", action="store_true")
-    for p in (p_up, p_down, p_status):
+    p_replace = sub.add_parser("replace-node", help="replace a static compute node's instance: a new, empty root "
+                                                     "that boots (OnNodeConfigured, then slurmd), as clustermgtd does")
+    p_replace.add_argument("node")
+    p_replace.add_argument("--timeout", type=float, default=900.0)
+    for p in (p_up, p_down, p_status, p_replace):
         p.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
     args = parser.parse_args(argv)
     try:
-        return {"up": up, "down": down, "status": status}[args.command](args)
+        return {"up": up, "down": down, "status": status, "replace-node": replace_node}[args.command](args)
     except SandboxError as exc:
         log(f"error: {exc}")
         return EXIT_FAILED
