@@ -17,8 +17,8 @@ HERE = pathlib.Path(__file__).resolve().parent / "containers"
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
-def run_playbook(playbook, inventory, extra=None):
-    proc = playbook_run.ansible_playbook(playbook, inventory, extra=extra or None)
+def run_playbook(playbook, inventory, extra=None, args=()):
+    proc = playbook_run.ansible_playbook(playbook, inventory, *args, extra=extra or None)
     return proc, {m.group(1): m.groups()[1:] for m in RECAP.finditer(proc.stdout)}
 
 
@@ -47,15 +47,17 @@ def write_inventory(tmp_path, local_clusters):
 def test_containers_playbook_touches_only_the_cluster_being_deployed(tmp_path):
     inventory = write_inventory(tmp_path, local_clusters={"alpha"})
     # The roles themselves are not under test here: the play's host selection is.
+    # The compute nodes over SSH too, so that the selection of every group is seen.
     extra = {"pcluster_cluster_name": "alpha", "containers_docker_enabled": False,
-             "containers_enroot_enabled": False, "containers_pyxis_enabled": False}
+             "containers_enroot_enabled": False, "containers_pyxis_enabled": False, "node_setup_compute_path": "ssh"}
     proc, recap = run_playbook(ROOT / "playbooks" / "containers.yml", inventory, extra)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert sorted(recap) == ["alpha-compute-1", "alpha-head", "localhost"], recap
     assert "[beta-" not in proc.stdout and "192.0.2." not in proc.stdout  # no task ran for the other cluster
 
 
-def test_each_cluster_s_shared_pyxis_files_are_written_by_its_own_head_node(tmp_path):
+def pyxis_inventory(tmp_path):
+    """Both clusters local, each with its own shared Slurm directory under tmp_path."""
     inventory = write_inventory(tmp_path, local_clusters={"alpha", "beta"})
     data = yaml.safe_load(inventory.read_text())
     plugin = tmp_path / "spank_pyxis.so"
@@ -72,7 +74,11 @@ def test_each_cluster_s_shared_pyxis_files_are_written_by_its_own_head_node(tmp_
                 "pyxis_reload_slurm": False,
             })
     inventory.write_text(yaml.safe_dump(data))
-    proc, recap = run_playbook(HERE / "pyxis_two_clusters.yml", inventory)
+    return inventory
+
+
+def test_each_cluster_s_shared_pyxis_files_are_written_by_its_own_head_node(tmp_path):
+    proc, recap = run_playbook(HERE / "pyxis_two_clusters.yml", pyxis_inventory(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     for cluster in ("alpha", "beta"):
         etc = tmp_path / cluster / "etc"
@@ -80,3 +86,20 @@ def test_each_cluster_s_shared_pyxis_files_are_written_by_its_own_head_node(tmp_
         assert (etc / "plugstack.conf.d" / "pyxis.conf").resolve() == etc / "pyxis" / "pyxis.conf"
         assert "written by %s-head" % cluster in proc.stdout
     assert set(recap) == {"alpha-head", "alpha-compute-1", "beta-head", "beta-compute-1"}
+
+
+
+def test_a_compute_node_alone_writes_the_shared_pyxis_files_only_without_a_named_writer(tmp_path):
+    # As the node-setup bundle runs the role: the compute node alone in its play. Naming the head node as the
+    # writer (playbooks/node_local.yml does) leaves the shared directory to it; without a name the node writes it.
+    inventory = pyxis_inventory(tmp_path)
+    etc = tmp_path / "alpha" / "etc"
+    proc, recap = run_playbook(HERE / "pyxis_two_clusters.yml", inventory,
+                               {"pyxis_shared_config_writer": "alpha-head"}, ["--limit", "alpha-compute-1"])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert set(recap) == {"alpha-compute-1"}
+    assert not (etc / "plugstack.conf").exists() and not (etc / "pyxis").exists()
+    assert (tmp_path / "alpha-compute-1" / "run" / "pyxis").is_dir()  # the node's own part is done
+    proc, recap = run_playbook(HERE / "pyxis_two_clusters.yml", inventory, args=["--limit", "alpha-compute-1"])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "written by alpha-compute-1" in proc.stdout and (etc / "plugstack.conf").is_file()
