@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
+import sys
 import tarfile
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.hpc.pcluster.plugins.modules import node_setup_archive
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pcluster"))
+from fake_pcluster import run_module  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 
 
-def run(capsys, check_mode=False, **args):
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            node_setup_archive.main()
-    return exit_info.value.code != 0, json.loads(capsys.readouterr().out)
+def run(check_mode=False, **args):
+    result = run_module(node_setup_archive, args, check_mode=check_mode)
+    return bool(result.get("failed")), result
 
 
 def tree(base):
@@ -41,11 +38,11 @@ def tree(base):
     return base
 
 
-def test_same_files_same_bytes_wherever_and_whenever_they_are(capsys, tmp_path):
+def test_same_files_same_bytes_wherever_and_whenever_they_are(tmp_path):
     first, second = tree(tmp_path / "a"), tree(tmp_path / "b")
     os.utime(second / "galaxy.yml", (0, 0))
-    _failed, one = run(capsys, src=str(first), dest_dir=str(tmp_path / "out1"))
-    _failed, two = run(capsys, src=str(second), dest_dir=str(tmp_path / "out2"))
+    _failed, one = run(src=str(first), dest_dir=str(tmp_path / "out1"))
+    _failed, two = run(src=str(second), dest_dir=str(tmp_path / "out2"))
     assert one["changed"] and one["digest"] == two["digest"] and one["files"] == 3
     assert pathlib.Path(one["path"]).read_bytes() == pathlib.Path(two["path"]).read_bytes()
     assert pathlib.Path(one["path"]).name == "hpc-pcluster-%s.tar.gz" % one["digest"][:16]
@@ -54,30 +51,30 @@ def test_same_files_same_bytes_wherever_and_whenever_they_are(capsys, tmp_path):
     assert sorted(members) == ["galaxy.yml", "roles/r/tasks/main.yml", "run.py"]
     assert members["run.py"].mode == 0o755 and members["galaxy.yml"].mode == 0o644
     assert {m.uid for m in members.values()} == {0} and len({m.mtime for m in members.values()}) == 1
-    _failed, again = run(capsys, src=str(first), dest_dir=str(tmp_path / "out1"))
+    _failed, again = run(src=str(first), dest_dir=str(tmp_path / "out1"))
     assert not again["changed"] and again["path"] == one["path"]
 
 
-def test_content_or_mode_changes_the_digest(capsys, tmp_path):
+def test_content_or_mode_changes_the_digest(tmp_path):
     base = tree(tmp_path / "a")
-    digests = [run(capsys, src=str(base), dest_dir=str(tmp_path / "out"))[1]["digest"]]
+    digests = [run(src=str(base), dest_dir=str(tmp_path / "out"))[1]["digest"]]
     (base / "run.py").chmod(0o644)
-    digests.append(run(capsys, src=str(base), dest_dir=str(tmp_path / "out"))[1]["digest"])
+    digests.append(run(src=str(base), dest_dir=str(tmp_path / "out"))[1]["digest"])
     (base / "galaxy.yml").write_text("namespace: hpc\nname: other\n")
-    digests.append(run(capsys, src=str(base), dest_dir=str(tmp_path / "out"))[1]["digest"])
+    digests.append(run(src=str(base), dest_dir=str(tmp_path / "out"))[1]["digest"])
     assert len(set(digests)) == 3
 
 
-def test_check_mode_writes_nothing_and_a_directory_that_is_no_collection_is_refused(capsys, tmp_path):
+def test_check_mode_writes_nothing_and_a_directory_that_is_no_collection_is_refused(tmp_path):
     base = tree(tmp_path / "a")
-    _failed, result = run(capsys, check_mode=True, src=str(base), dest_dir=str(tmp_path / "out"))
+    _failed, result = run(check_mode=True, src=str(base), dest_dir=str(tmp_path / "out"))
     assert result["changed"] and not (tmp_path / "out").exists()
-    failed, result = run(capsys, src=str(tmp_path / "a" / "roles"), dest_dir=str(tmp_path / "out"))
+    failed, result = run(src=str(tmp_path / "a" / "roles"), dest_dir=str(tmp_path / "out"))
     assert failed and "holds neither galaxy.yml nor MANIFEST.json" in result["msg"]
 
 
-def test_this_collection_packs_its_roles_plugins_and_playbooks_and_nothing_of_the_checkout(capsys, tmp_path):
-    _failed, result = run(capsys, src=str(ROOT), dest_dir=str(tmp_path))
+def test_this_collection_packs_its_roles_plugins_and_playbooks_and_nothing_of_the_checkout(tmp_path):
+    _failed, result = run(src=str(ROOT), dest_dir=str(tmp_path))
     with tarfile.open(result["path"]) as tar:
         names = tar.getnames()
     assert "playbooks/node_local.yml" in names and "plugins/callback/node_setup_result.py" in names

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import pathlib
 import sys
 
 import boto3
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.hpc.pcluster.plugins.modules import node_setup_script
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "inventory"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pcluster"))
 from pcluster_moto import MotoServer  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from fake_pcluster import run_module  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 SCRIPT = ROOT / "roles" / "node_setup" / "files" / "hpc-pcluster-node-setup.sh"
@@ -44,48 +43,44 @@ def s3(moto, monkeypatch):
     return client
 
 
-def run(capsys, moto, check_mode=False, **args):
+def run(moto, check_mode=False, **args):
     args = dict({"src": str(SCRIPT), "url": URL, "region": "us-east-1", "endpoint_url": moto.endpoint_url}, **args)
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            node_setup_script.main()
-    return exit_info.value.code != 0, json.loads(capsys.readouterr().out)
+    result = run_module(node_setup_script, args, check_mode=check_mode)
+    return bool(result.get("failed")), result
 
 
-def test_uploads_once_with_its_sha256_then_changes_nothing(capsys, moto, s3):
-    failed, result = run(capsys, moto, sha256=SHA256)
+def test_uploads_once_with_its_sha256_then_changes_nothing(moto, s3):
+    failed, result = run(moto, sha256=SHA256)
     assert not failed and result["changed"] and result["uploaded"] and result["sha256"] == SHA256
     key = URL.split("/", 3)[3]
     head = s3.head_object(Bucket="scripts", Key=key)
     assert head["Metadata"] == {"sha256": SHA256}
     assert s3.get_object(Bucket="scripts", Key=key)["Body"].read() == SCRIPT.read_bytes()
-    failed, result = run(capsys, moto, sha256=SHA256)
+    failed, result = run(moto, sha256=SHA256)
     assert not failed and not result["changed"] and not result["uploaded"]
 
 
-def test_an_object_without_the_metadata_is_compared_by_content(capsys, moto, s3):
+def test_an_object_without_the_metadata_is_compared_by_content(moto, s3):
     key = URL.split("/", 3)[3]
     s3.put_object(Bucket="scripts", Key=key, Body=SCRIPT.read_bytes())
-    assert not run(capsys, moto)[1]["changed"]
+    assert not run(moto)[1]["changed"]
     s3.put_object(Bucket="scripts", Key=key, Body=b"#!/bin/sh\nexit 1\n")
-    _failed, result = run(capsys, moto, check_mode=True)
+    _failed, result = run(moto, check_mode=True)
     assert result["changed"] and not result["uploaded"]
     assert s3.get_object(Bucket="scripts", Key=key)["Body"].read() == b"#!/bin/sh\nexit 1\n"
-    assert run(capsys, moto)[1]["uploaded"]
+    assert run(moto)[1]["uploaded"]
     assert s3.get_object(Bucket="scripts", Key=key)["Body"].read() == SCRIPT.read_bytes()
 
 
-def test_a_script_other_than_the_config_was_built_with_is_refused(capsys, moto, s3):
-    failed, result = run(capsys, moto, sha256="0" * 64)
+def test_a_script_other_than_the_config_was_built_with_is_refused(moto, s3):
+    failed, result = run(moto, sha256="0" * 64)
     assert failed and "not the 0000" in result["msg"] and "cluster_config" in result["msg"]
     assert s3.list_objects_v2(Bucket="scripts").get("KeyCount") == 0
 
 
-def test_a_missing_bucket_and_a_bad_url_say_what_to_do(capsys, moto, s3):
-    failed, result = run(capsys, moto, url="s3://no-such-bucket/x.sh")
+def test_a_missing_bucket_and_a_bad_url_say_what_to_do(moto, s3):
+    failed, result = run(moto, url="s3://no-such-bucket/x.sh")
     assert failed and result["error_code"] == "NoSuchBucket"
     assert "cluster_config_node_setup_script_location" in result["msg"]
-    failed, result = run(capsys, moto, url="https://example.com/x.sh")
+    failed, result = run(moto, url="https://example.com/x.sh")
     assert failed and "is not an s3://<bucket>/<key> URL" in result["msg"]
