@@ -81,14 +81,19 @@ class E2ESandbox:
                               check=False)
         return Run(proc.returncode, proc.stdout, proc.stderr, parse_recap(proc.stdout))
 
-    def head(self, *argv, check=True):
+    def head(self, *argv, check=True, timeout=60):
         """Run a command on the head node over SSH (pinned host key)."""
         ssh = ["ssh", "-i", self.state["ssh_key"], "-o", "UserKnownHostsFile=%s" % self.state["known_hosts"],
                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "root@%s" % self.state["head_ip"]]
-        proc = subprocess.run(ssh + [shlex.join(argv)], capture_output=True, text=True, timeout=60, check=False)
+        proc = subprocess.run(ssh + [shlex.join(argv)], capture_output=True, text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
             raise AssertionError("%s failed (rc %s): %s" % (" ".join(argv), proc.returncode, proc.stderr))
         return proc.stdout
+
+    def sandbox(self, *args, timeout=900):
+        """sandbox.py <args> --state-dir <this sandbox>."""
+        return subprocess.run(_sandbox_cmd(*args, "--state-dir", str(self.state_dir)), capture_output=True, text=True,
+                              timeout=timeout, check=False)
 
     def latest_report(self):
         latest = self.report_dir / self.cluster_name / "latest"
@@ -99,14 +104,15 @@ def _sandbox_cmd(*args):
     return [str(VENV_BIN / "python"), str(SANDBOX)] + list(args)
 
 
-def private_sandbox(compute_nodes):
-    """A sandbox of its own with compute_nodes nodes, in a temporary state dir; down and removed afterwards."""
+def private_sandbox(compute_nodes, *up_args):
+    """A sandbox of its own with compute_nodes static compute nodes (and sandbox.py up's up_args), in a temporary
+    state dir; down and removed afterwards."""
     if os.geteuid() != 0 or not sys.platform.startswith("linux"):
         pytest.skip("the sandbox needs root on Linux")
     base = pathlib.Path(tempfile.mkdtemp(prefix="hpc-pcluster-e2e-"))
     state_dir = base / "sandbox"
     up = subprocess.run(_sandbox_cmd("up", "--state-dir", str(state_dir), "--compute-nodes", str(compute_nodes),
-                                     "--gpus-per-node", "1"),
+                                     "--gpus-per-node", "1", *up_args),
                         capture_output=True, text=True, timeout=300, check=False)
     if up.returncode != 0:
         subprocess.run(_sandbox_cmd("down", "--state-dir", str(state_dir)), capture_output=True, check=False)
@@ -128,3 +134,9 @@ def e2e_sandbox():
 def e2e_sandbox_4_nodes():
     """For the tests that need more than one pair of compute nodes; up only while their module runs."""
     yield from private_sandbox(4)
+
+
+@pytest.fixture(scope="module")
+def dynamic_sandbox():
+    """A static compute node and a dynamic one (powered down until a job needs it)."""
+    yield from private_sandbox(1, "--dynamic-nodes", "1")

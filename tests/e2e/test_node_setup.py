@@ -1,0 +1,105 @@
+"""Nodes that join after the playbook ran set themselves up at boot, from the node-setup bundle.
+
+One sandbox of its own: a static compute node and a dynamic one (powered down, a CLOUD node that
+Slurm's ResumeProgram - the sandbox's fleet stand-in - launches when a job needs it). Its static node
+boots at `up` before any bundle exists, as on a cluster's first create; playbooks/containers.yml then
+stages the bundle and sets that node up with the fleet-wide Slurm job. After that no playbook runs:
+a container job sent to the dynamic node powers it up, and its boot (the queue's OnNodeConfigured
+sequence fetched from moto's S3) applies the bundle before slurmd starts; at the same time the static
+node is replaced (a new, empty root) and boots the same way. Both then run a container through Pyxis.
+The two boots run at once, so the module costs one play on a node, not two.
+"""
+
+import json
+import threading
+
+import pytest
+
+RESULT = "/var/lib/hpc-pcluster/node-setup/result.json"
+LOG = "/var/log/hpc-pcluster/node-setup.log"
+STATIC = "compute-gpu-st-distributed-ml-1"
+DYNAMIC = "compute-gpu-dy-distributed-ml-1"
+MARKER = "/root/written-before-the-replacement"
+# Inside the container: the image's busybox root, not the node's Debian (no /etc/debian_version).
+IN_CONTAINER = 'echo "$SLURMD_NODENAME $(readlink /bin/sh) $(test -e /etc/debian_version && echo debian || echo image)"'
+
+
+def on_node(sandbox, node, *argv):
+    return sandbox.head("srun", "--quiet", "--nodes=1", "--nodelist=%s" % node, *argv)
+
+
+def node_result(sandbox, node):
+    return json.loads(on_node(sandbox, node, "cat", RESULT))
+
+
+@pytest.fixture(scope="module", name="joining")
+def fixture_joining(dynamic_sandbox):
+    sandbox = dynamic_sandbox
+    containers = sandbox.state["containers"]
+    if not containers["ami"]["real"]:
+        pytest.skip("the sandbox runs the stand-ins: %s" % containers["ami"]["fallback"])
+    at_create = node_result(sandbox, STATIC)
+    run = sandbox.playbook("playbooks/containers.yml")
+    assert run.rc == 0, run.output[-6000:]
+    return {"sandbox": sandbox, "image": containers["image"], "at_create": at_create, "run": run}
+
+
+@pytest.fixture(scope="module", name="joined")
+def fixture_joined(joining):
+    """A container job that powers the dynamic node up, and the static node replaced, at the same time."""
+    sandbox = joining["sandbox"]
+    bundle = sandbox.head("readlink", "/opt/slurm/hpc-pcluster/node-setup/current").strip().rsplit("/", 1)[-1]
+    on_node(sandbox, STATIC, "touch", MARKER)
+    outcome = {}
+
+    def replace():
+        outcome["replace"] = sandbox.sandbox("replace-node", STATIC)
+
+    thread = threading.Thread(target=replace)
+    thread.start()
+    try:
+        # srun waits for the node to power up (ResumeTimeout), then runs the container on it.
+        outcome["dynamic_job"] = sandbox.head("srun", "--quiet", "--nodes=1", "--nodelist=%s" % DYNAMIC,
+                                              "--container-image=%s" % joining["image"], "sh", "-c", IN_CONTAINER,
+                                              timeout=900)
+    finally:
+        thread.join()
+    return dict(outcome, bundle=bundle)
+
+
+def test_first_create_nodes_boot_pending_and_the_fleet_run_sets_them_up(joining):
+    sandbox = joining["sandbox"]
+    assert joining["at_create"]["status"] == "pending", joining["at_create"]
+    assert "%s: ok (" % STATIC in joining["run"].output, joining["run"].output[-4000:]
+    after = node_result(sandbox, STATIC)
+    assert after["status"] == "ok" and after["mode"] == "fleet" and after["changed"] > 0, after
+    # The powered-down dynamic node is named and left to its boot.
+    assert "%s idle~: powered down: they apply the bundle when they boot" % DYNAMIC in " ".join(
+        joining["run"].output.split())
+
+
+def test_dynamic_node_powered_up_by_slurm_sets_itself_up_and_runs_a_container_job(joining, joined):
+    sandbox = joining["sandbox"]
+    assert joined["dynamic_job"].split() == [DYNAMIC, "busybox", "image"], joined["dynamic_job"]
+    result = node_result(sandbox, DYNAMIC)
+    # Its boot applied the staged bundle (no playbook ran since it was staged), before slurmd started.
+    assert result["status"] == "ok" and result["mode"] == "boot" and result["bundle"] == joined["bundle"], result
+    assert result["failed"] == 0 and result["changed"] > 0, result
+    runs = [line for line in on_node(sandbox, DYNAMIC, "cat", LOG).splitlines() if line.startswith("=== ")]
+    assert len(runs) == 1 and " boot %s " % DYNAMIC in runs[0], runs
+    boot_log = (sandbox.state_dir / "logs" / ("boot-%s.log" % DYNAMIC)).read_text()
+    assert "OnNodeConfigured step 1: s3://" in boot_log and "hpc-pcluster-node-setup-" in boot_log, boot_log
+
+
+def test_replaced_static_node_gets_its_setup_back_at_boot(joining, joined):
+    sandbox = joining["sandbox"]
+    replace = joined["replace"]
+    assert replace.returncode == 0, replace.stdout + replace.stderr
+    assert json.loads(replace.stdout)["nodes"][STATIC]["ok"] is True, replace.stdout
+    # A new root: what the old instance wrote is gone.
+    assert on_node(sandbox, STATIC, "sh", "-c", "test -e %s && echo kept || echo gone" % MARKER).strip() == "gone"
+    result = node_result(sandbox, STATIC)
+    assert result["status"] == "ok" and result["mode"] == "boot" and result["bundle"] == joined["bundle"], result
+    out = sandbox.head("srun", "--quiet", "--nodes=1", "--nodelist=%s" % STATIC,
+                       "--container-image=%s" % joining["image"], "sh", "-c", IN_CONTAINER)
+    assert out.split() == [STATIC, "busybox", "image"], out
