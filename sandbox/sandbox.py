@@ -868,7 +868,7 @@ def main(argv=None) -> int:
     p_status = sub.add_parser("status", help="exit 0 if the sandbox runs and answers")
     p_status.add_argument("--json", action="store_true")
     p_replace = sub.add_parser("replace-node", help="replace a static compute node's instance: a new, empty root "
-                                                     "that boots (OnNodeConfigured, then slurmd), as clustermgtd does")
+                               "that boots (OnNodeConfigured, then slurmd), as clustermgtd does")
     p_replace.add_argument("node")
     p_replace.add_argument("--timeout", type=float, default=900.0)
     for p in (p_up, p_down, p_status, p_replace):

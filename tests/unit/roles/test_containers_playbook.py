@@ -88,7 +88,6 @@ def test_each_cluster_s_shared_pyxis_files_are_written_by_its_own_head_node(tmp_
     assert set(recap) == {"alpha-head", "alpha-compute-1", "beta-head", "beta-compute-1"}
 
 
-
 def test_a_compute_node_alone_writes_the_shared_pyxis_files_only_without_a_named_writer(tmp_path):
     # As the node-setup bundle runs the role: the compute node alone in its play. Naming the head node as the
     # writer (playbooks/node_local.yml does) leaves the shared directory to it; without a name the node writes it.

@@ -7,8 +7,6 @@ import pathlib
 import sys
 import tarfile
 
-import pytest
-
 from ansible_collections.hpc.pcluster.plugins.modules import node_setup_archive
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pcluster"))
