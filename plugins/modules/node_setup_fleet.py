@@ -13,6 +13,8 @@ description:
   - Runs on the head node. Finds the compute nodes that are up and free (C(sinfo)), then starts one job per
     partition with one task per node (C(srun --ntasks-per-node=1)); each task applies the node-setup bundle staged
     by role C(hpc.pcluster.node_setup) to its own node (C(run.py fleet)) and prints its result as one JSON line.
+  - Each task also writes its result to C(<bundle_dir>/results/<run>/<node>.json); a node whose line the job's
+    output lacks is read from there. The directory is removed at the end.
   - Returns each node's result (status C(ok), C(up-to-date) or C(failed); the play's ok/changed/failed counts;
     the failed task and its message) and the nodes it left out - busy with jobs, powered down (they apply the
     bundle when they boot), or down/drained/not responding.
@@ -109,6 +111,7 @@ summary:
 
 import json
 import os
+import shutil
 import threading
 import time
 
@@ -185,24 +188,39 @@ def summary_line(result):
     return line
 
 
-def srun_argv(srun, partition, nodes, params):
+def srun_argv(srun, partition, nodes, params, results_dir=None):
     bundle = os.path.join(params["bundle_dir"], "current")
     return [srun, "--partition=%s" % partition, "--nodelist=%s" % ",".join(nodes), "--nodes=%d" % len(nodes),
             "--ntasks=%d" % len(nodes), "--ntasks-per-node=1", "--cpus-per-task=1",
             "--job-name=%s" % params["job_name"], "--time=%d" % params["time_limit_minutes"],
             "--immediate=%d" % params["allocation_wait_seconds"], "--kill-on-bad-exit=0", "--no-kill", "--quiet",
             os.path.join(bundle, "venv", "bin", "python"), os.path.join(bundle, "run.py"), "fleet"] + (
-                ["--force"] if params["force"] else [])
+                ["--force"] if params["force"] else []) + (["--results-dir", results_dir] if results_dir else [])
 
 
-def run_jobs(run_command, srun, targets, params):
+def read_result_files(results_dir, nodes):
+    """{node: result} from the files the tasks wrote to shared storage (run.py --results-dir)."""
+    results = {}
+    for node in nodes:
+        try:
+            with open(os.path.join(results_dir, "%s.json" % node), encoding="utf-8") as handle:
+                result = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        if isinstance(result, dict) and result.get("node") == node:
+            results[node] = result
+    return results
+
+
+def run_jobs(run_command, srun, targets, params, results_dir=None):
     """One srun per partition, all at once (run_command: AnsibleModule.run_command); the jobs and every node's
-    result. Each job ends by Slurm's time limit at the latest (srun --time, --immediate)."""
+    result: its line in the job's output, else the file it wrote to results_dir. Each job ends by Slurm's time
+    limit at the latest (srun --time, --immediate)."""
     jobs, threads = [], []
 
     def run(partition, nodes):
         started = time.time()
-        rc, out, err = run_command(srun_argv(srun, partition, nodes, params))
+        rc, out, err = run_command(srun_argv(srun, partition, nodes, params, results_dir))
         jobs.append({"partition": partition, "nodes": nodes, "rc": rc, "stdout": out, "stderr": err[-4000:],
                      "seconds": round(time.time() - started, 2)})
 
@@ -215,6 +233,8 @@ def run_jobs(run_command, srun, targets, params):
     results = {}
     for job in sorted(jobs, key=lambda j: j["partition"]):
         found = parse_results(job.pop("stdout") or "")
+        if results_dir:
+            found = dict(read_result_files(results_dir, [n for n in job["nodes"] if n not in found]), **found)
         for node in job["nodes"]:
             results[node] = found.get(node) or {
                 "node": node, "status": "failed", "failed": 1, "failed_task": "srun",
@@ -247,7 +267,13 @@ def main():
         result["summary"] = ["would set up %s (partition %s)" % (", ".join(n), p) for p, n in targets.items()] \
             if module.check_mode else ["no compute node is up and free"]
         module.exit_json(**result)
-    jobs, results = run_jobs(module.run_command, srun, targets, params)
+    # On the shared storage the bundle is on: every node can write there, this head node reads it.
+    results_dir = os.path.join(params["bundle_dir"], "results", "%s-%d" % (time.strftime("%Y%m%dT%H%M%S"), os.getpid()))
+    os.makedirs(results_dir, mode=0o700)
+    try:
+        jobs, results = run_jobs(module.run_command, srun, targets, params, results_dir)
+    finally:
+        shutil.rmtree(results_dir, ignore_errors=True)
     nodes = [results[name] for name in sorted(results)]
     result.update(jobs=jobs, nodes=nodes, summary=[summary_line(r) for r in nodes],
                   failed_nodes=[r["node"] for r in nodes if r.get("status") == "failed"],

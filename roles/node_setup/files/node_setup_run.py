@@ -261,6 +261,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("mode", choices=("boot", "fleet"))
     parser.add_argument("--force", action="store_true", help="run the play even when the node is up to date")
+    parser.add_argument("--results-dir", help="fleet: also write the result to <dir>/<node>.json (shared storage)")
     args = parser.parse_args(argv)
     bundle = os.path.dirname(os.path.realpath(__file__))
     manifest = load_json(os.path.join(bundle, "manifest.json")) or {}
@@ -271,6 +272,9 @@ def main(argv=None):
         result = apply(bundle, manifest, args.mode, args.force)
         write_json(os.path.join(STATE_DIR, "result.json"), result)
     if args.mode == "fleet":
+        if args.results_dir:
+            # The job's output can miss a node's line (slurmd restarted under its step): the file stays.
+            write_json(os.path.join(args.results_dir, "%s.json" % result["node"]), result)
         print("%s %s" % (RESULT_MARK, json.dumps(result, sort_keys=True)), flush=True)
     else:
         print("hpc-pcluster-node-setup: %s on %s: %s (ok=%s changed=%s failed=%s)%s; log %s" % (

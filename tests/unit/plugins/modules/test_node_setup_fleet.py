@@ -87,3 +87,20 @@ def test_jobs_run_per_partition_and_a_node_without_a_result_fails_with_the_job_e
     assert results["a"]["status"] == "ok"
     assert results["b"]["status"] == "failed" and "task 1: Exited with exit code 1" in results["b"]["message"]
     assert results["c"]["failed_task"] == "srun" and "Requested nodes are busy" in results["c"]["message"]
+
+
+def test_a_node_whose_line_the_job_output_lost_is_read_from_the_file_it_wrote(tmp_path):
+    # slurmd restarted under a step can cost the job a node's output; run.py also wrote its result to shared storage.
+    def run_command(argv):
+        assert argv[argv.index("--results-dir") + 1] == str(tmp_path)
+        for node in ("a", "b"):
+            (tmp_path / ("%s.json" % node)).write_text(json.dumps({"node": node, "status": "ok", "ok": 5, "changed": 1,
+                                                                   "failed": 0, "source": "file"}))
+        line = json.dumps({"node": "a", "status": "ok", "ok": 5, "changed": 1, "failed": 0, "source": "line"})
+        return 0, "%s %s\n" % (fleet.RESULT_MARK, line), ""
+
+    params = {"bundle_dir": "/b", "job_name": "j", "time_limit_minutes": 5, "allocation_wait_seconds": 10,
+              "force": False}
+    _jobs, results = fleet.run_jobs(run_command, "srun", {"gpu": ["a", "b", "c"]}, params, str(tmp_path))
+    assert results["a"]["source"] == "line" and results["b"]["source"] == "file"
+    assert results["c"]["status"] == "failed" and results["c"]["failed_task"] == "srun"

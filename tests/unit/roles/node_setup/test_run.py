@@ -117,8 +117,12 @@ def test_fleet_leaves_a_node_that_applied_this_bundle_since_it_booted_and_says_s
     assert marker.read_text() == "fleet"
     marker.unlink()
     make_bundle(tmp_path / "next", {"marker": str(marker)}, bundle_id="b2")
-    proc = runner(tmp_path / "next" / "node-setup", node_env, "fleet")
+    results = tmp_path / "results"
+    results.mkdir()
+    proc = runner(tmp_path / "next" / "node-setup", node_env, "fleet", "--results-dir", str(results))
     assert json.loads(proc.stdout.split(" ", 1)[1])["status"] == "ok" and marker.exists()
+    # The same result in the shared results directory, for a job whose output lost the line.
+    assert json.loads((results / "node-7.json").read_text()) == json.loads(proc.stdout.split(" ", 1)[1])
 
 
 def test_a_failed_task_fails_the_node_with_its_name_and_message(tmp_path, node_env):
