@@ -23,6 +23,7 @@ each time it powers up. What runs where is recorded in ``<state>/fleet/nodes.jso
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import threading
@@ -156,7 +157,9 @@ def start_slurmd(pid: int, name: str, launched: float) -> None:
     powering up as booted only when the boot time slurmd reports (now - uptime) comes after the request."""
     with open("/proc/uptime", encoding="utf-8") as handle:
         machine_uptime = float(handle.read().split()[0])
-    offset = int(min(0.0, (time.time() - launched) - machine_uptime))
+    # Rounded down, and 2 s later still: slurmd and slurmctld count whole seconds, and a boot time that comes out
+    # a second before the request leaves the node powering up until ResumeTimeout.
+    offset = math.floor(min(0.0, (time.time() - launched) - machine_uptime)) - 2
     nodes.run(nodes.nsenter(pid, ["unshare", "--time", "--fork", f"--boottime={offset}", "slurmd", "-N", name]))
 
 
