@@ -98,7 +98,10 @@ left_out:
   type: dict
   sample: {busy: {}, powered_down: {compute-gpu-dy-distributed-ml-1: "idle~"}, unavailable: {}}
 jobs:
-  description: The jobs started, one per partition - C(partition), C(nodes), C(rc), C(seconds), C(stderr).
+  description:
+    - The jobs started, one per partition - C(partition), C(nodes), C(rc), C(seconds), C(stderr).
+    - When the job's output lacks a node's result line, also C(lines_missing) (those nodes) and C(stdout_tail) (the
+      end of that output); such a node's result is read from the file it wrote, and has C(result_from=file).
   returned: always
   type: list
   elements: dict
@@ -183,6 +186,8 @@ def summary_line(result):
         line += "; changed: %s" % ", ".join(result["changed_tasks"])
     if (result.get("slurmd") or {}).get("restarted"):
         line += "; slurmd restarted (its SPANK configuration changed)"
+    if result.get("result_from") == "file":
+        line += "; result read from shared storage (the job's output had no line for it)"
     if result.get("status") == "failed":
         line += "; failed task: %s: %s" % (result.get("failed_task"), " ".join(str(result.get("message", "")).split()))
     return line
@@ -232,9 +237,17 @@ def run_jobs(run_command, srun, targets, params, results_dir=None):
         thread.join()
     results = {}
     for job in sorted(jobs, key=lambda j: j["partition"]):
-        found = parse_results(job.pop("stdout") or "")
-        if results_dir:
-            found = dict(read_result_files(results_dir, [n for n in job["nodes"] if n not in found]), **found)
+        stdout = job.pop("stdout") or ""
+        found = parse_results(stdout)
+        missing = [n for n in job["nodes"] if n not in found]
+        if missing:
+            # Kept to tell why the job's output lacks lines: the nodes concerned and the end of that output.
+            job.update(lines_missing=missing, stdout_tail=stdout[-2000:])
+        if results_dir and missing:
+            from_files = read_result_files(results_dir, missing)
+            for result in from_files.values():
+                result["result_from"] = "file"
+            found.update(from_files)
         for node in job["nodes"]:
             results[node] = found.get(node) or {
                 "node": node, "status": "failed", "failed": 1, "failed_task": "srun",

@@ -101,6 +101,12 @@ def test_a_node_whose_line_the_job_output_lost_is_read_from_the_file_it_wrote(tm
 
     params = {"bundle_dir": "/b", "job_name": "j", "time_limit_minutes": 5, "allocation_wait_seconds": 10,
               "force": False}
-    _jobs, results = fleet.run_jobs(run_command, "srun", {"gpu": ["a", "b", "c"]}, params, str(tmp_path))
+    jobs, results = fleet.run_jobs(run_command, "srun", {"gpu": ["a", "b", "c"]}, params, str(tmp_path))
     assert results["a"]["source"] == "line" and results["b"]["source"] == "file"
     assert results["c"]["status"] == "failed" and results["c"]["failed_task"] == "srun"
+    # Said, so that a lost line is seen: the job names the nodes and keeps the end of its output.
+    assert "result_from" not in results["a"] and results["b"]["result_from"] == "file"
+    assert jobs[0]["lines_missing"] == ["b", "c"] and '"source": "line"' in jobs[0]["stdout_tail"]
+    assert fleet.summary_line(results["b"]).endswith("; result read from shared storage (the job's output had no "
+                                                     "line for it)")
+    assert "shared storage" not in fleet.summary_line(results["a"])
