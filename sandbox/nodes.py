@@ -25,8 +25,10 @@ SLURM_JOB_COMPLETIONS = "/home/slurm/slurm-job-completions.txt"
 # Routing protocol number marking the sandbox's routes in the root namespace (ip route ... proto N).
 ROUTE_PROTO = 177
 # Power saving of the dynamic nodes (seconds): a boot applies the node-setup bundle, which takes a while on a
-# busy machine; idle dynamic nodes power down after ParallelCluster's default ScaledownIdletime (10 minutes;
-# ParallelCluster turns ScaledownIdletime -1 into SuspendTime=-1, which in Slurm 22.05 turns power saving off).
+# busy machine. SUSPEND_TIME is ParallelCluster's default ScaledownIdletime (10 minutes) and holds until the
+# cluster config is applied: its ScaledownIdletime x 60 then replaces it, as on ParallelCluster (the guide's -1
+# gives -60, which Slurm 22.05 keeps as an unsigned 4294967236 s: power saving stays on, so dynamic nodes are still
+# powered up for jobs, and idle ones are never powered down).
 RESUME_TIMEOUT = 900
 SUSPEND_TIME = 600
 RESUME_PROGRAM = f"{NODE_SANDBOX_DIR}/bin/slurm-resume"
