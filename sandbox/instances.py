@@ -8,9 +8,9 @@ root is left. Its bootstrap runs the queue's OnNodeConfigured sequence, then sta
 Here a node's instance is its holder process with a root of its own (rootfs.py) over the AMI layer:
 
 - ``launch`` starts a node (holder, network, /etc/hosts and the munge key, munged and sshd),
-  starts its EC2 instance in moto (moto_cluster.compute_instance_up: the node's stopped instance, else
-  a new one like the cluster's compute instances), and records its address in Slurm as slurm_resume
-  does;
+  starts its EC2 instance in moto (moto_cluster.compute_instance_up: the stopped instance the cluster's
+  node table names for it, else a new one like the cluster's compute instances, recorded in that table),
+  and records its address in Slurm as slurm_resume does;
 - ``boot`` runs the node's OnNodeConfigured sequence inside it (custom_actions.py), then starts
   slurmd (static nodes are resumed in Slurm, as ParallelCluster's finalize step does), in a time
   namespace whose clock starts at the launch, as a new instance's does;
@@ -125,7 +125,8 @@ def launch(cluster: Cluster, name: str) -> int:
                 nodes.sshd_config(f"{inside}/node", f"{inside}/authorized_keys", node["ip"]), 0o600)
     nodes.start_munge(pid)
     nodes.start_sshd(pid, f"{inside}/node/sshd_config", f"{inside}/logs/sshd-{name}.log")
-    instance = moto_cluster.compute_instance_up(s["endpoint_url"], s["region"], s["cluster_name"], node["ip"], name)
+    instance = moto_cluster.compute_instance_up(s["endpoint_url"], s["region"], s["cluster_name"], node["ip"], name,
+                                                s["head_ip"])
     cluster.record(name, pid=pid, instance_id=instance, launched=time.time(), boot=None)
     cluster.save_holder(name, pid)
     # As slurm_resume does: the node's address and host name, before slurmd registers.

@@ -229,19 +229,24 @@ def registered_config(endpoint_url: str, region: str, cluster_name: str) -> dict
     return yaml.safe_load(body)
 
 
-def compute_instance_up(endpoint_url: str, region: str, cluster_name: str, ip: str, node_name: str) -> str:
-    """The running compute instance of node_name at ip: its stopped instance started again, else a new one like
-    the cluster's registered compute instances (image, type, subnet, security groups, tags).
+def compute_instance_up(endpoint_url: str, region: str, cluster_name: str, ip: str, node_name: str,
+                        head_ip: str) -> str:
+    """The running compute instance of node_name at ip: the instance the cluster's node table holds for it (as
+    slurm_resume and clustermgtd record it) started again, else a new one like the cluster's registered compute
+    instances (image, type, subnet, security groups, tags), recorded in the node table.
 
     ParallelCluster launches a new instance each time (a dynamic node powered up, a static node replaced); moto
-    keeps a terminated instance's address in use, so the sandbox stops instances and starts them again, and the
-    instance id stays the node's. ParallelCluster and the inventory list running instances only either way."""
+    keeps a stopped or terminated instance's address in use, so the sandbox stops instances and starts them
+    again, and the instance id stays the node's. ParallelCluster and the inventory list running instances only
+    either way."""
     ec2 = client("ec2", endpoint_url, region)
     found = [i for r in ec2.describe_instances(Filters=[
         {"Name": "tag:parallelcluster:cluster-name", "Values": [cluster_name]},
         {"Name": "tag:parallelcluster:node-type", "Values": ["Compute"]}])["Reservations"] for i in r["Instances"]
         if i["State"]["Name"] != "terminated"]
-    mine = [i for i in found if {"Key": "parallelcluster:node-name", "Value": node_name} in i.get("Tags", [])]
+    item = client("dynamodb", endpoint_url, region).get_item(
+        TableName=f"parallelcluster-slurm-{cluster_name}", Key={"Id": {"S": node_name}}).get("Item") or {}
+    mine = [i for i in found if i["InstanceId"] == item.get("InstanceId", {}).get("S")]
     if mine:
         ec2.start_instances(InstanceIds=[mine[0]["InstanceId"]])
         return mine[0]["InstanceId"]
@@ -249,14 +254,15 @@ def compute_instance_up(endpoint_url: str, region: str, cluster_name: str, ip: s
         raise RuntimeError(f"cluster {cluster_name} has no compute instance in moto to launch another like")
     like = found[0]
     tags = {t["Key"]: t["Value"] for t in like.get("Tags", []) if not t["Key"].startswith("aws:")}
-    tags["parallelcluster:node-name"] = node_name
     kwargs = {"ImageId": like["ImageId"], "MinCount": 1, "MaxCount": 1, "InstanceType": like["InstanceType"],
               "SubnetId": like["SubnetId"], "PrivateIpAddress": ip,
               "TagSpecifications": [{"ResourceType": "instance", "Tags": _tags(tags)}]}
     groups = [g["GroupId"] for g in like.get("SecurityGroups", [])]
     if groups:
         kwargs["SecurityGroupIds"] = groups
-    return ec2.run_instances(**kwargs)["Instances"][0]["InstanceId"]
+    instance_id = ec2.run_instances(**kwargs)["Instances"][0]["InstanceId"]
+    register_slurm_nodes(endpoint_url, region, cluster_name, {node_name: instance_id}, head_ip)
+    return instance_id
 
 
 def compute_instance_down(endpoint_url: str, region: str, instance_id: str) -> None:

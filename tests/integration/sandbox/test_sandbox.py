@@ -218,6 +218,36 @@ def test_register_cluster_helper_adds_a_cluster_in_another_region(sandbox):
         moto_cluster.deregister_cluster(sandbox.endpoint_url, region, name)
 
 
+def test_a_compute_node_gets_the_instance_its_node_table_names_again_and_a_new_node_a_recorded_one(sandbox):
+    # What the fleet stand-in does when it replaces a static node or powers a dynamic one up (sandbox/instances.py).
+    region, name = "ap-south-1", "sandbox-nodes-%s" % secrets.token_hex(3)
+    seed = moto_cluster.seed_environment(sandbox.endpoint_url, region, "10.251.0.0/16", "10.251.0.0/24",
+                                         "10.251.16.0/20", name_prefix=name)
+    config = yaml.safe_load(pathlib.Path(sandbox.cluster_config_path).read_text())
+    config["Region"] = region
+    ids = moto_cluster.register_cluster(sandbox.endpoint_url, region, name, "10.251.0.10",
+                                        ["10.251.16.11", "10.251.16.12"], config=config,
+                                        node_names=["q-st-cr-1", "q-st-cr-2"],
+                                        public_subnet_id=seed["public_subnet_id"],
+                                        private_subnet_id=seed["private_subnet_id"])["compute_instance_ids"]
+    ec2 = moto_cluster.client("ec2", sandbox.endpoint_url, region)
+    ddb = moto_cluster.client("dynamodb", sandbox.endpoint_url, region)
+    try:
+        moto_cluster.compute_instance_down(sandbox.endpoint_url, region, ids[1])
+        again = moto_cluster.compute_instance_up(sandbox.endpoint_url, region, name, "10.251.16.12", "q-st-cr-2",
+                                                 "10.251.0.10")
+        assert again == ids[1]
+        state = ec2.describe_instances(InstanceIds=[again])["Reservations"][0]["Instances"][0]["State"]["Name"]
+        assert state in ("pending", "running")
+        new = moto_cluster.compute_instance_up(sandbox.endpoint_url, region, name, "10.251.17.11", "q-dy-cr-1",
+                                               "10.251.0.10")
+        assert new not in ids
+        item = ddb.get_item(TableName="parallelcluster-slurm-%s" % name, Key={"Id": {"S": "q-dy-cr-1"}})["Item"]
+        assert item["InstanceId"]["S"] == new and item["HeadNodePrivateIp"]["S"] == "10.251.0.10"
+    finally:
+        moto_cluster.deregister_cluster(sandbox.endpoint_url, region, name)
+
+
 def test_moto_created_the_predicted_ids(sandbox):
     # `up` renders the config with these ids while moto is being seeded; a moto that creates
     # others still works, but renders twice (slower up): update PREDICTED_SEED_IDS then.
