@@ -199,15 +199,20 @@ def test_second_up_says_so_and_changes_nothing(sandbox):
     assert (sandbox.state_dir / "state.json").read_text() == before
 
 
-def test_register_cluster_helper_adds_a_cluster_in_another_region(sandbox):
-    region, name = "sa-east-1", "sandbox-helper-%s" % secrets.token_hex(3)
-    seed = moto_cluster.seed_environment(sandbox.endpoint_url, region, "10.250.0.0/16", "10.250.0.0/24",
-                                         "10.250.16.0/20", name_prefix=name)
+def register_elsewhere(sandbox, region, name, net, *args, **kwargs):
+    """register_cluster in a VPC of its own in region (net: the first two octets), with the sandbox's config."""
+    seed = moto_cluster.seed_environment(sandbox.endpoint_url, region, "%s.0.0/16" % net, "%s.0.0/24" % net,
+                                         "%s.16.0/20" % net, name_prefix=name)
     config = yaml.safe_load(pathlib.Path(sandbox.cluster_config_path).read_text())
     config["Region"] = region
-    moto_cluster.register_cluster(sandbox.endpoint_url, region, name, "10.250.0.10", compute_count=5, config=config,
-                                  public_subnet_id=seed["public_subnet_id"],
-                                  private_subnet_id=seed["private_subnet_id"])
+    return moto_cluster.register_cluster(sandbox.endpoint_url, region, name, "%s.0.10" % net, *args, config=config,
+                                         public_subnet_id=seed["public_subnet_id"],
+                                         private_subnet_id=seed["private_subnet_id"], **kwargs)
+
+
+def test_register_cluster_helper_adds_a_cluster_in_another_region(sandbox):
+    region, name = "sa-east-1", "sandbox-helper-%s" % secrets.token_hex(3)
+    register_elsewhere(sandbox, region, name, "10.250", compute_count=5)
     try:
         listed = pcluster(sandbox, "list-clusters", "--region", region)["clusters"]
         assert (name, "CREATE_COMPLETE") in [(c["clusterName"], c["clusterStatus"]) for c in listed]
@@ -221,15 +226,8 @@ def test_register_cluster_helper_adds_a_cluster_in_another_region(sandbox):
 def test_a_compute_node_gets_the_instance_its_node_table_names_again_and_a_new_node_a_recorded_one(sandbox):
     # What the fleet stand-in does when it replaces a static node or powers a dynamic one up (sandbox/instances.py).
     region, name = "ap-south-1", "sandbox-nodes-%s" % secrets.token_hex(3)
-    seed = moto_cluster.seed_environment(sandbox.endpoint_url, region, "10.251.0.0/16", "10.251.0.0/24",
-                                         "10.251.16.0/20", name_prefix=name)
-    config = yaml.safe_load(pathlib.Path(sandbox.cluster_config_path).read_text())
-    config["Region"] = region
-    ids = moto_cluster.register_cluster(sandbox.endpoint_url, region, name, "10.251.0.10",
-                                        ["10.251.16.11", "10.251.16.12"], config=config,
-                                        node_names=["q-st-cr-1", "q-st-cr-2"],
-                                        public_subnet_id=seed["public_subnet_id"],
-                                        private_subnet_id=seed["private_subnet_id"])["compute_instance_ids"]
+    ids = register_elsewhere(sandbox, region, name, "10.251", ["10.251.16.11", "10.251.16.12"],
+                             node_names=["q-st-cr-1", "q-st-cr-2"])["compute_instance_ids"]
     ec2 = moto_cluster.client("ec2", sandbox.endpoint_url, region)
     ddb = moto_cluster.client("dynamodb", sandbox.endpoint_url, region)
     try:
