@@ -12,9 +12,10 @@ version_added: 0.1.0
 description:
   - Runs on the head node. Finds the compute nodes that are up and free (C(sinfo)), then starts one job per
     partition with one task per node (C(srun --ntasks-per-node=1)); each task applies the node-setup bundle staged
-    by role C(hpc.pcluster.node_setup) to its own node (C(run.py fleet)) and prints its result as one JSON line.
-  - Each task also writes its result to C(<bundle_dir>/results/<run>/<node>.json); a node whose line the job's
-    output lacks is read from there. The directory is removed at the end.
+    by role C(hpc.pcluster.node_setup) to its own node (C(run.py fleet)) and prints its result, a JSON text, as
+    numbered lines of at most 1000 bytes that the module puts back together.
+  - Slurm carries each task's output to C(srun) in messages of at most 1024 bytes and C(srun) writes the messages of
+    all tasks as they arrive, so a longer line can be cut by another node's output; lines that fit arrive whole.
   - Returns each node's result (status C(ok), C(up-to-date) or C(failed); the play's ok/changed/failed counts;
     the failed task and its message) and the nodes it left out - busy with jobs, powered down (they apply the
     bundle when they boot), or down/drained/not responding.
@@ -100,8 +101,8 @@ left_out:
 jobs:
   description:
     - The jobs started, one per partition - C(partition), C(nodes), C(rc), C(seconds), C(stderr).
-    - When the job's output lacks a node's result line, also C(lines_missing) (those nodes) and C(stdout_tail) (the
-      end of that output); such a node's result is read from the file it wrote, and has C(result_from=file).
+    - When the job's output lacks a node's whole result, also C(lines_missing) (those nodes, reported failed) and
+      C(stdout_tail) (the end of that output).
   returned: always
   type: list
   elements: dict
@@ -114,7 +115,7 @@ summary:
 
 import json
 import os
-import shutil
+import re
 import threading
 import time
 
@@ -163,14 +164,24 @@ def plan(sinfo_lines, partitions=()):
     return {p: sorted(n) for p, n in sorted(targets.items())}, left_out
 
 
+RESULT_LINE = re.compile(r"^%s (\S+) (\d+)/(\d+) (.*)$" % RESULT_MARK)
+
+
 def parse_results(stdout):
-    """{node: result} from the tasks' RESULT_MARK lines."""
-    results = {}
+    """{node: result} from the tasks' RESULT_MARK lines (run.py's result_lines: a JSON text in numbered parts, the
+    lines of different nodes in any order); a node whose parts are not all there, or do not make JSON, is left out."""
+    parts = {}
     for line in stdout.splitlines():
-        if not line.startswith(RESULT_MARK + " "):
+        match = RESULT_LINE.match(line)
+        if match:
+            node, index, count, text = match.groups()
+            parts.setdefault((node, int(count)), {})[int(index)] = text
+    results = {}
+    for (node, count), found in parts.items():
+        if sorted(found) != list(range(1, count + 1)):
             continue
         try:
-            result = json.loads(line[len(RESULT_MARK) + 1:])
+            result = json.loads("".join(found[index] for index in range(1, count + 1)))
         except ValueError:
             continue
         if isinstance(result, dict) and result.get("node"):
@@ -186,46 +197,29 @@ def summary_line(result):
         line += "; changed: %s" % ", ".join(result["changed_tasks"])
     if (result.get("slurmd") or {}).get("restarted"):
         line += "; slurmd restarted (its SPANK configuration changed)"
-    if result.get("result_from") == "file":
-        line += "; result read from shared storage (the job's output had no line for it)"
     if result.get("status") == "failed":
         line += "; failed task: %s: %s" % (result.get("failed_task"), " ".join(str(result.get("message", "")).split()))
     return line
 
 
-def srun_argv(srun, partition, nodes, params, results_dir=None):
+def srun_argv(srun, partition, nodes, params):
     bundle = os.path.join(params["bundle_dir"], "current")
     return [srun, "--partition=%s" % partition, "--nodelist=%s" % ",".join(nodes), "--nodes=%d" % len(nodes),
             "--ntasks=%d" % len(nodes), "--ntasks-per-node=1", "--cpus-per-task=1",
             "--job-name=%s" % params["job_name"], "--time=%d" % params["time_limit_minutes"],
             "--immediate=%d" % params["allocation_wait_seconds"], "--kill-on-bad-exit=0", "--no-kill", "--quiet",
             os.path.join(bundle, "venv", "bin", "python"), os.path.join(bundle, "run.py"), "fleet"] + (
-                ["--force"] if params["force"] else []) + (["--results-dir", results_dir] if results_dir else [])
+                ["--force"] if params["force"] else [])
 
 
-def read_result_files(results_dir, nodes):
-    """{node: result} from the files the tasks wrote to shared storage (run.py --results-dir)."""
-    results = {}
-    for node in nodes:
-        try:
-            with open(os.path.join(results_dir, "%s.json" % node), encoding="utf-8") as handle:
-                result = json.load(handle)
-        except (OSError, ValueError):
-            continue
-        if isinstance(result, dict) and result.get("node") == node:
-            results[node] = result
-    return results
-
-
-def run_jobs(run_command, srun, targets, params, results_dir=None):
+def run_jobs(run_command, srun, targets, params):
     """One srun per partition, all at once (run_command: AnsibleModule.run_command); the jobs and every node's
-    result: its line in the job's output, else the file it wrote to results_dir. Each job ends by Slurm's time
-    limit at the latest (srun --time, --immediate)."""
+    result from the job's output. Each job ends by Slurm's time limit at the latest (srun --time, --immediate)."""
     jobs, threads = [], []
 
     def run(partition, nodes):
         started = time.time()
-        rc, out, err = run_command(srun_argv(srun, partition, nodes, params, results_dir))
+        rc, out, err = run_command(srun_argv(srun, partition, nodes, params))
         jobs.append({"partition": partition, "nodes": nodes, "rc": rc, "stdout": out, "stderr": err[-4000:],
                      "seconds": round(time.time() - started, 2)})
 
@@ -241,13 +235,8 @@ def run_jobs(run_command, srun, targets, params, results_dir=None):
         found = parse_results(stdout)
         missing = [n for n in job["nodes"] if n not in found]
         if missing:
-            # Kept to tell why the job's output lacks lines: the nodes concerned and the end of that output.
+            # Kept to tell why the job's output lacks results: the nodes concerned and the end of that output.
             job.update(lines_missing=missing, stdout_tail=stdout[-2000:])
-        if results_dir and missing:
-            from_files = read_result_files(results_dir, missing)
-            for result in from_files.values():
-                result["result_from"] = "file"
-            found.update(from_files)
         for node in job["nodes"]:
             results[node] = found.get(node) or {
                 "node": node, "status": "failed", "failed": 1, "failed_task": "srun",
@@ -280,13 +269,7 @@ def main():
         result["summary"] = ["would set up %s (partition %s)" % (", ".join(n), p) for p, n in targets.items()] \
             if module.check_mode else ["no compute node is up and free"]
         module.exit_json(**result)
-    # On the shared storage the bundle is on: every node can write there, this head node reads it.
-    results_dir = os.path.join(params["bundle_dir"], "results", "%s-%d" % (time.strftime("%Y%m%dT%H%M%S"), os.getpid()))
-    os.makedirs(results_dir, mode=0o700)
-    try:
-        jobs, results = run_jobs(module.run_command, srun, targets, params, results_dir)
-    finally:
-        shutil.rmtree(results_dir, ignore_errors=True)
+    jobs, results = run_jobs(module.run_command, srun, targets, params)
     nodes = [results[name] for name in sorted(results)]
     result.update(jobs=jobs, nodes=nodes, summary=[summary_line(r) for r in nodes],
                   failed_nodes=[r["node"] for r in nodes if r.get("status") == "failed"],

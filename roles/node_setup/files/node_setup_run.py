@@ -17,8 +17,9 @@ with a pinned ansible-core. This script runs its local play
 
 The result - status (ok, up-to-date, failed), the play's counts, the first
 failed task - is written to /var/lib/hpc-pcluster/node-setup/result.json and,
-in fleet mode, printed as one line ``HPC_PCLUSTER_NODE_SETUP_RESULT {json}``
-for the job's caller. The play's own output goes to
+in fleet mode, printed for the job's caller as lines
+``HPC_PCLUSTER_NODE_SETUP_RESULT <node> <k>/<n> <part k of the JSON text>`` of at
+most 1000 bytes each (see result_lines). The play's own output goes to
 /var/log/hpc-pcluster/node-setup.log. Exit status 0 unless the node failed.
 
 Standard library only; runs with the bundle's Python (3.9 or later).
@@ -40,6 +41,10 @@ import time
 STATE_DIR = os.environ.get("HPC_PCLUSTER_NODE_SETUP_STATE_DIR") or "/var/lib/hpc-pcluster/node-setup"
 LOG_FILE = os.environ.get("HPC_PCLUSTER_NODE_SETUP_LOG") or "/var/log/hpc-pcluster/node-setup.log"
 RESULT_MARK = "HPC_PCLUSTER_NODE_SETUP_RESULT"
+# Slurm carries a task's output to srun in messages of at most 1024 bytes, cut at a line's end when the line fits,
+# and srun writes the messages of all tasks in the order they arrive: a longer line is cut, and another node's
+# output can land in the middle of it. A result is therefore printed as numbered lines that each fit.
+RESULT_LINE_BYTES = 1000
 SLURM_NODENAME_FILE = "/etc/parallelcluster/slurm_plugin/slurm_nodename"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/slurm/bin"
 
@@ -257,11 +262,23 @@ def apply(bundle, manifest, mode, force):
     return result
 
 
+def result_lines(result, limit=RESULT_LINE_BYTES):
+    """The result as ``MARK <node> <k>/<n> <part>`` lines of at most limit bytes (newline included), parts of its
+    JSON text in order (ASCII: json.dumps escapes the rest)."""
+    text = json.dumps(result, sort_keys=True)
+    node = str(result["node"]).replace(" ", "_")
+    room = limit - len("%s %s 9999/9999 \n" % (RESULT_MARK, node))
+    if room < 100:
+        raise ValueError("node name too long for a %d-byte result line: %s" % (limit, node))
+    parts = [text[start:start + room] for start in range(0, len(text), room)]
+    return ["%s %s %d/%d %s" % (RESULT_MARK, node, index, len(parts), part)
+            for index, part in enumerate(parts, start=1)]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("mode", choices=("boot", "fleet"))
     parser.add_argument("--force", action="store_true", help="run the play even when the node is up to date")
-    parser.add_argument("--results-dir", help="fleet: also write the result to <dir>/<node>.json (shared storage)")
     args = parser.parse_args(argv)
     bundle = os.path.dirname(os.path.realpath(__file__))
     manifest = load_json(os.path.join(bundle, "manifest.json")) or {}
@@ -272,10 +289,7 @@ def main(argv=None):
         result = apply(bundle, manifest, args.mode, args.force)
         write_json(os.path.join(STATE_DIR, "result.json"), result)
     if args.mode == "fleet":
-        if args.results_dir:
-            # The job's output can miss a node's line (slurmd restarted under its step): the file stays.
-            write_json(os.path.join(args.results_dir, "%s.json" % result["node"]), result)
-        print("%s %s" % (RESULT_MARK, json.dumps(result, sort_keys=True)), flush=True)
+        print("\n".join(result_lines(result)), flush=True)
     else:
         print("hpc-pcluster-node-setup: %s on %s: %s (ok=%s changed=%s failed=%s)%s; log %s" % (
             args.mode, result["node"], result["status"], result.get("ok"), result.get("changed"),

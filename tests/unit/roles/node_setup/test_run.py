@@ -84,6 +84,15 @@ def runner(top, env, *args):
                           capture_output=True, text=True, timeout=300, check=False)
 
 
+def printed(stdout):
+    """The result a fleet run printed: its numbered lines, each of at most 1000 bytes, put together."""
+    lines = [line for line in stdout.splitlines() if line.startswith(run.RESULT_MARK + " ")]
+    assert lines and all(len(line.encode()) + 1 <= run.RESULT_LINE_BYTES for line in lines), lines
+    parts = [line.split(" ", 3) for line in lines]
+    assert [part[2] for part in parts] == ["%d/%d" % (k, len(parts)) for k in range(1, len(parts) + 1)], parts
+    return json.loads("".join(part[3] for part in parts))
+
+
 # --------------------------------------------------------------------------- the play and its record
 
 
@@ -108,32 +117,27 @@ def test_fleet_leaves_a_node_that_applied_this_bundle_since_it_booted_and_says_s
     marker.unlink()
     proc = runner(top, node_env, "fleet")
     assert proc.returncode == 0, proc.stderr
-    [line] = [l for l in proc.stdout.splitlines() if l.startswith(run.RESULT_MARK + " ")]
-    result = json.loads(line.split(" ", 1)[1])
+    result = printed(proc.stdout)
     assert result["status"] == "up-to-date" and result["changed"] == 0 and not marker.exists()
     assert result["slurmd"] == {"restarted": False, "reason": "no SPANK configuration managed on this node"}
     # --force applies it anyway; a new bundle is applied too.
-    assert json.loads(runner(top, node_env, "fleet", "--force").stdout.split(" ", 1)[1])["status"] == "ok"
+    assert printed(runner(top, node_env, "fleet", "--force").stdout)["status"] == "ok"
     assert marker.read_text() == "fleet"
     marker.unlink()
     make_bundle(tmp_path / "next", {"marker": str(marker)}, bundle_id="b2")
-    results = tmp_path / "results"
-    results.mkdir()
-    proc = runner(tmp_path / "next" / "node-setup", node_env, "fleet", "--results-dir", str(results))
-    assert json.loads(proc.stdout.split(" ", 1)[1])["status"] == "ok" and marker.exists()
-    # The same result in the shared results directory, for a job whose output lost the line.
-    assert json.loads((results / "node-7.json").read_text()) == json.loads(proc.stdout.split(" ", 1)[1])
+    proc = runner(tmp_path / "next" / "node-setup", node_env, "fleet")
+    assert printed(proc.stdout)["status"] == "ok" and marker.exists()
 
 
 def test_a_failed_task_fails_the_node_with_its_name_and_message(tmp_path, node_env):
     top = make_bundle(tmp_path, {"marker": str(tmp_path / "marker"), "fail_here": True})
     proc = runner(top, node_env, "fleet")
     assert proc.returncode == 1
-    result = json.loads(proc.stdout.split(" ", 1)[1])
+    result = printed(proc.stdout)
     assert result["status"] == "failed" and result["failed"] == 1
     assert result["failed_task"] == "Fail when asked" and result["message"] == "asked to fail on node-7"
     # A failed node is not up to date: the next run applies the bundle again.
-    assert json.loads(runner(top, node_env, "fleet").stdout.split(" ", 1)[1])["status"] == "failed"
+    assert printed(runner(top, node_env, "fleet").stdout)["status"] == "failed"
 
 
 def test_a_play_that_cannot_start_is_a_failure_with_the_log_tail(tmp_path, node_env):
@@ -145,6 +149,21 @@ def test_a_play_that_cannot_start_is_a_failure_with_the_log_tail(tmp_path, node_
     result = json.loads((tmp_path / "state" / "result.json").read_text())
     assert result["status"] == "failed" and result["failed_task"].startswith("ansible-playbook (exit status")
     assert "no_such_module" in result["message"]
+    # In the fleet job the same failure, with the log's tail, is printed over several lines that each fit
+    # a Slurm I/O message (1024 bytes): whole lines are never cut by another node's output.
+    proc = runner(top, node_env, "fleet")
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(run.RESULT_MARK + " ")]
+    result = printed(proc.stdout)
+    assert len(lines) > 1 and result["status"] == "failed" and "no_such_module" in result["message"], lines
+
+
+def test_result_lines_fit_and_put_back_give_the_result():
+    result = {"node": "compute-gpu-st-distributed-ml-12", "status": "failed", "message": "\u00e9chec " * 700,
+              "changed_tasks": ["task %d" % k for k in range(300)]}
+    lines = run.result_lines(result)
+    assert len(lines) > 5 and printed("\n".join(lines) + "\n") == result
+    assert all(line.startswith("%s %s " % (run.RESULT_MARK, result["node"])) for line in lines)
+    assert run.result_lines({"node": "n", "status": "ok"}) == ['%s n 1/1 {"node": "n", "status": "ok"}' % run.RESULT_MARK]
 
 
 # --------------------------------------------------------------------------- the boot script
