@@ -15,11 +15,26 @@ import threading
 
 import pytest
 
+from ansible_collections.hpc.pcluster.plugins.modules.node_setup_fleet import parse_results
+
 RESULT = "/var/lib/hpc-pcluster/node-setup/result.json"
 LOG = "/var/log/hpc-pcluster/node-setup.log"
 STATIC = "compute-gpu-st-distributed-ml-1"
 DYNAMIC = "compute-gpu-dy-distributed-ml-1"
 MARKER = "/root/written-before-the-replacement"
+BUNDLE = "/opt/slurm/hpc-pcluster/node-setup/current"
+# Four tasks print, at the same moment, a long result (3 kB of JSON, as a failure with its log) the way run.py
+# does in the fleet job; each task's result must come back whole from srun's output.
+PRINT_AT_ONCE = """
+import importlib.util, os, sys, time
+spec = importlib.util.spec_from_file_location("run", "%s/run.py")
+run = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(run)
+node = "%%s-task%%s" %% (os.environ["SLURMD_NODENAME"], os.environ["SLURM_PROCID"])
+result = {"node": node, "status": "failed", "failed_task": "t", "message": ("log line of " + node + " ") * 100}
+time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+print("\\n".join(run.result_lines(result)), flush=True)
+""" % BUNDLE
 # Inside the container: the image's busybox root, not the node's Debian (no /etc/debian_version).
 IN_CONTAINER = 'echo "$SLURMD_NODENAME $(readlink /bin/sh) $(test -e /etc/debian_version && echo debian || echo image)"'
 
@@ -76,6 +91,18 @@ def test_first_create_nodes_boot_pending_and_the_fleet_run_sets_them_up(joining)
     # The powered-down dynamic node is named and left to its boot.
     assert "%s idle~: powered down: they apply the bundle when they boot" % DYNAMIC in " ".join(
         joining["run"].output.split())
+
+
+def test_results_printed_by_tasks_at_once_come_back_whole_from_srun(joining):
+    # Slurm carries a task's output in messages of at most 1024 bytes and srun writes those of all tasks as they
+    # arrive: run.py's lines (at most 1000 bytes) are never cut by another task's output.
+    sandbox = joining["sandbox"]
+    start = sandbox.head("python3", "-c", "import time; print(time.time() + 2)").strip()
+    out = on_node(sandbox, STATIC, "--ntasks=4", "--overcommit", "/usr/bin/python3", "-c", PRINT_AT_ONCE, start)
+    results = parse_results(out)
+    assert sorted(results) == ["%s-task%d" % (STATIC, k) for k in range(4)], out[-3000:]
+    assert all(len(r["message"]) > 3000 for r in results.values())
+    assert max(len(line) for line in out.splitlines()) < 1000
 
 
 def test_dynamic_node_powered_up_by_slurm_sets_itself_up_and_runs_a_container_job(joining, joined):

@@ -69,8 +69,8 @@ def lines(result, size=40):
 def test_results_are_put_back_together_from_marked_lines_only():
     ok = {"node": "a", "status": "ok", "ok": 20, "changed": 2, "failed": 0, "changed_tasks": ["Write enroot.conf"],
           "seconds": 9.5, "slurmd": {"restarted": True}}
-    out = "\n".join(["noise"] + lines(ok) + ["%s b 1/1 {broken" % fleet.RESULT_MARK,
-                                              "%s c 1/1 %s" % (fleet.RESULT_MARK, json.dumps({"status": "ok"}))])
+    broken = ["%s b 1/1 {broken" % fleet.RESULT_MARK, "%s c 1/1 %s" % (fleet.RESULT_MARK, json.dumps({"status": "ok"}))]
+    out = "\n".join(["noise"] + lines(ok) + broken)
     assert fleet.parse_results(out) == {"a": ok}
     assert fleet.summary_line(ok) == ("a: ok (ok=20 changed=2 failed=0, 9.5 s); changed: Write enroot.conf; "
                                       "slurmd restarted (its SPANK configuration changed)")
