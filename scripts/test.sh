@@ -4,18 +4,31 @@
 #   scripts/test.sh            every suite
 #   scripts/test.sh unit lint  only those suites
 # Suites: lint sanity unit integration molecule
+#
+# The suites run in three lanes at once: the sandbox suites spend most of their time waiting on
+# Slurm, ssh and the nodes, not on this machine's cores, so the static checks and the molecule
+# scenarios (each in a sandbox of its own) run beside the integration tests (whose tests/e2e,
+# on sandboxes of their own, run beside tests/integration):
+#   integration | molecule | lint, sanity, unit
+# Each suite's output goes to tests/output/suites/<suite>.log and is printed whole when the suite
+# ends. HPC_PCLUSTER_TEST_LANES=1 runs the suites one after another instead, printing as they go
+# (as does a run of one suite).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 export PATH=$ROOT/.venv/bin:$PATH
 export ANSIBLE_CONFIG=$ROOT/ansible.cfg
 PY=$ROOT/.venv/bin/python
+LOGS=$ROOT/tests/output/suites
 
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(lint sanity unit integration molecule)
-
-declare -A result
-failed=0
+for s in "${suites[@]}"; do
+  case $s in
+    lint | sanity | unit | integration | molecule) ;;
+    *) echo "scripts/test.sh: unknown suite '$s' (suites: lint sanity unit integration molecule)" >&2; exit 2 ;;
+  esac
+done
 
 run_lint() {
   ansible-lint --offline --profile production && yamllint -s . &&
@@ -45,17 +58,23 @@ run_unit() {
   "$PY" -m pytest -q --durations=10 tests/unit
 }
 
-sandbox_started=0
-ensure_sandbox() {
+run_integration() {
+  # tests/integration runs on the default sandbox (sandbox/.state: started here when it is not up,
+  # and brought down after); tests/e2e brings up sandboxes of its own. The two run at once.
+  local started=0 rc=0 e2e_pid
   if ! "$PY" sandbox/sandbox.py status >/dev/null 2>&1; then
     "$PY" sandbox/sandbox.py up || return 1
-    sandbox_started=1
+    started=1
   fi
-}
-
-run_integration() {
-  ensure_sandbox || return 1
-  "$PY" -m pytest -q --durations=25 tests/integration tests/e2e
+  "$PY" -m pytest -q --durations=15 tests/e2e >"$LOGS/integration-e2e.log" 2>&1 &
+  e2e_pid=$!
+  echo "--- pytest tests/integration"
+  "$PY" -m pytest -q --durations=15 tests/integration || rc=1
+  wait "$e2e_pid" || rc=1
+  echo "--- pytest tests/e2e"
+  cat "$LOGS/integration-e2e.log"
+  [ "$started" -eq 1 ] && "$PY" sandbox/sandbox.py down >/dev/null 2>&1
+  return "$rc"
 }
 
 run_molecule() {
@@ -73,20 +92,72 @@ run_molecule() {
   return "$rc"
 }
 
-for s in "${suites[@]}"; do
-  echo "=== $s"
+# run_suite NAME: runs it with its output in $LOGS/NAME.log, records "passed|FAILED (N s)" in
+# $LOGS/NAME.result, then prints the log whole (one lane at a time: $LOGS/.print.lock).
+run_suite() {
+  local s=$1 start rc
+  echo "=== $s: started $(date +%H:%M:%S)"
   start=$(date +%s)
-  if "run_$s"; then result[$s]="passed"; else result[$s]="FAILED"; failed=1; fi
-  result[$s]="${result[$s]} ($(( $(date +%s) - start )) s)"
-done
+  if [ "$live" -eq 1 ]; then
+    "run_$s" 2>&1 | tee "$LOGS/$s.log"
+    rc=${PIPESTATUS[0]}
+  else
+    "run_$s" >"$LOGS/$s.log" 2>&1
+    rc=$?
+  fi
+  if [ "$rc" -eq 0 ]; then echo "passed" >"$LOGS/$s.result"; else echo "FAILED" >"$LOGS/$s.result"; fi
+  echo "$(( $(date +%s) - start ))" >>"$LOGS/$s.result"
+  if [ "$live" -eq 1 ]; then
+    echo "=== $s: $(head -1 "$LOGS/$s.result") in $(tail -1 "$LOGS/$s.result") s"
+    return
+  fi
+  {
+    flock 9
+    echo "=== $s: $(head -1 "$LOGS/$s.result") in $(tail -1 "$LOGS/$s.result") s; its output:"
+    cat "$LOGS/$s.log"
+    echo "=== $s: end of its output"
+  } 9>"$LOGS/.print.lock"
+}
 
-[ $sandbox_started -eq 1 ] && "$PY" sandbox/sandbox.py down >/dev/null 2>&1
+selected() {
+  local s
+  for s in "${suites[@]}"; do [ "$s" = "$1" ] && return 0; done
+  return 1
+}
+
+# run_lane SUITE...: the selected ones among them, one after another.
+run_lane() {
+  local s
+  for s in "$@"; do
+    if selected "$s"; then run_suite "$s"; fi
+  done
+}
+
+mkdir -p "$LOGS"
+rm -f "$LOGS"/*.log "$LOGS"/*.result
+# One suite, or HPC_PCLUSTER_TEST_LANES=1: one after another, the output as it comes.
+live=0
+if [ ${#suites[@]} -eq 1 ] || [ "${HPC_PCLUSTER_TEST_LANES:-3}" = 1 ]; then
+  live=1
+  run_lane "${suites[@]}"
+else
+  run_lane integration &
+  run_lane molecule &
+  run_lane lint sanity unit &
+  wait
+fi
 
 echo "=== summary"
+failed=0
 passed_count=0
 for s in "${suites[@]}"; do
-  printf '  %-12s %s\n' "$s" "${result[$s]}"
-  case ${result[$s]} in passed*) passed_count=$((passed_count + 1)) ;; esac
+  if [ -f "$LOGS/$s.result" ]; then
+    outcome="$(head -1 "$LOGS/$s.result") ($(tail -1 "$LOGS/$s.result") s)"
+  else
+    outcome="FAILED (did not finish)"
+  fi
+  printf '  %-12s %s\n' "$s" "$outcome"
+  case $outcome in passed*) passed_count=$((passed_count + 1)) ;; *) failed=1 ;; esac
 done
 echo "suites: $passed_count passed, $(( ${#suites[@]} - passed_count )) failed"
 exit $failed

@@ -147,7 +147,9 @@ def test_fleet_stop_and_start_reach_slurm(sandbox, fleet_restored):  # pylint: d
     before = len(transitions(sandbox, name, region))
     assert fleet_status(sandbox, name, region) == "RUNNING"
 
-    assert request_fleet(sandbox, name, region, "STOP_REQUESTED") == "STOP_REQUESTED"
+    # pcluster answers with the status it reads back after writing the request; the fleet stand-in may
+    # already have moved it on (as clustermgtd may). The transitions asserted at the end show the request.
+    assert request_fleet(sandbox, name, region, "STOP_REQUESTED") in ("STOP_REQUESTED", "STOPPING")
     seen = wait_fleet(sandbox, name, region, "STOPPED")
     assert set(seen) <= {"STOP_REQUESTED", "STOPPING", "STOPPED"}, seen
     stopped = node_states(sandbox)
@@ -157,7 +159,7 @@ def test_fleet_stop_and_start_reach_slurm(sandbox, fleet_restored):  # pylint: d
     partition = sandbox.ssh("sinfo --noheader --partition=compute-gpu --format=%a").stdout.strip()
     assert partition.startswith("inact"), partition
 
-    assert request_fleet(sandbox, name, region, "START_REQUESTED") == "START_REQUESTED"
+    assert request_fleet(sandbox, name, region, "START_REQUESTED") in ("START_REQUESTED", "STARTING")
     wait_fleet(sandbox, name, region, "RUNNING")
     assert all(state == "idle" for state, _reason in node_states(sandbox).values()), node_states(sandbox)
     assert sandbox.ssh("sinfo --noheader --partition=compute-gpu --format=%a").stdout.strip() == "up"
