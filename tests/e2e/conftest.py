@@ -130,6 +130,24 @@ def e2e_sandbox():
     yield from private_sandbox(2)
 
 
+# Extra variables for the deploy runs (JSON), e.g. '{"pcluster_containers_enabled": false}' to look at the
+# rest of the flow while the container roles are being worked on. Empty: deploy.yml exactly as `make demo` runs it.
+DEPLOY_VARS = json.loads(os.environ.get("HPC_PCLUSTER_E2E_DEPLOY_VARS") or "{}")
+
+
+@pytest.fixture(scope="session")
+def deploy_vars():
+    return dict(DEPLOY_VARS)
+
+
+@pytest.fixture(scope="session")
+def first_deploy(e2e_sandbox):
+    """deploy.yml's first run on the e2e sandbox, shared by the tests that look at what it left."""
+    run = e2e_sandbox.playbook("deploy.yml", DEPLOY_VARS)
+    assert run.rc == 0, run.output[-6000:]
+    return run
+
+
 @pytest.fixture(scope="module")
 def e2e_sandbox_4_nodes():
     """For the tests that need more than one pair of compute nodes; up only while their module runs."""

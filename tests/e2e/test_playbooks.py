@@ -31,19 +31,7 @@ def read_report(sandbox):
     return report, junit, markdown
 
 
-# Extra variables for the deploy runs (JSON), e.g. '{"pcluster_containers_enabled": false}' to look at the
-# rest of the flow while the container roles are being worked on. Empty: deploy.yml exactly as `make demo` runs it.
-DEPLOY_VARS = json.loads(os.environ.get("HPC_PCLUSTER_E2E_DEPLOY_VARS") or "{}")
-
-
-@pytest.fixture(scope="module")
-def first_deploy(e2e_sandbox):
-    run = e2e_sandbox.playbook("deploy.yml", DEPLOY_VARS)
-    assert run.rc == 0, run.output[-6000:]
-    return run
-
-
-def test_deploy_first_run_verifies_and_writes_the_report(e2e_sandbox, first_deploy):
+def test_deploy_first_run_verifies_and_writes_the_report(e2e_sandbox, first_deploy, deploy_vars):
     assert "Verification report: %s" % (e2e_sandbox.report_dir / e2e_sandbox.cluster_name) in first_deploy.stdout
     report, junit, markdown = read_report(e2e_sandbox)
     assert report["cluster"] == e2e_sandbox.cluster_name
@@ -72,7 +60,7 @@ def test_deploy_first_run_verifies_and_writes_the_report(e2e_sandbox, first_depl
         for check in found:
             assert check["status"] == "not_available", check
             assert "not available in the sandbox" in check["hint"], check
-    if DEPLOY_VARS.get("pcluster_containers_enabled") is not False:
+    if deploy_vars.get("pcluster_containers_enabled") is not False:
         assert_container_checks(e2e_sandbox, report)
         if e2e_sandbox.state["containers"]["ami"]["real"]:
             # What is left: no GPU (nvidia-smi; NCCL, one check per group of nodes), FSx, EFA or ParallelCluster OS.
@@ -156,8 +144,8 @@ def assert_container_checks(e2e_sandbox, report):
         assert containers["image"] in checks_of(report, "container_smoke")[0]["expected"]
 
 
-def test_deploy_second_run_changes_nothing(e2e_sandbox, first_deploy):
-    run = e2e_sandbox.playbook("deploy.yml", DEPLOY_VARS)
+def test_deploy_second_run_changes_nothing(e2e_sandbox, first_deploy, deploy_vars):
+    run = e2e_sandbox.playbook("deploy.yml", deploy_vars)
     assert run.rc == 0, run.output[-6000:]
     assert run.recap, run.stdout[-3000:]
     assert all(host["changed"] == 0 for host in run.recap.values()), run.recap
@@ -175,12 +163,12 @@ def stored_config_versions(sandbox):
             for v in versions]
 
 
-def test_check_mode_shows_the_change_and_touches_nothing(e2e_sandbox, first_deploy):
+def test_check_mode_shows_the_change_and_touches_nothing(e2e_sandbox, first_deploy, deploy_vars):
     before = stored_config_versions(e2e_sandbox)
     config_file = e2e_sandbox.state_dir / "cluster-config.yaml"
     file_before = config_file.read_bytes()
 
-    run = e2e_sandbox.playbook("deploy.yml", dict(DEPLOY_VARS, cluster_config_compute_max_count=3), args=["--check", "--diff"])
+    run = e2e_sandbox.playbook("deploy.yml", dict(deploy_vars, cluster_config_compute_max_count=3), args=["--check", "--diff"])
 
     assert run.rc == 0, run.output[-6000:]
     cluster_task = run.stdout.split("TASK [Create or update the cluster and wait until it is ready]", 1)[1].split("TASK [", 1)[0]
