@@ -25,6 +25,7 @@ Report formats (shared with the slurm_verify_report module, in module_utils/veri
 
 from __future__ import annotations
 
+from ansible_collections.hpc.pcluster.plugins.module_utils.instance_types import by_instance_type, record_field
 from ansible_collections.hpc.pcluster.plugins.module_utils.os_table import OS_RELEASE
 from ansible_collections.hpc.pcluster.plugins.module_utils.verify_report import (
     verify_check_line,
@@ -118,6 +119,14 @@ def builtin_gpu_info(instance_type):
     return {"count": -1, "model": "", "source": "unknown"}
 
 
+def _gpu_entry(record):
+    gpus = record_field(record_field(record, "gpu_info", "GpuInfo", {}), "gpus", "Gpus", [])
+    count = sum(int(record_field(g, "count", "Count", 0)) for g in gpus)
+    names = [(record_field(g, "manufacturer", "Manufacturer", ""), record_field(g, "name", "Name", "")) for g in gpus]
+    model = ", ".join(" ".join(x for x in pair if x) for pair in names)
+    return {"count": count, "model": model, "source": "EC2 DescribeInstanceTypes"}
+
+
 def verify_gpu_counts(ec2_instance_types, wanted, overrides=None):
     """GPU count per instance type.
 
@@ -125,17 +134,7 @@ def verify_gpu_counts(ec2_instance_types, wanted, overrides=None):
     case) or of boto3's DescribeInstanceTypes (CamelCase); may be empty when EC2 could not be asked.
     overrides: {type: count} the user set; they win.
     """
-    answered = {}
-    for item in ec2_instance_types or []:
-        itype = item.get("instance_type") or item.get("InstanceType")
-        if not itype:
-            continue
-        gpu_info = item.get("gpu_info") or item.get("GpuInfo") or {}
-        gpus = gpu_info.get("gpus") or gpu_info.get("Gpus") or []
-        count = sum(int(g.get("count", g.get("Count", 0)) or 0) for g in gpus)
-        names = [(g.get("manufacturer", g.get("Manufacturer", "")), g.get("name", g.get("Name", ""))) for g in gpus]
-        model = ", ".join(" ".join(x for x in pair if x) for pair in names)
-        answered[itype] = {"count": count, "model": model, "source": "EC2 DescribeInstanceTypes"}
+    answered = by_instance_type(ec2_instance_types, _gpu_entry)
     result = {}
     for itype in wanted or []:
         if overrides and itype in overrides:

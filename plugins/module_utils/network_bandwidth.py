@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.hpc.pcluster.plugins.module_utils.instance_types import by_instance_type, record_field
+
 BUILTIN_GBPS = {
     "p3dn.24xlarge": 100, "p4d.24xlarge": 400, "p4de.24xlarge": 400, "p5.4xlarge": 100, "p5.48xlarge": 3200,
     "p5e.48xlarge": 3200, "p5en.48xlarge": 3200, "p6-b200.48xlarge": 3200,
@@ -33,17 +35,12 @@ BUILTIN_GBPS = {
 _PERFORMANCE_RE = re.compile(r"^\s*(up to\s+)?(?:(\d+)\s*x\s*)?(\d+(?:\.\d+)?)\s*gigabit", re.I)
 
 
-def _get(item, snake, camel, default=None):
-    value = item.get(snake, item.get(camel))
-    return default if value is None else value
-
-
 def gbps_from_network_info(network_info):
     """(Gbps, how it was read) from one DescribeInstanceTypes NetworkInfo (snake_case or CamelCase)."""
     info = network_info or {}
-    performance = str(_get(info, "network_performance", "NetworkPerformance", ""))
-    cards = _get(info, "network_cards", "NetworkCards", []) or []
-    baseline = sum(float(_get(card, "baseline_bandwidth_in_gbps", "BaselineBandwidthInGbps", 0) or 0)
+    performance = str(record_field(info, "network_performance", "NetworkPerformance", ""))
+    cards = record_field(info, "network_cards", "NetworkCards", []) or []
+    baseline = sum(float(record_field(card, "baseline_bandwidth_in_gbps", "BaselineBandwidthInGbps", 0) or 0)
                    for card in cards)
     match = _PERFORMANCE_RE.match(performance)
     if match and not match.group(1):
@@ -54,6 +51,13 @@ def gbps_from_network_info(network_info):
     return None, "no bandwidth in NetworkPerformance %r" % performance
 
 
+def _network_entry(record):
+    info = record_field(record, "network_info", "NetworkInfo", {})
+    gbps, how = gbps_from_network_info(info)
+    return {"gbps": gbps, "efa_supported": bool(record_field(info, "efa_supported", "EfaSupported", False)),
+            "source": "EC2 DescribeInstanceTypes: %s" % how}
+
+
 def instance_network(ec2_instance_types, wanted, overrides=None):
     """{instance type: {gbps, busbw_gbs, efa_supported, source}} for the types in ``wanted``.
 
@@ -61,15 +65,7 @@ def instance_network(ec2_instance_types, wanted, overrides=None):
     boto3 (CamelCase); may be empty. overrides: {type: Gbps} set by the user; they win. busbw_gbs is the
     bandwidth in GB/s (Gbps / 8), the unit nccl-tests prints; None when nothing is known.
     """
-    answered = {}
-    for item in ec2_instance_types or []:
-        itype = item.get("instance_type") or item.get("InstanceType")
-        if not itype:
-            continue
-        info = item.get("network_info") or item.get("NetworkInfo") or {}
-        gbps, how = gbps_from_network_info(info)
-        answered[itype] = {"gbps": gbps, "efa_supported": bool(_get(info, "efa_supported", "EfaSupported", False)),
-                           "source": "EC2 DescribeInstanceTypes: %s" % how}
+    answered = by_instance_type(ec2_instance_types, _network_entry)
     result = {}
     for itype in wanted or []:
         if overrides and itype in overrides:
