@@ -403,7 +403,6 @@ def finish_render(state_dir: Path, proc: subprocess.Popen, group_vars: dict) -> 
 
 def aws_side(state_dir: Path, state: dict, moto_proc, p: dict, timings: dict) -> dict:
     """Seed moto, write the inventory, render and register the cluster (runs in a thread)."""
-    import moto_cluster
     t0 = time.monotonic()
     inv = state_dir / "inventory"
     write_file(inv / "hosts.yml", "# Written by sandbox/sandbox.py up.\n" + yaml_dump({"all": {"hosts": {"localhost": {
