@@ -130,3 +130,16 @@ def test_replaced_static_node_gets_its_setup_back_at_boot(joining, joined):
     out = sandbox.head("srun", "--quiet", "--nodes=1", "--nodelist=%s" % STATIC,
                        "--container-image=%s" % joining["image"], "sh", "-c", IN_CONTAINER)
     assert out.split() == [STATIC, "busybox", "image"], out
+
+
+def test_nodes_set_up_at_boot_are_what_the_same_roles_over_ssh_leave(joining, joined):
+    # The boot path and the SSH path reach one state: the roles applied to both compute nodes over SSH after their
+    # boots change nothing there. The sandbox's docker_daemon_options name each node (cgroup-parent); the bundle was
+    # staged while only the static node was in the inventory, and the dynamic node must still render its own name.
+    sandbox = joining["sandbox"]
+    run = sandbox.playbook("playbooks/containers.yml", {"containers_hosts": "compute", "node_setup_compute_path": "ssh"},
+                           args=["--diff"])
+    assert run.rc == 0, run.output[-6000:]
+    assert {STATIC, DYNAMIC} <= set(run.recap), run.recap
+    changed = {host: counts["changed"] for host, counts in run.recap.items() if counts["changed"]}
+    assert not changed, run.output[-8000:]
