@@ -97,5 +97,7 @@ def node_setup_vars(hostvars, host, pattern, extra=None):
 
 
 class FilterModule:
+    """hpc.pcluster node-setup filters."""
+
     def filters(self):
         return {"node_setup_vars": node_setup_vars}
