@@ -85,13 +85,17 @@ def test_deploy_first_run_verifies_and_writes_the_report(e2e_sandbox, first_depl
 
 def test_deploy_names_nodes_as_slurm_does_and_says_how_to_reach_the_head_node(e2e_sandbox, first_deploy):
     head = "%s-head" % e2e_sandbox.cluster_name
-    # The play recap and the report name the nodes the way sinfo and people do, not by address or instance id.
-    assert set(first_deploy.recap) == {"localhost", head, *e2e_sandbox.compute_nodes}, first_deploy.recap
+    # The play recap, the node-setup summary and the report name the nodes the way sinfo and people do, not by
+    # address or instance id. The compute nodes set themselves up through one Slurm job (node_setup_compute_path
+    # slurm, the default), so the recap holds the controller and the head node, and the summary every compute node.
+    assert set(first_deploy.recap) == {"localhost", head}, first_deploy.recap
+    folded = " ".join(first_deploy.stdout.split())  # the YAML callback wraps long messages
+    for node in e2e_sandbox.compute_nodes:
+        assert re.search(r"- '?%s: ok \(ok=\d+ changed=\d+ failed=0," % re.escape(node), folded), folded[-3000:]
     report, _junit, markdown = read_report(e2e_sandbox)
     assert report["head_node"] == head
     assert head in markdown and e2e_sandbox.state["head_ip"] not in markdown
     # pcluster ssh's equivalent, with the key and the pinned known_hosts the inventory uses.
-    folded = " ".join(first_deploy.stdout.split())  # the YAML callback wraps long messages
     found = re.search(r"Reach the head node %s: (ssh .*? root@\S+?)'" % re.escape(head), folded)
     assert found, folded[-3000:]
     command = shlex.split(found.group(1))
@@ -149,6 +153,11 @@ def test_deploy_second_run_changes_nothing(e2e_sandbox, first_deploy, deploy_var
     assert run.rc == 0, run.output[-6000:]
     assert run.recap, run.stdout[-3000:]
     assert all(host["changed"] == 0 for host in run.recap.values()), run.recap
+    # Every compute node applied this bundle since it booted: it answers at once (the roles' own second run on the
+    # nodes is in test_containers.py).
+    folded = " ".join(run.stdout.split())
+    for node in e2e_sandbox.compute_nodes:
+        assert re.search(r"- '?%s: up-to-date \(ok=0 changed=0 failed=0," % re.escape(node), folded), folded[-3000:]
 
 
 def stored_config_versions(sandbox):
