@@ -7,7 +7,7 @@ import pathlib
 import pytest
 import yaml
 
-from cookbook import slurm_config
+import slurm_config
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "slurm_config"
 HEAD = ("ip-1-0-0-0", "ip.1.0.0.0")
