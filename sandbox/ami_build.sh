@@ -89,6 +89,7 @@ build_venvs() {
   # Built where the nodes see them, so that the virtualenvs' paths and their scripts' interpreter lines are
   # the nodes' paths: in a mount namespace of its own, /opt is an overlay whose upper layer is the layer's
   # /opt (this machine's /opt, which may hold pip's local indexes, stays visible below it).
+  # shellcheck disable=SC2016  # the inner script expands its own arguments
   unshare --mount --propagation private /bin/sh -eu -c '
     mount -t overlay sandbox-build-opt -o "lowerdir=/opt,upperdir=$1/opt,workdir=$5" /opt
     for env in node_virtualenv cookbook_virtualenv; do /usr/bin/python3 -m venv "$2/$env"; done

@@ -57,9 +57,9 @@ def node_profile(iam, cluster: str, group: str, iam_config: dict) -> str:
         role = iam_config["InstanceRole"].rsplit("/", 1)[-1]
     else:
         role = f"{cluster}-Role{suffix}-{_unique()}"[:64]
-        iam.create_role(RoleName=role, Path=path, AssumeRolePolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                                                     "Action": "sts:AssumeRole"}]}),
+        trust = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+        iam.create_role(RoleName=role, Path=path, AssumeRolePolicyDocument=json.dumps(trust),
                         Tags=[{"Key": "parallelcluster:cluster-name", "Value": cluster}])
         for arn in _policy_arns(iam_config):
             iam.attach_role_policy(RoleName=role, PolicyArn=arn)

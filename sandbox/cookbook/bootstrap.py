@@ -108,9 +108,12 @@ def custom_action_steps(event: str, config: dict, queue, aws, skip: bool) -> Non
     if not steps:
         return
     say(f"{event}: {len(steps)} script(s)")
+
+    def log(text):
+        print(text, end="" if text.endswith("\n") else "\n", flush=True)
+
     try:
-        custom_actions.run(event, steps, aws.client("s3"), lambda text: print(text, end="" if text.endswith("\n") else "\n",
-                                                                             flush=True))
+        custom_actions.run(event, steps, aws.client("s3"), log)
     except custom_actions.ActionFailed as failure:
         raise BootstrapFailed(f"fetch_and_run - {failure} {custom_actions_suffix()}") from failure
 

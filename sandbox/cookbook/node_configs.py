@@ -173,7 +173,7 @@ def daemon_configs(cluster: dict) -> dict:
             "slurm_suspend", {"clustermgtd_heartbeat_file_path": HEARTBEAT}), 0o644),
         f"{PLUGIN_DIR}/parallelcluster_slurm_fleet_status_manager.conf": (_ini("slurm_fleet_status_manager", common), 0o644),
         COMPUTEMGTD_CONF: (_ini("computemgtd", dict(common, clustermgtd_heartbeat_file_path=HEARTBEAT,
-                                                     dynamodb_table=cluster["slurm_ddb_table"])), 0o644),
+                                                    dynamodb_table=cluster["slurm_ddb_table"])), 0o644),
         "/etc/parallelcluster/clusterstatusmgtd.conf": (_ini(
             "clusterstatusmgtd", status, sandbox_note + "\nsandbox: update_event_command, the recipe clusterstatusmgtd "
             "runs with cinc-client on ParallelCluster."), 0o644),

@@ -16,7 +16,7 @@ OUTPUT_DIR = "/opt/slurm/etc"
 
 def load_case(name):
     case = FIXTURES / name
-    config = yaml.safe_load((case / "input.yaml").read_text())
+    config = yaml.safe_load((case / "input.json").read_text())
     types_file = case / "instance_types.json"
     types = json.loads((types_file if types_file.exists() else FIXTURES / "three_queues" / "instance_types.json").read_text())
     return config, types
@@ -89,14 +89,14 @@ def test_a_slurm_database_adds_the_accounting_lines():
 
 
 def test_custom_slurm_settings_include_file():
-    config = yaml.safe_load((FIXTURES / "custom_settings" / "input.yaml").read_text())
+    config = yaml.safe_load((FIXTURES / "custom_settings" / "input.json").read_text())
     expected = (FIXTURES / "custom_settings" / "expected.conf").read_text()
     assert slurm_config.custom_settings_include(config["Scheduling"]["SlurmSettings"]) == expected
     assert slurm_config.custom_settings_include({}) == slurm_config.CONFIG_HEADER + "\n\n"
 
 
 def test_fleet_config():
-    config = yaml.safe_load((FIXTURES / "fleet" / "input.yaml").read_text())
+    config = yaml.safe_load((FIXTURES / "fleet" / "input.json").read_text())
     assert slurm_config.fleet_config(config) == json.loads((FIXTURES / "fleet" / "expected.json").read_text())
     guide, _types = load_case("guide")
     assert slurm_config.fleet_config(guide) == {"compute-gpu": {"distributed-ml": {
