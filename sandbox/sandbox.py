@@ -220,6 +220,8 @@ def health(state: dict) -> dict:
         problems.append("the compute fleet stand-in (fleet.py) is not running")
     if "proxy_pid" in state and not pid_alive(state["proxy_pid"]):
         problems.append("the package-mirror proxy (proxy.py) is not running")
+    if not all(pid_alive(pid) for pid in state.get("containers", {}).get("registry", {}).get("pids", [])):
+        problems.append("the registry (docker-registry) or ECR's API front (registry.py) is not running")
     head = state.get("holders", {}).get("head")
     if state.get("status") == "running" and pid_alive(head):
         r = nodes.run(nodes.nsenter(head, ["scontrol", "ping"]), check=False)
@@ -657,8 +659,10 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     state["moto_pid"] = moto_proc.pid
     save_state(state_dir, state)
     # The AMI layer and the container image (built once per machine), then the keys.
-    state["containers"] = container_chain.prepare(args.vendor_dir, args.cache_dir, state_dir, p["head"]["ip"],
-                                                  state["index"], ami_layers_in_use(), log)
+    state["containers"] = container_chain.prepare(args.vendor_dir, args.cache_dir, state_dir, p, state["region"],
+                                                  ami_layers_in_use(), log)
+    # ECR's private DNS names, in every node's /etc/hosts (instances.py reads them from the state too).
+    p["extra_hosts"] = state["extra_hosts"] = container_chain.hosts_lines(state["containers"])
     state["verify_not_available"] = verify_not_available(state["containers"])
     save_state(state_dir, state)
     timings["ami_layer"] = time.monotonic() - started
@@ -679,6 +683,8 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
         # Slurm started before the config was rendered: now it gets the config's settings.
         boot.configure_slurm(state_dir, state, p, head_pid, yaml_load(aws["config_text"]))
         timings["slurm_configured"] = time.monotonic() - started
+        container_chain.start_registry(state_dir, state, head_pid, lambda st: save_state(state_dir, st))
+        timings["registry"] = time.monotonic() - started
     except boot.BootError as exc:
         raise SandboxError(str(exc)) from None
     finally:
@@ -725,6 +731,8 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
     stop_process_group(state.get("fleet_pid"))
     stop_process_group(state.get("proxy_pid"))
     stop_process_group(state.get("moto_pid"))
+    for pid in state.get("containers", {}).get("registry", {}).get("pids", []):
+        stop_process_group(pid)
     holders = list(state.get("holders", {}).values())
     survivors = nodes.kill_all(holders, state.get("netns", []))
     if survivors:
@@ -744,6 +752,7 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
             shutil.rmtree(state_dir, ignore_errors=True)
         else:
             ours = ["ssh", "nodes", "roots", "shared", "fleet", "build", "cp", "ansible-tmp", "inventory", "env.sh", "state.json",
+                    "registry",
                     "moto-amis.json", "moto-fsx.json", "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
             for sub in ours:
                 path = state_dir / sub
