@@ -74,9 +74,9 @@ def group_by_partition(runner, names):
 def run_image(runner, params, partition, names, image):
     """One srun starting image on every node of names; returns the run's record (nodes that answered, time)."""
     argv = [runner.slurm("srun")] + (["--partition=%s" % partition] if partition else []) + [
-            "--nodes=%d" % len(names), "--ntasks-per-node=1",
-            "--nodelist=%s" % ",".join(names), "--job-name=hpc-pcluster-verify-image-" + uuid.uuid4().hex[:8],
-            "--quiet", "--immediate=%d" % params["srun_immediate"], "--container-image=%s" % image]
+        "--nodes=%d" % len(names), "--ntasks-per-node=1", "--nodelist=%s" % ",".join(names),
+        "--job-name=hpc-pcluster-verify-image-" + uuid.uuid4().hex[:8], "--quiet",
+        "--immediate=%d" % params["srun_immediate"], "--container-image=%s" % image]
     argv += list(params["srun_extra_args"]) + CONTAINER_COMMAND
     started = time.monotonic()
     rc, out, err = runner.run(argv, timeout=params["timeout"])
@@ -89,8 +89,9 @@ def run_image(runner, params, partition, names, image):
 def ask_password(runner, params, partition, names, registry):
     """{node: what `aws ecr get-login-password` says there}, from one job on the nodes."""
     argv = [runner.slurm("srun")] + (["--partition=%s" % partition] if partition else []) + [
-            "--nodes=%d" % len(names), "--ntasks-per-node=1", "--nodelist=%s" % ",".join(names), "--quiet", "--immediate=%d" % params["srun_immediate"],
-            "/bin/sh", "-c", DIAG_SCRIPT, params["aws_cli"], registry_region(registry)]
+        "--nodes=%d" % len(names), "--ntasks-per-node=1", "--nodelist=%s" % ",".join(names), "--quiet",
+        "--immediate=%d" % params["srun_immediate"]] + list(params["srun_extra_args"]) + [
+        "/bin/sh", "-c", DIAG_SCRIPT, params["aws_cli"], registry_region(registry)]
     _rc, out, _err = runner.run(argv, timeout=120)
     said = {}
     for line in out.splitlines():
