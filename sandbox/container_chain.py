@@ -127,7 +127,7 @@ def start_proxy(state_dir: Path, containers: dict, head_pid: int) -> subprocess.
             stdin=subprocess.DEVNULL, stdout=plog, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def group_vars(containers: dict) -> dict:
+def group_vars(containers: dict, credentials_note: str = "") -> dict:
     """The container roles' variables for the sandbox's nodes."""
     layer = containers["ami"]
     docker = not containers["proxy"]["note"]
@@ -144,14 +144,22 @@ def group_vars(containers: dict) -> dict:
         "pyxis_slurm_include_dir": "/usr/include",
         "pyxis_slurmd_restart_command": [f"{rootfs.NODE_SANDBOX_DIR}/bin/restart-slurmd"],
         "verify_container_smoke_image": containers["image"],
-        **registry_vars(containers),
+        **registry_vars(containers, credentials_note),
     }
 
 
-def registry_vars(containers: dict) -> dict:
-    """With the registry: the verify role pulls its image on every compute node, and deploy.yml stages it once."""
+def node_credentials(state: dict) -> str:
+    """Why the nodes have no credentials of their instance role ("" when they have): the registry's pull needs them."""
+    if state.get("imds"):
+        return ""
+    return "the sandbox's nodes have no instance metadata service, so no credentials of their instance role"
+
+
+def registry_vars(containers: dict, credentials_note: str = "") -> dict:
+    """With the registry (and the nodes' credentials for it): the verify role pulls its image on every compute node,
+    and deploy.yml stages it once."""
     ecr = containers.get("registry", {})
-    if ecr.get("note", "no registry") or not containers["ami"]["real"]:
+    if ecr.get("note", "no registry") or not containers["ami"]["real"] or credentials_note:
         return {}
     image = f"{ecr['registry_host']}/{registry.REPOSITORY}:{registry.TAG}"
     return {"verify_container_registry_image": image, "enroot_stage_images": [image]}

@@ -243,25 +243,39 @@ def start(state_dir: Path, state: dict, head_pid: int, ends: dict, ca_dir: Path,
     return password
 
 
-def push_image(state_dir: Path, state: dict, head_pid: int, ends: dict, image: Path, password: str) -> dict:
-    """Push the image with skopeo (from the head node's network namespace) and record it in moto's ECR."""
+def push(state_dir: Path, head_pid: int, ends: dict, password: str, source: str, name: str) -> str:
+    """Push a skopeo source (e.g. dir:PATH, oci:PATH:TAG) as <registry>/name ("repository:tag") with skopeo, from the
+    head node's network namespace, as a Docker v2 schema 2 image. Returns the pushed manifest's digest."""
     directory = state_dir / "registry"
-    reference = f"{ends['registry_ip']}/{REPOSITORY}:{TAG}"
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         auth = Path(tmp) / "auth.json"
         auth.write_text(json.dumps({"auths": {ends["registry_ip"]: {
             "auth": base64.b64encode(f"{USER}:{password}".encode()).decode()}}}))
         os.chmod(auth, 0o600)
-        nodes.run(["nsenter", f"--net=/proc/{head_pid}/ns/net", "skopeo", "copy", "--quiet", "--preserve-digests",
-                   "--dest-authfile", str(auth), "--dest-cert-dir", str(directory / "ca"),
-                   f"dir:{image}", f"docker://{reference}"])
+        digest_file = Path(tmp) / "digest"
+        keep = ["--preserve-digests"] if source.startswith("dir:") else ["--format", "v2s2"]
+        nodes.run(["nsenter", f"--net=/proc/{head_pid}/ns/net", "skopeo", "copy", "--quiet", *keep,
+                   "--dest-authfile", str(auth), "--dest-cert-dir", str(directory / "ca"), "--digestfile",
+                   str(digest_file), source, f"docker://{ends['registry_ip']}/{name}"])
+        return digest_file.read_text().strip()
+
+
+def push_image(state_dir: Path, state: dict, head_pid: int, ends: dict, image: Path, password: str) -> dict:
+    """Push the sandbox's image and record it in moto's ECR (CreateRepository, PutImage with its manifest)."""
+    digest = push(state_dir, head_pid, ends, password, f"dir:{image}", f"{REPOSITORY}:{TAG}")
     manifest = (image / "manifest.json").read_text()
-    digest = "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
+    if digest != "sha256:" + hashlib.sha256(manifest.encode()).hexdigest():
+        raise RuntimeError(f"the registry stored {digest} for {image}, not its manifest")
     ecr = moto_cluster.client("ecr", state["endpoint_url"], state["region"])
     ecr.create_repository(repositoryName=REPOSITORY)
     ecr.put_image(repositoryName=REPOSITORY, imageManifest=manifest, imageTag=TAG, imageDigest=digest,
                   imageManifestMediaType=json.loads(manifest)["mediaType"])
     return {"image": f"{ends['registry_host']}/{REPOSITORY}:{TAG}", "digest": digest}
+
+
+def password_of(state: dict) -> str:
+    """The registry's password for user AWS, as a node gets it (moto's GetAuthorizationToken)."""
+    return _token(state)
 
 
 # --------------------------------------------------------------------------- the API front

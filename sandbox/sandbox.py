@@ -489,7 +489,7 @@ def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dic
         # moto cannot dry-run launch templates: every ParallelCluster dryrun of the sandbox skips these two.
         "cluster_config_suppress_validators": SUPPRESS_VALIDATORS,
         "verify_not_available": state["verify_not_available"],
-        **container_chain.group_vars(state["containers"]),
+        **container_chain.group_vars(state["containers"], container_chain.node_credentials(state)),
         # The stand-in GPUs cannot run NCCL: the MPI all-reduce runs on the GPU nodes, over TCP on the sandbox's
         # network only, yielding the CPU while it waits (every node shares this machine's cores).
         "verify_distributed_mpi_on_gpu_nodes": True,
