@@ -18,9 +18,9 @@ import os
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import ecr
-from ansible_collections.hpc.pcluster.plugins.module_utils.image_staging import staged_name
-from ansible_collections.hpc.pcluster.plugins.module_utils.registry_client import parse_reference
+from ansible_collections.hpc.pcluster.plugins.module_utils.registry import ecr
+from ansible_collections.hpc.pcluster.plugins.module_utils.registry.staging import staged_name
+from ansible_collections.hpc.pcluster.plugins.module_utils.registry.client import parse_reference
 
 
 def ecr_registries(account_id, region, extra=None):

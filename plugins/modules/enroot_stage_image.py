@@ -118,9 +118,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import image_staging as staging
-from ansible_collections.hpc.pcluster.plugins.module_utils.ecr import credentials_hint, unauthorized_hint
-from ansible_collections.hpc.pcluster.plugins.module_utils.registry_client import (
+from ansible_collections.hpc.pcluster.plugins.module_utils.registry import staging
+from ansible_collections.hpc.pcluster.plugins.module_utils.registry.ecr import credentials_hint, unauthorized_hint
+from ansible_collections.hpc.pcluster.plugins.module_utils.registry.client import (
     RegistryError,
     manifest_digest,
     netrc_credentials,

@@ -106,17 +106,17 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import image_staging
-from ansible_collections.hpc.pcluster.plugins.module_utils.registry_checks import (
+from ansible_collections.hpc.pcluster.plugins.module_utils.registry import staging as image_staging
+from ansible_collections.hpc.pcluster.plugins.module_utils.verify.registry_checks import (
     check_pull,
     check_staged,
     group_by_partition,
     not_run,
     run_image,
 )
-from ansible_collections.hpc.pcluster.plugins.module_utils.registry_client import parse_reference
-from ansible_collections.hpc.pcluster.plugins.module_utils.slurm_checks import find_slurm_bin
-from ansible_collections.hpc.pcluster.plugins.module_utils.verify_checks import CheckReport, CommandRunner
+from ansible_collections.hpc.pcluster.plugins.module_utils.registry.client import parse_reference
+from ansible_collections.hpc.pcluster.plugins.module_utils.verify.slurm_checks import find_slurm_bin
+from ansible_collections.hpc.pcluster.plugins.module_utils.verify.check_report import CheckReport, CommandRunner
 
 
 def staged_image(path):

@@ -9,8 +9,8 @@ import stat
 
 import pytest
 
-import playbook_run
-from playbook_run import recap
+from ansible_collections.hpc.pcluster.tests.unit.roles import playbook_run
+from ansible_collections.hpc.pcluster.tests.unit.roles.playbook_run import recap
 
 HERE = pathlib.Path(__file__).resolve().parent / "ecr"
 OWN = "123456789012.dkr.ecr.us-east-1.amazonaws.com"

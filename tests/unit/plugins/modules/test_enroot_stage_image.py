@@ -7,35 +7,12 @@ import os
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.hpc.pcluster.plugins.modules import enroot_stage_image
-
-
-class Exit(Exception):
-    pass
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import run_module
 
 
 def run(args, check_mode=False):
-    args = dict(args, _ansible_check_mode=check_mode)
-
-    def leave(_module, **result):
-        raise Exit(result)
-
-    def fail(_module, msg, **result):
-        raise Exit(dict(result, msg=msg, failed=True))
-
-    with patch_module_args(args):
-        basic.AnsibleModule.exit_json, saved_exit = leave, basic.AnsibleModule.exit_json
-        basic.AnsibleModule.fail_json, saved_fail = fail, basic.AnsibleModule.fail_json
-        try:
-            enroot_stage_image.main()
-        except Exit as done:
-            return done.args[0]
-        finally:
-            basic.AnsibleModule.exit_json, basic.AnsibleModule.fail_json = saved_exit, saved_fail
-    raise AssertionError("the module did not exit")
+    return run_module(enroot_stage_image, args, check_mode=check_mode)
 
 
 @pytest.fixture(name="stage")

@@ -19,7 +19,7 @@ import re
 import time
 import uuid
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.ecr import registry_region, unauthorized_hint
+from ansible_collections.hpc.pcluster.plugins.module_utils.registry.ecr import registry_region, unauthorized_hint
 
 MARK = "hpc-pcluster-container-ok"
 DIAG_MARK = "hpc-pcluster-ecr-password"

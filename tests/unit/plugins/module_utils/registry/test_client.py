@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import registry_client as rc
+from ansible_collections.hpc.pcluster.plugins.module_utils.registry import client as rc
 
 PASSWORD = "123456789012-auth-token"
 

@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import ecr
+from ansible_collections.hpc.pcluster.plugins.module_utils.registry import ecr
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 OWN = "123456789012.dkr.ecr.us-east-1.amazonaws.com"

@@ -1,12 +1,12 @@
 """The container_registry and container_staged checks, from what srun, Pyxis and Enroot print (recorded in the
-sandbox, fixtures/registry/), with a runner that answers as Slurm did."""
+sandbox, tests/unit/fixtures/registry/), with a runner that answers as Slurm did."""
 
 import pathlib
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import registry_checks as rc
-from ansible_collections.hpc.pcluster.plugins.module_utils.verify_checks import CheckReport
+from ansible_collections.hpc.pcluster.plugins.module_utils.verify import registry_checks as rc
+from ansible_collections.hpc.pcluster.plugins.module_utils.verify.check_report import CheckReport
 
-FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures" / "registry"
+FIXTURES = pathlib.Path(__file__).resolve().parents[3] / "fixtures" / "registry"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/hpc-pcluster/busybox:latest"
 REGISTRY = IMAGE.split("/", 1)[0]
 NODES = ["compute-gpu-st-distributed-ml-1", "compute-gpu-st-distributed-ml-2"]
