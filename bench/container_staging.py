@@ -4,7 +4,7 @@ every node starting the squashfs staged once on shared storage.
 One sandbox with 4 compute nodes (or --state-dir of a running one with at least 4): playbooks/containers.yml sets
 Enroot and Pyxis up (Docker left out), an image of --size-mb (busybox plus one layer of random bytes, which no
 compression shrinks) is pushed to the sandbox's registry under ECR's name, and staged once on /fsx/containers with
-role hpc.pcluster.enroot (tasks_from: stage_image, as deploy.yml does). Then, for each size N and each of --runs
+playbooks/stage_images.yml (as deploy.yml stages enroot_stage_images). Then, for each size N and each of --runs
 rounds:
 
 - registry: `srun -N N --container-image=<registry>/<repository>:<tag> true`, Enroot's layer cache emptied first,
@@ -80,12 +80,13 @@ def bench_image(work, size_mb):
     return "oci:%s:bench" % layout
 
 
-def credentials_args(state, env):
-    """srun arguments that give the nodes' jobs credentials, where the sandbox gives its nodes none of their own."""
+def give_nodes_credentials(state, env):
+    """Where the sandbox gives its nodes no credentials of their own, root's credentials file on each node holds the
+    sandbox's keys for the bench (registry.lend_root_credentials)."""
     if not container_chain.node_credentials(state):
-        return []
-    return ["--export=ALL,AWS_ACCESS_KEY_ID=%s,AWS_SECRET_ACCESS_KEY=%s" % (env["AWS_ACCESS_KEY_ID"],
-                                                                          env["AWS_SECRET_ACCESS_KEY"])]
+        return False
+    registry.lend_root_credentials(state, env)
+    return True
 
 
 def cache_dir(state):
@@ -96,9 +97,9 @@ def cache_dir(state):
     sys.exit("no ENROOT_CACHE_PATH in the head node's enroot.conf")
 
 
-def timed_job(state, nodes, image, extra):
+def timed_job(state, nodes, image):
     argv = ["srun", "--quiet", "--nodes=%d" % len(nodes), "--ntasks-per-node=1", "--nodelist=%s" % ",".join(nodes),
-            "--container-image=%s" % image] + extra + ["true"]
+            "--container-image=%s" % image, "true"]
     started = time.monotonic()
     head(state, *argv)
     return time.monotonic() - started
@@ -113,23 +114,20 @@ def prepare(state_dir, state, work, size_mb):
     registry.push(state_dir, state["holders"]["head"], ends, registry.password_of(state), bench_image(work, size_mb),
                   "%s:%s" % (REPOSITORY, tag))
     image = "%s/%s:%s" % (ends["registry_host"], REPOSITORY, tag)
-    env = controller_env(state_dir)
-    stage_env = {} if not container_chain.node_credentials(state) else {
-        "AWS_ACCESS_KEY_ID": env["AWS_ACCESS_KEY_ID"], "AWS_SECRET_ACCESS_KEY": env["AWS_SECRET_ACCESS_KEY"]}
-    result = work / "staged.json"
-    playbook(state_dir, ROOT / "bench" / "container_staging.yml", {"bench_image": image, "bench_env": stage_env,
-                                                                   "bench_result": str(result)})
-    staged = json.loads(result.read_text())
-    return image, staged["link"], staged["import_seconds"]
+    playbook(state_dir, ROOT / "playbooks" / "stage_images.yml", {"enroot_stage_images": [image]})
+    name = "%s_%s_%s.sqsh" % (ends["registry_host"], REPOSITORY.replace("/", "_"), tag)
+    record = json.loads(head(state, "cat", "/fsx/containers/%s.json" % name[:-len(".sqsh")]))
+    imported = json.loads(head(state, "cat", "/fsx/containers/%s.json" % record["digests"][0].replace(":", "-")))
+    return image, "/fsx/containers/" + name, imported["import_seconds"]
 
 
-def measure(state, nodes, image, staged, extra, runs):
+def measure(state, nodes, image, staged, runs):
     cache = cache_dir(state)
     times = {"registry": [], "staged": []}
     for _round in range(runs):
         head(state, "sh", "-c", 'rm -rf "$0"/*', cache)
-        times["registry"].append(timed_job(state, nodes, image, extra))
-        times["staged"].append(timed_job(state, nodes, staged, extra))
+        times["registry"].append(timed_job(state, nodes, image))
+        times["staged"].append(timed_job(state, nodes, staged))
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -143,25 +141,29 @@ def main():
     sizes = [int(s) for s in args.sizes.split(",")]
     work = pathlib.Path(tempfile.mkdtemp(prefix="hpc-pcluster-bench-staging-"))
     state_dir = pathlib.Path(args.state_dir).resolve() if args.state_dir else work / "sandbox"
+    lent, state = False, None
     try:
         if not args.state_dir:
             run([str(PY), str(SANDBOX), "up", "--state-dir", str(state_dir), "--compute-nodes", str(max(sizes))])
         state = json.loads((state_dir / "state.json").read_text())
         if state["containers"]["registry"].get("note"):
             sys.exit("the sandbox has no registry: %s" % state["containers"]["registry"]["note"])
+        lent = give_nodes_credentials(state, controller_env(state_dir))
         image, staged, import_seconds = prepare(state_dir, state, work, args.size_mb)
-        extra = credentials_args(state, controller_env(state_dir))
         print("image: %s (%d MiB of random bytes on busybox)" % (image, args.size_mb))
         print("staged once on shared storage in %.1f s: %s" % (import_seconds, staged))
-        if extra:
-            print("credentials: %s; the jobs carry the sandbox's keys" % container_chain.node_credentials(state))
+        if lent:
+            print("credentials: %s; root's credentials file on each node holds the sandbox's keys"
+                  % container_chain.node_credentials(state))
         print("\n%5s  %14s  %14s  %22s" % ("nodes", "registry (s)", "staged (s)", "ratio registry/staged"))
         for size in sizes:
-            medians = measure(state, state["compute_nodes"][:size], image, staged, extra, args.runs)
+            medians = measure(state, state["compute_nodes"][:size], image, staged, args.runs)
             print("%5d  %14.1f  %14.1f  %22.1f" % (size, medians["registry"], medians["staged"],
                                                   medians["registry"] / medians["staged"]))
         print("\nmedians of %d run(s) each, Enroot's layer cache emptied before each registry run" % args.runs)
     finally:
+        if lent and args.state_dir:
+            registry.lend_root_credentials(state, {}, remove=True)
         if not args.state_dir:
             subprocess.run([str(PY), str(SANDBOX), "down", "--state-dir", str(state_dir)], capture_output=True,
                            check=False)

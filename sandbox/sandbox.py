@@ -680,10 +680,13 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     try:
         head_pid = boot.start_nodes(state_dir, state, p, keygens, lambda st: save_state(state_dir, st), started, timings)
         aws = aws_future.result()
+        # The registry (it needs moto's token) starts while slurmctld restarts; only its thread saves the state meanwhile.
+        registry_future = pool.submit(container_chain.start_registry, state_dir, state, head_pid,
+                                      lambda st: save_state(state_dir, st))
         # Slurm started before the config was rendered: now it gets the config's settings.
         boot.configure_slurm(state_dir, state, p, head_pid, yaml_load(aws["config_text"]))
         timings["slurm_configured"] = time.monotonic() - started
-        container_chain.start_registry(state_dir, state, head_pid, lambda st: save_state(state_dir, st))
+        registry_future.result()
         timings["registry"] = time.monotonic() - started
     except boot.BootError as exc:
         raise SandboxError(str(exc)) from None
