@@ -15,12 +15,12 @@ description:
     C(aws ecr get-login-password)), then imports that digest with C(enroot import) into
     O(dest)C(/sha256-<hex>.sqsh), unless that file is already there.
   - A stable name for the reference, O(dest)C(/<registry>_<repository>_<tag>.sqsh), points at the digest's file
-    (a symbolic link, moved atomically): jobs start from it with C(srun --container-image=<path>) on every node,
+    (a symbolic link, moved atomically); jobs start from it with C(srun --container-image=<path>) on every node,
     instead of each node pulling the image.
   - An unchanged digest changes nothing. When the tag moves, the stable name follows and the digests that no
     name keeps any more (each keeps its newest O(keep) + 1) are removed.
-  - Each digest has a record next to it (C(sha256-<hex>.json)): the images it was staged for, when, and how long
-    the import took.
+  - Each digest has a record next to it (C(sha256-<hex>.json)) with the images it was staged for, when, and how
+    long the import took.
   - Run it on one node that mounts the shared storage and has Enroot (the head node); as root.
 author:
   - hpc.pcluster contributors (@hpc-pcluster)

@@ -11,8 +11,8 @@ module: slurm_container_registry
 short_description: Start an image from a private registry on every compute node through Pyxis, pulled and staged
 version_added: 0.1.0
 description:
-  - Runs on the head node. One C(srun --container-image=<image>) per partition across the given compute nodes:
-    every node pulls the image with its own credentials (Enroot's credentials file; for Amazon ECR, the node's
+  - Runs on the head node. One C(srun --container-image=<image>) per partition across the given compute nodes;
+    every node pulls the image with its own credentials (Enroot's credentials file, for Amazon ECR the node's
     instance role) and prints its name from inside the container. Each node gets a C(container_registry) check
     with the job's wall time (pull, import and start).
   - When the image was staged on shared storage (module M(hpc.pcluster.enroot_stage_image)), a second job starts
@@ -62,7 +62,7 @@ options:
     elements: str
     default: []
   not_available:
-    description: Checks that cannot be shown here, C({check: reason}); reported as not available.
+    description: Checks that cannot be shown here, each check name with its reason; reported as not available.
     type: dict
     default: {}
 attributes:
