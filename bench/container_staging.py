@@ -46,8 +46,8 @@ REPOSITORY = "hpc-pcluster/bench"
 def run(argv, **kwargs):
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
     if proc.returncode != 0:
-        sys.exit("%s failed (rc %s):\n%s%s" % (" ".join(map(str, argv[:6])), proc.returncode, proc.stdout[-3000:],
-                                              proc.stderr[-3000:]))
+        sys.exit("%s failed (rc %s):\n%s%s" % (" ".join(map(str, argv[:6])), proc.returncode,
+                                               proc.stdout[-3000:], proc.stderr[-3000:]))
     return proc.stdout
 
 
@@ -107,8 +107,8 @@ def timed_job(state, nodes, image):
 
 def prepare(state_dir, state, work, size_mb):
     """Enroot and Pyxis on the nodes, the image pushed and staged: (image, staged path, import seconds)."""
-    playbook(state_dir, ROOT / "playbooks" / "containers.yml", {"containers_docker_enabled": False,
-                                                                 "enroot_stage_images": []})
+    playbook(state_dir, ROOT / "playbooks" / "containers.yml",
+             {"containers_docker_enabled": False, "enroot_stage_images": []})
     ends = state["containers"]["registry"]
     tag = "%dm-%d" % (size_mb, int(time.time()))
     registry.push(state_dir, state["holders"]["head"], ends, registry.password_of(state), bench_image(work, size_mb),
@@ -158,8 +158,8 @@ def main():
         print("\n%5s  %14s  %14s  %22s" % ("nodes", "registry (s)", "staged (s)", "ratio registry/staged"))
         for size in sizes:
             medians = measure(state, state["compute_nodes"][:size], image, staged, args.runs)
-            print("%5d  %14.1f  %14.1f  %22.1f" % (size, medians["registry"], medians["staged"],
-                                                  medians["registry"] / medians["staged"]))
+            print("%5d  %14.1f  %14.1f  %22.1f" % (
+                size, medians["registry"], medians["staged"], medians["registry"] / medians["staged"]))
         print("\nmedians of %d run(s) each, Enroot's layer cache emptied before each registry run" % args.runs)
     finally:
         if lent and args.state_dir:

@@ -164,7 +164,7 @@ def _token(state: dict) -> str:
     """The password moto's ecr:GetAuthorizationToken gives (the part of the token after "AWS:")."""
     ecr = moto_cluster.client("ecr", state["endpoint_url"], state["region"])
     data = ecr.get_authorization_token()["authorizationData"][0]
-    user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    user, _sep, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
     if user != USER or not password:
         raise RuntimeError(f"moto's GetAuthorizationToken gave a token for user {user!r}, not {USER}")
     return password
@@ -341,7 +341,7 @@ class ApiFront:
 
 def _header(head: bytes, name: bytes) -> str:
     for line in head.split(b"\r\n")[1:]:
-        key, _, value = line.partition(b":")
+        key, _sep, value = line.partition(b":")
         if key.strip().lower() == name:
             return value.strip().decode("latin-1")
     return ""

@@ -94,9 +94,9 @@ def verify_container_registry_markdown(result):
              "| job | image | nodes | time (s) | started on |", "|---|---|---|---:|---|"]
     for run in runs:
         what = "pulled by every node" if run.get("source") == "registry" else "staged squashfs (no pull)"
-        lines.append("| %s | `%s` | %s | %s | %d of %d |" % (what, run.get("image"), ", ".join(run.get("nodes") or []),
-                                                           run.get("seconds"), len(run.get("answered") or []),
-                                                           len(run.get("nodes") or [])))
+        nodes = run.get("nodes") or []
+        lines.append("| %s | `%s` | %s | %s | %d of %d |" % (
+            what, run.get("image"), ", ".join(nodes), run.get("seconds"), len(run.get("answered") or []), len(nodes)))
     if record:
         lines += ["", "Staged once: %s (%s), imported at %s in %s s." % (
             staged.get("path"), staged.get("digest"), record.get("imported_at"), record.get("import_seconds"))]

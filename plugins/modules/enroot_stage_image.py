@@ -131,7 +131,7 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.registry.client impor
 def resolve(module, reference):
     """The digest the reference names now; fails the module with what the registry said."""
     try:
-        credentials = netrc_credentials(module.params["credentials_file"], reference["registry"])
+        credentials = netrc_credentials(module.params["credentials_file"], reference["registry"], module.run_command)
         return manifest_digest(reference, credentials, timeout=min(module.params["timeout"], 120))
     except RegistryError as exc:
         msg = "hpc.pcluster.enroot_stage_image: %s: %s" % (module.params["image"], str(exc).rstrip("."))

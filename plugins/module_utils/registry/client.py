@@ -18,10 +18,10 @@ import base64
 import hashlib
 import json
 import re
-import subprocess
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode
-from urllib.request import Request, urlopen
+
+from ansible.module_utils.urls import open_url
 
 DOCKER_HUB = "registry-1.docker.io"
 MANIFEST_TYPES = ", ".join((
@@ -48,9 +48,9 @@ def parse_reference(image):
     """{registry, repository, tag, digest, uri} of an image reference; ValueError when it is not one."""
     text = image[len("docker://"):] if image.startswith("docker://") else image
     if "#" in text:
-        registry, _, rest = text.partition("#")
+        registry, dummy, rest = text.partition("#")
     else:
-        first, _, rest = text.partition("/")
+        first, dummy, rest = text.partition("/")
         registry, rest = (first, rest) if rest and ("." in first or ":" in first or first == "localhost") else ("", text)
     match = _REFERENCE.match(rest)
     if not match or "//" in rest or (registry and not re.match(r"^[A-Za-z0-9.-]+(:[0-9]+)?$", registry)):
@@ -65,11 +65,12 @@ def parse_reference(image):
             "uri": "docker://%s/%s" % (registry, repository)}
 
 
-def netrc_credentials(path, registry):
+def netrc_credentials(path, registry, run_command):
     """(user, password) Enroot's credentials file gives registry (port ignored, as Enroot does), or None.
 
-    A password field starting with "$" is evaluated by the shell, as Enroot's common::evalnetrc does;
-    RegistryError when that command fails, with what it printed."""
+    A password field starting with "$" is evaluated by the shell, as Enroot's common::evalnetrc does, with
+    run_command (AnsibleModule.run_command: argv -> (rc, stdout, stderr)); RegistryError when that command fails,
+    with what it printed."""
     host = registry.split(":", 1)[0]
     try:
         with open(path) as handle:
@@ -83,11 +84,11 @@ def netrc_credentials(path, registry):
             if not fields[5].startswith("$"):
                 return user, fields[5]
             rest = line.split(None, 5)[5]
-            proc = subprocess.run(["/bin/sh", "-c", "echo " + rest], capture_output=True, text=True, check=False)
-            password = proc.stdout.strip()
-            if proc.returncode != 0 or not password:
+            rc, out, err = run_command(["/bin/sh", "-c", "echo " + rest])
+            password = out.strip()
+            if rc != 0 or not password:
                 raise RegistryError("the password command of %s for %s, %s, failed: %s"
-                                    % (path, host, rest, (proc.stderr.strip() or "it printed nothing")[-500:]),
+                                    % (path, host, rest, (err.strip() or "it printed nothing")[-500:]),
                                     no_password=True)
             return user, password
     return None
@@ -95,7 +96,7 @@ def netrc_credentials(path, registry):
 
 def _request(url, headers, method="GET", timeout=60):
     try:
-        response = urlopen(Request(url, headers=headers, method=method), timeout=timeout)
+        response = open_url(url, method=method, headers=headers, timeout=timeout, follow_redirects="safe")
         return response.status, response.headers, response.read() if method == "GET" else b""
     except HTTPError as exc:
         return exc.code, exc.headers, exc.read()
@@ -105,7 +106,7 @@ def _request(url, headers, method="GET", timeout=60):
 
 def _challenge(header):
     """(scheme, {param: value}) of a WWW-Authenticate header."""
-    scheme, _, params = (header or "").strip().partition(" ")
+    scheme, dummy, params = (header or "").strip().partition(" ")
     return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', params))
 
 

@@ -146,9 +146,10 @@ def check_staged(report, run, staged):
                 if record else "no staging record")
     for name in run["nodes"]:
         ok = name in run["answered"]
-        seen = ("started: one srun on %d node(s) took %s s; %s" % (len(run["nodes"]), run["seconds"], imported) if ok
-                else "failed (srun rc %s after %s s): %s" % (run["rc"], run["seconds"],
-                                                           pull_failure(run["stderr"], name)[1]))
+        if ok:
+            seen = "started: one srun on %d node(s) took %s s; %s" % (len(run["nodes"]), run["seconds"], imported)
+        else:
+            seen = "failed (srun rc %s after %s s): %s" % (run["rc"], run["seconds"], pull_failure(run["stderr"], name)[1])
         report.add("container_staged", name, expected, seen, ok,
                    "the staged squashfs did not start: stage the image again (role hpc.pcluster.enroot, "
                    "tasks_from: stage_image) and check that every node mounts %s" % staged["path"].rsplit("/", 1)[0])

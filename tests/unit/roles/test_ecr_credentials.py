@@ -21,15 +21,17 @@ def run(playbook, extra, env=None):
     return playbook_run.ansible_playbook(HERE / playbook, HERE / "inventory", extra=extra, env=env)
 
 
+def executable(path, text="#!/bin/sh\n"):
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
 @pytest.fixture(name="enroot_vars")
 def fixture_enroot_vars(tmp_path):
-    aws = tmp_path / "bin" / "aws"
-    aws.parent.mkdir()
-    aws.write_text("#!/bin/sh\necho token\n")
-    aws.chmod(0o755)
-    enroot = tmp_path / "bin" / "enroot"
-    enroot.write_text("#!/bin/sh\n")
-    enroot.chmod(0o755)
+    aws = executable(tmp_path / "bin" / "aws", "#!/bin/sh\necho token\n")
+    enroot = executable(tmp_path / "bin" / "enroot")
     for sub in ("scratch", "fsx", "run", "etc", "tmpfiles"):
         (tmp_path / sub).mkdir()
     return {"enroot_install_method": "shipped", "enroot_binary_path": str(enroot), "enroot_conf_dir": str(tmp_path / "etc"),
@@ -74,10 +76,7 @@ def test_enroot_refuses_bad_variables_and_a_missing_aws_cli_at_once_before_writi
 
 @pytest.fixture(name="docker_env")
 def fixture_docker_env(tmp_path):
-    helper = tmp_path / "bin" / "docker-credential-ecr-login"
-    helper.parent.mkdir()
-    helper.write_text("#!/bin/sh\n")
-    helper.chmod(0o755)
+    helper = executable(tmp_path / "bin" / "docker-credential-ecr-login")
     return dict(os.environ, PATH="%s:%s" % (helper.parent, os.environ.get("PATH", "")))
 
 

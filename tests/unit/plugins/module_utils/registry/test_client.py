@@ -2,6 +2,7 @@
 Debian's docker-registry with TLS and ECR's kind of authentication, Basic with user AWS)."""
 
 import socket
+import subprocess
 
 import pytest
 
@@ -24,17 +25,23 @@ def test_references_as_pyxis_docker_and_enroot_write_them():
             rc.parse_reference(bad)
 
 
+def run_command(argv):
+    """AnsibleModule.run_command's answer: (rc, stdout, stderr)."""
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
 def test_credentials_file_passwords_static_and_by_command(tmp_path):
     creds = tmp_path / ".credentials"
     creds.write_text("machine registry.example.com login robot password s3cret\n"
                      "machine 123456789012.dkr.ecr.us-east-1.amazonaws.com login AWS password $(echo from-a-command)\n"
                      "machine broken.example.com login AWS password $(echo 'Unable to locate credentials' >&2; exit 255)\n")
-    assert rc.netrc_credentials(str(creds), "registry.example.com:5000") == ("robot", "s3cret")
-    assert rc.netrc_credentials(str(creds), "123456789012.dkr.ecr.us-east-1.amazonaws.com") == ("AWS", "from-a-command")
-    assert rc.netrc_credentials(str(creds), "other.example.com") is None
-    assert rc.netrc_credentials(str(tmp_path / "missing"), "registry.example.com") is None
+    assert rc.netrc_credentials(str(creds), "registry.example.com:5000", run_command) == ("robot", "s3cret")
+    assert rc.netrc_credentials(str(creds), "123456789012.dkr.ecr.us-east-1.amazonaws.com", run_command) == ("AWS", "from-a-command")
+    assert rc.netrc_credentials(str(creds), "other.example.com", run_command) is None
+    assert rc.netrc_credentials(str(tmp_path / "missing"), "registry.example.com", run_command) is None
     with pytest.raises(rc.RegistryError, match="failed: Unable to locate credentials") as err:
-        rc.netrc_credentials(str(creds), "broken.example.com")
+        rc.netrc_credentials(str(creds), "broken.example.com", run_command)
     assert err.value.no_password
 
 
@@ -72,4 +79,3 @@ def test_an_unreachable_registry_says_so(monkeypatch):
         port = sock.getsockname()[1]
     with pytest.raises(rc.RegistryError, match="could not be reached"):
         rc.manifest_digest(rc.parse_reference("127.0.0.1:%d/team/train:v1" % port), None, timeout=5)
-
