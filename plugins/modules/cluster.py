@@ -22,7 +22,12 @@ description:
   - While the fleet is stopped for an update, the head node carries the EC2 tag
     C(hpc.pcluster:fleet-stopped-for-update). A failed update starts the fleet again where the cluster allows
     it; a timed-out or interrupted one leaves the tag, and the next run with O(state=present) starts the fleet
-    once the cluster is stable. Every failure message says "the compute fleet is STOPPED" while it is.
+    once the cluster is stable. Every failure message says "the compute fleet is STOPPED" while it is. A stop
+    made by M(hpc.pcluster.compute_fleet) carries the same tag (unless its O(hpc.pcluster.compute_fleet#module:mark_for_restart=false)),
+    so the next run starts that fleet too, after the update when there is one.
+  - A compute fleet in C(PROTECTED) (queues set INACTIVE after repeated bootstrap failures) is reported with a
+    warning that says what it means and how to recover; a fleet this module starts that ends in C(PROTECTED)
+    fails the task with the same explanation.
   - Writes are never repeated blindly. After an error of a create, update, delete or fleet request, the cluster
     is described. When it shows the change, the run carries on. A create that finds the cluster already there
     compares its stored configuration and fails when it differs. Waits accept a few poll errors in a row.
@@ -286,8 +291,9 @@ actions:
   sample: ["dryrun update", "stop compute fleet", "update cluster", "start compute fleet"]
 fleet_stopped_for_update:
   description:
-    - Whether the compute fleet was stopped for an update, by this run or by an earlier one that did not
-      start it again (it is started again once the update is done).
+    - Whether the compute fleet was stopped for an update by this run, or found stopped and marked for a restart
+      by an earlier run (an update that did not finish, or M(hpc.pcluster.compute_fleet)); it is started again
+      once the update is done.
   returned: always
   type: bool
   sample: false
