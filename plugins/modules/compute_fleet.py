@@ -21,11 +21,11 @@ description:
     M(hpc.pcluster.cluster) stops the fleet behind the same guard (see
     O(hpc.pcluster.cluster#module:stop_fleet_for_update)).
   - A stop is marked on the head node (EC2 tag C(hpc.pcluster:fleet-stopped-for-update)) as the update path marks
-    its own: the next run of M(hpc.pcluster.cluster) that finds the cluster stable (C(deploy.yml)) starts the
+    its own, and the next run of M(hpc.pcluster.cluster) that finds the cluster stable (C(deploy.yml)) starts the
     fleet again, after its update when it has one; O(state=started) removes the mark. See O(mark_for_restart).
-  - A fleet in C(PROTECTED) (ParallelCluster's protected mode: a queue whose nodes failed to bootstrap again and
-    again is set INACTIVE) is reported with what it means and how to recover; O(state=started) is the way out
-    once the cause is fixed, and a start that ends in C(PROTECTED) fails with the same explanation.
+  - A fleet in C(PROTECTED) (ParallelCluster's protected mode, in which a queue whose nodes failed to bootstrap
+    again and again is set INACTIVE) is reported with what it means and how to recover; O(state=started) is the
+    way out once the cause is fixed, and a start that ends in C(PROTECTED) fails with the same explanation.
   - A request that fails without a clear refusal is not sent again blindly. The fleet is described first, and
     a status that shows the request went through counts as done. Waits accept a few poll errors in a row.
 author:

@@ -26,9 +26,8 @@ def printed_fixture(monkeypatch):
 def test_stop_waits_with_progress_lines(monkeypatch, printed, tmp_path):
     fake = install(monkeypatch)
     fake.add_cluster("ml-training-cluster", load("describe_cluster_complete"))
-    action = make_action(plugin("action.compute_fleet"), {"name": "ml-training-cluster", "region": "us-east-1", "state": "stopped",
-                                                           "unfinished_jobs": 0},
-                         tmp_path, fake.clock, ModuleJob())
+    args = {"name": "ml-training-cluster", "region": "us-east-1", "state": "stopped", "unfinished_jobs": 0}
+    action = make_action(plugin("action.compute_fleet"), args, tmp_path, fake.clock, ModuleJob())
 
     result = action.run(task_vars={})
 
