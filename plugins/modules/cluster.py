@@ -105,21 +105,10 @@ options:
       - When V(false), such an update fails with a message saying so.
     type: bool
     default: false
-  unfinished_jobs:
-    description:
-      - How many Slurm jobs of any user are not finished (pending, configuring, running, completing, suspended,
-        ...), as the caller counted them on the head node just before this task (the module runs on the
-        controller and cannot see them). C(playbooks/tasks/count_jobs.yml) counts them.
-      - With O(stop_fleet_for_update=true), the fleet is stopped only when this is V(0) or O(force_fleet_stop=true).
-    type: int
-  force_fleet_stop:
-    description:
-      - Stop the compute fleet for an update whatever O(unfinished_jobs) says (jobs are killed).
-    type: bool
-    default: false
 extends_documentation_fragment:
   - hpc.pcluster.aws
   - hpc.pcluster.progress
+  - hpc.pcluster.fleet_guard
 attributes:
   check_mode:
     support: full
@@ -329,6 +318,7 @@ waited:
   sample: 1520.4
 """
 
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import JOBS_GUARD_OPTIONS, check_jobs_guard_options
 from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.lifecycle import ClusterRun
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import PclusterApiError
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import PclusterModule
@@ -346,8 +336,7 @@ def argument_spec():
         suppress_validators=dict(type="list", elements="str"),
         validation_failure_level=dict(type="str", choices=["INFO", "WARNING", "ERROR"]),
         stop_fleet_for_update=dict(type="bool", default=False),
-        unfinished_jobs=dict(type="int"),
-        force_fleet_stop=dict(type="bool", default=False),
+        **JOBS_GUARD_OPTIONS
     )
 
 
@@ -361,8 +350,7 @@ def main():
     )
     if module.params["wait_timeout"] <= 0:
         module.fail_json(msg="wait_timeout must be a positive number of seconds, got %d." % module.params["wait_timeout"])
-    if module.params["unfinished_jobs"] is not None and module.params["unfinished_jobs"] < 0:
-        module.fail_json(msg="unfinished_jobs must be 0 or more, got %d." % module.params["unfinished_jobs"])
+    check_jobs_guard_options(module)
     runner = ClusterRun(module, module.client())
     try:
         result = runner.run()

@@ -56,18 +56,6 @@ options:
       - How many seconds to wait at most.
     type: int
     default: 1200
-  unfinished_jobs:
-    description:
-      - How many Slurm jobs of any user are not finished (pending, configuring, running, completing, suspended,
-        ...), as the caller counted them on the head node just before this task (the module runs on the
-        controller and cannot see them). C(playbooks/tasks/count_jobs.yml) counts them.
-      - With O(state=stopped), the fleet is stopped only when this is V(0) or O(force_fleet_stop=true).
-    type: int
-  force_fleet_stop:
-    description:
-      - Stop the compute fleet whatever O(unfinished_jobs) says (jobs are killed).
-    type: bool
-    default: false
   mark_for_restart:
     description:
       - With O(state=stopped), tag the head node so that the next run of M(hpc.pcluster.cluster) starts the fleet
@@ -80,6 +68,7 @@ options:
 extends_documentation_fragment:
   - hpc.pcluster.aws
   - hpc.pcluster.progress
+  - hpc.pcluster.fleet_guard
 attributes:
   check_mode:
     support: full
@@ -152,6 +141,7 @@ marked_for_restart:
 """
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.run import FleetRun
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import JOBS_GUARD_OPTIONS, check_jobs_guard_options
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import PclusterApiError
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import PclusterModule
 
@@ -162,16 +152,14 @@ def argument_spec():
         state=dict(type="str", required=True, choices=["started", "stopped"]),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=1200),
-        unfinished_jobs=dict(type="int"),
-        force_fleet_stop=dict(type="bool", default=False),
         mark_for_restart=dict(type="bool", default=True),
+        **JOBS_GUARD_OPTIONS
     )
 
 
 def main():
     module = PclusterModule(argument_spec=argument_spec(), progress=True, supports_check_mode=True)
-    if module.params["unfinished_jobs"] is not None and module.params["unfinished_jobs"] < 0:
-        module.fail_json(msg="unfinished_jobs must be 0 or more, got %d." % module.params["unfinished_jobs"])
+    check_jobs_guard_options(module)
     runner = FleetRun(module, module.client())
     try:
         result = runner.run()

@@ -69,6 +69,18 @@ def fleet_plan(state, status):
             "goal": "fleet:" + target, "on_the_way": on_the_way}
 
 
+# The options of every module that stops the fleet (doc fragment hpc.pcluster.fleet_guard).
+JOBS_GUARD_OPTIONS = dict(
+    unfinished_jobs=dict(type="int"),
+    force_fleet_stop=dict(type="bool", default=False),
+)
+
+
+def check_jobs_guard_options(module):
+    if module.params["unfinished_jobs"] is not None and module.params["unfinished_jobs"] < 0:
+        module.fail_json(msg="unfinished_jobs must be 0 or more, got %d." % module.params["unfinished_jobs"])
+
+
 def jobs_guard_refusal(cluster_name, unfinished_jobs, force, purpose=""):
     """Why the fleet must not be stopped (None when it may): jobs would be killed. ``purpose``: " for the update"."""
     if force:
