@@ -99,7 +99,9 @@ def test_staged_once_then_nothing_and_every_node_starts_it_as_the_verify_role_re
     assert e2e_sandbox.head("readlink", link).strip() == "%s.sqsh" % ecr["digest"].replace(":", "-")
     out = srun(e2e_sandbox, "--container-image=%s" % link, "sh", "-c", 'echo "$SLURMD_NODENAME"')
     assert sorted(out.split()) == sorted(e2e_sandbox.compute_nodes)
-    verified = e2e_sandbox.playbook("playbooks/verify.yml", {"verify_container_registry_image": ecr["image"]})
+    # The training example's image staged too: the sbatch starts from the staged file, with no import step.
+    verified = e2e_sandbox.playbook("playbooks/verify.yml", dict(stage, verify_container_registry_image=ecr["image"],
+                                                                 verify_distributed_example_source_image=ecr["image"]))
     assert verified.rc == 0, verified.output[-4000:]
     report = json.loads((e2e_sandbox.latest_report() / "report.json").read_text())
     for name in ("container_registry", "container_staged"):
@@ -110,3 +112,6 @@ def test_staged_once_then_nothing_and_every_node_starts_it_as_the_verify_role_re
     assert [r["source"] for r in runs] == ["registry", "staged"] and all(r["seconds"] > 0 for r in runs)
     markdown = (e2e_sandbox.latest_report() / "report.md").read_text()
     assert "## Container image from the registry" in markdown and "| staged squashfs (no pull) |" in markdown
+    example = (e2e_sandbox.latest_report() / "distributed-training.sbatch").read_text()
+    assert "IMAGE=${IMAGE:-%s}" % link in example and "is staged once on shared storage" in example
+    assert "enroot import" not in example
