@@ -9,8 +9,8 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.cluster_writes import
 from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import (
     config_differences,
     config_yaml,
+    desired_config,
     fetch_stored_config,
-    load_config_file,
     normalise_config,
 )
 from ansible_collections.hpc.pcluster.plugins.module_utils.failure_report import failure_report
@@ -36,7 +36,6 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_wait import 
     timeout_message,
     wait_until,
 )
-from ansible_collections.hpc.pcluster.plugins.module_utils.plain_data import to_plain
 
 
 class Stop(Exception):
@@ -115,12 +114,7 @@ class ClusterRun:
         self.fail("%s\n%s" % (what, message) if what else message, failure=report)
 
     def record_validation(self, messages):
-        if isinstance(messages, dict):
-            messages = [msg for level in messages.values() for msg in level]
-        grouped = group_validation_messages(messages)
-        self.result["validation_messages"] = grouped
-        for msg in grouped.get("WARNING", []):
-            self.module.warn("ParallelCluster validation warning (%s): %s" % (msg.get("type") or msg.get("id"), msg.get("message")))
+        self.result["validation_messages"] = self.module.validation_warnings(messages)
 
     def report(self, snapshot, elapsed):
         self.module.progress(format_progress_line(self.name, snapshot, self.api.clock() - self.started, self.params["wait_timeout"]))
@@ -147,15 +141,10 @@ class ClusterRun:
         return snapshot
 
     def desired_config(self):
-        if self.params["config"] is not None:
-            return to_plain(self.params["config"])
-        path = self.params["config_file"]
-        config, problems = load_config_file(path)
-        if problems or config is None:
-            reasons = "; ".join("%s. Fix: %s" % (item["message"].rstrip("."), item["fix"]) for item in problems) or "the file is empty"
-            raise PclusterApiError(reasons if path in reasons else "config_file %s: %s" % (path, reasons),
-                                   code=400, error_type="ConfigFile")
-        return config
+        try:
+            return desired_config(self.params)
+        except ValueError as error:
+            raise PclusterApiError(str(error), code=400, error_type="ConfigFile") from None
 
     def diff(self, before, after):
         if self.module._diff:
