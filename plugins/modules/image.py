@@ -253,10 +253,10 @@ waited:
 
 import re
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.image_config import IMAGE_ID_PATTERN
-from ansible_collections.hpc.pcluster.plugins.module_utils.image_lifecycle import ImageRun
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_errors import PclusterApiError
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_module import PclusterModule
+from ansible_collections.hpc.pcluster.plugins.module_utils.image.config import IMAGE_ID_PATTERN
+from ansible_collections.hpc.pcluster.plugins.module_utils.image.lifecycle import ImageRun
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import PclusterApiError
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import PclusterModule
 
 
 def argument_spec():

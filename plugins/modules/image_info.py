@@ -166,11 +166,11 @@ failure:
   type: dict
 """
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import fetch_stored_config
-from ansible_collections.hpc.pcluster.plugins.module_utils.failure_report import image_failure_report
-from ansible_collections.hpc.pcluster.plugins.module_utils.image_lifecycle import ImagePoller, image_summary
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_errors import PclusterApiError
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_module import PclusterModule
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import fetch_stored_config
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.failure_report import image_failure_report
+from ansible_collections.hpc.pcluster.plugins.module_utils.image.lifecycle import ImagePoller, image_summary
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import PclusterApiError
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import PclusterModule
 
 NEEDS_NAME = ("stored_config", "stack_progress", "failure_details")
 OFFICIAL_FILTERS = ("os", "architecture")

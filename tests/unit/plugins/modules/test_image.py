@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 
-import fake_pcluster  # loaded by this folder's conftest
 import pytest
+
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster import fake_pcluster
 
 NAME = "ml-training-cluster-nodes-3f2a9c01b7de"
 CONFIG = {
@@ -46,7 +47,7 @@ class FakeAccount:
 @pytest.fixture(name="fake")
 def fake_fixture(monkeypatch):
     fake = fake_pcluster.install(monkeypatch)
-    lifecycle = fake_pcluster.plugin("module_utils.image_lifecycle")
+    lifecycle = fake_pcluster.plugin("module_utils.image.lifecycle")
     account = FakeAccount(fake, role={"parallelcluster:build-image-cleanup-role-bootstrapped": "true"})
     monkeypatch.setattr(lifecycle, "boto3_client", account.client)
     fake.account = account

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import fake_pcluster  # loaded by this folder's conftest
 import pytest
+
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster import fake_pcluster
 
 NAME = "ml-training-cluster-nodes-3f2a9c01b7de"
 

@@ -12,11 +12,12 @@ import copy
 import json
 
 import boto3
-import fake_pcluster  # this and the three below: loaded by this folder's conftest
-import moto_cluster
+import moto_cluster  # sandbox/ (pytest's pythonpath)
 import moto_image
-import pcluster_moto
 import pytest
+
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster import fake_pcluster
+from ansible_collections.hpc.pcluster.tests.unit.plugins.inventory import pcluster_moto
 
 REGION = "us-east-1"
 NAME = "nodes-image-0123456789ab"
