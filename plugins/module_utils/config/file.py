@@ -118,8 +118,12 @@ def desired_config(params):
     return config
 
 
-def render_yaml(config):
-    """The config as YAML text: block style, keys in the order built, every string safely quoted."""
+CLUSTER_CONFIG_HEADER = "ParallelCluster 3 cluster configuration written by the hpc.pcluster.cluster_config role."
+
+
+def render_yaml(config, header=CLUSTER_CONFIG_HEADER):
+    """The config as YAML text under a ``# header`` line: block style, keys in the order built, every string safely
+    quoted."""
     if not HAS_YAML:  # pragma: no cover
         raise ImportError("PyYAML is required to write the config")
 
@@ -131,8 +135,7 @@ def render_yaml(config):
         return dumper.represent_scalar("tag:yaml.org,2002:str", str(data))
 
     _Dumper.add_multi_representer(str, _str)
-    header = "# ParallelCluster 3 cluster configuration written by the hpc.pcluster.cluster_config role.\n"
-    return header + yaml.dump(to_plain(config), Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+    return "# %s\n" % header + yaml.dump(to_plain(config), Dumper=_Dumper, sort_keys=False, default_flow_style=False,
                               allow_unicode=True, width=1000)
 
 

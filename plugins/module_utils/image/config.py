@@ -45,6 +45,12 @@ def check_image_rules(config):
     check_id(("Build", "InstanceType"), build.get("InstanceType"), "instance_type", problems)
     if build.get("SubnetId") is not None:
         check_id(("Build", "SubnetId"), build["SubnetId"], "subnet", problems)
+        if not build.get("SecurityGroupIds"):
+            # pcluster's SecurityGroupsAndSubnetValidator, which only its build (or dryrun) runs.
+            problems.append(problem(("Build", "SecurityGroupIds"), None, "Build.SubnetId is given without "
+                                    "Build.SecurityGroupIds, which ParallelCluster then requires",
+                                    "Give the security groups of the build instance (outbound access to the internet "
+                                    "and S3), or leave out the subnet to build in the default VPC."))
     for index, group in enumerate(build.get("SecurityGroupIds") or []):
         check_id(("Build", "SecurityGroupIds", index), group, "security_group", problems)
     for index, component in enumerate(build.get("Components") or []):
