@@ -135,8 +135,9 @@ def render_yaml(config, header=CLUSTER_CONFIG_HEADER):
         return dumper.represent_scalar("tag:yaml.org,2002:str", str(data))
 
     _Dumper.add_multi_representer(str, _str)
-    return "# %s\n" % header + yaml.dump(to_plain(config), Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                              allow_unicode=True, width=1000)
+    text = yaml.dump(to_plain(config), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
+                     width=1000)
+    return "# %s\n%s" % (header, text)
 
 
 def normalise_config(value):

@@ -182,8 +182,8 @@ def make_bundle(tmp_path, variables, image_record=None, bundle_id="b1"):
     if image_record is not None:
         state = tmp_path / "state"
         state.mkdir(exist_ok=True)
-        (state / "image.json").write_text(json.dumps(dict({"id": "bake1", "collection": "c0ffee",
-                                                            "baked_at": "2026-12-04T21:00:00+0000"}, **image_record)))
+        record = dict({"id": "bake1", "collection": "c0ffee", "baked_at": "2026-12-04T21:00:00+0000"}, **image_record)
+        (state / "image.json").write_text(json.dumps(record))
     return bundle
 
 
