@@ -6,13 +6,7 @@
 from __future__ import annotations
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.writes import WriteGuard
-from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import (
-    config_differences,
-    config_yaml,
-    desired_config,
-    fetch_stored_config,
-    normalise_config,
-)
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import config_differences, normalise_config
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.failure_report import failure_report
 from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import (
     FLEET_RUNNING,
@@ -25,9 +19,9 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import 
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import (
     PclusterApiError,
     explain_error,
-    group_validation_messages,
 )
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import cluster_summary
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.run import LifecycleRun, Stop
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.wait import (
     CLUSTER_IN_PROGRESS,
     ClusterPoller,
@@ -38,38 +32,23 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.wait import 
 )
 
 
-class Stop(Exception):
-    """Ends the run early with the result as it stands."""
-
-
-class ClusterRun:
+class ClusterRun(LifecycleRun):
     """One run of hpc.pcluster.cluster on a PclusterModule: the state machine and its result."""
 
     def __init__(self, module, api, tag=None):
-        self.module = module
-        self.api = api
-        self.params = module.params
-        self.name = module.params["name"]
-        self.check_mode = module.check_mode
-        self.started = api.clock()
-        self.waited = 0.0
+        super().__init__(module, api, change_set=[], fleet_stopped_for_update=False, fleet_stop_required=False)
         self.cluster = None
         self.tag = tag or FleetStopTag(api)
         self.writes = WriteGuard(self)
         self.fleet_stopped_by = None  # "this run" or "an earlier run" while the fleet is stopped for an update
         self.restarting = False
-        self.result = dict(changed=False, validation_messages=group_validation_messages([]), change_set=[],
-                           config_changes=[], actions=[], fleet_stopped_for_update=False, fleet_stop_required=False)
         module.fail_note = self.fleet_note
 
+    @property
+    def current(self):
+        return self.cluster
+
     # ----- helpers
-
-    def act(self, action):
-        self.result["actions"].append(action)
-        self.module.progress("[%s] %s" % (self.name, action))
-
-    def remaining(self):
-        return self.params["wait_timeout"] - (self.api.clock() - self.started)
 
     def describe(self):
         self.cluster = self.api.describe_cluster(self.name)
@@ -139,28 +118,6 @@ class ClusterRun:
         if not fleet:
             self.cluster = snapshot.get("cluster")
         return snapshot
-
-    def desired_config(self):
-        try:
-            return desired_config(self.params)
-        except ValueError as error:
-            raise PclusterApiError(str(error), code=400, error_type="ConfigFile") from None
-
-    def diff(self, before, after):
-        if self.module._diff:
-            self.result["diff"] = {
-                "before": config_yaml(before),
-                "after": config_yaml(after),
-                "before_header": "%s (stored configuration)" % self.name,
-                "after_header": "%s (desired configuration)" % self.name,
-            }
-
-    def stored_config(self):
-        """(stored config or None, reason); the reason is returned as stored_config_error."""
-        stored, reason = fetch_stored_config(self.cluster, endpoint_url=self.module.settings.get("endpoint_url"))
-        if reason:
-            self.result["stored_config_error"] = reason
-        return stored
 
     # ----- present
 
@@ -418,13 +375,3 @@ class ClusterRun:
     def check_deleted(self):
         if self.cluster is not None and self.status() == "DELETE_FAILED":
             self.fail_report("The deletion of cluster %s failed." % self.name)
-
-    def run(self):
-        try:
-            if self.params["state"] == "present":
-                self.present()
-            else:
-                self.absent()
-        except Stop:
-            pass
-        return self.finish()

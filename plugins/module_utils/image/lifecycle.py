@@ -7,21 +7,12 @@ from __future__ import annotations
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.aws import boto3_client
 from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.writes import WriteGuard
-from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import (
-    config_differences,
-    config_yaml,
-    desired_config,
-    fetch_stored_config,
-    normalise_config,
-)
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import config_differences, normalise_config
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.failure_report import image_failure_report
 from ansible_collections.hpc.pcluster.plugins.module_utils.image.config import validate_image_config
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import (
-    PclusterApiError,
-    explain_error,
-    group_validation_messages,
-)
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import explain_error
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import strip_presigned_urls
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.run import LifecycleRun, Stop
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.wait import (
     StackPoller,
     WaitTimeout,
@@ -145,31 +136,22 @@ def dryrun_account_writes(settings, config):
     return None
 
 
-class Stop(Exception):
-    """Ends the run early with the result as it stands."""
-
-
-class ImageRun:
+class ImageRun(LifecycleRun):
     """One run of hpc.pcluster.image on a PclusterModule: the decisions and their result."""
 
+    WHAT = "image configuration"
+    CONFIG_KEY = "imageConfiguration"
+
     def __init__(self, module, api):
-        self.module = module
-        self.api = api
-        self.params = module.params
-        self.name = module.params["name"]
-        self.check_mode = module.check_mode
-        self.started = api.clock()
-        self.waited = 0.0
+        super().__init__(module, api)
         self.image = None
         self.writes = WriteGuard(self)
-        self.result = dict(changed=False, validation_messages=group_validation_messages([]), config_changes=[],
-                           actions=[])
+
+    @property
+    def current(self):
+        return self.image
 
     # ----- helpers
-
-    def act(self, action):
-        self.result["actions"].append(action)
-        self.module.progress("[%s] %s" % (self.name, action))
 
     def describe(self):
         self.image = self.api.describe_image(self.name)
@@ -177,9 +159,6 @@ class ImageRun:
 
     def status(self):
         return image_status(self.image)
-
-    def remaining(self):
-        return self.params["wait_timeout"] - (self.api.clock() - self.started)
 
     def finish(self, **extra):
         result = dict(self.result)
@@ -224,25 +203,6 @@ class ImageRun:
         self.waited += self.api.clock() - start
         self.image = snapshot.get("image")
         return snapshot
-
-    def desired_config(self):
-        try:
-            return desired_config(self.params)
-        except ValueError as error:
-            raise PclusterApiError(str(error), code=400, error_type="ConfigFile") from None
-
-    def diff(self, before, after):
-        if self.module._diff:  # pylint: disable=protected-access
-            self.result["diff"] = {"before": config_yaml(before), "after": config_yaml(after),
-                                   "before_header": "%s (stored image configuration)" % self.name,
-                                   "after_header": "%s (desired image configuration)" % self.name}
-
-    def stored_config(self):
-        stored, reason = fetch_stored_config(self.image, endpoint_url=self.module.settings.get("endpoint_url"),
-                                             key="imageConfiguration")
-        if reason:
-            self.result["stored_config_error"] = reason
-        return stored
 
     def settle(self, goal):
         """A build or delete is under way: wait for it (not in check mode, not with wait=false)."""
@@ -392,13 +352,3 @@ class ImageRun:
         self.delete()
         if self.check_mode:
             self.result["msg"] = "image %s would be deleted" % self.name
-
-    def run(self):
-        try:
-            if self.params["state"] == "present":
-                self.present()
-            else:
-                self.absent()
-        except Stop:
-            pass
-        return self.finish()

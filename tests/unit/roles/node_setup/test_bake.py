@@ -1,14 +1,13 @@
 """The node setup baked into an image: the bake script (module node_setup_bake, the role's shell part) run for real on
 this machine as a build instance, and what run.py answers at boot on a node started from the image.
 
-The bakes here carry a stand-in collection whose node_local.yml only writes a marker; the wheels are those of the
-ansible-core release node_setup_ansible_core_versions names for this machine's /usr/bin/python3, downloaded once into
-the controller cache the role itself uses.
+The bakes and bundles here carry test_run's stand-in collection, whose node_local.yml only writes a marker; the wheels
+are those of the ansible-core release node_setup_ansible_core_versions names for this machine's /usr/bin/python3,
+downloaded once into the controller cache the role itself uses.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -23,29 +22,14 @@ import yaml
 from ansible_collections.hpc.pcluster.plugins.filter.node_setup import node_setup_vars_identity
 from ansible_collections.hpc.pcluster.plugins.modules import node_setup_bake
 from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import run_module
+from ansible_collections.hpc.pcluster.tests.unit.roles.node_setup import test_run
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 FILES = ROOT / "roles" / "node_setup" / "files"
 VENV = ROOT / ".venv"
 SYSTEM_PYTHON = "/usr/bin/python3"
 
-PLAY = """\
-- name: Stand-in node setup
-  hosts: all
-  gather_facts: false
-  vars_files:
-    - "{{ node_setup_bundle_vars }}"
-  tasks:
-    - name: Write the marker
-      ansible.builtin.copy:
-        dest: "{{ marker }}"
-        content: "{{ node_setup_mode }} {{ greeting | default('') }}"
-        mode: "0644"
-"""
-
-spec = importlib.util.spec_from_file_location("node_setup_run_bake", FILES / "node_setup_run.py")
-run = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(run)
+run = test_run.run  # node_setup_run.py
 
 
 def system_python():
@@ -77,7 +61,7 @@ def wheels_fixture():
 
 def collection_archive(tmp_path):
     """A stand-in collection packed as node_setup_archive packs one: its play writes a marker."""
-    files = {"galaxy.yml": "namespace: hpc\nname: pcluster\nversion: 0.1.0\n", "playbooks/node_local.yml": PLAY,
+    files = {"galaxy.yml": "namespace: hpc\nname: pcluster\nversion: 0.1.0\n", "playbooks/node_local.yml": test_run.PLAY,
              "plugins/callback/node_setup_result.py": (ROOT / "plugins" / "callback" / "node_setup_result.py").read_text()}
     path = tmp_path / "collection.tar.gz"
     if path.exists():
@@ -126,7 +110,7 @@ def test_the_bake_script_applies_the_setup_on_the_build_instance_and_records_it(
                           timeout=600, check=False)
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert marker.read_text() == "bake hi"
+    assert marker.read_text() == "bake"
     assert "hpc-pcluster-node-setup: bake on node-7: ok (ok=1 changed=1 failed=0)" in proc.stdout
     record = json.loads((tmp_path / "state" / "image.json").read_text())
     assert record["id"] == result["manifest"]["id"] and record["collection"] == "c0ffee"
@@ -162,23 +146,12 @@ def test_a_bake_for_another_python_refuses_to_run(tmp_path, wheels):
 
 
 def make_bundle(tmp_path, variables, image_record=None, bundle_id="b1"):
-    """A bundle as stage.yml writes one (its manifest with the variables' identity) and, optionally, the image's record."""
-    top = tmp_path / "node-setup"
+    """test_run's bundle with a manifest as stage.yml writes one (the variables' identity) and, optionally, the
+    record of the image the node started from."""
+    top = test_run.make_bundle(tmp_path, variables, bundle_id)
     bundle = top / "bundles" / bundle_id
-    collection = bundle / "collections" / "ansible_collections" / "hpc" / "pcluster"
-    (collection / "playbooks").mkdir(parents=True)
-    (collection / "plugins" / "callback").mkdir(parents=True)
-    (collection / "galaxy.yml").write_text("namespace: hpc\nname: pcluster\nversion: 0.1.0\n")
-    (collection / "plugins" / "callback" / "node_setup_result.py").symlink_to(
-        ROOT / "plugins" / "callback" / "node_setup_result.py")
-    (collection / "playbooks" / "node_local.yml").write_text(PLAY)
-    (bundle / "venv").symlink_to(VENV)
-    vars_text = yaml.safe_dump(variables)
-    (bundle / "vars.yml").write_text(vars_text)
-    (bundle / "ansible.cfg").write_text("[defaults]\ncallbacks_enabled = hpc.pcluster.node_setup_result\n")
-    identity = node_setup_vars_identity(vars_text)
+    identity = node_setup_vars_identity((bundle / "vars.yml").read_text())
     (bundle / "manifest.json").write_text(json.dumps(dict(identity, id=bundle_id, collection="c0ffee")))
-    (bundle / "run.py").write_bytes((FILES / "node_setup_run.py").read_bytes())
     if image_record is not None:
         state = tmp_path / "state"
         state.mkdir(exist_ok=True)
@@ -193,7 +166,8 @@ def run_node(tmp_path, bundle, *args):
 
 
 def digest(variables):
-    return node_setup_vars_identity(yaml.safe_dump(variables))["vars_digest"]
+    """The vars_digest of the variables as test_run writes them (JSON)."""
+    return node_setup_vars_identity(json.dumps(variables))["vars_digest"]
 
 
 def test_a_node_of_an_image_that_carries_the_bundle_is_up_to_date_at_boot_without_the_roles(tmp_path):
@@ -225,7 +199,7 @@ def test_variables_the_image_does_not_carry_are_applied_at_boot(tmp_path):
     proc = run_node(tmp_path, bundle, "boot")
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert marker.read_text() == "boot new"
+    assert marker.read_text() == "boot"
     result = json.loads((tmp_path / "state" / "result.json").read_text())
     assert result["status"] == "ok" and result["image_differs"][0].startswith("the variables (image ")
     assert "carries another setup - the variables" in (tmp_path / "log" / "node-setup.log").read_text()
@@ -251,13 +225,13 @@ def test_the_image_answers_only_while_nothing_else_was_applied_since_boot(tmp_pa
     record = {"vars_digest": digest(baked), "node_rendered": []}
     make_bundle(tmp_path, {"marker": str(marker), "greeting": "other"}, record, bundle_id="b1")
     assert run_node(tmp_path, tmp_path / "node-setup" / "bundles" / "b1", "boot").returncode == 0
-    assert marker.read_text() == "boot other"
+    assert marker.read_text() == "boot"
     # A later bundle equal to the image: the node holds b1's setup now, not the image's; the play runs.
     bundle = make_bundle(tmp_path / "next", baked, bundle_id="b2")
 
     fleet = run_node(tmp_path, bundle, "fleet")
 
-    assert '"status": "ok"' in fleet.stdout and marker.read_text() == "fleet baked"
+    assert '"status": "ok"' in fleet.stdout and marker.read_text() == "fleet"
 
 
 def test_image_differences_name_what_differs():
