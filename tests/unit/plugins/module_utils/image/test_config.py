@@ -28,7 +28,8 @@ def test_every_problem_at_once_with_its_path_and_fix():
 
     paths = [p["path"] for p in problems]
     assert checked is True
-    assert paths[:4] == ["Build.ParentImage", "Build.InstanceType", "Build.SubnetId", "Build.Components[0].Value"]
+    assert paths[:5] == ["Build.ParentImage", "Build.InstanceType", "Build.SubnetId", "Build.SecurityGroupIds",
+                         "Build.Components[0].Value"]
     assert "Build.Bogus" in paths  # from ParallelCluster's schema
     assert all(p["fix"] for p in problems)
     assert problems[0]["value"] == "ubuntu2204" and "list-official-images" in problems[0]["fix"]
