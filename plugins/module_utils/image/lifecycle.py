@@ -10,7 +10,7 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.writes import
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import config_differences, normalise_config
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.failure_report import image_failure_report
 from ansible_collections.hpc.pcluster.plugins.module_utils.image.config import validate_image_config
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import explain_error
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import explain_error, group_validation_messages
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import strip_presigned_urls
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.run import LifecycleRun, Stop
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.wait import (
@@ -143,7 +143,8 @@ class ImageRun(LifecycleRun):
     CONFIG_KEY = "imageConfiguration"
 
     def __init__(self, module, api):
-        super().__init__(module, api)
+        super().__init__(module, api, dict(changed=False, validation_messages=group_validation_messages([]),
+                                           config_changes=[], actions=[]))
         self.image = None
         self.writes = WriteGuard(self)
 
@@ -161,11 +162,7 @@ class ImageRun(LifecycleRun):
         return image_status(self.image)
 
     def finish(self, **extra):
-        result = dict(self.result)
-        result.update(image_summary(self.image))
-        result["waited"] = round(self.waited, 1)
-        result.update(extra)
-        return result
+        return super().finish(**dict(image_summary(self.image), **extra))
 
     def fail(self, msg, **extra):
         result = self.finish(**extra)

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.pcluster contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What one run of the cluster and image modules shares: its clock, its actions, the desired and the stored config."""
+"""What a run of the cluster, compute_fleet and image modules shares: its clock and actions, its result, the desired
+and the stored config."""
 
 from __future__ import annotations
 
@@ -10,10 +11,7 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import (
     desired_config,
     fetch_stored_config,
 )
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import (
-    PclusterApiError,
-    group_validation_messages,
-)
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import PclusterApiError
 
 
 class Stop(Exception):
@@ -21,17 +19,17 @@ class Stop(Exception):
 
 
 class LifecycleRun:
-    """One run of a module that makes a ParallelCluster resource (a cluster, an image) match a config.
+    """One run of a module on a ParallelCluster resource (a cluster, an image), within ``params["wait_timeout"]``
+    seconds in all, building ``result``.
 
     Subclasses name the resource (WHAT, as a user reads it) and where describe gives the stored config's presigned
-    URL (CONFIG_KEY), keep the last description in ``current``, and do the work in ``present``, ``absent`` and
-    ``finish`` (the result).
+    URL (CONFIG_KEY), keep the last description in ``current``, and do the work in ``present`` and ``absent``.
     """
 
     WHAT = "configuration"
     CONFIG_KEY = "clusterConfiguration"
 
-    def __init__(self, module, api, **result):
+    def __init__(self, module, api, result):
         self.module = module
         self.api = api
         self.params = module.params
@@ -39,8 +37,7 @@ class LifecycleRun:
         self.check_mode = module.check_mode
         self.started = api.clock()
         self.waited = 0.0
-        self.result = dict(dict(changed=False, validation_messages=group_validation_messages([]), config_changes=[],
-                                actions=[]), **result)
+        self.result = result
 
     @property
     def current(self):
@@ -96,4 +93,8 @@ class LifecycleRun:
         raise NotImplementedError
 
     def finish(self, **extra):
-        raise NotImplementedError
+        """The result, with the seconds spent waiting and ``extra``."""
+        result = dict(self.result)
+        result["waited"] = round(self.waited, 1)
+        result.update(extra)
+        return result

@@ -14,7 +14,7 @@ class Thing(LifecycleRun):
     WHAT = "thing configuration"
 
     def __init__(self, module, api, stops=False):
-        super().__init__(module, api, extra=[])
+        super().__init__(module, api, dict(changed=False, actions=[], extra=[]))
         self.stops = stops
 
     @property
@@ -26,9 +26,6 @@ class Thing(LifecycleRun):
         if self.stops:
             raise Stop()
         self.act("check")
-
-    def finish(self, **extra):
-        return dict(self.result, **extra)
 
 
 def module(tmp_path, **params):
@@ -48,7 +45,7 @@ def test_actions_are_recorded_and_said_and_stop_ends_the_run(tmp_path):
     assert Thing(mod, api()).run()["actions"] == ["make", "check"]
     assert mod.lines == ["[t1] make", "[t1] check"]
     stopped = Thing(module(tmp_path), api(), stops=True).run()
-    assert stopped["actions"] == ["make"] and stopped["extra"] == [] and stopped["config_changes"] == []
+    assert stopped["actions"] == ["make"] and stopped["extra"] == [] and stopped["waited"] == 0.0
 
 
 def test_a_config_file_with_problems_is_one_error_naming_the_file(tmp_path):
