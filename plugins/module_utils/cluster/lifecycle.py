@@ -14,11 +14,7 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import 
 from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.run import ClusterTask
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import config_differences, normalise_config
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.failure_report import failure_report
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import (
-    PclusterApiError,
-    explain_error,
-    group_validation_messages,
-)
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import explain_error, group_validation_messages
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import cluster_summary
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.run import Stop
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.wait import CLUSTER_IN_PROGRESS
