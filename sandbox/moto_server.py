@@ -18,6 +18,10 @@ import os
 import sys
 import threading
 
+# Set once moto_cfn (the sandbox's CloudFormation engine) is installed: moto's CloudFormation app is
+# created, on the first CloudFormation request, only after that.
+CFN_INSTALLED = threading.Event()
+
 
 def _preload():
     # Imported for their side effect: moto's lazy service loading finds them ready.
@@ -26,9 +30,22 @@ def _preload():
     import moto.ec2.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
     import moto.s3.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
     import moto.dynamodb.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
-    import moto.cloudformation.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
+    try:
+        import moto_cfn  # pylint: disable=import-outside-toplevel
+
+        moto_cfn.install()
+    finally:
+        CFN_INSTALLED.set()
     if os.environ.get("SANDBOX_FSX_PATH"):
         _fsx_standins(os.environ["SANDBOX_FSX_PATH"])
+
+
+def _after_cfn_install(create_backend_app):
+    def create(service):
+        if service == "cloudformation":
+            CFN_INSTALLED.wait(timeout=120)
+        return create_backend_app(service)
+    return create
 
 
 def _fsx_standins(path):
@@ -73,6 +90,7 @@ def _fsx_standins(path):
 
 if __name__ == "__main__":
     threading.Thread(target=_preload, daemon=True).start()
-    from moto.server import main
+    import moto.server
 
-    sys.exit(main())
+    moto.server.create_backend_app = _after_cfn_install(moto.server.create_backend_app)
+    sys.exit(moto.server.main())
