@@ -508,3 +508,110 @@ def deregister_cluster(endpoint_url: str, region: str, cluster_name: str) -> Non
         ddb.delete_table(TableName=f"parallelcluster-slurm-{cluster_name}")
     except ddb.exceptions.ResourceNotFoundException:
         pass
+
+
+# --------------------------------------------------------------------------- a moto server of one's own
+
+def start_moto_server(work_dir, log_path=None, timeout: float = 30.0):
+    """Start sandbox/moto_server.py on a free 127.0.0.1 port as `sandbox.py up` starts it (the ParallelCluster
+    AMI alone, IAM's managed policies, the FSx descriptions from <work_dir>/moto-fsx.json), in a process
+    group of its own; returns (process, endpoint URL) once it answers. Stop it with stop_moto_server."""
+    import os
+    import socket
+    import subprocess
+    import time
+
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    amis = work_dir / "moto-amis.json"
+    amis.write_text(json.dumps([official_ami_record()]))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true", MOTO_AMIS_PATH=str(amis),
+               SANDBOX_FSX_PATH=str(work_dir / "moto-fsx.json"))
+    with open(log_path or work_dir / "moto.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent / "moto_server.py"),
+                                 "-H", "127.0.0.1", "-p", str(port)], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"moto server exited with {proc.returncode}; see {log_path or work_dir / 'moto.log'}")
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1).read(1)
+            return proc, url
+        except OSError:
+            time.sleep(0.05)
+    stop_moto_server(proc)
+    raise RuntimeError(f"moto server at {url} did not answer within {timeout:.0f} s")
+
+
+def stop_moto_server(proc) -> None:
+    """Stop a server start_moto_server started (its process group)."""
+    import os
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def prepare_account(endpoint_url: str, region: str, work_dir, vpc_cidr: str = "10.100.0.0/16",
+                    public_cidr: str = "10.100.0.0/24", private_cidr: str = "10.100.16.0/20") -> dict:
+    """What `sandbox.py up` puts in moto before a cluster exists: the seeded network and bootstrap bucket
+    (with moto's ids seeded as up seeds them), the FSx descriptions, ParallelCluster's default bucket."""
+    seed = seed_environment(endpoint_url, region, vpc_cidr, public_cidr, private_cidr, rng_seed=MOTO_RNG_SEED)
+    (Path(work_dir) / "moto-fsx.json").write_text(json.dumps(fsx_standins(
+        endpoint_url, region, seed["vpc_id"], seed["private_subnet_id"], seed["security_group_id"],
+        "fs-0123456789abcdef0", "fsvol-0123456789abcdef0")))
+    seed["pcluster_bucket"] = _ensure_pcluster_bucket(client("s3", endpoint_url, region), region)
+    return seed
+
+
+# --------------------------------------------------------------------------- the head node's side of a create
+
+HEAD_NODE_LAUNCH_TEMPLATE = "HeadNodeLaunchTemplate"
+WAIT_CONDITION_HANDLE_FILE = "/opt/parallelcluster/tmp/wait_condition_handle.txt"
+
+
+def wait_condition_url(endpoint_url: str, region: str, cluster_name: str) -> str:
+    """The URL the head node signals, read as cfn-init reads it: the file deployConfigFiles writes from the
+    head node launch template's metadata (DescribeStackResource)."""
+    detail = client("cloudformation", endpoint_url, region).describe_stack_resource(
+        StackName=cluster_name, LogicalResourceId=HEAD_NODE_LAUNCH_TEMPLATE)["StackResourceDetail"]
+    files = json.loads(detail["Metadata"])["AWS::CloudFormation::Init"]["deployConfigFiles"]["files"]
+    return files[WAIT_CONDITION_HANDLE_FILE]["content"]
+
+
+def pending_wait_condition_url(endpoint_url: str, region: str, cluster_name: str, timeout: float = 60.0) -> str:
+    """The handle URL of the head node's wait condition, once the stack waits for it: what the head node reads
+    after a create's launch, or after an update changed the launch template's metadata (cfn-hup)."""
+    import time
+
+    cfn = client("cloudformation", endpoint_url, region)
+    deadline = time.monotonic() + timeout
+    while True:
+        resources = cfn.list_stack_resources(StackName=cluster_name)["StackResourceSummaries"]
+        waiting = {r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::CloudFormation::WaitCondition"
+                   and r["ResourceStatus"] == "CREATE_IN_PROGRESS"}
+        template = [r for r in resources if r["LogicalResourceId"] == HEAD_NODE_LAUNCH_TEMPLATE]
+        if waiting and template and template[0]["ResourceStatus"].endswith("_COMPLETE"):
+            url = wait_condition_url(endpoint_url, region, cluster_name)
+            if url in waiting:
+                return url
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"stack {cluster_name} does not wait for the head node's signal")
+        time.sleep(0.1)
+
+
+def signal_wait_condition(url: str, success: bool = True, reason: str = "", unique_id: str = "",
+                          data: str = "") -> None:
+    """What cfn-signal sends: PUT the JSON document to the handle's URL."""
+    body = json.dumps({"Status": "SUCCESS" if success else "FAILURE", "Reason": reason or
+                       ("Configuration Complete" if success else "Configuration failed"),
+                       "UniqueId": unique_id, "Data": data}).encode()
+    request = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": ""})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()

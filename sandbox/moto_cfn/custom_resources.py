@@ -16,13 +16,19 @@ of ParallelCluster's functions it is. What they do is taken from ParallelCluster
   out: moto terminates at once); ``DELETE_DNS_RECORDS`` deletes the A records ending with
   ``ClusterDNSDomain`` from hosted zone ``ClusterHostedZone`` (an empty id fails). Any other action
   fails with "Unsupported action <action>".
+
+As on AWS, the request is asynchronous: the function answers after ``SANDBOX_CFN_LAMBDA_SECONDS``
+(1 s by default), and the resource stays in progress meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import string
+import threading
+import time
 
 from moto.awslambda.utils import get_backend as lambda_backend
 from moto.ec2.models import ec2_backends
@@ -33,6 +39,8 @@ from moto.utilities.utils import get_partition
 from .resources import Driver, ResourceFailed, UnknownAttribute
 
 LOG = logging.getLogger("moto_cfn")
+# How long a function takes to answer: the request goes out, the stack waits for the response.
+LAMBDA_SECONDS = float(os.environ.get("SANDBOX_CFN_LAMBDA_SECONDS", "1"))
 
 
 def crhelper_physical_id(stack_id: str, logical_id: str) -> str:
@@ -122,23 +130,43 @@ class CustomResourceDriver(Driver):
                                  f"({', '.join(sorted(HANDLERS))}), not {function.handler} (RequestId: {res.logical_id})")
         return handler
 
-    def _call(self, ctx, res, request_type, props):
-        handler = self._handler(ctx, res, props)
-        try:
-            return handler(ctx, request_type, props)
-        except ResourceFailed as exc:
-            raise ResourceFailed(f"Received response status [FAILED] from custom resource. Message returned: {exc} "
-                                 f"(RequestId: {res.logical_id})") from exc
+    def _request(self, ctx, res, request_type):
+        """Send the request; the function answers after LAMBDA_SECONDS (CloudFormation waits for the
+        response, as it waits for the function's call to its ResponseURL)."""
+        handler = self._handler(ctx, res, res.properties)
+        outcome = {}
+
+        def invoke():
+            time.sleep(LAMBDA_SECONDS)
+            try:
+                outcome["data"] = handler(ctx, request_type, res.properties)
+            except Exception as exc:  # pylint: disable=broad-except
+                LOG.info("custom resource %s: %s failed: %s", res.logical_id, request_type, exc)
+                outcome["error"] = str(exc)
+
+        worker = threading.Thread(target=invoke, name=f"lambda-{res.logical_id}", daemon=True)
+        worker.start()
+
+        def poll():
+            if worker.is_alive():
+                return False
+            if "error" in outcome:
+                raise ResourceFailed(f"Received response status [FAILED] from custom resource. Message returned: "
+                                     f"{outcome['error']} (RequestId: {res.logical_id})")
+            res.data["response"] = outcome.get("data") or {}
+            return True
+
+        return poll
 
     def create(self, ctx, res):
-        res.data["response"] = self._call(ctx, res, "Create", res.properties)
         res.physical_id = crhelper_physical_id(ctx.stack.stack_id, res.logical_id)
+        return self._request(ctx, res, "Create")
 
     def update(self, ctx, res, old_properties):
-        res.data["response"] = self._call(ctx, res, "Update", res.properties)
+        return self._request(ctx, res, "Update")
 
     def delete(self, ctx, res):
-        self._call(ctx, res, "Delete", res.properties)
+        return self._request(ctx, res, "Delete")
 
     def get_att(self, res, name):
         data = res.data.get("response") or {}

@@ -6,7 +6,7 @@ import functools
 
 from moto.cloudformation.parsing import get_model_map
 
-from . import ec2, monitoring
+from . import ec2, elb, monitoring
 from .custom_resources import CustomResourceDriver
 from .resources import MotoModelDriver
 from .waits import NestedStackDriver, WaitConditionDriver, WaitConditionHandleDriver
@@ -24,10 +24,14 @@ MOTO_MODEL_REPLACES = {
     "AWS::Lambda::Function": ("FunctionName", "PackageType"),
     "AWS::CloudWatch::Dashboard": ("DashboardName",),
     "AWS::EC2::LaunchTemplate": ("LaunchTemplateName",),
+    "AWS::AutoScaling::AutoScalingGroup": ("AutoScalingGroupName", "InstanceId", "PlacementGroup", "VPCZoneIdentifier"),
+    "AWS::ElasticLoadBalancingV2::TargetGroup": ("Name", "Port", "Protocol", "TargetType", "VpcId"),
+    "AWS::ElasticLoadBalancingV2::Listener": ("LoadBalancerArn",),
 }
 
 OWN_DRIVERS = {
     **ec2.DRIVERS,
+    **elb.DRIVERS,
     **monitoring.DRIVERS,
     "AWS::CloudFormation::WaitConditionHandle": WaitConditionHandleDriver(),
     "AWS::CloudFormation::WaitCondition": WaitConditionDriver(),

@@ -9,6 +9,8 @@ does instead. moto has no placement groups: ``AWS::EC2::PlacementGroup`` is a na
 
 from __future__ import annotations
 
+import copy
+
 from moto.ec2.models import ec2_backends
 from moto.ec2.utils import convert_tag_spec, parse_user_data
 
@@ -243,3 +245,38 @@ DRIVERS = {
     "AWS::EC2::Instance": InstanceDriver(),
     "AWS::EC2::PlacementGroup": PlaceholderDriver(attributes={"GroupName": lambda res: res.physical_id}),
 }
+
+
+def fix_launch_template_block_devices() -> None:
+    """RunInstances with a launch template whose BlockDeviceMappings hold instance store volumes
+    (``VirtualName: ephemeralN``, no ``Ebs``: ParallelCluster's launch templates list 24) fails in
+    moto 5.2.5 with KeyError 'Ebs'. EC2 maps instance store volumes only where the instance type has
+    them; moto models none: the launch gets the template's EBS volumes only (head node, compute nodes
+    and login nodes' auto scaling group alike). An EBS mapping with neither VolumeSize nor SnapshotId
+    (EC2 then sizes it from the AMI) gets moto's default root volume size, 8 GiB, where moto would refuse it."""
+    from moto.ec2.models.instances import InstanceBackend  # pylint: disable=import-outside-toplevel
+
+    original = InstanceBackend._get_template_from_args  # pylint: disable=protected-access
+    if getattr(original, "ebs_only", False):
+        return
+
+    def sized(mapping):
+        ebs = mapping["Ebs"]
+        if ebs.get("VolumeSize") or ebs.get("SnapshotId"):
+            return mapping
+        return dict(mapping, Ebs=dict(ebs, VolumeSize=8))
+
+    def ebs_only(self, launch_template_arg):
+        version = original(self, launch_template_arg)
+        mappings = version.data.get("BlockDeviceMappings")
+        if not mappings:
+            return version
+        fixed = [sized(m) for m in mappings if "Ebs" in m]
+        if fixed == mappings:
+            return version
+        view = copy.copy(version)
+        view.data = dict(version.data, BlockDeviceMappings=fixed)
+        return view
+
+    ebs_only.ebs_only = True
+    InstanceBackend._get_template_from_args = ebs_only  # pylint: disable=protected-access

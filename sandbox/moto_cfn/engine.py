@@ -162,7 +162,8 @@ class Engine:
                          template_text=template_text, parameters=parameters, account_id=parent.account_id,
                          region_name=parent.region_name, tags=parent.tags, parent_id=parent.stack_id,
                          root_id=parent.root_id or parent.stack_id, signal_base=parent.signal_base,
-                         disable_rollback=parent.disable_rollback)
+                         # A nested stack that fails stays CREATE_FAILED: its parent's rollback deletes it.
+                         disable_rollback=True)
         self.backend_for(parent.account_id, parent.region_name).stacks[stack.stack_id] = stack
         return stack
 

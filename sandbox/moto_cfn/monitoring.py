@@ -106,7 +106,7 @@ class HostedZoneDriver(Driver):
             props["Name"], private_zone=bool(vpcs), caller_reference=ctx.physical_name(res.logical_id),
             vpcid=vpcs[0]["VPCId"] if vpcs else None, vpcregion=vpcs[0].get("VPCRegion") if vpcs else None,
             comment=comment)
-        res.model, res.physical_id = zone, zone.id
+        res.model, res.physical_id = zone, zone.id.replace("/hostedzone/", "")  # Ref: the id alone
 
     def delete(self, ctx, res):
         try:

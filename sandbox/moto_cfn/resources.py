@@ -10,6 +10,7 @@ CloudFormation create a new physical resource instead of updating the existing o
 
 from __future__ import annotations
 
+import copy
 import datetime
 import random
 import string
@@ -110,7 +111,8 @@ class MotoModelDriver(Driver):
         return physical_name(ctx.stack.name, res.logical_id)
 
     def _json(self, res):
-        return {"Type": res.type, "Properties": dict(res.properties)}
+        # A copy: moto's models change what they are given (a launch template's UserData, for one).
+        return {"Type": res.type, "Properties": copy.deepcopy(res.properties)}
 
     def create(self, ctx, res):
         res.model = self.model_class.create_from_cloudformation_json(
@@ -128,16 +130,23 @@ class MotoModelDriver(Driver):
         return None
 
     def delete(self, ctx, res):
-        model = res.model
         try:
-            model.delete(ctx.account_id, ctx.region)
-            return None
+            self._delete(ctx, res)
+        except Exception as exc:  # pylint: disable=broad-except
+            if "notfound" in type(exc).__name__.lower() or "not found" in str(exc).lower():
+                return None  # gone already: CloudFormation's delete succeeds
+            raise
+        return None
+
+    def _delete(self, ctx, res):
+        try:
+            res.model.delete(ctx.account_id, ctx.region)
+            return
         except (AttributeError, TypeError, NotImplementedError):
             pass
         delete = self.model_class.delete_from_cloudformation_json
         if not getattr(delete, "__isabstractmethod__", False):
             delete(res.physical_id, self._json(res), ctx.account_id, ctx.region)
-        return None
 
     def get_att(self, res, name):
         try:

@@ -19,8 +19,8 @@ from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.utils import generate_changeset_id, generate_stack_id
 from moto.core.responses import ActionResult, EmptyResult
 
+from . import ec2, waits
 from . import template as tpl
-from . import waits
 from .drivers import unsupported_types
 from .engine import Engine
 from .stack import Stack
@@ -284,3 +284,4 @@ def install() -> None:
                      list_stack_resources, create_change_set, execute_change_set):
         setattr(response, function.__name__, function)
     cfn_urls.url_paths[SIGNAL_PATH] = signal_handler
+    ec2.fix_launch_template_block_devices()

@@ -47,6 +47,7 @@ class Stack(MotoStack):  # pylint: disable=too-many-instance-attributes
         self.deletion_time = None
         self.status = "CREATE_PENDING"
         self.status_reason = None
+        self.failure_reason = None  # why the last operation failed (a parent's event quotes it)
         self.disable_rollback = bool(disable_rollback)
         self.parent_id = parent_id
         self.root_id = root_id
@@ -141,6 +142,8 @@ class Stack(MotoStack):  # pylint: disable=too-many-instance-attributes
     def set_status(self, status, reason=None):
         """The stack's own status, with its event (as on AWS: the stack is a resource of itself)."""
         self.status, self.status_reason = status, reason
+        if reason and (status.endswith("FAILED") or "ROLLBACK_IN_PROGRESS" in status):
+            self.failure_reason = reason
         self.add_event(self.name, self.stack_id, "AWS::CloudFormation::Stack", status, reason)
 
     def resource_event(self, res, status, reason=None):

@@ -115,7 +115,7 @@ class NestedStackDriver(Driver):
             if status.endswith("_IN_PROGRESS"):
                 return False
             raise ResourceFailed(f"Embedded stack {child.stack_id} was not successfully {NESTED_WORDS[operation]}: "
-                                 f"{child.status_reason or status}")
+                                 f"{child.failure_reason or child.status_reason or status}")
         return poll
 
     def create(self, ctx, res):
