@@ -512,10 +512,11 @@ def deregister_cluster(endpoint_url: str, region: str, cluster_name: str) -> Non
 
 # --------------------------------------------------------------------------- a moto server of one's own
 
-def start_moto_server(work_dir, log_path=None, timeout: float = 30.0):
+def start_moto_server(work_dir, log_path=None, timeout: float = 30.0, env: dict | None = None):
     """Start sandbox/moto_server.py on a free 127.0.0.1 port as `sandbox.py up` starts it (the ParallelCluster
     AMI alone, IAM's managed policies, the FSx descriptions from <work_dir>/moto-fsx.json), in a process
-    group of its own; returns (process, endpoint URL) once it answers. Stop it with stop_moto_server."""
+    group of its own, with env added to its environment; returns (process, endpoint URL) once it answers.
+    Stop it with stop_moto_server."""
     import os
     import socket
     import subprocess
@@ -529,7 +530,7 @@ def start_moto_server(work_dir, log_path=None, timeout: float = 30.0):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true", MOTO_AMIS_PATH=str(amis),
-               SANDBOX_FSX_PATH=str(work_dir / "moto-fsx.json"))
+               SANDBOX_FSX_PATH=str(work_dir / "moto-fsx.json"), **(env or {}))
     with open(log_path or work_dir / "moto.log", "wb") as log:
         proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent / "moto_server.py"),
                                  "-H", "127.0.0.1", "-p", str(port)], stdin=subprocess.DEVNULL, stdout=log,
@@ -586,8 +587,9 @@ def wait_condition_url(endpoint_url: str, region: str, cluster_name: str) -> str
 
 
 def pending_wait_condition_url(endpoint_url: str, region: str, cluster_name: str, timeout: float = 60.0) -> str:
-    """The handle URL of the head node's wait condition, once the stack waits for it: what the head node reads
-    after a create's launch, or after an update changed the launch template's metadata (cfn-hup)."""
+    """The handle URL of the head node's wait condition, once the stack waits for it and the head node
+    exists: what the head node reads after its launch, or after an update changed the launch template's
+    metadata (cfn-hup)."""
     import time
 
     cfn = client("cloudformation", endpoint_url, region)
@@ -596,8 +598,8 @@ def pending_wait_condition_url(endpoint_url: str, region: str, cluster_name: str
         resources = cfn.list_stack_resources(StackName=cluster_name)["StackResourceSummaries"]
         waiting = {r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::CloudFormation::WaitCondition"
                    and r["ResourceStatus"] == "CREATE_IN_PROGRESS"}
-        template = [r for r in resources if r["LogicalResourceId"] == HEAD_NODE_LAUNCH_TEMPLATE]
-        if waiting and template and template[0]["ResourceStatus"].endswith("_COMPLETE"):
+        ready = {r["LogicalResourceId"] for r in resources if r["ResourceStatus"].endswith("_COMPLETE")}
+        if waiting and {HEAD_NODE_LAUNCH_TEMPLATE, "HeadNode"} <= ready:
             url = wait_condition_url(endpoint_url, region, cluster_name)
             if url in waiting:
                 return url

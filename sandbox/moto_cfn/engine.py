@@ -69,8 +69,9 @@ class Graph:  # pylint: disable=too-few-public-methods
     """Runs one step (create, update or delete) over resources in dependency order, those that wait
     side by side. ``start(logical_id)`` returns None when done, or a poll function."""
 
-    def __init__(self, order, needs, start, on_done, on_failed, keep_going=False):
+    def __init__(self, order, needs, start, on_done, on_failed, keep_going=False, cancelled=lambda: False):
         self.order = list(order)
+        self.cancelled = cancelled
         wanted = set(self.order)
         self.needs = {lid: set(needs.get(lid, ())) & wanted for lid in self.order}
         self.start, self.on_done, self.on_failed = start, on_done, on_failed
@@ -80,10 +81,17 @@ class Graph:  # pylint: disable=too-few-public-methods
     def run(self) -> list:
         pending, waiting = list(self.order), {}
         while pending or waiting:
+            if self.cancelled():
+                return sorted(set(self.failed)), list(waiting)
             progressed = self._start_ready(pending, waiting)
             progressed |= self._poll(waiting)
             if self.failed and not self.keep_going:
                 return sorted(set(self.failed)), list(waiting)
+            if not waiting and pending and not progressed and not self.keep_going:
+                for lid in pending:  # nothing left can start: a dependency cycle
+                    self.failed.append(lid)
+                    self.on_failed(lid, f"Circular dependency between resources: {sorted(pending)}")
+                return sorted(set(self.failed)), []
             if self.keep_going and not waiting and pending and not progressed:
                 break  # what is left waits for resources that failed
             if not progressed:
@@ -255,9 +263,14 @@ class Engine:
         def failed(lid, reason):
             stack.resource_event(stack.resources[lid], "CREATE_FAILED", reason)
 
-        failures, cancelled = Graph(ids, tpl.dependencies(template["Resources"]), start, done, failed).run()
+        failures, cancelled = Graph(ids, tpl.dependencies(template["Resources"]), start, done, failed,
+                                    cancelled=lambda: stack.delete_requested).run()
         for lid in cancelled:
             stack.resource_event(stack.resources[lid], "CREATE_FAILED", "Resource creation cancelled")
+        if stack.delete_requested:  # DeleteStack while the stack was being created
+            stack.set_status("DELETE_IN_PROGRESS", "User Initiated")
+            self._delete(stack)
+            return
         if not failures:
             stack.set_status("CREATE_COMPLETE")
             return

@@ -138,6 +138,8 @@ def delete_stack(self):
     stack = next((s for s in backend.stacks.values() if name_or_id in (s.name, s.stack_id)), None)
     if stack is not None and not isinstance(stack, Stack):
         backend.delete_stack(name_or_id)
+    elif stack is not None and stack.status == "CREATE_IN_PROGRESS":
+        stack.delete_requested = True  # the create stops, what it created is deleted
     elif stack is not None and stack.status != "DELETE_IN_PROGRESS":
         if stack.busy:
             raise ValidationError(message=f"Stack [{stack.name}] cannot be deleted while in status {stack.status}")

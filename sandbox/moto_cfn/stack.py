@@ -53,6 +53,7 @@ class Stack(MotoStack):  # pylint: disable=too-many-instance-attributes
         self.root_id = root_id
         self.signal_base = signal_base
         self.resources: dict = {}  # logical id -> Resource
+        self.delete_requested = False  # DeleteStack arrived while the stack was being created
         self.lock = threading.RLock()
         self.operation = None  # the running operation's thread
 

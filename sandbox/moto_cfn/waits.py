@@ -134,7 +134,10 @@ class NestedStackDriver(Driver):
         child = res.model
         if child is None or child.status == "DELETE_COMPLETE":
             return None
-        ctx.engine.start(child, "delete")
+        if child.status == "CREATE_IN_PROGRESS":
+            child.delete_requested = True  # its create stops and deletes what it made
+        else:
+            ctx.engine.start(child, "delete")
         return self._waiter(child, "delete")
 
     def get_att(self, res, name):
