@@ -22,6 +22,7 @@ CloudFormation's statuses, one event per resource step:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -34,6 +35,9 @@ from .stack import Stack
 
 LOG = logging.getLogger("moto_cfn")
 POLL_SECONDS = 0.1
+# CloudFormation takes a moment between the call and the first resource event; pcluster relies on it:
+# it reads the stack back by name right after DeleteStack.
+START_SECONDS = float(os.environ.get("SANDBOX_CFN_START_SECONDS", "1"))
 
 
 class Context:
@@ -193,6 +197,7 @@ class Engine:
 
     def _run(self, runner, stack, kwargs):
         try:
+            time.sleep(START_SECONDS)
             runner(stack, **kwargs)
         except Exception as exc:  # pylint: disable=broad-except
             LOG.exception("stack %s: %s", stack.name, exc)

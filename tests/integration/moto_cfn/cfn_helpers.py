@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pathlib
+import subprocess
+import sys
 import time
 import zipfile
 from dataclasses import dataclass
@@ -98,3 +101,39 @@ def signal(moto: Moto, name: str, success: bool = True, reason: str = "") -> str
     url = moto_cluster.pending_wait_condition_url(moto.endpoint_url, REGION, name)
     moto_cluster.signal_wait_condition(url, success, reason, unique_id="i-0123456789abcdef0")
     return url
+
+
+# Runs one pcluster.lib function in a process of its own (pcluster keeps its AWS clients per process), with
+# the keyword arguments read as JSON from stdin; prints {"returned": ...} or the exception's class and content.
+PCLUSTER_CALL = """
+import json, sys
+import pcluster.lib as pc
+request = json.loads(sys.stdin.read())
+try:
+    out = {"returned": getattr(pc, request["function"])(**request["kwargs"])}
+except Exception as exc:
+    content = getattr(exc, "content", None)
+    out = {"exception": type(exc).__name__,
+           "content": content.to_dict() if hasattr(content, "to_dict") else str(exc)}
+print("PCLUSTER-RESULT " + json.dumps(out, default=str))
+"""
+
+
+def pcluster(moto: Moto, function: str, **kwargs) -> dict:
+    """pcluster.lib.<function>(region=us-east-1, **kwargs) against the tests' moto server."""
+    env = dict(os.environ, AWS_ENDPOINT_URL=moto.endpoint_url, AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION,
+               **{key.upper(): value for key, value in moto_cluster.DUMMY_CREDENTIALS.items()})
+    proc = subprocess.run([sys.executable, "-c", PCLUSTER_CALL], input=json.dumps(
+        {"function": function, "kwargs": dict(kwargs, region=REGION)}), capture_output=True, text=True, env=env,
+        timeout=300, check=False)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("PCLUSTER-RESULT ")]
+    assert lines, f"pcluster.lib.{function} printed no result (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(lines[-1].split(" ", 1)[1])
+
+
+def initialize_fleet_status(moto: Moto, cluster: str) -> None:
+    """What the head node's config recipe does before it signals (aws-parallelcluster-computefleet
+    fleet_status.rb): the compute fleet's item in the cluster's table, RUNNING."""
+    moto.client("dynamodb").put_item(TableName=f"parallelcluster-{cluster}", Item={
+        "Id": {"S": "COMPUTE_FLEET"}, "Data": {"M": {"status": {"S": "RUNNING"},
+                                                    "lastStatusUpdatedTime": {"S": "2026-12-04 12:00:00+00:00"}}}})

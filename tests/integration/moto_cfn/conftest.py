@@ -11,14 +11,15 @@ import pytest
 import moto_cluster  # sandbox/moto_cluster.py (tests/integration/conftest.py puts sandbox/ on the path)
 from cfn_helpers import REGION, Moto, wait_for  # pylint: disable=import-error
 
-# The custom resources' function answers after this long (1 s outside the tests).
-LAMBDA_SECONDS = "0.2"
+# The custom resources' function answers after this long, and stack operations start after this long
+# (1 s each outside the tests).
+SPEED_UP = {"SANDBOX_CFN_LAMBDA_SECONDS": "0.2", "SANDBOX_CFN_START_SECONDS": "0.3"}
 
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory):
     work_dir = tmp_path_factory.mktemp("moto")
-    proc, url = moto_cluster.start_moto_server(work_dir, env={"SANDBOX_CFN_LAMBDA_SECONDS": LAMBDA_SECONDS})
+    proc, url = moto_cluster.start_moto_server(work_dir, env=SPEED_UP)
     try:
         yield Moto(url, moto_cluster.prepare_account(url, REGION, work_dir), work_dir)
     finally:
