@@ -13,7 +13,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 
-import moto_cluster  # sandbox/moto_cluster.py (tests/integration/conftest.py puts sandbox/ on the path)
+import moto_cluster  # sandbox/moto_cluster.py (pytest.ini: pythonpath)
 
 REGION = "us-east-1"
 FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-import moto_cluster  # sandbox/moto_cluster.py (tests/integration/conftest.py puts sandbox/ on the path)
-from cfn_helpers import REGION, Moto, wait_for  # pylint: disable=import-error
+import moto_cluster  # sandbox/moto_cluster.py (pytest.ini: pythonpath)
+from ansible_collections.hpc.pcluster.tests.integration.moto_cfn.cfn_helpers import REGION, Moto, wait_for
 
 # The custom resources' function answers after this long, and stack operations start after this long
 # (1 s each outside the tests).

@@ -14,7 +14,7 @@ import botocore.exceptions
 import pytest
 
 import moto_cluster
-from cfn_helpers import (  # pylint: disable=import-error
+from ansible_collections.hpc.pcluster.tests.integration.moto_cfn.cfn_helpers import (
     REGION,
     create_stack,
     events,
