@@ -52,6 +52,8 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.os_table imp
 )
 
 PCLUSTER_VERSION = "3.16.1"
+# The template Metadata key that marks a registered cluster's stack (moto_cfn.service refuses its updates).
+REGISTRATION_MARK = "SandboxRegistration"
 MOTO_ACCOUNT_ID = "123456789012"
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
@@ -403,6 +405,8 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
     template = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"AWS ParallelCluster Template (sandbox registration of {cluster_name})",
+        # moto_cfn refuses to update a registration: it is not ParallelCluster's template (see REGISTRATION_MARK).
+        "Metadata": {REGISTRATION_MARK: "registered by sandbox/moto_cluster.py, not created from ParallelCluster's template"},
         "Parameters": {key: {"Type": "String", "Default": value} for key, value in parameters.items()},
         # pcluster's update validation reads the stack's resources and looks up the head node's
         # security group; moto lists a WaitConditionHandle without LogicalResourceId, which breaks it.
@@ -415,6 +419,7 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
         Tags=_tags(cluster_tags))["StackId"]
+    _wait_created(cfn, stack_id)
 
     table = f"parallelcluster-{cluster_name}"
     ddb.create_table(TableName=table, AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}],
@@ -466,6 +471,20 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
         "table": table,
         "node_table": node_table,
     }
+
+
+def _wait_created(cfn, stack_id: str, timeout: float = 60.0) -> None:
+    """The sandbox's CloudFormation creates a stack's resources after CreateStack returns, as AWS does."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        status = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
+        if status == "CREATE_COMPLETE":
+            return
+        if not status.endswith("IN_PROGRESS") or time.monotonic() > deadline:
+            raise RuntimeError(f"registering stack {stack_id}: {status}")
+        time.sleep(0.05)
 
 
 def register_slurm_nodes(endpoint_url: str, region: str, cluster_name: str, nodes: dict, head_ip: str) -> str:

@@ -35,9 +35,9 @@ from .stack import Stack
 
 LOG = logging.getLogger("moto_cfn")
 POLL_SECONDS = 0.1
-# CloudFormation takes a moment between the call and the first resource event; pcluster relies on it:
-# it reads the stack back by name right after DeleteStack.
-START_SECONDS = float(os.environ.get("SANDBOX_CFN_START_SECONDS", "1"))
+# CloudFormation takes a moment between DeleteStack and the first resource event; pcluster relies on it:
+# it reads the stack back by name right after DeleteStack (and a deleted stack is found by id only).
+DELETE_START_SECONDS = float(os.environ.get("SANDBOX_CFN_DELETE_START_SECONDS", "1"))
 
 
 class Context:
@@ -191,13 +191,14 @@ class Engine:
                 stack.set_status("UPDATE_IN_PROGRESS", "User Initiated")
             else:
                 stack.set_status("DELETE_IN_PROGRESS", "User Initiated")
-            stack.operation = threading.Thread(target=self._run, args=(runner, stack, kwargs),
+            delay = DELETE_START_SECONDS if operation == "delete" else 0
+            stack.operation = threading.Thread(target=self._run, args=(runner, stack, kwargs, delay),
                                                name=f"cfn-{operation}-{stack.name}", daemon=True)
             stack.operation.start()
 
-    def _run(self, runner, stack, kwargs):
+    def _run(self, runner, stack, kwargs, delay):
         try:
-            time.sleep(START_SECONDS)
+            time.sleep(delay)
             runner(stack, **kwargs)
         except Exception as exc:  # pylint: disable=broad-except
             LOG.exception("stack %s: %s", stack.name, exc)

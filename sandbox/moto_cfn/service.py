@@ -109,7 +109,16 @@ def create_stack(self):
     return ActionResult({"StackId": stack.stack_id})
 
 
+# sandbox/moto_cluster.py marks the stacks it registers without ParallelCluster's template with this key.
+REGISTRATION_MARK = "SandboxRegistration"
+
+
 def _start_update(stack, text, parameters, tags):
+    if REGISTRATION_MARK in (stack.template_dict.get("Metadata") or {}):
+        raise ValidationError(message=(
+            f"Stack {stack.name} was registered by the sandbox (`sandbox.py up`), not created from "
+            "ParallelCluster's template, so it cannot be updated. Start the sandbox with `sandbox.py up "
+            "--no-cluster` and create the cluster with deploy.yml (`make demo` does both) to update it."))
     if stack.busy:
         raise ValidationError(message=f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated.")
     if stack.status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_COMPLETE", "DELETE_FAILED"):

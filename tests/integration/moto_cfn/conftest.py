@@ -11,9 +11,9 @@ import pytest
 import moto_cluster  # sandbox/moto_cluster.py (pytest.ini: pythonpath)
 from ansible_collections.hpc.pcluster.tests.integration.moto_cfn.cfn_helpers import REGION, Moto, wait_for
 
-# The custom resources' function answers after this long, and stack operations start after this long
+# The custom resources' function answers after this long, and a stack delete starts after this long
 # (1 s each outside the tests).
-SPEED_UP = {"SANDBOX_CFN_LAMBDA_SECONDS": "0.2", "SANDBOX_CFN_START_SECONDS": "0.3"}
+SPEED_UP = {"SANDBOX_CFN_LAMBDA_SECONDS": "0.2", "SANDBOX_CFN_DELETE_START_SECONDS": "0.3"}
 
 
 @pytest.fixture(scope="module")

@@ -148,3 +148,26 @@ def test_a_failing_head_node_script_reads_as_on_aws(moto, cleanup):  # pylint: d
     # The stack stays (ROLLBACK_COMPLETE) until it is deleted, as on AWS.
     assert pcluster(moto, "delete_cluster", cluster_name=name)["returned"]["cluster"]["clusterStatus"] == \
         "DELETE_IN_PROGRESS"
+
+
+def test_an_update_of_a_registered_cluster_is_refused_and_changes_nothing(moto, cleanup):  # pylint: disable=unused-argument
+    # `sandbox.py up` registers its cluster without ParallelCluster's template: pcluster's update cannot apply
+    # the template to it. It fails with what to do, and the cluster keeps its stack and its stored config.
+    name = "registered-cluster"
+    config = dict(sandbox_config(), Region=REGION)
+    moto_cluster.register_cluster(moto.endpoint_url, REGION, name, "10.100.0.10", ["10.100.16.11"],
+                                  config=yaml.safe_dump(config), public_subnet_id=moto.seed["public_subnet_id"],
+                                  private_subnet_id=moto.seed["private_subnet_id"],
+                                  security_group_ids=[moto.seed["security_group_id"]])
+    own_cidr = copy.deepcopy(config)
+    own_cidr["HeadNode"]["Ssh"]["AllowedIps"] = "203.0.113.0/24"
+
+    refused = pcluster(moto, "update_cluster", cluster_name=name, cluster_configuration=own_cidr,
+                       suppress_validators=["ALL"])
+
+    assert refused["exception"] == "InternalServiceException", refused
+    assert "registered by the sandbox" in str(refused["content"]) and "--no-cluster" in str(refused["content"])
+    after = describe(moto, name)
+    assert after["clusterStatus"] == "CREATE_COMPLETE" and stored_config(moto, name) == config
+    assert list(resources(moto, name)) == ["HeadNodeSecurityGroup"]
+    moto_cluster.deregister_cluster(moto.endpoint_url, REGION, name)
