@@ -514,13 +514,22 @@ def register_slurm_nodes(endpoint_url: str, region: str, cluster_name: str, node
 
 
 def deregister_cluster(endpoint_url: str, region: str, cluster_name: str) -> None:
-    """Remove what register_cluster created (stack, table, instances)."""
+    """Remove what register_cluster created (stack, table, instances); returns once the stack is deleted."""
+    import time
+
     ec2 = client("ec2", endpoint_url, region)
     ids = [i["InstanceId"] for r in ec2.describe_instances(Filters=[
         {"Name": "tag:parallelcluster:cluster-name", "Values": [cluster_name]}])["Reservations"] for i in r["Instances"]]
     if ids:
         ec2.terminate_instances(InstanceIds=ids)
-    client("cloudformation", endpoint_url, region).delete_stack(StackName=cluster_name)
+    cfn = client("cloudformation", endpoint_url, region)
+    stack_id = cfn.describe_stacks(StackName=cluster_name)["Stacks"][0]["StackId"]
+    cfn.delete_stack(StackName=stack_id)
+    deadline = time.monotonic() + 60
+    while cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"] != "DELETE_COMPLETE":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"stack {cluster_name} was not deleted within 60 s")
+        time.sleep(0.1)
     ddb = client("dynamodb", endpoint_url, region)
     ddb.delete_table(TableName=f"parallelcluster-{cluster_name}")
     try:
