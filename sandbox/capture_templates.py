@@ -33,6 +33,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import moto_cluster  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import (  # noqa: E402  pylint: disable=wrong-import-position
+    render_yaml,
+)
 
 REGION = "us-east-1"
 CLUSTER = "ml-training-cluster"
@@ -141,7 +144,7 @@ def capture(endpoint_url: str, name: str, config: dict, out: Path, keep_update: 
     import pcluster.lib as pc  # pylint: disable=import-outside-toplevel
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cluster-config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (out / "cluster-config.yaml").write_text("---\n" + render_yaml(config))
     suppress = ["type:HeadNodeLaunchTemplateValidator", "type:ComputeResourceLaunchTemplateValidator",
                 "type:AsyncTimedUrlValidator"]
     with Recorder() as recorder:
