@@ -11,6 +11,10 @@ by a given id, so pcluster cannot load a cluster config with existing FSx
 `sandbox.py up` once moto is seeded) holds ``{"FileSystems": [...], "Volumes": [...]}``
 in the FSx API's own shape: DescribeVolumes answers from it (and only from it)
 and DescribeFileSystems answers the file systems it lists, in every region.
+
+CloudFormation: moto_cfn (the sandbox's CloudFormation engine, which runs
+ParallelCluster's cluster template) is installed by the preload thread; moto's
+CloudFormation app is created, on the first CloudFormation request, only after that.
 """
 
 import json

@@ -25,16 +25,16 @@ def _rule(properties: dict) -> dict:
     """One ingress/egress rule as the EC2 backend takes it (CloudFormation's property names)."""
     ranges = []
     if properties.get("CidrIp"):
-        ranges.append({"CidrIp": properties["CidrIp"], **({"Description": properties["Description"]}
-                                                           if properties.get("Description") else {})})
+        described = {"Description": properties["Description"]} if properties.get("Description") else {}
+        ranges.append(dict({"CidrIp": properties["CidrIp"]}, **described))
     if properties.get("CidrIpv6"):
         ranges.append({"CidrIpv6": properties["CidrIpv6"]})
     groups = []
     for key in ("SourceSecurityGroupId", "DestinationSecurityGroupId"):
         if properties.get(key):
             groups.append({"GroupId": properties[key]})
-    prefixes = [{"PrefixListId": p} for p in (properties.get("SourcePrefixListId"),
-                                             properties.get("DestinationPrefixListId")) if p]
+    prefix_ids = (properties.get("SourcePrefixListId"), properties.get("DestinationPrefixListId"))
+    prefixes = [{"PrefixListId": p} for p in prefix_ids if p]
     protocol = str(properties.get("IpProtocol", "-1"))
     return {"ip_protocol": protocol, "from_port": properties.get("FromPort"), "to_port": properties.get("ToPort"),
             "ip_ranges": ranges, "source_groups": groups, "prefix_list_ids": prefixes}
@@ -174,6 +174,11 @@ def _launch_template_data(ctx, reference: dict) -> tuple:
     return template, template.get_version(int(number or version))
 
 
+# What RunInstances takes of a launch template's network interface.
+NIC_KEYS = ("DeviceIndex", "NetworkInterfaceId", "SubnetId", "PrivateIpAddress", "AssociatePublicIpAddress",
+            "DeleteOnTermination", "Description", "Groups")
+
+
 class InstanceDriver(Driver):
     """AWS::EC2::Instance, with its launch template's settings as RunInstances takes them."""
 
@@ -192,10 +197,7 @@ class InstanceDriver(Driver):
         tags = convert_tag_spec(data.get("TagSpecifications") or []).get("instance", {})
         tags.update({t["Key"]: t["Value"] for t in props.get("Tags") or []})
         tags.update(ctx.ec2_tags(res))
-        nics = [{k: v for k, v in nic.items() if k in ("DeviceIndex", "NetworkInterfaceId", "SubnetId",
-                                                         "PrivateIpAddress", "AssociatePublicIpAddress",
-                                                         "DeleteOnTermination", "Description", "Groups")}
-                for nic in merged.get("NetworkInterfaces") or []]
+        nics = [{k: v for k, v in nic.items() if k in NIC_KEYS} for nic in merged.get("NetworkInterfaces") or []]
         ebs = [m for m in merged.get("BlockDeviceMappings") or [] if "Ebs" in m]
         profile = merged.get("IamInstanceProfile") or {}
         if isinstance(profile, str):

@@ -170,12 +170,11 @@ class Engine:
         """A nested stack for resource res of ctx.stack, registered in the backend."""
         parent = ctx.stack
         name = physical_name(parent.name, res.logical_id, 128)
+        # A nested stack that fails stays CREATE_FAILED (disable_rollback): its parent's rollback deletes it.
         stack = Stack(stack_id=generate_stack_id(name, parent.region_name, parent.account_id), name=name,
-                         template_text=template_text, parameters=parameters, account_id=parent.account_id,
-                         region_name=parent.region_name, tags=parent.tags, parent_id=parent.stack_id,
-                         root_id=parent.root_id or parent.stack_id, signal_base=parent.signal_base,
-                         # A nested stack that fails stays CREATE_FAILED: its parent's rollback deletes it.
-                         disable_rollback=True)
+                      template_text=template_text, parameters=parameters, account_id=parent.account_id,
+                      region_name=parent.region_name, tags=parent.tags, parent_id=parent.stack_id,
+                      root_id=parent.root_id or parent.stack_id, signal_base=parent.signal_base, disable_rollback=True)
         self.backend_for(parent.account_id, parent.region_name).stacks[stack.stack_id] = stack
         return stack
 
@@ -405,7 +404,9 @@ class Update:  # pylint: disable=too-many-instance-attributes
     def _clean_up(self, removed):
         stack = self.stack
         old_resources = dict(stack.resources)
-        for lid in self.replaced:  # the physical resources the update replaced
+        for lid in self.replaced:  # the physical resources the update replaced, unless UpdateReplacePolicy keeps them
+            if self.previous[lid].definition.get("UpdateReplacePolicy") == "Retain":
+                continue
             stack.resources[lid] = self.previous[lid]
             self.engine._delete_all(stack, [lid], self.old["dict"], retain=False)  # pylint: disable=protected-access
             stack.resources[lid] = old_resources[lid]

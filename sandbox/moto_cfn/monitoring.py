@@ -86,8 +86,8 @@ class MetricFilterDriver(Driver):
         self._put(ctx, res)
 
     def delete(self, ctx, res):
-        logs_backends[ctx.account_id][ctx.region].delete_metric_filter(res.physical_id,
-                                                                      res.properties.get("LogGroupName"))
+        backend = logs_backends[ctx.account_id][ctx.region]
+        backend.delete_metric_filter(res.physical_id, res.properties.get("LogGroupName"))
 
 
 class HostedZoneDriver(Driver):

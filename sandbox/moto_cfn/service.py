@@ -96,12 +96,12 @@ def create_stack(self):
     disable_rollback = self._get_bool_param("DisableRollback", False) or on_failure == "DO_NOTHING"
     try:
         stack = Stack(stack_id=generate_stack_id(name, self.region, self.current_account), name=name,
-                         template_text=text, parameters=_parameters(self), account_id=self.current_account,
-                         region_name=self.region, tags={t["Key"]: t["Value"] for t in self._get_param("Tags", [])},
-                         notification_arns=self._get_param("NotificationARNs", []), role_arn=self._get_param("RoleARN"),
-                         disable_rollback=disable_rollback, timeout_in_mins=self._get_param("TimeoutInMinutes"),
-                         signal_base=_signal_base(self), stack_policy_body=self._get_param("StackPolicyBody"),
-                         enable_termination_protection=self._get_bool_param("EnableTerminationProtection", False))
+                      template_text=text, parameters=_parameters(self), account_id=self.current_account,
+                      region_name=self.region, tags={t["Key"]: t["Value"] for t in self._get_param("Tags", [])},
+                      notification_arns=self._get_param("NotificationARNs", []), role_arn=self._get_param("RoleARN"),
+                      disable_rollback=disable_rollback, timeout_in_mins=self._get_param("TimeoutInMinutes"),
+                      signal_base=_signal_base(self), stack_policy_body=self._get_param("StackPolicyBody"),
+                      enable_termination_protection=self._get_bool_param("EnableTerminationProtection", False))
     except tpl.TemplateError as exc:
         raise ValidationError(message=str(exc)) from exc
     backend.stacks[stack.stack_id] = stack

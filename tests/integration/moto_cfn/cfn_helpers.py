@@ -134,6 +134,6 @@ def pcluster(moto: Moto, function: str, **kwargs) -> dict:
 def initialize_fleet_status(moto: Moto, cluster: str) -> None:
     """What the head node's config recipe does before it signals (aws-parallelcluster-computefleet
     fleet_status.rb): the compute fleet's item in the cluster's table, RUNNING."""
-    moto.client("dynamodb").put_item(TableName=f"parallelcluster-{cluster}", Item={
-        "Id": {"S": "COMPUTE_FLEET"}, "Data": {"M": {"status": {"S": "RUNNING"},
-                                                    "lastStatusUpdatedTime": {"S": "2026-12-04 12:00:00+00:00"}}}})
+    data = {"status": {"S": "RUNNING"}, "lastStatusUpdatedTime": {"S": "2026-12-04 12:00:00+00:00"}}
+    moto.client("dynamodb").put_item(TableName=f"parallelcluster-{cluster}",
+                                     Item={"Id": {"S": "COMPUTE_FLEET"}, "Data": {"M": data}})

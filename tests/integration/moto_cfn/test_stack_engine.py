@@ -305,8 +305,8 @@ def test_other_shapes_of_cluster_create_and_delete(moto, cleanup, variant):  # p
         assert [b["Type"] for b in balancers] == ["network"]
     if variant == "two-queues":
         templates = moto.client("ec2").describe_launch_templates()["LaunchTemplates"]
-        assert {t["LaunchTemplateName"] for t in templates} >= {f"{name}-compute-gpu-distributed-ml",
-                                                                 f"{name}-compute-cpu-cpu"}
+        wanted = {f"{name}-compute-gpu-distributed-ml", f"{name}-compute-cpu-cpu"}
+        assert {t["LaunchTemplateName"] for t in templates} >= wanted
 
     moto.client("cloudformation").delete_stack(StackName=name)
 
