@@ -45,7 +45,7 @@ LAMBDA_SECONDS = float(os.environ.get("SANDBOX_CFN_LAMBDA_SECONDS", "1"))
 
 def crhelper_physical_id(stack_id: str, logical_id: str) -> str:
     """crhelper's generate_physical_id: <stack name>_<logical id>_<8 of A-Z0-9>."""
-    suffix = "".join(random.choice(string.ascii_uppercase + string.digits) for _ in range(8))  # noqa: S311
+    suffix = "".join(random.choices(string.ascii_uppercase + string.digits, k=8))  # noqa: S311
     return "_".join([stack_id.split("/")[1], logical_id, suffix])
 
 

@@ -295,7 +295,7 @@ class Engine:
     # ------------------------------------------------------------------ delete
 
     def _delete(self, stack: Stack):
-        ids = [lid for lid in stack.resources]
+        ids = list(stack.resources)
         left = self._delete_all(stack, ids, stack.template_dict)
         if left:
             stack.set_status("DELETE_FAILED", f"The following resource(s) failed to delete: [{', '.join(left)}]. ")

@@ -240,7 +240,7 @@ def create_change_set(self):
                             description=self._get_param("Description"),
                             tags={t["Key"]: t["Value"] for t in self._get_param("Tags", []) or []})
     change_set.status, change_set.execution_status = "CREATE_COMPLETE", "AVAILABLE"
-    if not change_set.changes and change_set.parameters == {k: v for k, v in stack.parameters.items()}:
+    if not change_set.changes and change_set.parameters == stack.parameters:
         change_set.status, change_set.execution_status = "FAILED", "UNAVAILABLE"
         change_set.status_reason = ("The submitted information didn't contain changes. Submit different "
                                     "information to create a change set.")
