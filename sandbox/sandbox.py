@@ -464,14 +464,12 @@ def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
     return {"registration": reg, "config_source": source, "config_text": text}
 
 
-def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dict:
-    """inventory/group_vars/all/sandbox.yml: the environment values from what moto was seeded with."""
-    import container_chain
+def cluster_config_vars(state: dict, p: dict, seed: dict) -> dict:
+    """The variables role hpc.pcluster.cluster_config renders the sandbox's cluster config from."""
     n = len(p["computes"])
     return {
         "pcluster_cluster_name": state["cluster_name"],
         "pcluster_region": state["region"],
-        "pcluster_endpoint_url": state["endpoint_url"],
         "cluster_config_region": state["region"],
         "cluster_config_public_subnet_id": seed["public_subnet_id"],
         "cluster_config_private_subnet_id": seed["private_subnet_id"],
@@ -485,9 +483,18 @@ def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dic
         "cluster_config_compute_instance_type": "g5.8xlarge",
         "cluster_config_compute_min_count": n,
         "cluster_config_compute_max_count": n + len(p["dynamic"]),
-        "cluster_config_output_path": str(state_dir / "cluster-config.yaml"),
+        "cluster_config_output_path": str(Path(state["state_dir"]) / "cluster-config.yaml"),
         # moto cannot dry-run launch templates: every ParallelCluster dryrun of the sandbox skips these two.
         "cluster_config_suppress_validators": SUPPRESS_VALIDATORS,
+    }
+
+
+def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dict:
+    """inventory/group_vars/all/sandbox.yml: the environment values from what moto was seeded with."""
+    import container_chain
+    return {
+        **cluster_config_vars(dict(state, state_dir=str(state_dir)), p, seed),
+        "pcluster_endpoint_url": state["endpoint_url"],
         "verify_not_available": state["verify_not_available"],
         **container_chain.group_vars(state["containers"], container_chain.node_credentials(state)),
         # The stand-in GPUs cannot run NCCL: the MPI all-reduce runs on the GPU nodes, over TCP on the sandbox's
