@@ -22,12 +22,20 @@ RunInstances apply them as EC2 does when the request does not name them itself.
 And moto launches MinCount instances where EC2 launches as many as it has capacity
 for up to MaxCount (ParallelCluster's best-effort launches ask MinCount 1, MaxCount N);
 the sandbox has capacity for any count, so RunInstances launches MaxCount.
+
+CloudFormation: moto_cfn (the sandbox's CloudFormation engine, which runs
+ParallelCluster's cluster template) is installed by the preload thread; moto's
+CloudFormation app is created, on the first CloudFormation request, only after that.
 """
 
 import json
 import os
 import sys
 import threading
+
+# Set once moto_cfn (the sandbox's CloudFormation engine) is installed: moto's CloudFormation app is
+# created, on the first CloudFormation request, only after that.
+CFN_INSTALLED = threading.Event()
 
 
 def _preload():
@@ -37,7 +45,12 @@ def _preload():
     import moto.ec2.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
     import moto.s3.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
     import moto.dynamodb.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
-    import moto.cloudformation.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
+    try:
+        import moto_cfn  # pylint: disable=import-outside-toplevel
+
+        moto_cfn.install()
+    finally:
+        CFN_INSTALLED.set()
     if os.environ.get("SANDBOX_FSX_PATH"):
         _fsx_standins(os.environ["SANDBOX_FSX_PATH"])
     _launch_template_instances()
@@ -91,6 +104,14 @@ def _launch_template_instances():
     InstanceResponse.run_instances = run_max_count
 
 
+def _after_cfn_install(create_backend_app):
+    def create(service):
+        if service == "cloudformation":
+            CFN_INSTALLED.wait(timeout=120)
+        return create_backend_app(service)
+    return create
+
+
 def _fsx_standins(path):
     """Make moto's FSx answer DescribeVolumes / DescribeFileSystems for the resources listed in path."""
     from moto.fsx import responses  # pylint: disable=import-outside-toplevel
@@ -133,6 +154,7 @@ def _fsx_standins(path):
 
 if __name__ == "__main__":
     threading.Thread(target=_preload, daemon=True).start()
-    from moto.server import main
+    import moto.server
 
-    sys.exit(main())
+    moto.server.create_backend_app = _after_cfn_install(moto.server.create_backend_app)
+    sys.exit(moto.server.main())

@@ -227,6 +227,8 @@ def health(state: dict) -> dict:
         problems.append("the package-mirror proxy (proxy.py) is not running")
     if "forwarder_pid" in state and not pid_alive(state["forwarder_pid"]):
         problems.append("the nodes' AWS endpoint (forwarder.py) is not running")
+    if not all(pid_alive(pid) for pid in state.get("containers", {}).get("registry", {}).get("pids", [])):
+        problems.append("the registry (docker-registry) or ECR's API front (registry.py) is not running")
     head = state.get("holders", {}).get("head")
     if state.get("status") == "running" and pid_alive(head):
         r = nodes.run(nodes.nsenter(head, ["scontrol", "ping"]), check=False)
@@ -469,14 +471,12 @@ def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
     return dict(registered, config_source=source, config_text=text)
 
 
-def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dict:
-    """inventory/group_vars/all/sandbox.yml: the environment values from what moto was seeded with."""
-    import container_chain
+def cluster_config_vars(state: dict, p: dict, seed: dict) -> dict:
+    """The variables role hpc.pcluster.cluster_config renders the sandbox's cluster config from."""
     n = len(p["static"])
     return {
         "pcluster_cluster_name": state["cluster_name"],
         "pcluster_region": state["region"],
-        "pcluster_endpoint_url": state["endpoint_url"],
         "cluster_config_region": state["region"],
         "cluster_config_public_subnet_id": seed["public_subnet_id"],
         "cluster_config_private_subnet_id": seed["private_subnet_id"],
@@ -491,11 +491,20 @@ def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dic
         "cluster_config_compute_min_count": n,
         "cluster_config_compute_max_count": n + len(p["dynamic"]),
         **({"cluster_config_scaledown_idletime": p["scaledown_idletime"]} if p.get("scaledown_idletime") is not None else {}),
-        "cluster_config_output_path": str(state_dir / "cluster-config.yaml"),
+        "cluster_config_output_path": str(Path(state["state_dir"]) / "cluster-config.yaml"),
         # moto cannot dry-run launch templates: every ParallelCluster dryrun of the sandbox skips these two.
         "cluster_config_suppress_validators": SUPPRESS_VALIDATORS,
+    }
+
+
+def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dict:
+    """inventory/group_vars/all/sandbox.yml: the environment values from what moto was seeded with."""
+    import container_chain
+    return {
+        **cluster_config_vars(dict(state, state_dir=str(state_dir)), p, seed),
+        "pcluster_endpoint_url": state["endpoint_url"],
         "verify_not_available": state["verify_not_available"],
-        **container_chain.group_vars(state["containers"]),
+        **container_chain.group_vars(state["containers"], container_chain.node_credentials(state)),
         # The stand-in GPUs cannot run NCCL: the MPI all-reduce runs on the GPU nodes, over TCP on the sandbox's
         # network only, yielding the CPU while it waits (every node shares this machine's cores).
         "verify_distributed_mpi_on_gpu_nodes": True,
@@ -683,8 +692,10 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     state["moto_pid"] = moto_proc.pid
     save_state(state_dir, state)
     # The AMI layer and the container image (built once per machine), then the keys.
-    state["containers"] = container_chain.prepare(args.vendor_dir, args.cache_dir, state_dir, p["head"]["ip"],
-                                                  state["index"], ami_layers_in_use(), log)
+    state["containers"] = container_chain.prepare(args.vendor_dir, args.cache_dir, state_dir, p, state["region"],
+                                                  ami_layers_in_use(), log)
+    # ECR's private DNS names, in every node's /etc/hosts (the hypervisor reads them from the state too).
+    p["extra_hosts"] = state["extra_hosts"] = container_chain.hosts_lines(state["containers"])
     state["verify_not_available"] = verify_not_available(state["containers"])
     save_state(state_dir, state)
     timings["ami_layer"] = time.monotonic() - started
@@ -697,22 +708,32 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     aws_future = pool.submit(aws_side, state_dir, state, moto_proc, p, timings)
     try:
-        head_pid = boot.start_head(state_dir, state, p, keygens, lambda st: save_state(state_dir, st))
-        timings["head_node"] = time.monotonic() - started
-        aws = aws_future.result()
-    except boot.BootError as exc:
-        raise SandboxError(str(exc)) from None
+        try:
+            head_pid = boot.start_head(state_dir, state, p, keygens, lambda st: save_state(state_dir, st))
+            timings["head_node"] = time.monotonic() - started
+            aws = aws_future.result()
+        except boot.BootError as exc:
+            raise SandboxError(str(exc)) from None
+        state.update(registration=aws["registration"], config_source=aws["config_source"],
+                     launch_templates=aws["launch_templates"], cluster_config_path=str(state_dir / "cluster-config.yaml"),
+                     head_instance_id=aws["registration"]["head_instance_id"])
+        save_state(state_dir, state)
+        # The registry (it needs moto's token) starts while the head node boots; only its thread saves the state
+        # meanwhile.
+        registry_future = pool.submit(container_chain.start_registry, state_dir, state, head_pid,
+                                      lambda st: save_state(state_dir, st))
+        try:
+            boot.boot_head(state_dir, describe_head_instance(state, state["head_instance_id"]), aws["head_dna"])
+        except (boot.BootError, RuntimeError) as exc:
+            raise SandboxError(f"{exc} (see {state_dir / 'logs'}: boot-<instance>.log)") from None
+        timings["slurm_started"] = time.monotonic() - started
+        registry_future.result()
+        timings["registry"] = time.monotonic() - started
     finally:
         pool.shutdown(wait=True)
-    state.update(registration=aws["registration"], config_source=aws["config_source"],
-                 launch_templates=aws["launch_templates"], cluster_config_path=str(state_dir / "cluster-config.yaml"))
-    save_state(state_dir, state)
     # From here on the hypervisor changes state.json too: only update_state.
-    head = describe_head_instance(state, aws["registration"]["head_instance_id"])
     try:
-        boot.boot_head(state_dir, head, aws["head_dna"])
         update_state(state_dir, {"hypervisor_pid": start_hypervisor(state_dir).pid})
-        timings["slurm_started"] = time.monotonic() - started
         # As a create waits for it (the head node's wait_static_fleet_running): clustermgtd launches the static
         # nodes, the hypervisor boots them, each runs its bootstrap and its slurmd registers.
         wait_static_fleet(state_dir, head_pid, p["static"])
@@ -769,6 +790,8 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
     state = state or {}
     for key in ("hypervisor_pid", "forwarder_pid", "proxy_pid", "moto_pid"):
         stop_process_group(state.get(key))
+    for pid in state.get("containers", {}).get("registry", {}).get("pids", []):
+        stop_process_group(pid)
     # Every node: the head, the base and every instance the hypervisor booted (their namespaces carry the prefix).
     import state_file
     records = state_file.load(state_dir, state_file.NODES) or {}
@@ -794,9 +817,9 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
         if state.get("created_state_dir", True) and not keep_logs:
             shutil.rmtree(state_dir, ignore_errors=True)
         else:
-            ours = ["ssh", "nodes", "roots", "shared", "imds", "build", "cp", "ansible-tmp", "inventory", "env.sh", "state.json",
-                    "nodes.json", "state.lock", "moto-amis.json", "moto-fsx.json", "cluster-config.yaml",
-                    "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
+            ours = ["ssh", "nodes", "roots", "shared", "imds", "build", "cp", "ansible-tmp", "inventory", "env.sh",
+                    "state.json", "nodes.json", "state.lock", "registry", "moto-amis.json", "moto-fsx.json",
+                    "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
             for sub in ours:
                 path = state_dir / sub
                 if path.is_dir():
