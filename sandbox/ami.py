@@ -224,7 +224,29 @@ def _write_extras(layer: Path, extras: dict) -> None:
             path.chmod(0o644)
 
 
-def _build_layer(target: Path, archives: dict, log_file: Path, extras: dict) -> None:
+def _ensure_venvs(cache: Path, log_file: Path, log) -> Path:
+    """The /opt tree of ParallelCluster's node and cookbook virtualenvs, built from PyPI once per machine for
+    their inputs and shared by every layer (real or stand-in chain); the caller holds the cache's lock."""
+    key = inputs_key([LAYER_FORMAT, BUILD_SCRIPT.read_bytes(), NODE_REQUIREMENTS.read_bytes(),
+                      COOKBOOK_REQUIREMENTS.read_bytes(), node_python_version()])
+    target = cache / "venvs" / f"venvs-{key}"
+    if not (target / "done").exists():
+        staging = target.with_name(target.name + ".new")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        log(f"building ParallelCluster's node package and cookbook virtualenvs once for this machine, from PyPI "
+            f"(log {log_file})")
+        started = time.monotonic()
+        run_build(["venvs", NODE_REQUIREMENTS, COOKBOOK_REQUIREMENTS, staging], log_file)
+        (staging / "done").write_text("")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        log(f"virtualenvs built in {time.monotonic() - started:.1f} s: {target}")
+        prune(target.parent, "venvs-", {target.name})
+    return target / "opt"
+
+
+def _build_layer(target: Path, archives: dict, log_file: Path, extras: dict, venvs: Path) -> None:
     staging = target.with_name(target.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     layer = staging / "layer"
@@ -235,7 +257,8 @@ def _build_layer(target: Path, archives: dict, log_file: Path, extras: dict) -> 
         run_build(["pyxis", archives["pyxis"], layer], log_file)
     else:
         run_build(["standin", STANDIN_SOURCE, layer], log_file)
-    run_build(["venvs", NODE_REQUIREMENTS, COOKBOOK_REQUIREMENTS, layer], log_file)
+    # The virtualenvs, hard-linked (a layer is never written to: the nodes' overlays copy up what they change).
+    subprocess.run(["cp", "-al", str(venvs), str(layer)], check=True)
     for rel, text in EXAMPLES.items():
         path = layer / "opt" / "parallelcluster" / "examples" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -299,10 +322,10 @@ def _ensure_layer(archives: dict, vendor: Path, cache: Path, log_file: Path, in_
             target.parent.mkdir(parents=True, exist_ok=True)
             what = (f"Enroot {VENDORED['enroot']['version']} and Pyxis {VENDORED['pyxis']['version']} from {vendor}"
                     if archives else "the stand-in SPANK plugin")
-            what += ", ParallelCluster's node package and the cookbook virtualenv from PyPI"
+            venvs = _ensure_venvs(cache, log_file, log)
             log(f"building the AMI layer once for this machine: {what} (log {log_file})")
             started = time.monotonic()
-            _build_layer(target, archives, log_file, extras)
+            _build_layer(target, archives, log_file, extras, venvs)
             log(f"AMI layer built in {time.monotonic() - started:.1f} s: {target}")
             built = True
             prune(target.parent, key.split("-", 1)[0] + "-", set(in_use) | {key})
