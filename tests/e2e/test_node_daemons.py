@@ -135,6 +135,10 @@ def test_fleet_stop_and_start_are_carried_out_by_parallelcluster_s_code(dynamic_
         r["node_type"] == "HeadNode" for r in sandbox.node_records().values()), 60)
     manager = sandbox.head_file("/var/log/parallelcluster/slurm_fleet_status_manager.log")
     assert "Setting slurm partitions to INACTIVE and terminating all compute nodes" in manager
+    # A start resumes the nodes that are powering down (%), which makes them powered down at once; a node whose
+    # power down is still pending (!) until slurmctld's next power-save pass (power_save_min_interval=30) would be
+    # suspended after the start, and powered down for good (idle~) under the new instance clustermgtd gave it.
+    wait_for("no power down pending", lambda: all(state[-1] in "%~" for state in sinfo(sandbox, "%t")), 60)
 
     assert pcluster(sandbox, "update-compute-fleet", "--status", "START_REQUESTED")["status"] in ("START_REQUESTED", "STARTING")
     wait_for("the fleet RUNNING", lambda: pcluster(sandbox, "describe-compute-fleet")["status"] == "RUNNING", 90)
