@@ -30,7 +30,7 @@ def test_render_writes_0600_file_sets_facts_and_is_idempotent(tmp_path):
     facts = tmp_path / "facts.json"
     extra = {"cluster_config_output_path": str(out), "facts_out": str(facts),
              "cluster_config_tags": {"note": "a: b", "team": "ml-platform"},
-             "cluster_config_compute_max_count": "4"}
+             "cluster_config_compute_max_count": "4", "cluster_config_scaledown_idletime": 10}
 
     first = ansible_playbook("render.yml", extra=extra)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -122,6 +122,12 @@ def test_bad_inputs_are_reported_at_once_and_nothing_is_written(tmp_path):
 
     assert "Did you mean cluster_config_compute_max_count?" in messages["unknown_variable"]
     assert "has 1 problem:" in messages["unknown_variable"]
+
+    power_saving = messages["dynamic_nodes_never_start"]
+    assert "has 1 problem:" in power_saving
+    assert ("Scheduling.SlurmSettings.ScaledownIdletime (from cluster_config_scaledown_idletime): ScaledownIdletime -1 "
+            "makes ParallelCluster write SuspendTime=-1") in power_saving
+    assert "Set ScaledownIdletime to 1 or more" in power_saving
 
     markup = messages["literal_markup"]
     assert "Tags[0].Value (from cluster_config_tags): The value holds Jinja2 template markup" in markup

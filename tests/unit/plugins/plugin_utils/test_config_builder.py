@@ -329,6 +329,7 @@ def test_several_queues_spot_capacity_block_login_nodes_and_s3_access_pass():
         cluster_config_head_node_root_volume_size=200,
         cluster_config_head_node_bootstrap_timeout=3600,
         cluster_config_extra_iam_policies=["arn:aws:iam::123456789012:policy/extra"],
+        cluster_config_scaledown_idletime=10,
     )
     assert built["problems"] == []
     config = built["config"]
