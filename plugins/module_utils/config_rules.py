@@ -114,8 +114,8 @@ def _markup_problems(text, where, label):
                              % (label, _JINJA.search(text).group(0)),
                              "Give the final value. Template markup in data is never rendered into the cluster config."))
     if (_CONTROL_IN_JSON if json_text else _CONTROL).search(text):
-        found.append(problem(where, text, "%s holds a %s" % (label, "control character" if json_text
-                                                              else "line break or control character"),
+        what = "control character" if json_text else "line break or control character"
+        found.append(problem(where, text, "%s holds a %s" % (label, what),
                              "Use a value without control characters." if json_text else
                              "Use a single-line value without control characters."))
     return found

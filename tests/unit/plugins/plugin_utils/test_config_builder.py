@@ -13,7 +13,6 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import re
 from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems import merge_problems, variable_for
 from ansible_collections.hpc.pcluster.plugins.module_utils.config_schema import schema_problems
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config
-from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_setup_step import boot_script_sha256
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import role_options
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "guide"))
@@ -27,7 +26,7 @@ from guide import (  # noqa: E402  pylint: disable=import-error,wrong-import-pos
 PINNED_DOCKER_SCRIPT = ("https://raw.githubusercontent.com/aws-samples/aws-parallelcluster-post-install-scripts/"
                         "66337fc41a05facf3d7bb732c80b4366c56b83c5/docker/postinstall.sh")
 SSM = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-NODE_SETUP_URL = "s3://my-bucket/hpc-pcluster-node-setup-%s.sh" % boot_script_sha256()[:16]
+NODE_SETUP_URL = "s3://my-bucket/hpc-pcluster-node-setup-v1.sh"
 NODE_SETUP_STEP = {"Script": NODE_SETUP_URL, "Args": ["--dir", "/opt/slurm/hpc-pcluster/node-setup", "--wait", "0"]}
 ECR_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"
 
