@@ -11,6 +11,7 @@ The two boots run at once, so the module costs one play on a node, not two.
 """
 
 import json
+import re
 import threading
 
 import pytest
@@ -23,6 +24,8 @@ STATIC = "compute-gpu-st-distributed-ml-1"
 DYNAMIC = "compute-gpu-dy-distributed-ml-1"
 MARKER = "/root/written-before-the-replacement"
 BUNDLE = "/opt/slurm/hpc-pcluster/node-setup/current"
+NODE_SETUP_DIR = "/opt/slurm/hpc-pcluster/node-setup"
+HOLD = "hpc-pcluster-node-setup-%s"
 # Four tasks print, at the same moment, a long result (3 kB of JSON, as a failure with its log) the way run.py
 # does in the fleet job; each task's result must come back whole from srun's output.
 PRINT_AT_ONCE = """
@@ -39,8 +42,19 @@ print("\\n".join(run.result_lines(result)), flush=True)
 IN_CONTAINER = 'echo "$SLURMD_NODENAME $(readlink /bin/sh) $(test -e /etc/debian_version && echo debian || echo image)"'
 
 
+def slurm_view(sandbox, node):
+    """(the node's compact state, its hold for setup or None) as sinfo and scontrol show them."""
+    state = sandbox.head("sinfo", "--noheader", "--Node", "--nodes=%s" % node, "--format=%t").split()[0]
+    hold = HOLD % node
+    found = sandbox.head("scontrol", "show", "reservation", "--oneliner", check=False)
+    return state, hold if "ReservationName=%s " % hold in found else None
+
+
 def on_node(sandbox, node, *argv):
-    return sandbox.head("srun", "--quiet", "--nodes=1", "--nodelist=%s" % node, *argv)
+    """Run argv on node as root, through its hold for setup when it is held (root may ask for the reservation)."""
+    hold = slurm_view(sandbox, node)[1]
+    return sandbox.head("srun", "--quiet", "--nodes=1", "--nodelist=%s" % node,
+                        *(["--reservation=%s" % hold] if hold else []), *argv)
 
 
 def node_result(sandbox, node):
@@ -54,9 +68,11 @@ def fixture_joining(dynamic_sandbox):
     if not containers["ami"]["real"]:
         pytest.skip("the sandbox runs the stand-ins: %s" % containers["ami"]["fallback"])
     at_create = node_result(sandbox, STATIC)
+    held_at_create = slurm_view(sandbox, STATIC)
     run = sandbox.playbook("playbooks/containers.yml")
     assert run.rc == 0, run.output[-6000:]
-    return {"sandbox": sandbox, "image": containers["image"], "at_create": at_create, "run": run}
+    return {"sandbox": sandbox, "image": containers["image"], "at_create": at_create, "run": run,
+            "held_at_create": held_at_create, "after_run": slurm_view(sandbox, STATIC)}
 
 
 @pytest.fixture(scope="module", name="joined")
@@ -82,9 +98,14 @@ def fixture_joined(joining):
     return dict(outcome, bundle=bundle)
 
 
-def test_first_create_nodes_boot_pending_and_the_fleet_run_sets_them_up(joining):
+def test_first_create_nodes_boot_held_and_the_fleet_run_sets_them_up_and_releases_them(joining):
     sandbox = joining["sandbox"]
     assert joining["at_create"]["status"] == "pending", joining["at_create"]
+    # Held out of scheduling with a maintenance reservation of its own (which ParallelCluster's create accepts),
+    # until the fleet-wide run set it up and released it.
+    assert joining["held_at_create"] == ("maint", HOLD % STATIC), joining["held_at_create"]
+    assert joining["after_run"] == ("idle", None), joining["after_run"]
+    assert "released from their hold for setup: %s" % STATIC in joining["run"].output
     assert "%s: ok (" % STATIC in joining["run"].output, joining["run"].output[-4000:]
     after = node_result(sandbox, STATIC)
     assert after["status"] == "ok" and after["mode"] == "fleet" and after["changed"] > 0, after
@@ -143,3 +164,36 @@ def test_nodes_set_up_at_boot_are_what_the_same_roles_over_ssh_leave(joining, jo
     assert {STATIC, DYNAMIC} <= set(run.recap), run.recap
     changed = {host: run.recap[host]["changed"] for host in (STATIC, DYNAMIC) if run.recap[host]["changed"]}
     assert not changed, run.output[-8000:]
+
+
+def test_a_bundle_others_can_write_is_refused_and_busy_nodes_are_left_alone(joining, joined):
+    # A group-writable node_setup_dir: whoever can write there would get root on every node. The static node,
+    # replaced, boots without running anything of the bundle and is held; staging refuses the place.
+    sandbox = joining["sandbox"]
+    sandbox.head("chmod", "g+w", NODE_SETUP_DIR)
+    try:
+        replace = sandbox.sandbox("replace-node", STATIC)
+        assert replace.returncode == 0, replace.stdout + replace.stderr
+        boot_log = (sandbox.state_dir / "logs" / ("boot-%s.log" % STATIC)).read_text()
+        assert "%s can be written by others than root (mode 775)" % NODE_SETUP_DIR in boot_log, boot_log[-3000:]
+        result = node_result(sandbox, STATIC)
+        assert result["status"] == "pending" and "nothing of it was run" in result["message"], result
+        refused = sandbox.playbook("playbooks/containers.yml")
+        assert refused.rc != 0 and "node_setup_dir=%s" % NODE_SETUP_DIR in refused.output, refused.output[-4000:]
+        assert "can be written by others than root" in refused.output
+    finally:
+        sandbox.head("chmod", "g-w", NODE_SETUP_DIR)
+    assert slurm_view(sandbox, STATIC) == ("maint", HOLD % STATIC)
+    # The dynamic node runs a job: the fleet run leaves it alone and says so, and sets the held node up.
+    before = node_result(sandbox, DYNAMIC)
+    job = sandbox.head("sbatch", "--parsable", "--nodelist=%s" % DYNAMIC, "--wrap", "sleep 600").strip()
+    try:
+        run = sandbox.playbook("playbooks/containers.yml")
+    finally:
+        sandbox.head("scancel", job, check=False)
+    assert run.rc == 0, run.output[-6000:]
+    said = " ".join(run.output.split())
+    assert re.search(r"%s (alloc|mix): busy with jobs, left alone so as not to disturb them" % DYNAMIC, said), said[-3000:]
+    assert node_result(sandbox, DYNAMIC) == before
+    assert "%s: ok (" % STATIC in said and "released from their hold for setup: %s" % STATIC in said
+    assert slurm_view(sandbox, STATIC) == ("idle", None)
