@@ -153,7 +153,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import node_setup_holds
+from ansible_collections.hpc.pcluster.plugins.module_utils.slurm import node_setup_holds
 
 RESULT_MARK = "HPC_PCLUSTER_NODE_SETUP_RESULT"
 # sinfo's compact state flags that mean a node is not up to take a job now.

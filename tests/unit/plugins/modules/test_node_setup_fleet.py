@@ -7,14 +7,11 @@ from __future__ import annotations
 import json
 import pathlib
 import random
-import sys
 
 import pytest
 
 from ansible_collections.hpc.pcluster.plugins.modules import node_setup_fleet as fleet
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pcluster"))
-from fake_pcluster import run_module  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import run_module
 
 FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "slurm"
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 import hashlib
 import pathlib
 import re
-import sys
 
 import pytest
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import config_rules
+from ansible_collections.hpc.pcluster.plugins.module_utils.config import rules as config_rules
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config
 from ansible_collections.hpc.pcluster.plugins.plugin_utils import node_setup_step
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_setup_step import BOOT_SCRIPT_PATH
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "guide"))
-from guide import role_variables  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import role_variables
 
 SHA256 = hashlib.sha256(pathlib.Path(BOOT_SCRIPT_PATH).read_bytes()).hexdigest()
 # Named after the loader's interface, not its content: a release that changes the loader's body keeps every queue's
