@@ -135,7 +135,7 @@ def test_a_fifo_or_a_device_is_refused_without_blocking(tmp_path):
     os.mkfifo(fifo)
     for path in (str(fifo), "/dev/zero"):
         # In a process of its own with a timeout: opening a FIFO for reading blocks until someone writes.
-        proc = subprocess.run([sys.executable, "-c", LOAD_AND_COMPARE, str(ROOT / "collections"), path],
+        proc = subprocess.run([sys.executable, "-c", LOAD_AND_COMPARE, path], env=dict(os.environ, PYTHONPATH=str(COLLECTIONS)),
                               capture_output=True, text=True, timeout=20, check=True)
         assert proc.stdout.strip() == "config_file %s is not a regular file" % path
 
