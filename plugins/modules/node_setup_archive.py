@@ -98,7 +98,9 @@ EPOCH = 946684800  # 2000-01-01
 
 
 # Modes in the archive: root's only.
-FILE_MODE, EXEC_MODE, DIR_MODE = 0o600, 0o700, 0o700
+FILE_MODE = 0o600
+EXEC_MODE = 0o700
+DIR_MODE = 0o700
 DEFAULT_INCLUDE = ["galaxy.yml", "MANIFEST.json", "FILES.json", "meta", "plugins", "roles", "playbooks"]
 DEFAULT_EXCLUDE = ["__pycache__", "*.pyc", "molecule", "tests", "*.log", "*.retry", "*.pem", "*.key", "*.tar.gz",
                    "*.swp", "*.orig", "*.rej", "*~"]
