@@ -162,7 +162,8 @@ if [ "$mode" = check ]; then
   why=$(untrusted_path "$dir" allow-missing)
   [ -z "$why" ] && [ -e "$dir/current" ] && why=$(untrusted_bundle)
   [ -z "$why" ] && { echo "hpc-pcluster-node-setup: $dir is root's alone"; exit 0; }
-  echo "hpc-pcluster-node-setup: $dir is not trusted: $why" >&2
+  # On stdout: over SSH with a terminal, stderr would arrive mixed into it anyway.
+  echo "hpc-pcluster-node-setup: $dir is not trusted: $why"
   exit 3
 fi
 

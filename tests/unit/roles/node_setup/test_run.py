@@ -290,7 +290,7 @@ def test_a_bundle_others_than_root_can_write_is_not_run_and_the_node_is_held(tru
     assert not marker.exists() and held(node_env)
     # The staging check refuses the same place, and the fleet job's task too.
     check = boot_script(top, node_env, "--check")
-    assert check.returncode == 3 and "is not trusted" in check.stderr
+    assert check.returncode == 3 and "is not trusted" in check.stdout
     fleet = boot_script(top, node_env, "--fleet")
     assert fleet.returncode == 1 and not marker.exists()
     assert printed(fleet.stdout)["failed_task"] == "trust check"
