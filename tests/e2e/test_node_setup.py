@@ -13,6 +13,7 @@ The two boots run at once, so the module costs one play on a node, not two.
 import json
 import re
 import threading
+import time
 
 import pytest
 
@@ -179,39 +180,50 @@ FLEET_ONLY = """
 """
 
 
+def start_busy_job(sandbox, node):
+    """A job keeping node busy (alloc or mix), running when this returns; its id."""
+    job = sandbox.head("sbatch", "--parsable", "--nodelist=%s" % node, "--wrap", "sleep 1200").strip()
+    deadline = time.monotonic() + 120
+    while sandbox.head("squeue", "--noheader", "--jobs=%s" % job, "--format=%T").strip() != "RUNNING":
+        assert time.monotonic() < deadline, "job %s did not start on %s" % (job, node)
+        time.sleep(2)
+    return job
+
+
 def test_a_bundle_others_can_write_is_refused_and_busy_nodes_are_left_alone(joining, joined, tmp_path):
-    # A group-writable node_setup_dir: whoever can write there would get root on every node. Staging refuses the
-    # place, and the fleet job's task on the node refuses it too (it runs the controller's loader, which checks
-    # before it runs anything): the node is held.
     sandbox = joining["sandbox"]
     fleet_only = tmp_path / "fleet-only.yml"
     fleet_only.write_text(FLEET_ONLY)
-    sandbox.head("chmod", "g+w", NODE_SETUP_DIR)
-    try:
-        refused = sandbox.playbook("playbooks/containers.yml")
-        fleet = sandbox.playbook(str(fleet_only))
-    finally:
-        sandbox.head("chmod", "g-w", NODE_SETUP_DIR)
-    said = " ".join(refused.output.split())
-    assert refused.rc != 0 and "node_setup_dir=%s" % NODE_SETUP_DIR in said, said[-4000:]
-    assert "%s can be written by others than root (mode 775)" % NODE_SETUP_DIR in said
-    said = " ".join(fleet.output.split())
-    assert fleet.rc != 0 and "%s: failed" % STATIC in said and "failed task: trust check" in said, said[-4000:]
-    assert "nothing of it was run" in said
-    assert slurm_view(sandbox, STATIC) == ("maint", HOLD % STATIC)
-    # The dynamic node runs a job: the fleet run leaves it alone and says so, and sets the held node up.
+    # The dynamic node runs a job all along: every fleet run below leaves it alone and says so.
     before = node_result(sandbox, DYNAMIC)
-    # And a secret among the nodes' variables (a new bundle, so vars.yml is written again) never shows, not with -v
-    # and --diff either.
-    job = sandbox.head("sbatch", "--parsable", "--nodelist=%s" % DYNAMIC, "--wrap", "sleep 600").strip()
+    job = start_busy_job(sandbox, DYNAMIC)
     try:
+        # A group-writable node_setup_dir: whoever can write there would get root on every node. Staging refuses
+        # the place, and the fleet job's task on the node refuses it too (it runs the controller's loader, which
+        # checks before it runs anything): the node is held.
+        sandbox.head("chmod", "g+w", NODE_SETUP_DIR)
+        try:
+            refused = sandbox.playbook("playbooks/containers.yml")
+            fleet = sandbox.playbook(str(fleet_only))
+        finally:
+            sandbox.head("chmod", "g-w", NODE_SETUP_DIR)
+        said = " ".join(refused.output.split())
+        assert refused.rc != 0 and "node_setup_dir=%s" % NODE_SETUP_DIR in said, said[-4000:]
+        assert "%s can be written by others than root (mode 775)" % NODE_SETUP_DIR in said
+        said = " ".join(fleet.output.split())
+        assert fleet.rc != 0 and "%s: failed" % STATIC in said and "failed task: trust check" in said, said[-4000:]
+        assert "nothing of it was run" in said
+        assert slurm_view(sandbox, STATIC) == ("maint", HOLD % STATIC)
+        # Once fixed, the held node is set up and released. A secret among the nodes' variables (a new bundle, so
+        # vars.yml is written again) never shows, not with -v and --diff either.
         run = sandbox.playbook("playbooks/containers.yml", {"docker_e2e_registry_password": SECRET}, args=["-v", "--diff"])
     finally:
         sandbox.head("scancel", job, check=False)
     assert run.rc == 0, run.output[-6000:]
     assert SECRET not in run.output
-    said = " ".join(run.output.split())
-    assert re.search(r"%s (alloc|mix): busy with jobs, left alone so as not to disturb them" % DYNAMIC, said), said[-3000:]
-    assert node_result(sandbox, DYNAMIC) == before
+    for output in (fleet.output, run.output):
+        said = " ".join(output.split())
+        assert re.search(r"%s (alloc|mix): busy with jobs, left alone so as not to disturb them" % DYNAMIC, said), said[-3000:]
     assert "%s: ok (" % STATIC in said and "released from their hold for setup: %s" % STATIC in said
     assert slurm_view(sandbox, STATIC) == ("idle", None)
+    assert node_result(sandbox, DYNAMIC) == before
