@@ -30,9 +30,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+import ami  # noqa: E402  pylint: disable=wrong-import-position
 
 DEFAULT_STATE_DIR = HERE / ".state"
-REGISTRY = Path("/run/hpc-pcluster-sandbox")
+REGISTRY = ami.REGISTRY_DIR
 MAX_INSTANCES = 100
 DEFAULT_CLUSTER_NAME = "ml-training-cluster"
 DEFAULT_REGION = "us-east-1"
@@ -220,6 +221,8 @@ def health(state: dict) -> dict:
         problems.append("the compute fleet stand-in (fleet.py) is not running")
     if "proxy_pid" in state and not pid_alive(state["proxy_pid"]):
         problems.append("the package-mirror proxy (proxy.py) is not running")
+    if not all(pid_alive(pid) for pid in state.get("containers", {}).get("registry", {}).get("pids", [])):
+        problems.append("the registry (docker-registry) or ECR's API front (registry.py) is not running")
     head = state.get("holders", {}).get("head")
     if state.get("status") == "running" and pid_alive(head):
         r = nodes.run(nodes.nsenter(head, ["scontrol", "ping"]), check=False)
@@ -462,14 +465,12 @@ def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
     return {"registration": reg, "config_source": source, "config_text": text}
 
 
-def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dict:
-    """inventory/group_vars/all/sandbox.yml: the environment values from what moto was seeded with."""
-    import container_chain
+def cluster_config_vars(state: dict, p: dict, seed: dict) -> dict:
+    """The variables role hpc.pcluster.cluster_config renders the sandbox's cluster config from."""
     n = len(p["computes"])
     return {
         "pcluster_cluster_name": state["cluster_name"],
         "pcluster_region": state["region"],
-        "pcluster_endpoint_url": state["endpoint_url"],
         "cluster_config_region": state["region"],
         "cluster_config_public_subnet_id": seed["public_subnet_id"],
         "cluster_config_private_subnet_id": seed["private_subnet_id"],
@@ -486,11 +487,20 @@ def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dic
         # ScaledownIdletime -1 (the role's default) turns Slurm's power saving off, and the role refuses it with
         # dynamic nodes: an hour, longer than any test keeps a powered-up node idle.
         **({"cluster_config_scaledown_idletime": 60} if p["dynamic"] else {}),
-        "cluster_config_output_path": str(state_dir / "cluster-config.yaml"),
+        "cluster_config_output_path": str(Path(state["state_dir"]) / "cluster-config.yaml"),
         # moto cannot dry-run launch templates: every ParallelCluster dryrun of the sandbox skips these two.
         "cluster_config_suppress_validators": SUPPRESS_VALIDATORS,
+    }
+
+
+def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dict:
+    """inventory/group_vars/all/sandbox.yml: the environment values from what moto was seeded with."""
+    import container_chain
+    return {
+        **cluster_config_vars(dict(state, state_dir=str(state_dir)), p, seed),
+        "pcluster_endpoint_url": state["endpoint_url"],
         "verify_not_available": state["verify_not_available"],
-        **container_chain.group_vars(state["containers"]),
+        **container_chain.group_vars(state["containers"], container_chain.node_credentials(state)),
         # The stand-in GPUs cannot run NCCL: the MPI all-reduce runs on the GPU nodes, over TCP on the sandbox's
         # network only, yielding the CPU while it waits (every node shares this machine's cores).
         "verify_distributed_mpi_on_gpu_nodes": True,
@@ -526,7 +536,6 @@ def up(args) -> int:
         raise SandboxError(f"--dynamic-nodes must be between 0 and 200 (got {args.dynamic_nodes})")
     if args.gpus_per_node < 0:
         raise SandboxError(f"--gpus-per-node must be 0 or more (got {args.gpus_per_node})")
-    import ami
     import rootfs
     problem = rootfs.check_state_dir(state_dir)
     if problem:
@@ -629,17 +638,6 @@ def stop_process_group(pid) -> None:
         pass
 
 
-def ami_layers_in_use() -> set:
-    """The AMI layers the running sandboxes of this machine use (kept when the cache is pruned)."""
-    keys = set()
-    for entry in Registry.entries().values():
-        state = load_state(Path(entry.get("state_dir", "/nonexistent"))) or {}
-        key = state.get("containers", {}).get("ami", {}).get("key")
-        if key:
-            keys.add(key)
-    return keys
-
-
 def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     import boot
     import instances
@@ -660,8 +658,10 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     state["moto_pid"] = moto_proc.pid
     save_state(state_dir, state)
     # The AMI layer and the container image (built once per machine), then the keys.
-    state["containers"] = container_chain.prepare(args.vendor_dir, args.cache_dir, state_dir, p["head"]["ip"],
-                                                  state["index"], ami_layers_in_use(), log)
+    state["containers"] = container_chain.prepare(args.vendor_dir, args.cache_dir, state_dir, p, state["region"],
+                                                  ami.running_layers, log)
+    # ECR's private DNS names, in every node's /etc/hosts (instances.py reads them from the state too).
+    p["extra_hosts"] = state["extra_hosts"] = container_chain.hosts_lines(state["containers"])
     state["verify_not_available"] = verify_not_available(state["containers"])
     save_state(state_dir, state)
     timings["ami_layer"] = time.monotonic() - started
@@ -679,9 +679,14 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     try:
         head_pid = boot.start_nodes(state_dir, state, p, keygens, lambda st: save_state(state_dir, st), started, timings)
         aws = aws_future.result()
+        # The registry (it needs moto's token) starts while slurmctld restarts; only its thread saves the state meanwhile.
+        registry_future = pool.submit(container_chain.start_registry, state_dir, state, head_pid,
+                                      lambda st: save_state(state_dir, st))
         # Slurm started before the config was rendered: now it gets the config's settings.
         boot.configure_slurm(state_dir, state, p, head_pid, yaml_load(aws["config_text"]))
         timings["slurm_configured"] = time.monotonic() - started
+        registry_future.result()
+        timings["registry"] = time.monotonic() - started
     except boot.BootError as exc:
         raise SandboxError(str(exc)) from None
     finally:
@@ -728,6 +733,8 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
     stop_process_group(state.get("fleet_pid"))
     stop_process_group(state.get("proxy_pid"))
     stop_process_group(state.get("moto_pid"))
+    for pid in state.get("containers", {}).get("registry", {}).get("pids", []):
+        stop_process_group(pid)
     holders = list(state.get("holders", {}).values())
     survivors = nodes.kill_all(holders, state.get("netns", []))
     if survivors:
@@ -747,6 +754,7 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
             shutil.rmtree(state_dir, ignore_errors=True)
         else:
             ours = ["ssh", "nodes", "roots", "shared", "fleet", "build", "cp", "ansible-tmp", "inventory", "env.sh", "state.json",
+                    "registry",
                     "moto-amis.json", "moto-fsx.json", "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
             for sub in ours:
                 path = state_dir / sub

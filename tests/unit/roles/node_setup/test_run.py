@@ -91,18 +91,21 @@ esac
 """
 
 
-@pytest.fixture()
-def node_env(tmp_path, monkeypatch):
+def with_scontrol_stand_in(tmp_path, env):
+    """env with the stand-in scontrol first on PATH (its reservations and calls under <tmp>/slurm)."""
     fake = tmp_path / "slurm"
-    fake.mkdir()
-    (fake / "bin").mkdir()
+    (fake / "bin").mkdir(parents=True, exist_ok=True)
     (fake / "bin" / "scontrol").write_text(SCONTROL)
     (fake / "bin" / "scontrol").chmod(0o755)
+    return dict(env, FAKE_SLURM=str(fake), PATH="%s:%s" % (fake / "bin", env["PATH"]))
+
+
+@pytest.fixture()
+def node_env(tmp_path):
     env = dict(os.environ, HPC_PCLUSTER_NODE_SETUP_STATE_DIR=str(tmp_path / "state"),
-               HPC_PCLUSTER_NODE_SETUP_LOG=str(tmp_path / "log" / "node-setup.log"), SLURMD_NODENAME="node-7",
-               FAKE_SLURM=str(fake), PATH="%s:%s" % (fake / "bin", os.environ["PATH"]))
+               HPC_PCLUSTER_NODE_SETUP_LOG=str(tmp_path / "log" / "node-setup.log"), SLURMD_NODENAME="node-7")
     env.pop("ANSIBLE_CONFIG", None)
-    return env
+    return with_scontrol_stand_in(tmp_path, env)
 
 
 def scontrol_calls(env):
