@@ -44,12 +44,18 @@ print("\\n".join(run.result_lines(result)), flush=True)
 IN_CONTAINER = 'echo "$SLURMD_NODENAME $(readlink /bin/sh) $(test -e /etc/debian_version && echo debian || echo image)"'
 
 
-def slurm_view(sandbox, node):
-    """(the node's compact state, its hold for setup or None) as sinfo and scontrol show them."""
-    state = sandbox.head("sinfo", "--noheader", "--Node", "--nodes=%s" % node, "--format=%t").split()[0]
-    hold = HOLD % node
-    found = sandbox.head("scontrol", "show", "reservation", "--oneliner", check=False)
-    return state, hold if "ReservationName=%s " % hold in found else None
+def slurm_view(sandbox, node, settle_seconds=20):
+    """(the node's compact state, its hold for setup or None) as sinfo and scontrol show them. slurmctld marks the
+    nodes of a maintenance reservation from its background loop, seconds after the reservation starts: a held node
+    is given that long to show maint."""
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        state = sandbox.head("sinfo", "--noheader", "--Node", "--nodes=%s" % node, "--format=%t").split()[0]
+        found = sandbox.head("scontrol", "show", "reservation", "--oneliner", check=False)
+        hold = HOLD % node if "ReservationName=%s " % (HOLD % node) in found else None
+        if not hold or state.startswith("maint") or time.monotonic() > deadline:
+            return state, hold
+        time.sleep(1)
 
 
 def on_node(sandbox, node, *argv):
