@@ -89,8 +89,9 @@ def dryrun_problems(config, dryrun, failure_level="ERROR"):
             validator = message.get("type") or message.get("id") or "pcluster"
             blocking.append(problem(
                 "", None, "[%s %s] %s" % (level, validator, message.get("message")),
-                "Fix the resource in the AWS account or the config; to skip this check add "
-                "'type:%s' to suppress_validators." % (message.get("type") or "ValidatorName"),
+                "Fix the resource in the AWS account or the config. A validator that cannot work for this account "
+                "can be skipped: add 'type:%s' to cluster_config_suppress_validators (the module's "
+                "suppress_validators)." % (message.get("type") or "ValidatorName"),
             ))
     if not dryrun.get("success") and not blocking:
         message = "ParallelCluster rejected the config: %s" % dryrun.get("message")

@@ -133,6 +133,15 @@ def test_not_available_lines_group_nodes():
     assert v.verify_summary_line(checks) == "1 passed, 1 failed, 2 not available (of 4 checks)"
 
 
+def test_not_available_lines_name_the_subject_of_a_check():
+    # Two storage_type checks per node (one per mount) with the same reason are two lines, each naming its mount.
+    checks = [dict(check="storage_type", node=node, subject=mount, status="not_available", expected="", seen="",
+                   hint="not an FSx file system") for mount in ("/fsx", "/lustre") for node in ("head", "c-1")]
+    assert v.verify_not_available_lines(checks) == [
+        "not available: storage_type /fsx on head, c-1 (not an FSx file system)",
+        "not available: storage_type /lustre on head, c-1 (not an FSx file system)"]
+
+
 def test_slurm_settings_the_config_sets():
     settings = v.verify_slurm_settings(GUIDE_CONFIG)
     custom = "Scheduling.SlurmSettings.CustomSlurmSettings"

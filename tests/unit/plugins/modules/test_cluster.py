@@ -135,6 +135,25 @@ def test_check_mode_create_rejected_by_validation(fake):
     assert result["validation_messages"]["ERROR"][0]["type"] == "SubnetsValidator"
 
 
+def test_a_refused_dryrun_names_each_blocking_validator_once_and_how_to_skip_one(fake):
+    # Recorded: the sandbox's config under a new name, nothing suppressed - two validators refuse, two warn.
+    fake.create_dryrun = load("create_dryrun_invalid")
+
+    result = run({"config": CONFIG}, check_mode=True)
+
+    msg = result["msg"]
+    assert result["failed"] is True and msg.startswith("ParallelCluster would reject the creation of %s" % NAME)
+    for validator in ("HeadNodeLaunchTemplateValidator", "ComputeResourceLaunchTemplateValidator"):
+        assert msg.count(validator + ":") == 1, msg
+    assert msg.count("can be skipped") == 1 and "cluster_config_suppress_validators" in msg
+    assert "type:HeadNodeLaunchTemplateValidator" in msg
+    # The warnings are the module's warnings, once each, and not repeated in the failure.
+    assert "DetailedMonitoringValidator" not in msg and "KeyPairValidator" not in msg
+    assert [w.split(")")[0] for w in result["warnings"]] == [
+        "ParallelCluster validation warning (DetailedMonitoringValidator",
+        "ParallelCluster validation warning (KeyPairValidator"]
+
+
 def test_config_file_is_read(fake, tmp_path):
     path = tmp_path / "cluster-config.yaml"
     path.write_text(json.dumps(CONFIG))

@@ -15,7 +15,9 @@ from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_error
 from ansible_collections.hpc.pcluster.plugins.modules import config_validate
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "guide"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pcluster"))
 from guide import GUIDE_ENV, guide_text, valid_guide_config as valid_config  # noqa: E402  pylint: disable=import-error
+from fake_pcluster import install, load  # noqa: E402  pylint: disable=import-error
 
 
 @pytest.fixture(autouse=True)
@@ -154,6 +156,37 @@ def test_full_passes_dryrun_messages_by_level(capsys, monkeypatch, ec2):
     assert fake.calls[0]["cluster_name"] == "c1"
 
 
+@pytest.mark.parametrize("update, valid, message", [
+    ("update_dryrun_no_change", True, "No changes found"),
+    ("update_dryrun_success", True, "DryRun flag is set"),
+    ("update_dryrun_needs_fleet_stop", True, "needs the compute fleet stopped"),
+])
+def test_the_dryrun_of_an_existing_cluster_is_its_updates(monkeypatch, update, valid, message):
+    # pcluster refuses a create dryrun of an existing cluster ("already exists"): the update's dryrun checks the config.
+    fake = install(monkeypatch)
+    fake.add_cluster("ml-training-cluster", load("describe_cluster_complete"))
+    fake.create_dryrun = load("create_already_exists")
+    fake.update_dryruns = [load(update)]
+
+    dry = config_validate.run_dryrun("ml-training-cluster", valid_config(), "us-east-1", None, "ERROR")
+
+    assert (dry["operation"], dry["success"]) == ("update", valid) and message in dry["message"], dry
+    assert [(op, kw["dryrun"]) for op, kw in fake.calls if op.endswith("_cluster")] == [
+        ("create_cluster", True), ("update_cluster", True)]
+
+
+def test_the_dryrun_of_a_new_cluster_is_its_creates(monkeypatch):
+    fake = install(monkeypatch)
+    fake.create_dryrun = load("create_dryrun_invalid")
+
+    dry = config_validate.run_dryrun("other-cluster", valid_config(), "us-east-1", None, "ERROR")
+
+    assert (dry["operation"], dry["success"]) == ("create", False)
+    assert [m["type"] for m in dry["validation_messages"]["ERROR"]] == [
+        "HeadNodeLaunchTemplateValidator", "ComputeResourceLaunchTemplateValidator"]
+    assert [op for op, _kw in fake.calls if op.endswith("_cluster")] == ["create_cluster"]
+
+
 def test_full_error_messages_become_errors(capsys, monkeypatch, ec2):
     fake = FakeApi(dryrun_result(False, [{"id": "e", "type": "SubnetsValidator", "level": "ERROR",
                                           "message": "The subnet 'subnet-0123456789abcdef0' does not exist."}]))
@@ -161,7 +194,7 @@ def test_full_error_messages_become_errors(capsys, monkeypatch, ec2):
     failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True)
     assert failed and not result["valid"]
     assert "[ERROR SubnetsValidator] The subnet 'subnet-0123456789abcdef0' does not exist." in result["errors"][0]["message"]
-    assert "type:SubnetsValidator" in result["errors"][0]["fix"]
+    assert "'type:SubnetsValidator' to cluster_config_suppress_validators" in result["errors"][0]["fix"]
     assert fake.calls[0]["region"] == "us-east-1"  # from the config's Region
 
 
