@@ -323,9 +323,9 @@ waited:
   sample: 1520.4
 """
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.cluster_lifecycle import ClusterRun
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_errors import PclusterApiError
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_module import PclusterModule
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.lifecycle import ClusterRun
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import PclusterApiError
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import PclusterModule
 
 
 def argument_spec():

@@ -244,11 +244,11 @@ stored_config_error:
   sample: "could not download the stored config (403)"
 """
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import fetch_stored_config
-from ansible_collections.hpc.pcluster.plugins.module_utils.failure_report import failure_report
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_errors import PclusterApiError
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_module import PclusterModule, cluster_summary
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_wait import ClusterPoller
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import fetch_stored_config
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.failure_report import failure_report
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import PclusterApiError
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import PclusterModule, cluster_summary
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.wait import ClusterPoller
 
 CLUSTER_STATUSES = [
     "CREATE_IN_PROGRESS",

@@ -97,11 +97,11 @@ waited:
   sample: 62.5
 """
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.cluster_writes import WriteGuard
-from ansible_collections.hpc.pcluster.plugins.module_utils.fleet_control import fleet_plan
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_errors import PclusterApiError
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_module import PclusterModule
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_wait import (
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.writes import WriteGuard
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import fleet_plan
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import PclusterApiError
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import PclusterModule
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.wait import (
     ClusterPoller,
     WaitTimeout,
     format_progress_line,

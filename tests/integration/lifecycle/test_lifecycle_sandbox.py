@@ -12,15 +12,12 @@ from __future__ import annotations
 import copy
 import json
 import pathlib
-import sys
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from ansible_collections.hpc.pcluster.plugins.module_utils.fleet_control import FLEET_STOP_TAG  # noqa: E402
-from lifecycle_helpers import (  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import FLEET_STOP_TAG
+from ansible_collections.hpc.pcluster.tests.integration.lifecycle.lifecycle_helpers import (
     LIFECYCLE_REGION,
     Step,
     fleet_transitions,

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import pathlib
-import sys
 
 import pytest
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pcluster"
-sys.path.insert(0, str(FIXTURES))
 
-from fake_pcluster import install, load, plugin  # noqa: E402
-from relay_harness import ModuleJob, make_action  # noqa: E402
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import install, load, plugin
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.relay_harness import ModuleJob, make_action
 
 
 class Printed:

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-import pathlib
-import sys
 
 import pytest
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pcluster"
-sys.path.insert(0, str(FIXTURES))
-
-from fake_pcluster import install, load, recorded_error, run_module  # noqa: E402
-
-from ansible_collections.hpc.pcluster.plugins.modules import cluster_info  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.modules import cluster_info
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import install, load, recorded_error, run_module
 
 NAME = "ml-training-cluster"
 

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import pathlib
-import sys
-
 import pytest
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pcluster"
-sys.path.insert(0, str(FIXTURES))
-
-from fake_pcluster import install, load, run_module  # noqa: E402
-
-from ansible_collections.hpc.pcluster.plugins.modules import compute_fleet  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.modules import compute_fleet
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import install, load, run_module
 
 NAME = "ml-training-cluster"
 
