@@ -142,20 +142,19 @@ class CallbackModule(DefaultCallback):
     def v2_runner_on_ok(self, result):
         if not self._quiet or self._changed_not_debug(result):
             return super().v2_runner_on_ok(result)
-        if isinstance(result.task, TaskInclude):
-            return None
-        self._handle_warnings_and_exception(result)
-        if result.task.action in C._ACTION_DEBUG and not (result.task.loop and "results" in result.result):
-            self._print_message(result)
-        return None
+        return self._quiet_ok(result, whole_loop=bool(result.task.loop and "results" in result.result))
 
     def v2_runner_item_on_ok(self, result):
         if not self._quiet or self._changed_not_debug(result):
             return super().v2_runner_item_on_ok(result)
+        return self._quiet_ok(result, whole_loop=False)
+
+    def _quiet_ok(self, result, whole_loop):
+        """An unchanged result at verbosity 0: its warnings, and a debug task's message (each item's, not the loop's)."""
         if isinstance(result.task, TaskInclude):
             return None
         self._handle_warnings_and_exception(result)
-        if result.task.action in C._ACTION_DEBUG:
+        if result.task.action in C._ACTION_DEBUG and not whole_loop:
             self._print_message(result)
         return None
 
