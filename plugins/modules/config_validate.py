@@ -20,7 +20,8 @@ description:
     compute resource, login node pool and shared storage names; no unsubstituted C(${VAR}), Jinja2 markup or
     line breaks in any value; custom action scripts given as C(s3://) or C(https://) URLs.
   - With O(full=true) the module then checks against the AWS account. First, that every subnet and security
-    group of the config exists (each missing one reported at its path), then ParallelCluster's create-cluster
+    group of the config exists (each missing one reported at its path), and that the head node's key pair exists
+    and is not RSA on Ubuntu 22.04/24.04 (which ParallelCluster refuses), then ParallelCluster's create-cluster
     dryrun (instance types, AMIs, IAM, S3, FSx and more), which creates nothing; for a cluster that exists
     already its update-cluster dryrun, which changes nothing. The dryrun's validation messages are returned
     grouped by level.
@@ -56,10 +57,11 @@ options:
   full:
     description:
       - Also check against AWS (or the endpoint set by O(endpoint_url)) that every subnet and security group
-        exists, then run ParallelCluster's create-cluster dryrun (its update-cluster dryrun when the cluster
-        O(cluster_name) exists; an update that needs the compute fleet stopped is valid).
-      - Runs only when the offline check found no problem; the dryrun runs only when every subnet and security
-        group exists.
+        exists and that the key pair exists (ed25519 on Ubuntu 22.04/24.04), then run ParallelCluster's
+        create-cluster dryrun (its update-cluster dryrun when the cluster O(cluster_name) exists; an update that
+        needs the compute fleet stopped is valid).
+      - Runs only when the offline check found no problem; the dryrun runs only when every subnet, security
+        group and the key pair pass.
       - Needs credentials and Node.js, like C(pcluster create-cluster).
     type: bool
     default: false
@@ -232,6 +234,7 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.aws import (  # noqa:
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.aws_checks import (  # noqa: E402
     DRYRUN_LEVELS,
     dryrun_problems,
+    key_pair_problems,
     missing_network_problems,
 )
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import load_config_file  # noqa: E402
@@ -275,14 +278,16 @@ def aws_settings_for(module, config, result):
 
 
 def run_aws_checks(module, config, result):
-    """Subnets and security groups exist, then the create-cluster dryrun; returns the blocking problems."""
+    """Subnets, security groups and the key pair exist, then the dryrun; returns the blocking problems."""
     settings = aws_settings_for(module, config, result)
-    # Subnets and security groups first: named by path, where pcluster either stops at the first
+    # Subnets, security groups and the key pair first: named by path, where pcluster either stops at the first
     # missing one or (for the head node's subnet, in its launch template check) reports no path.
     try:
-        missing = missing_network_problems(config, boto3_client("ec2", settings), settings["region"])
+        ec2 = boto3_client("ec2", settings)
+        missing = missing_network_problems(config, ec2, settings["region"]) + key_pair_problems(
+            config, ec2, settings["region"])
     except Exception as error:  # pylint: disable=broad-except
-        module.fail_json(msg="Cannot look up the config's subnets and security groups: %s" % error, **result)
+        module.fail_json(msg="Cannot look up the config's subnets, security groups and key pair: %s" % error, **result)
     result["full_checked"] = True
     if missing:
         return missing

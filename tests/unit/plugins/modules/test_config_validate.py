@@ -200,6 +200,23 @@ def test_full_warning_level_makes_warnings_blocking(capsys, monkeypatch, ec2):
     assert failed and "KeyPairValidator" in result["errors"][0]["message"]
 
 
+def test_full_names_an_rsa_key_pair_on_ubuntu_before_the_dryrun(capsys, monkeypatch):
+    class RsaKeyEc2(FakeEc2):
+        def describe_key_pairs(self, Filters):  # noqa: N803 - boto3's argument name
+            return {"KeyPairs": [{"KeyName": Filters[0]["Values"][0], "KeyType": "rsa"}]}
+
+    monkeypatch.setattr(config_validate, "boto3_client", lambda service, settings: RsaKeyEc2(
+        subnets=[GUIDE_ENV["PUBLIC_SUBNET_ID"], GUIDE_ENV["PRIVATE_SUBNET_ID"]], groups=[GUIDE_ENV["SECURITY_GROUP_ID"]]))
+    fake = FakeApi(dryrun_result(True, []))
+    monkeypatch.setattr(config_validate, "run_dryrun", fake)
+    config = valid_config()
+    config["HeadNode"]["Ssh"] = {"KeyName": "my-rsa-key", "AllowedIps": "10.0.0.0/16"}
+    failed, result = run(capsys, config=config, cluster_name="c1", full=True)
+    assert failed and fake.calls == [] and result["full_checked"]
+    assert [(e["path"], e["value"]) for e in result["errors"]] == [("HeadNode.Ssh.KeyName", "my-rsa-key")]
+    assert "ParallelCluster refuses on ubuntu2204" in result["errors"][0]["message"]
+
+
 def test_full_is_skipped_when_offline_check_fails(capsys, monkeypatch, ec2):
     fake = FakeApi(dryrun_result(True, []))
     monkeypatch.setattr(config_validate, "run_dryrun", fake)
