@@ -463,8 +463,9 @@ def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
 
 
 def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dict:
-    """inventory/group_vars/all/sandbox.yml: the environment values from what moto was seeded with."""
-    import container_chain
+    """inventory/group_vars/all/sandbox.yml: the environment values from what moto was seeded with (what a
+    user's cluster.yml holds; the sandbox-only settings are in sandbox_only.yml, real_account.py)."""
+    import real_account
     n = len(p["computes"])
     return {
         "pcluster_cluster_name": state["cluster_name"],
@@ -474,8 +475,9 @@ def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dic
         "cluster_config_public_subnet_id": seed["public_subnet_id"],
         "cluster_config_private_subnet_id": seed["private_subnet_id"],
         "cluster_config_security_group_id": seed["security_group_id"],
-        # SSH to the head node from inside the sandbox's VPC only.
+        # SSH to the head node from inside the sandbox's VPC only, with the sandbox's login key.
         "cluster_config_ssh_allowed_ips": p["vpc_cidr"],
+        "cluster_config_ssh_key_name": real_account.KEY_PAIR_NAME,
         "cluster_config_fsx_lustre_id": FAKE_FSX_LUSTRE_ID,
         "cluster_config_fsx_openzfs_volume_id": FAKE_FSX_OPENZFS_VOLUME_ID,
         "cluster_config_head_node_bootstrap_script": seed["head_node_bootstrap_script"],
@@ -484,16 +486,6 @@ def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dic
         "cluster_config_compute_min_count": n,
         "cluster_config_compute_max_count": n + len(p["dynamic"]),
         "cluster_config_output_path": str(state_dir / "cluster-config.yaml"),
-        # moto cannot dry-run launch templates: every ParallelCluster dryrun of the sandbox skips these two.
-        "cluster_config_suppress_validators": SUPPRESS_VALIDATORS,
-        "verify_not_available": state["verify_not_available"],
-        **container_chain.group_vars(state["containers"]),
-        # The stand-in GPUs cannot run NCCL: the MPI all-reduce runs on the GPU nodes, over TCP on the sandbox's
-        # network only, yielding the CPU while it waits (every node shares this machine's cores).
-        "verify_distributed_mpi_on_gpu_nodes": True,
-        "verify_distributed_mpirun_args": ["--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", p["vpc_cidr"],
-                                           "--mca", "oob_tcp_if_include", p["vpc_cidr"],
-                                           "--mca", "mpi_yield_when_idle", "1"],
         "ansible_ssh_private_key_file": state["ssh_key"],
     }
 
@@ -643,6 +635,7 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     import container_chain
     import moto_cluster
     import netbench
+    import real_account
     timings = {}
     # moto, with only the ParallelCluster AMI loaded (fast start, and found by pcluster's AMI search).
     amis = state_dir / "moto-amis.json"
@@ -685,14 +678,20 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
         pool.shutdown(wait=True)
     state["registration"] = aws["registration"]
     state["config_source"] = aws["config_source"]
+    network_vars = {}
     if len(p["computes"]) >= 2:
         # Measured when nothing else of `up` runs: the figure the MPI all-reduce is judged against.
         compute_pids = [state["holders"][c["name"]] for c in p["computes"]]
         state["network"] = netbench.measure(state["compute_nodes"], compute_pids, state["compute_ips"])
-        write_file(state_dir / "inventory" / "group_vars" / "all" / "sandbox_network.yml",
-                   "# Written by sandbox/sandbox.py up: the sandbox's network, measured.\n"
-                   + yaml_dump(netbench.verify_vars(state["network"], SANDBOX_MPI_MIN_FRACTION)), 0o600)
+        network_vars = netbench.verify_vars(state["network"], SANDBOX_MPI_MIN_FRACTION)
         timings["network_measured"] = time.monotonic() - started
+    real_account.import_key_pair(moto_cluster.client("ec2", state["endpoint_url"], state["region"]),
+                                 state["ssh_key"] + ".pub")
+    write_file(real_account.sandbox_only_path(state_dir), "# Written by sandbox/sandbox.py up: what only the "
+               "sandbox needs (sandbox/README.md, \"Trying the real-account steps here\").\n" + yaml_dump(
+                   real_account.sandbox_only_vars(state, p["vpc_cidr"], SUPPRESS_VALIDATORS,
+                                                  container_chain.group_vars(state["containers"]), network_vars)),
+               0o600)
     save_state(state_dir, state)
     instances.known_hosts_of_dynamic_nodes(state_dir, state)
     # As a create does: every static compute node runs its OnNodeConfigured sequence.
@@ -711,6 +710,9 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
         f"config from {state['config_source']}")
     log(f"use it: . {state_dir / 'env.sh'}; ssh -i $SANDBOX_SSH_KEY -o UserKnownHostsFile=$SANDBOX_KNOWN_HOSTS "
         f"root@$SANDBOX_HEAD_IP sinfo")
+    for line in real_account.seeded_values(state, yaml_load((state_dir / "inventory" / "group_vars" / "all"
+                                                             / "sandbox.yml").read_text())):
+        log(line)
     return 0
 
 
