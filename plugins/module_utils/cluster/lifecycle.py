@@ -5,7 +5,13 @@
 
 from __future__ import annotations
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.writes import WriteGuard
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import (
+    FLEET_STOP_TAG,
+    PROTECTED,
+    STOPPED_NOTE,
+    protected_message,
+)
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.run import ClusterTask
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import (
     config_differences,
     config_yaml,
@@ -14,28 +20,13 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import (
     normalise_config,
 )
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.failure_report import failure_report
-from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import (
-    FLEET_RUNNING,
-    FLEET_STOP_TAG,
-    STOPPED_NOTE,
-    FleetStopTag,
-    fleet_plan,
-    jobs_guard_refusal,
-)
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import (
     PclusterApiError,
     explain_error,
     group_validation_messages,
 )
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import cluster_summary
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.wait import (
-    CLUSTER_IN_PROGRESS,
-    ClusterPoller,
-    WaitTimeout,
-    format_progress_line,
-    timeout_message,
-    wait_until,
-)
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.wait import CLUSTER_IN_PROGRESS
 from ansible_collections.hpc.pcluster.plugins.module_utils.plain_data import to_plain
 
 
@@ -43,71 +34,24 @@ class Stop(Exception):
     """Ends the run early with the result as it stands."""
 
 
-class ClusterRun:
+class ClusterRun(ClusterTask):
     """One run of hpc.pcluster.cluster on a PclusterModule: the state machine and its result."""
 
     def __init__(self, module, api, tag=None):
-        self.module = module
-        self.api = api
-        self.params = module.params
-        self.name = module.params["name"]
-        self.check_mode = module.check_mode
-        self.started = api.clock()
-        self.waited = 0.0
-        self.cluster = None
-        self.tag = tag or FleetStopTag(api)
-        self.writes = WriteGuard(self)
-        self.fleet_stopped_by = None  # "this run" or "an earlier run" while the fleet is stopped for an update
-        self.restarting = False
-        self.result = dict(changed=False, validation_messages=group_validation_messages([]), change_set=[],
-                           config_changes=[], actions=[], fleet_stopped_for_update=False, fleet_stop_required=False)
+        super().__init__(module, api, dict(
+            changed=False, validation_messages=group_validation_messages([]), change_set=[], config_changes=[],
+            actions=[], fleet_stopped_for_update=False, fleet_stop_required=False), tag)
+        self.fleet.restart_on_failure = True
         module.fail_note = self.fleet_note
 
     # ----- helpers
 
-    def act(self, action):
-        self.result["actions"].append(action)
-        self.module.progress("[%s] %s" % (self.name, action))
-
-    def remaining(self):
-        return self.params["wait_timeout"] - (self.api.clock() - self.started)
-
-    def describe(self):
-        self.cluster = self.api.describe_cluster(self.name)
-        return self.cluster
-
-    def status(self):
-        return (self.cluster or {}).get("clusterStatus")
-
-    def head_node_id(self):
-        return ((self.cluster or {}).get("headNode") or {}).get("instanceId")
-
     def finish(self, **extra):
-        result = dict(self.result)
-        result.update(cluster_summary(self.cluster))
-        result["waited"] = round(self.waited, 1)
-        result.update(extra)
-        return result
+        return super().finish(**dict(cluster_summary(self.cluster), **extra))
 
     def fleet_note(self):
         """The sentence every failure message carries while the fleet is stopped for an update."""
-        return STOPPED_NOTE % (self.name, FLEET_STOP_TAG) if self.fleet_stopped_by and not self.check_mode else None
-
-    def fail(self, msg, **extra):
-        """Fail the task; first start the compute fleet again when it was stopped for the update and can be."""
-        restarted = self.restart_after_failure()
-        if restarted:
-            msg = "%s\n%s" % (msg, restarted)
-        result = self.finish(**extra)
-        result.pop("msg", None)
-        self.module.fail_json(msg=msg, **result)
-
-    def fail_error(self, error, prefix):
-        """Fail with a PclusterApiError through the module's one error path (after the same fleet restart)."""
-        restarted = self.restart_after_failure()
-        if restarted:
-            prefix = "%s (%s)" % (prefix, restarted.rstrip("."))
-        self.module.fail_json_pcluster(error, msg=prefix, **self.finish())
+        return STOPPED_NOTE % (self.name, FLEET_STOP_TAG) if self.fleet.stopped_by and not self.check_mode else None
 
     def fail_report(self, what):
         report = failure_report(self.api, self.name, self.cluster)
@@ -121,30 +65,6 @@ class ClusterRun:
         self.result["validation_messages"] = grouped
         for msg in grouped.get("WARNING", []):
             self.module.warn("ParallelCluster validation warning (%s): %s" % (msg.get("type") or msg.get("id"), msg.get("message")))
-
-    def report(self, snapshot, elapsed):
-        self.module.progress(format_progress_line(self.name, snapshot, self.api.clock() - self.started, self.params["wait_timeout"]))
-
-    def wait_for(self, goal):
-        """Wait for ``goal`` with progress lines; a timeout fails the task with the last state seen."""
-        fleet = goal.startswith("fleet:")
-        poller = ClusterPoller(self.api, self.name, fleet=fleet, cluster=self.cluster)
-        start = self.api.clock()
-        try:
-            snapshot = wait_until(poller, goal, max(self.remaining(), 0), sleep=self.api.sleep, clock=self.api.clock,
-                                  report=self.report)
-        except WaitTimeout as exc:
-            self.waited += self.api.clock() - start
-            last = exc.snapshot
-            if not fleet:
-                self.cluster = last.get("cluster")
-                if self.cluster is not None:
-                    last["progress"] = poller.stack_progress(self.cluster)
-            self.fail(timeout_message(self.name, goal, self.params["wait_timeout"], last))
-        self.waited += self.api.clock() - start
-        if not fleet:
-            self.cluster = snapshot.get("cluster")
-        return snapshot
 
     def desired_config(self):
         if self.params["config"] is not None:
@@ -184,12 +104,17 @@ class ClusterRun:
             return self.create(desired)
         if self.status() in ("CREATE_FAILED", "DELETE_FAILED"):
             self.fail_report("Cluster %s cannot be brought to the desired configuration." % self.name)
-        self.read_fleet_tag()
+        self.read_fleet_mark()
+        self.warn_if_protected()
         if self.status() == "UPDATE_FAILED":
             self.module.warn("Cluster %s is UPDATE_FAILED (its last update was rolled back); updating it again." % self.name)
         self.update(desired)
         self.start_fleet_if_ours()
         return None
+
+    def warn_if_protected(self):
+        if (self.cluster or {}).get("computeFleetStatus") == PROTECTED:
+            self.module.warn(protected_message(self.name))
 
     def settle(self):
         """A create/update/delete is already running: wait for it (not in check mode, not with wait=false)."""
@@ -291,108 +216,39 @@ class ClusterRun:
         self.result.update(fleet_stop_required=True, change_set=error.change_set)
         changes = ["  %s: %s -> %s" % (c.get("parameter"), c.get("currentValue"), c.get("requestedValue")) for c in error.change_set]
         changes = "\n".join(changes + ["Why the fleet must stop:", error.describe()])
-        if not self.params["stop_fleet_for_update"] and not self.fleet_stopped_by:
+        if not self.params["stop_fleet_for_update"] and not self.fleet.stopped_by:
             self.fail("The update of cluster %s needs the compute fleet stopped (All compute nodes must be stopped):\n%s\n"
-                      "Set stop_fleet_for_update: true to stop the fleet, update and start it again (with the count of "
-                      "unfinished jobs, see unfinished_jobs), or stop it first with hpc.pcluster.compute_fleet state=stopped."
-                      % (self.name, changes), **error.to_result())
-        if not self.fleet_stopped_by:
-            refusal = jobs_guard_refusal(self.name, self.params["unfinished_jobs"], self.params["force_fleet_stop"])
-            if refusal and self.check_mode:
-                self.module.warn(refusal)
-            elif refusal:
-                self.fail("%s\nThe update would change:\n%s" % (refusal, changes), **error.to_result())
-            if not self.params["wait"]:
-                self.fail("The update of cluster %s needs the compute fleet stopped, updated and started again, which "
-                          "needs wait: true." % self.name, **error.to_result())
-        self.act("stop compute fleet")
-        if self.check_mode:
-            return
-        if not self.fleet_stopped_by:
-            self.set_fleet_tag()
-            self.fleet_stopped_by = "this run"
-        self.result["fleet_stopped_for_update"] = True
-        fleet = self.api.describe_compute_fleet(self.name)
-        plan = fleet_plan("stopped", fleet.get("status"))
-        if plan["request"]:
-            self.writes.fleet(plan)
-            self.result["changed"] = True
-        if not plan["reached"]:
-            self.wait_for(plan["goal"])
+                      "Set stop_fleet_for_update: true and pass the count of unfinished Slurm jobs as unfinished_jobs: "
+                      "the fleet is stopped only when no job would be killed, the cluster updated and the fleet "
+                      "started again." % (self.name, changes), **error.to_result())
+        if not self.params["wait"] and not self.fleet.stopped_by:
+            self.fail("The update of cluster %s needs the compute fleet stopped, updated and started again, which "
+                      "needs wait: true." % self.name, **error.to_result())
+        self.fleet.stop(self.params["unfinished_jobs"], self.params["force_fleet_stop"], purpose=" for the update",
+                        refusal_details="\nThe update would change:\n%s" % changes)
+        if not self.check_mode:
+            self.result["fleet_stopped_for_update"] = True
 
-    def set_fleet_tag(self):
-        try:
-            self.tag.set(self.head_node_id())
-        except PclusterApiError as error:
-            self.module.warn("Cannot tag the head node of %s with %s (%s): if this run is interrupted, the next run "
-                             "will not know to start the compute fleet again." % (self.name, FLEET_STOP_TAG, error.message))
-
-    def read_fleet_tag(self):
-        """An earlier run stopped the fleet for an update and did not start it again: remember to."""
-        try:
-            stopped_at = self.tag.read(self.head_node_id())
-        except PclusterApiError as error:
-            self.module.warn("Cannot read the tags of the head node of %s (%s)." % (self.name, error.message))
-            return
-        if not stopped_at:
-            return
-        if (self.cluster or {}).get("computeFleetStatus") in FLEET_RUNNING:
-            if not self.check_mode:  # started by someone else since
-                try:
-                    self.tag.remove(self.head_node_id())
-                except PclusterApiError as error:
-                    self.module.warn("Cannot remove the head node tag %s of %s (%s)." % (FLEET_STOP_TAG, self.name, error.message))
-            return
-        self.fleet_stopped_by = "an earlier run"
-        self.result["fleet_stopped_for_update"] = True
-        self.module.warn("The compute fleet of %s was stopped for an update at %s by an earlier run that did not "
-                         "start it again; this run starts it." % (self.name, stopped_at))
+    def read_fleet_mark(self):
+        """An earlier run stopped the fleet, marked it for a restart, and did not start it again: remember to."""
+        stopped_at = self.fleet.read_mark()
+        if stopped_at:
+            self.result["fleet_stopped_for_update"] = True
+            self.module.warn("The compute fleet of %s was stopped at %s by an earlier run (an update that did not "
+                             "finish, or hpc.pcluster.compute_fleet) and marked for a restart; this run starts it."
+                             % (self.name, stopped_at))
 
     def start_fleet_if_ours(self):
         """After the update (or with nothing to update), start the fleet this run or an earlier one stopped."""
-        if not self.fleet_stopped_by:
+        if not self.fleet.stopped_by:
             return
-        if self.check_mode:
-            self.act("start compute fleet")
-            self.result["changed"] = True
-            return
-        if self.status() in CLUSTER_IN_PROGRESS:  # wait: false left the update running; the next run starts it
+        if not self.check_mode and self.status() in CLUSTER_IN_PROGRESS:  # wait: false left the update running
             self.result["msg"] = "cluster %s is %s; the compute fleet stays STOPPED until a run finds it stable" % (
                 self.name, self.status())
             return
-        self.start_fleet(wait=self.params["wait"])
-        self.describe()
-
-    def start_fleet(self, wait):
-        """Ask for the fleet to start, forget the tag, and (with ``wait``) wait until it runs."""
-        self.act("start compute fleet")
-        fleet = self.api.describe_compute_fleet(self.name)
-        plan = fleet_plan("started", fleet.get("status"))
-        if plan["request"]:
-            self.writes.fleet(plan)
-        self.result["changed"] = True
-        stopped_by, self.fleet_stopped_by = self.fleet_stopped_by, None
-        try:
-            self.tag.remove(self.head_node_id())
-        except PclusterApiError as error:
-            self.module.warn("The compute fleet of %s was started, but the head node tag %s could not be removed (%s): "
-                             "remove it by hand, or the next run asks for a start again." % (self.name, FLEET_STOP_TAG, error.message))
-        self.module.progress("[%s] compute fleet start requested (stopped for the update by %s)" % (self.name, stopped_by))
-        if wait and not plan["reached"]:
-            self.wait_for(plan["goal"])
-
-    def restart_after_failure(self):
-        """Start a fleet stopped for the update when the run fails with the cluster stable; a sentence, or None."""
-        if not self.fleet_stopped_by or self.check_mode or self.restarting:
-            return None
-        self.restarting = True
-        try:
-            if self.describe() is None or self.status() in CLUSTER_IN_PROGRESS:
-                return None
-            self.start_fleet(wait=False)
-        except PclusterApiError as error:
-            return "Starting the compute fleet again failed: %s" % error.message
-        return "The compute fleet, stopped for the update, was asked to start again."
+        self.fleet.start(wait=self.params["wait"])
+        if not self.check_mode:
+            self.describe()
 
     # ----- absent
 

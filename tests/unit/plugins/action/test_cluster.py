@@ -6,9 +6,7 @@ The job is the module run in-process on recorded pcluster response shapes and a 
 
 from __future__ import annotations
 
-
 import pytest
-
 
 from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.cluster_cases import CONFIG, NAME, config_with, existing, fleet_requests, run
 from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import install, load, plugin, stored_config_url, stored_endpoint

@@ -253,7 +253,9 @@ def test_update_needing_stopped_fleet_fails_and_says_so(fake, tmp_path):
     assert result["failed"] is True and result["changed"] is False
     assert "needs the compute fleet stopped (All compute nodes must be stopped)" in result["msg"]
     assert "InstanceType: All compute nodes must be stopped" in result["msg"]
-    assert "stop_fleet_for_update: true" in result["msg"]
+    # The one way it names is the guarded one: the jobs are counted before the fleet stops.
+    assert "Set stop_fleet_for_update: true and pass the count of unfinished Slurm jobs as unfinished_jobs" in result["msg"]
+    assert "compute_fleet state=stopped" not in result["msg"]
     assert operations(fake) == [("update_cluster", True)]
     assert fake.count("update_compute_fleet") == 0
     assert result["update_errors"][0]["parameter"].endswith("InstanceType")

@@ -9,7 +9,6 @@ import os
 
 import pytest
 
-
 from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import FakeClock, plugin
 from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.relay_harness import JOB_ID, ScriptedJob, make_action
 

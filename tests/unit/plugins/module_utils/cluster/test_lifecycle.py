@@ -132,7 +132,7 @@ def test_the_next_run_starts_a_fleet_an_earlier_run_left_stopped(fake):
     assert result["changed"] is True and result["actions"] == ["start compute fleet"]
     assert result["fleet_stopped_for_update"] is True and result["compute_fleet_status"] == "RUNNING"
     assert fleet_requests(fake) == ["START_REQUESTED"] and fake.ec2_tags[HEAD_NODE] == {}
-    assert any("stopped for an update at 2026-11-30T23:00:00Z by an earlier run" in w for w in result["warnings"])
+    assert any("was stopped at 2026-11-30T23:00:00Z by an earlier run" in w for w in result["warnings"])
     assert run({"config": CONFIG})["changed"] is False  # and the run after that has nothing to do
 
 

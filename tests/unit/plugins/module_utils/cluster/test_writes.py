@@ -6,9 +6,7 @@ effect and then lose its answer, ``raise_before`` makes it fail before anything 
 
 from __future__ import annotations
 
-
 import pytest
-
 
 from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.cluster_cases import CONFIG, NAME, config_with, existing, fleet_requests, operations, run
 from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import install, load, recorded_error, stored_config_url

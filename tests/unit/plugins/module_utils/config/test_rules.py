@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from ansible_collections.hpc.pcluster.plugins.module_utils.config import rules
 from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import guide_config, valid_guide_config
 
