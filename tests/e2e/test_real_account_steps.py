@@ -1,8 +1,8 @@
 """The README's "Deploying a real cluster" steps, followed as written against the sandbox (sandbox/README.md, "Trying
 the real-account steps here"): an inventory of one's own outside the checkout made from the example the collection
 ships, the values `sandbox.py up` printed, the dynamic inventory switched on, the sandbox-only settings linked in, and
-deploy.yml from the checkout. It finds the cluster as the sandbox's own inventory left it: nothing changes, the
-checks pass, the output fits on one screen."""
+deploy.yml from the checkout. It finds the cluster as the sandbox's own inventory left it: nothing but the user's own
+copy of the config changes, the checks pass, the output fits on one screen."""
 
 import os
 import pathlib
@@ -63,13 +63,21 @@ def test_the_readme_steps_reach_the_verified_cluster(e2e_sandbox, first_deploy, 
     # What only the sandbox needs, linked in.
     os.symlink(sandbox_only, inventory / "group_vars" / "all" / "sandbox_only.yml")
 
-    # Step 5: deploy.yml from the checkout with that inventory.
-    run = e2e_sandbox.playbook("deploy.yml", inventory=str(inventory))
+    # Step 5: deploy.yml from the checkout with that inventory, as a user whose home is their own.
+    home = tmp_path / "home"
+    home.mkdir()
+    run = e2e_sandbox.playbook("deploy.yml", inventory=str(inventory), env=dict(e2e_sandbox.env, HOME=str(home)))
 
     assert run.rc == 0, run.output[-6000:]
-    assert all(host["changed"] == 0 for host in run.recap.values()), run.output[-6000:]
+    # The cluster and its nodes are as the sandbox's own inventory left them: the one change is the user's own copy
+    # of the cluster config, written where the role writes it by default.
+    assert {host: counts["changed"] for host, counts in run.recap.items()} == {"localhost": 1, "%s-head" % name: 0}, (
+        run.output[-6000:])
+    assert "TASK [hpc.pcluster.cluster_config : Write the configuration" in run.stdout
+    written = home / ".hpc-pcluster" / name / "cluster-config.yaml"
+    assert yaml.safe_load(written.read_text())["HeadNode"]["Ssh"]["KeyName"] == cluster["cluster_config_ssh_key_name"]
     lines = run.stdout.strip().splitlines()
-    assert lines[-1] == "Nothing changed: every host was already as configured (changed=0).", run.stdout
+    assert lines[-1] == "Changed: localhost 1 (tasks per host).", run.stdout
     assert len(lines) <= 40, run.stdout
     assert re.search(r"^\[%s-head\] \S.*:\n  - \d+ passed, 0 failed," % re.escape(name), run.stdout, re.M), run.stdout
     assert "Reach the head node %s-head: ssh " % name in run.stdout
