@@ -129,8 +129,8 @@ class CallbackModule(DefaultCallback):
         # As the default callback does when it filters ok and skipped results: the banner waits for a result.
         if prefix is not None:
             self._task_type_cache[task._uuid] = prefix
-        self._last_task_name = None if self._play.strategy in ("free", "host_pinned", "ansible.builtin.free",
-                                                                "ansible.builtin.host_pinned") else task.get_name().strip()
+        free = self._play.strategy in ("free", "host_pinned", "ansible.builtin.free", "ansible.builtin.host_pinned")
+        self._last_task_name = None if free else task.get_name().strip()
         return None
 
     def _print_task_banner(self, task):

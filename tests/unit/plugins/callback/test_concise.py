@@ -20,8 +20,9 @@ def run(*args):
     env = dict(os.environ, PATH="%s:%s" % (BIN, os.environ.get("PATH", "")), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     env.pop("ANSIBLE_STDOUT_CALLBACK", None)
-    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(HERE / "concise.yml"),
-                           "-e", "ansible_python_interpreter=%s" % sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    argv = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(HERE / "concise.yml"),
+            "-e", "ansible_python_interpreter=%s" % sys.executable, *args]
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
