@@ -43,6 +43,7 @@ class ClusterRun(ClusterTask):
             actions=[], fleet_stopped_for_update=False, fleet_stop_required=False), tag)
         self.fleet.restart_on_failure = True
         module.fail_note = self.fleet_note
+        self.warned = set()  # ParallelCluster's warnings given so far: each dryrun of a run repeats them
 
     # ----- helpers
 
@@ -64,7 +65,10 @@ class ClusterRun(ClusterTask):
         grouped = group_validation_messages(messages)
         self.result["validation_messages"] = grouped
         for msg in grouped.get("WARNING", []):
-            self.module.warn("ParallelCluster validation warning (%s): %s" % (msg.get("type") or msg.get("id"), msg.get("message")))
+            text = "ParallelCluster validation warning (%s): %s" % (msg.get("type") or msg.get("id"), msg.get("message"))
+            if text not in self.warned:
+                self.warned.add(text)
+                self.module.warn(text)
 
     def desired_config(self):
         if self.params["config"] is not None:

@@ -261,6 +261,22 @@ def test_update_needing_stopped_fleet_fails_and_says_so(fake, tmp_path):
     assert result["update_errors"][0]["parameter"].endswith("InstanceType")
 
 
+def test_a_validation_warning_is_given_once_however_many_dryruns_repeat_it(fake, tmp_path):
+    existing(fake, CONFIG)
+    warning = {"level": "WARNING", "type": "KeyPairValidator", "message": "If you do not specify a key pair, ..."}
+    dryruns = [load("update_dryrun_needs_fleet_stop"), load("update_dryrun_success")]
+    for dryrun in dryruns:
+        dryrun["content"]["configurationValidationErrors"] = [dict(warning)]
+    fake.update_dryruns = dryruns
+
+    result = run({"config": config_with(instance_type="g5.12xlarge"), "stop_fleet_for_update": True, "unfinished_jobs": 0})
+
+    assert not result.get("failed"), result["msg"]
+    assert result["actions"].count("dryrun update") == 2
+    assert result["warnings"] == ["ParallelCluster validation warning (KeyPairValidator): If you do not specify a key "
+                                  "pair, ..."]
+
+
 def test_update_with_stop_fleet_for_update_stops_updates_and_starts(fake, tmp_path):
     existing(fake, CONFIG)
     fake.update_dryruns = [load("update_dryrun_needs_fleet_stop"), load("update_dryrun_success")]
