@@ -11,12 +11,20 @@ by a given id, so pcluster cannot load a cluster config with existing FSx
 `sandbox.py up` once moto is seeded) holds ``{"FileSystems": [...], "Volumes": [...]}``
 in the FSx API's own shape: DescribeVolumes answers from it (and only from it)
 and DescribeFileSystems answers the file systems it lists, in every region.
+
+CloudFormation: moto_cfn (the sandbox's CloudFormation engine, which runs
+ParallelCluster's cluster template) is installed by the preload thread; moto's
+CloudFormation app is created, on the first CloudFormation request, only after that.
 """
 
 import json
 import os
 import sys
 import threading
+
+# Set once moto_cfn (the sandbox's CloudFormation engine) is installed: moto's CloudFormation app is
+# created, on the first CloudFormation request, only after that.
+CFN_INSTALLED = threading.Event()
 
 
 def _preload():
@@ -26,9 +34,22 @@ def _preload():
     import moto.ec2.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
     import moto.s3.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
     import moto.dynamodb.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
-    import moto.cloudformation.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
+    try:
+        import moto_cfn  # pylint: disable=import-outside-toplevel
+
+        moto_cfn.install()
+    finally:
+        CFN_INSTALLED.set()
     if os.environ.get("SANDBOX_FSX_PATH"):
         _fsx_standins(os.environ["SANDBOX_FSX_PATH"])
+
+
+def _after_cfn_install(create_backend_app):
+    def create(service):
+        if service == "cloudformation":
+            CFN_INSTALLED.wait(timeout=120)
+        return create_backend_app(service)
+    return create
 
 
 def _fsx_standins(path):
@@ -73,6 +94,7 @@ def _fsx_standins(path):
 
 if __name__ == "__main__":
     threading.Thread(target=_preload, daemon=True).start()
-    from moto.server import main
+    import moto.server
 
-    sys.exit(main())
+    moto.server.create_backend_app = _after_cfn_install(moto.server.create_backend_app)
+    sys.exit(moto.server.main())
