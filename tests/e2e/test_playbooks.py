@@ -214,11 +214,12 @@ def test_verify_of_a_cluster_that_does_not_exist_says_so(e2e_sandbox):
     assert run.rc != 0
     assert "No head node of cluster 'gone-cluster' in the inventory" in run.output
     assert "the cluster does not exist (deleted, or not created yet" in run.output
-    # The role asked about a cluster ParallelCluster does not know: said so, before any node is contacted.
-    run = e2e_sandbox.playbook("playbooks/verify.yml", {"verify_cluster_name": "gone-cluster"})
+    # In the inventory, but ParallelCluster does not know it where the role asks (another region): said so,
+    # before any node is contacted.
+    run = e2e_sandbox.playbook("playbooks/verify.yml", {"verify_region": "eu-west-1"})
     assert run.rc != 0
-    assert ("verify: cluster 'gone-cluster' does not exist in %s (ParallelCluster describes no such cluster: "
-            "deleted, or not created yet)" % e2e_sandbox.state["region"]) in " ".join(run.output.split()), run.output
+    assert ("verify: cluster '%s' does not exist in eu-west-1 (ParallelCluster describes no such cluster: "
+            "deleted, or not created yet)" % e2e_sandbox.cluster_name) in " ".join(run.output.split()), run.output
     assert "Run hpc.pcluster.cluster_config first" not in run.output
 
 

@@ -104,7 +104,7 @@ def test_bad_inputs_are_reported_at_once_and_nothing_is_written(tmp_path):
     several = messages["several_problems"]
     assert "has 6 problems" in several
     for expected in (
-        "cluster_name (from cluster_config_cluster_name): The cluster name '9-lives' may hold only letters",
+        "cluster_name (from pcluster_cluster_name): The cluster name '9-lives' may hold only letters",
         "Image.Os (from cluster_config_os): Unknown operating system 'ubuntu1804'",
         "HeadNode.LocalStorage.RootVolume.Size (from cluster_config_head_node_root_volume_size): The size must be "
         "a positive number",
@@ -118,8 +118,8 @@ def test_bad_inputs_are_reported_at_once_and_nothing_is_written(tmp_path):
 
     assert "the VPC's CIDR" in placeholders and "Session Manager" in placeholders
 
-    assert ("cluster_name (from cluster_config_cluster_name): cluster_config_cluster_name ('staging') differs from "
-            "pcluster_cluster_name ('prod')") in messages["two_names"]
+    assert ("cluster_config_cluster_name is gone: the cluster's name is pcluster_cluster_name, the one every playbook "
+            "and role uses") in messages["two_names"] and "Set pcluster_cluster_name instead." in messages["two_names"]
 
     assert "Did you mean cluster_config_compute_max_count?" in messages["unknown_variable"]
     assert "has 1 problem:" in messages["unknown_variable"]

@@ -331,14 +331,6 @@ def test_unreachable_endpoint_names_the_region(run_plugin):
 
 
 @pytest.mark.parametrize(
-    "value, expected",
-    [("ml-training-cluster", "ml_training_cluster"), ("a.b c", "a_b_c"), ("1st", "_1st"), ("ok_name", "ok_name")],
-)
-def test_safe_group_name(value, expected):
-    assert nodes.safe_group_name(value) == expected
-
-
-@pytest.mark.parametrize(
     "image, expected",
     [
         ({"Name": "aws-parallelcluster-3.16.1-ubuntu-2204-lts-hvm-x86_64-202511170000 2025-11-17"}, "ubuntu2204"),

@@ -195,12 +195,18 @@ def test_cluster_name_and_output_path():
     assert build(cluster_config_output_path="/tmp/x.yaml")["output_path"] == "/tmp/x.yaml"
 
 
-def test_a_second_cluster_name_that_differs_from_pcluster_cluster_name_is_a_problem():
+def test_the_cluster_is_named_by_pcluster_cluster_name_only():
     built = build(pcluster_cluster_name="prod", cluster_config_cluster_name="staging")
     (only,) = built["problems"]
-    assert only["variable"] == "cluster_config_cluster_name"
-    assert "differs from pcluster_cluster_name ('prod')" in only["message"]
-    assert "Set only pcluster_cluster_name" in only["fix"]
+    assert built["cluster_name"] == "prod" and only["variable"] == "cluster_config_cluster_name"
+    assert "cluster_config_cluster_name is gone" in only["message"] and only["fix"] == "Set pcluster_cluster_name instead."
+
+
+def test_a_missing_cluster_name_is_a_problem_naming_the_variable():
+    built = build(pcluster_cluster_name="")
+    (only,) = built["problems"]
+    assert built["cluster_name"] is None and only["variable"] == "pcluster_cluster_name"
+    assert only["message"] == "pcluster_cluster_name is required and not set"
 
 
 # --------------------------------------------------------------------------- bad inputs
@@ -217,9 +223,9 @@ BAD_VARIABLES = [
      "SharedStorage[1].FsxLustreSettings.FileSystemId", "is not an FSx for Lustre file system id"),
     ("malformed openzfs volume", {"cluster_config_fsx_openzfs_volume_id": "fsvol-XYZ0123456789abcd"},
      "SharedStorage[0].FsxOpenZfsSettings.VolumeId", "is not an FSx volume id"),
-    ("bad cluster name", {"cluster_config_cluster_name": "1st_cluster"},
+    ("bad cluster name", {"pcluster_cluster_name": "1st_cluster"},
      "cluster_name", "may hold only letters, digits and hyphens"),
-    ("cluster name too long", {"cluster_config_cluster_name": "c" * 61},
+    ("cluster name too long", {"pcluster_cluster_name": "c" * 61},
      "cluster_name", "the limit is 60"),
     ("min above max", {"cluster_config_compute_min_count": 4, "cluster_config_compute_max_count": 2},
      "Scheduling.SlurmQueues[0].ComputeResources[0].MinCount", "MinCount (4) is greater than MaxCount (2)"),
