@@ -18,8 +18,8 @@ Expectations (what the cluster must look like) are derived from the same config 
 
 ``verify_group_data`` keeps in report.json what each group of checks returned besides its checks.
 
-Report formats (shared with the slurm_verify_report module, in module_utils/verify/report.py):
-``verify_summary``, ``verify_summary_line``, ``verify_markdown``, ``verify_junit``, ``verify_failure_message``,
+The report's lines the role prints (shared with the slurm_verify_report module, which writes report.md and
+junit.xml, in module_utils/verify/report.py): ``verify_summary_line``, ``verify_failure_message``,
 ``verify_check_line``, ``verify_not_available_lines``.
 """
 
@@ -29,12 +29,8 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.instance_types import
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.os_table import OS_RELEASE
 from ansible_collections.hpc.pcluster.plugins.module_utils.verify.report import (
     verify_check_line,
-    verify_failed_nodes,
     verify_failure_message,
-    verify_junit,
-    verify_markdown,
     verify_not_available_lines,
-    verify_summary,
     verify_summary_line,
 )
 
@@ -251,11 +247,7 @@ class FilterModule:
             "verify_slurm_settings": verify_slurm_settings,
             "verify_partition_settings": verify_partition_settings,
             "verify_group_data": verify_group_data,
-            "verify_summary": verify_summary,
-            "verify_markdown": verify_markdown,
-            "verify_junit": verify_junit,
             "verify_failure_message": verify_failure_message,
-            "verify_failed_nodes": verify_failed_nodes,
             "verify_summary_line": verify_summary_line,
             "verify_check_line": verify_check_line,
             "verify_not_available_lines": verify_not_available_lines,
