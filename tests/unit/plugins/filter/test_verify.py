@@ -4,6 +4,7 @@
 import pytest
 
 from ansible_collections.hpc.pcluster.plugins.filter import verify as v
+from ansible_collections.hpc.pcluster.plugins.module_utils import instance_types
 
 GUIDE_CONFIG = {
     "Region": "us-east-1",
@@ -87,7 +88,7 @@ def test_gpu_counts_prefer_ec2_then_table():
     ("g4dn.xlarge", 1), ("g4dn.12xlarge", 4), ("g5.48xlarge", 8), ("g6.8xlarge", 1), ("p4d.24xlarge", 8),
     ("p4de.24xlarge", 8), ("p5.48xlarge", 8), ("p5e.48xlarge", 8), ("g5.99xlarge", -1), ("p9.48xlarge", -1)])
 def test_builtin_table(itype, count):
-    assert v.builtin_gpu_info(itype)["count"] == count
+    assert instance_types.builtin_gpu_info(itype)["count"] == count
 
 
 def test_slurm_settings_the_config_sets():
