@@ -111,7 +111,3 @@ def verify_not_available_lines(checks):
             grouped.setdefault((name, check.get("hint", "")), []).append(str(check.get("node")))
     return ["not available: %s on %s (%s)" % (name, ", ".join(nodes), reason)
             for (name, reason), nodes in grouped.items()]
-
-
-def verify_failed_nodes(checks):
-    return sorted(set("%s:%s" % (c.get("check"), c.get("node")) for c in checks or [] if c.get("status") == "failed"))
