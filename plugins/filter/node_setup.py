@@ -16,6 +16,8 @@ from ansible.errors import AnsibleFilterError
 from ansible.plugins.filter.core import to_nice_yaml
 from ansible.utils.unsafe_proxy import wrap_var
 
+from ansible_collections.hpc.pcluster.plugins.module_utils.plain_data import to_plain
+
 # What a node knows about itself and the controller cannot know for it: its name and its facts. A variable whose
 # definition uses one of these is written into the bundle as it is defined and rendered on each node.
 NODE_NAMES = frozenset(("inventory_hostname", "inventory_hostname_short", "ansible_facts"))
@@ -59,11 +61,6 @@ def _is_node_name(name):
     return name in NODE_NAMES or name.startswith(NODE_NAME_PREFIX)
 
 
-def _plain(value):
-    """The value as plain data (str, int, bool, list, dict): what YAML writes back as it was defined."""
-    return json.loads(json.dumps(value))
-
-
 def node_setup_vars(hostvars, host, pattern, extra=None):
     """The variables of ``host`` whose names match ``pattern``, plus ``extra``, as YAML text for a bundle's vars.yml.
 
@@ -90,10 +87,10 @@ def node_setup_vars(hostvars, host, pattern, extra=None):
             problems.append("%s=%s uses %s, which each node renders for itself, and %s, which the nodes do not have "
                             "(not matched by node_setup_variable_pattern). Define it without %s, or give the nodes "
                             "%s under a name the pattern matches."
-                            % (name, json.dumps(_plain(raw[name])), ", ".join(node_names), ", ".join(unknown),
+                            % (name, json.dumps(to_plain(raw[name])), ", ".join(node_names), ", ".join(unknown),
                                ", ".join(unknown), ", ".join(unknown)))
             continue
-        out[name] = _plain(raw[name])
+        out[name] = to_plain(raw[name])
     if problems:
         raise AnsibleFilterError("hpc.pcluster.node_setup: variables of %s the node-setup bundle cannot carry:\n%s"
                                  % (host, "\n".join(problems)))
