@@ -20,8 +20,8 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.plain_data import to_
 
 # What a node knows about itself and the controller cannot know for it: its name and its facts. A variable whose
 # definition uses one of these is written into the bundle as it is defined and rendered on each node.
-NODE_NAMES = frozenset(("inventory_hostname", "inventory_hostname_short", "ansible_facts"))
-NODE_NAME_PREFIX = "ansible_"
+NODE_OWN_VARIABLES = frozenset(("inventory_hostname", "inventory_hostname_short", "ansible_facts"))
+NODE_OWN_VARIABLE_PREFIX = "ansible_"
 _TEMPLATE_MARKS = ("{{", "{%", "{#")
 # What a bundle's vars.yml carries about the cluster rather than about what a node applies to itself: the head
 # node's name only decides that the node does not write the shared Slurm configuration (true of every compute node
@@ -57,8 +57,8 @@ def referenced_names(value):
     return names if templated else None
 
 
-def _is_node_name(name):
-    return name in NODE_NAMES or name.startswith(NODE_NAME_PREFIX)
+def _is_node_own_variable(name):
+    return name in NODE_OWN_VARIABLES or name.startswith(NODE_OWN_VARIABLE_PREFIX)
 
 
 def node_setup_vars(hostvars, host, pattern, extra=None):
@@ -78,16 +78,16 @@ def node_setup_vars(hostvars, host, pattern, extra=None):
     out, problems = {}, []
     for name in sorted(n for n in raw if matcher.search(n)):
         names = referenced_names(raw[name])
-        node_names = sorted(n for n in names or () if _is_node_name(n))
-        if not node_names:
+        own = sorted(n for n in names or () if _is_node_own_variable(n))
+        if not own:
             out[name] = resolved[name]
             continue
-        unknown = sorted(n for n in names if not _is_node_name(n) and not matcher.search(n))
+        unknown = sorted(n for n in names if not _is_node_own_variable(n) and not matcher.search(n))
         if unknown:
             problems.append("%s=%s uses %s, which each node renders for itself, and %s, which the nodes do not have "
                             "(not matched by node_setup_variable_pattern). Define it without %s, or give the nodes "
                             "%s under a name the pattern matches."
-                            % (name, json.dumps(to_plain(raw[name])), ", ".join(node_names), ", ".join(unknown),
+                            % (name, json.dumps(to_plain(raw[name])), ", ".join(own), ", ".join(unknown),
                                ", ".join(unknown), ", ".join(unknown)))
             continue
         out[name] = to_plain(raw[name])
