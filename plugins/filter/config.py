@@ -57,7 +57,6 @@ def cluster_config_report(build, validation=None, cluster_name=None):
     return {"problems": merged, "msg": format_problems(merged, sources, cluster_name) if merged else ""}
 
 
-
 class FilterModule:
     """hpc.pcluster cluster config filters."""
 

@@ -45,7 +45,6 @@ STORAGE_FSTYPES = {
 }
 
 
-
 def _queues(config):
     return ((config or {}).get("Scheduling") or {}).get("SlurmQueues") or []
 
