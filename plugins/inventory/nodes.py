@@ -107,9 +107,10 @@ options:
         (C(compute-gpu-st-distributed-ml-1), as C(sinfo) shows it), read from the cluster's node table
         C(parallelcluster-slurm-<cluster>) in DynamoDB where ParallelCluster records which instance backs which
         Slurm node (one paginated C(Scan) per cluster, cached with the rest of the inventory); V(<cluster>-head)
-        for the head node; V(<cluster>-<pool>-<n>) for login nodes (V(<cluster>-login-<n>) without a pool tag),
-        numbered from 1 in each pool by launch time. When two listed clusters have compute nodes of the same
-        name, the later cluster's are named V(<cluster>-<node name>)."
+        for the head node; V(<cluster>-<pool>-<instance id>) for login nodes (V(<cluster>-login-<instance id>)
+        without a pool tag), the same for a node all its life, whatever happens to the others of its pool. When
+        two listed clusters have compute nodes of the same name, the later cluster's are named
+        V(<cluster>-<node name>)."
       - A compute instance the node table does not hold (yet) has no V(node-name); the next entry, else its
         instance id, names it, and the plugin says so in its verbose (C(-v)) output.
       - When none of them has a value, or the name is already taken by another instance, the instance id is used.

@@ -101,6 +101,8 @@ def build_cluster_config(variables, options=None):
     config = _overrides(b, config)
     node_access.add_script_buckets(config, b.sources)
     _drop_none(config)
+    if b.node_setup_script is not None:
+        b.problems.extend(node_setup_step.writable_dir_problems(b.common["node_setup_dir"], config))
     output_path = b.var("output_path")
     if blank(output_path):
         output_path = "~/.hpc-pcluster/%s/cluster-config.yaml" % cluster_name

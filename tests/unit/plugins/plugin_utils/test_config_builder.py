@@ -10,7 +10,6 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import re
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems import merge_problems, variable_for
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.schema import schema_problems
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config
-from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_setup_step import boot_script_sha256
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import role_options
 from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import (
     ENV_VARIABLES,
@@ -22,7 +21,7 @@ from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import (
 PINNED_DOCKER_SCRIPT = ("https://raw.githubusercontent.com/aws-samples/aws-parallelcluster-post-install-scripts/"
                         "66337fc41a05facf3d7bb732c80b4366c56b83c5/docker/postinstall.sh")
 SSM = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-NODE_SETUP_URL = "s3://my-bucket/hpc-pcluster-node-setup-%s.sh" % boot_script_sha256()[:16]
+NODE_SETUP_URL = "s3://my-bucket/hpc-pcluster-node-setup-v1.sh"
 NODE_SETUP_STEP = {"Script": NODE_SETUP_URL, "Args": ["--dir", "/opt/slurm/hpc-pcluster/node-setup", "--wait", "0"]}
 ECR_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"
 
@@ -347,6 +346,7 @@ def test_several_queues_spot_capacity_block_login_nodes_and_s3_access_pass():
         cluster_config_head_node_root_volume_size=200,
         cluster_config_head_node_bootstrap_timeout=3600,
         cluster_config_extra_iam_policies=["arn:aws:iam::123456789012:policy/extra"],
+        cluster_config_scaledown_idletime=10,
     )
     assert built["problems"] == []
     config = built["config"]
