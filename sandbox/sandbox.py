@@ -270,59 +270,6 @@ def write_file(path: Path, text: str, mode=0o644) -> None:
     os.chmod(path, mode)
 
 
-def fallback_cluster_config(v: dict) -> dict:
-    """The guide's cluster configuration (valid for pcluster's schema), used only while
-    role hpc.pcluster.cluster_config is not in the collection."""
-    policies = [{"Policy": f"arn:aws:iam::aws:policy/{p}"} for p in (
-        "AmazonSSMManagedInstanceCore", "AmazonS3FullAccess", "AmazonEC2ContainerRegistryFullAccess",
-        "AmazonElasticContainerRegistryPublicFullAccess")]
-    docker = "https://raw.githubusercontent.com/aws-samples/aws-parallelcluster-post-install-scripts/main/docker/postinstall.sh"
-    return {
-        "Region": v["pcluster_region"],
-        "Image": {"Os": "ubuntu2204"},
-        "HeadNode": {
-            "InstanceType": "m5.8xlarge",
-            "Networking": {"SubnetId": v["cluster_config_public_subnet_id"], "ElasticIp": False,
-                           "AdditionalSecurityGroups": [v["cluster_config_security_group_id"]]},
-            "LocalStorage": {"RootVolume": {"Size": 500, "DeleteOnTermination": True}},
-            "Iam": {"AdditionalIamPolicies": policies},
-            "CustomActions": {"OnNodeConfigured": {"Sequence": [
-                {"Script": docker}, {"Script": v["cluster_config_head_node_bootstrap_script"]}]}},
-        },
-        "Scheduling": {
-            "Scheduler": "slurm",
-            "SlurmSettings": {"ScaledownIdletime": -1, "QueueUpdateStrategy": "DRAIN", "CustomSlurmSettings": [
-                {"JobCompType": "jobcomp/filetxt"}, {"JobCompLoc": "/home/slurm/slurm-job-completions.txt"},
-                {"JobAcctGatherType": "jobacct_gather/linux"}, {"SlurmdTimeout": 1000}]},
-            "SlurmQueues": [{
-                "Name": "compute-gpu", "CapacityType": "ONDEMAND",
-                "Networking": {"SubnetIds": [v["cluster_config_private_subnet_id"]], "PlacementGroup": {"Enabled": True},
-                               "AdditionalSecurityGroups": [v["cluster_config_security_group_id"]]},
-                "ComputeSettings": {"LocalStorage": {"EphemeralVolume": {"MountDir": "/scratch"},
-                                                     "RootVolume": {"Size": 512}}},
-                "JobExclusiveAllocation": True,
-                "ComputeResources": [{"Name": "distributed-ml", "InstanceType": "g5.8xlarge",
-                                      "MinCount": v["cluster_config_compute_min_count"],
-                                      "MaxCount": v["cluster_config_compute_max_count"],
-                                      "Efa": {"Enabled": True}}],
-                "Iam": {"AdditionalIamPolicies": policies},
-                "CustomActions": {"OnNodeConfigured": {"Sequence": [
-                    {"Script": docker}, {"Script": v["cluster_config_compute_node_bootstrap_script"]}]}},
-            }],
-        },
-        "SharedStorage": [
-            {"Name": "shared-workspace-zfs", "StorageType": "FsxOpenZfs", "MountDir": "/fsx",
-             "FsxOpenZfsSettings": {"VolumeId": v["cluster_config_fsx_openzfs_volume_id"]}},
-            {"Name": "fsx-lustre", "StorageType": "FsxLustre", "MountDir": "/lustre",
-             "FsxLustreSettings": {"FileSystemId": v["cluster_config_fsx_lustre_id"]}},
-        ],
-        "Monitoring": {"DetailedMonitoring": True, "Logs": {"CloudWatch": {"Enabled": True}},
-                       "Dashboards": {"CloudWatch": {"Enabled": True}}},
-        "Imds": {"ImdsSupport": "v2.0"},
-        "DevSettings": {"Timeouts": {"HeadNodeBootstrapTimeout": 43200, "ComputeNodeBootstrapTimeout": 7200}},
-    }
-
-
 def venv_python() -> str:
     return sys.executable
 
@@ -397,11 +344,9 @@ def finish_render(state_dir: Path, proc: subprocess.Popen, group_vars: dict) -> 
     if proc.wait(timeout=120) != 0:
         raise SandboxError(f"rendering the cluster config with role hpc.pcluster.cluster_config failed; "
                            f"see {log_file}:\n{log_file.read_text()[-3000:]}")
-    if out.exists():
-        return out.read_text(), "role hpc.pcluster.cluster_config"
-    text = yaml_dump(fallback_cluster_config(group_vars))
-    write_file(out, text, 0o600)
-    return text, "sandbox fallback (role hpc.pcluster.cluster_config not found)"
+    if not out.exists():
+        raise SandboxError(f"role hpc.pcluster.cluster_config wrote no cluster config at {out}; see {log_file}")
+    return out.read_text(), "role hpc.pcluster.cluster_config"
 
 
 def aws_side(state_dir: Path, state: dict, moto_proc, p: dict, timings: dict) -> dict:
