@@ -29,10 +29,12 @@ MAX_EXPANDED_NODES = 100000
 # key is reported by its line only, never shown: a file that is not a config (a link to /etc/shadow) would
 # otherwise have its lines echoed as unknown keys.
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# ParallelCluster 3's top-level keys (pcluster.schemas.cluster_schema.ClusterSchema).
+# ParallelCluster 3's top-level keys of a cluster config (pcluster.schemas.cluster_schema.ClusterSchema) and of an
+# image config (pcluster.schemas.imagebuilder_schema.ImageBuilderSchema).
 TOP_LEVEL_KEYS = ("AdditionalPackages", "AdditionalResources", "CustomS3Bucket", "DeploymentSettings", "DevSettings",
                   "DirectoryService", "HeadNode", "Iam", "Image", "Imds", "LoginNodes", "Monitoring", "Region",
                   "Scheduling", "SharedStorage", "Tags")
+IMAGE_TOP_LEVEL_KEYS = ("Build", "CustomS3Bucket", "DeploymentSettings", "DevSettings", "Image", "Region")
 
 
 class ConfigAliasBomb(Exception):
@@ -93,13 +95,14 @@ def _odd_key_problems(odd_keys, source):
             for line, length, is_text in odd_keys]
 
 
-def load_config_text(text, source):
+def load_config_text(text, source, kind="cluster"):
     """Parse YAML config text; returns (config, problems), never raises for bad input.
 
     Duplicate keys are problems (YAML would keep the last one silently), and so is a key no config has (by its line
     only; it is left out of the config returned). Aliases that add more than MAX_EXPANDED_NODES nodes, invalid YAML,
     a document that is not a mapping and a mapping without any of ParallelCluster's top-level keys are problems with
-    config None. No problem quotes the text beyond the keys a config has.
+    config None. No problem quotes the text beyond the keys a config has. kind: "cluster" or "image", the config
+    whose top-level keys the text must have.
     """
     if not HAS_YAML:  # pragma: no cover
         raise ImportError("PyYAML is required to read config files")
@@ -116,10 +119,12 @@ def load_config_text(text, source):
     if config is not None and not isinstance(config, dict):
         return None, [problem("", type(config).__name__, "%s must hold a YAML mapping (a ParallelCluster config)" % source,
                               "Write the config as a mapping with Region, Image, HeadNode, Scheduling, ...")]
-    if (config is not None or odd_keys) and not any(key in TOP_LEVEL_KEYS for key in config or {}):
-        return None, [problem("", None, "%s is not a ParallelCluster cluster config: none of its top-level keys is one "
-                              "ParallelCluster knows (its content is not shown)" % source,
-                              "Give the path of a cluster config (top-level keys %s)." % ", ".join(TOP_LEVEL_KEYS))]
+    known = IMAGE_TOP_LEVEL_KEYS if kind == "image" else TOP_LEVEL_KEYS
+    if (config is not None or odd_keys) and not any(key in known for key in config or {}):
+        return None, [problem("", None, "%s is not a ParallelCluster %s config: none of its top-level keys is one "
+                              "ParallelCluster knows (its content is not shown)" % (source, kind),
+                              "Give the path of %s %s config (top-level keys %s)."
+                              % ("an" if kind == "image" else "a", kind, ", ".join(known)))]
     problems = _odd_key_problems(odd_keys, source) + [
         problem("", key, "The key %s appears twice in one mapping (line %d); YAML keeps only the last one" % (short_repr(key), line),
                 "Remove the duplicate key.")
@@ -304,7 +309,8 @@ def fetch_stored_config(describe, endpoint_url=None, timeout=30, opener=None, ke
         text = body.decode("utf-8") if isinstance(body, bytes) else body
     except UnicodeDecodeError:
         return None, "the stored config is not UTF-8 text"
-    config, problems = load_config_text(text, "the stored config")
+    config, problems = load_config_text(text, "the stored config",
+                                        kind="image" if key == "imageConfiguration" else "cluster")
     if problems or not isinstance(config, dict):
         return None, "; ".join(item["message"] for item in problems) or "the stored config is not a YAML mapping"
     return config, None

@@ -159,6 +159,20 @@ def test_a_link_to_a_file_that_is_no_config_shows_none_of_its_content(tmp_path):
     assert "SECRET" not in repr(problems) and "alice" not in repr(problems)
 
 
+def test_an_image_config_is_read_as_one_and_is_no_cluster_config():
+    text = "Build:\n  InstanceType: c5.2xlarge\n  ParentImage: ami-0a9c3a1e5c16f0b01\n"
+
+    image, image_problems = config_file.load_config_text(text, "the stored config", kind="image")
+    cluster, cluster_problems = config_file.load_config_text(text, "the stored config")
+
+    assert image == {"Build": {"InstanceType": "c5.2xlarge", "ParentImage": "ami-0a9c3a1e5c16f0b01"}}
+    assert image_problems == []
+    assert cluster is None
+    assert [p["message"] for p in cluster_problems] == [
+        "the stored config is not a ParallelCluster cluster config: none of its top-level keys is one ParallelCluster "
+        "knows (its content is not shown)"]
+
+
 def test_keys_no_config_has_are_named_by_line_only_and_left_out(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("Region: us-east-1\nImage:\n  Os: ubuntu2204\n  alice:$6$pepper$SECRET: x\n")
