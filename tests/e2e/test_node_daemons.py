@@ -99,7 +99,9 @@ def test_a_static_node_whose_bootstrap_fails_is_replaced_by_clustermgtd(failing_
     clustermgtd = sandbox.head_file("/var/log/parallelcluster/clustermgtd")
     assert "Found the following bootstrap failure nodes" in clustermgtd and STATIC in clustermgtd
     assert "Partitions bootstrap failure count: {'compute-gpu': {'distributed-ml': " in clustermgtd
-    records = sandbox.node_records()
+    # slurmd registers before the bootstrap's last steps: the hypervisor records its outcome when it has ended.
+    records = wait_for("the outcome of %s's bootstrap" % last,
+                       lambda: sandbox.node_records().get(last, {}).get("bootstrap") and sandbox.node_records(), 60)
     assert records[last]["name"] == STATIC and records[last]["bootstrap"] == "ok", records
     assert failed not in records and first not in records
 
