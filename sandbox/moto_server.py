@@ -11,6 +11,11 @@ by a given id, so pcluster cannot load a cluster config with existing FSx
 `sandbox.py up` once moto is seeded) holds ``{"FileSystems": [...], "Volumes": [...]}``
 in the FSx API's own shape: DescribeVolumes answers from it (and only from it)
 and DescribeFileSystems answers the file systems it lists, in every region.
+
+IAM: with ``INITIAL_NO_AUTH_ACTION_COUNT=0`` in the environment (what `sandbox.py up` sets), moto checks
+every request against the caller's IAM policies. The server then first creates the sandbox's admin
+identity (iam_identities.py) and makes moto's evaluation do what it cannot express as AWS does
+(iam_moto.py), before it answers anything.
 """
 
 import json
@@ -22,7 +27,7 @@ import threading
 def _preload():
     # Imported for their side effect: moto's lazy service loading finds them ready.
     # EC2 first (the seeding needs it first); CloudFormation last (it imports most services).
-    # IAM and STS are left to pcluster's first calls: `up` does not use them.
+    # IAM is loaded before the server answers when IAM is enforced (_enforce_iam); STS on first use.
     import moto.ec2.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
     import moto.s3.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
     import moto.dynamodb.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
@@ -71,7 +76,17 @@ def _fsx_standins(path):
     responses.FSxResponse.describe_file_systems = describe_file_systems
 
 
+def _enforce_iam():
+    import iam_identities  # pylint: disable=import-outside-toplevel
+    import iam_moto  # pylint: disable=import-outside-toplevel
+
+    iam_moto.install()
+    iam_identities.create_admin_in_moto()
+
+
 if __name__ == "__main__":
+    if os.environ.get("INITIAL_NO_AUTH_ACTION_COUNT") == "0":
+        _enforce_iam()
     threading.Thread(target=_preload, daemon=True).start()
     from moto.server import main
 

@@ -351,19 +351,24 @@ def write_inventory(state_dir: Path, state: dict, group_vars: dict) -> None:
 
 
 def write_env(state_dir: Path, state: dict) -> None:
-    env = sandbox_env(state)
-    lines = ["# Source this file to use the sandbox: . " + str(state_dir / "env.sh")]
-    lines += [f"export {k}={json.dumps(v)}" for k, v in env.items()]
-    write_file(state_dir / "env.sh", "\n".join(lines) + "\n", 0o600)
+    """env.sh: the controller's environment, as the pcluster user; admin-env.sh: the same as the sandbox's admin."""
+    import iam_identities
+    for name, identity, who in (("env.sh", state["iam"]["user"], f"the IAM user {iam_identities.USER_NAME} with "
+                                 "ParallelCluster's documented user policies"),
+                                ("admin-env.sh", iam_identities.ADMIN_CREDENTIALS, "the sandbox's admin (everything)")):
+        lines = [f"# Source this file to use the sandbox as {who}: . {state_dir / name}"]
+        lines += [f"export {k}={json.dumps(v)}" for k, v in sandbox_env(state, identity).items()]
+        write_file(state_dir / name, "\n".join(lines) + "\n", 0o600)
 
 
-def sandbox_env(state: dict) -> dict:
+def sandbox_env(state: dict, identity: dict) -> dict:
+    """The sandbox's environment for a process signing as identity ({aws_access_key_id, aws_secret_access_key})."""
+    import iam_identities
     return {
         "AWS_ENDPOINT_URL": state["endpoint_url"],
         "AWS_DEFAULT_REGION": state["region"],
         "AWS_REGION": state["region"],
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        **iam_identities.environment(identity),
         "SANDBOX_CLUSTER_NAME": state["cluster_name"],
         "SANDBOX_HEAD_IP": state["head_ip"],
         "SANDBOX_SSH_KEY": state["ssh_key"],
@@ -375,10 +380,12 @@ def sandbox_env(state: dict) -> dict:
 
 def start_render(state_dir: Path, state: dict, vars_file: Path) -> subprocess.Popen:
     """Start sandbox/render-config.yml (role hpc.pcluster.cluster_config) right away: Ansible's
-    start-up overlaps with moto's, and the play waits for the variables file."""
+    start-up overlaps with moto's, and the play waits for the variables file. Part of the sandbox's set-up:
+    it signs as the admin (it makes no AWS call)."""
+    import iam_identities
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
                ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOCAL_TEMP=str(state_dir / "ansible-tmp"),
-               ANSIBLE_NOCOLOR="1", **sandbox_env(state))
+               ANSIBLE_NOCOLOR="1", **sandbox_env(state, iam_identities.ADMIN_CREDENTIALS))
     playbook = shutil.which("ansible-playbook", path=env["PATH"])
     with open(state_dir / "logs" / "render-config.log", "wb") as out:
         return subprocess.Popen([playbook, "-i", str(state_dir / "inventory" / "hosts.yml"),
@@ -432,6 +439,7 @@ def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
     seed = moto_cluster.seed_environment(state["endpoint_url"], state["region"], p["vpc_cidr"],
                                          p["public_cidr"], p["private_cidr"], rng_seed=moto_cluster.MOTO_RNG_SEED)
     timings["seeded"] = time.monotonic() - t0
+    identities = controller_identity(state["endpoint_url"], seed)
     state["aws"] = seed
     write_file(state_dir / "moto-fsx.json", json.dumps(moto_cluster.fsx_standins(
         state["endpoint_url"], state["region"], seed["vpc_id"], seed["private_subnet_id"], seed["security_group_id"],
@@ -459,7 +467,17 @@ def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
     timings["registered"] = time.monotonic() - t0
     moto_cluster.upload_node_setup_scripts(state["endpoint_url"], state["region"], yaml_load(text),
                                            str(ROOT / "roles" / "node_setup" / "files" / "hpc-pcluster-node-setup.sh"))
-    return {"registration": reg, "config_source": source, "config_text": text}
+    return {"registration": reg, "config_source": source, "config_text": text, "iam": identities}
+
+
+def controller_identity(endpoint_url: str, seed: dict) -> dict:
+    """The IAM user the controller signs as (env.sh): ParallelCluster's documented user policies and hpc.pcluster's
+    own (sandbox/policies/). Returns state.json's "iam"."""
+    import iam_identities
+    user = iam_identities.create_user(endpoint_url, iam_identities.USER_NAME, iam_identities.user_policies(
+        {"BootstrapBucket": seed["bootstrap_bucket"]}))
+    return {"admin": {"user": iam_identities.ADMIN_USER, "arn": f"arn:aws:iam::{iam_identities.ACCOUNT_ID}:user"
+                      f"{iam_identities.ADMIN_PATH}{iam_identities.ADMIN_USER}"}, "user": user}
 
 
 def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dict:
@@ -647,8 +665,9 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     # moto, with only the ParallelCluster AMI loaded (fast start, and found by pcluster's AMI search).
     amis = state_dir / "moto-amis.json"
     amis.write_text(json.dumps([moto_cluster.official_ami_record()]))
+    # IAM enforced from the first request (moto_server.py creates the admin first; iam_moto.py).
     moto_env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true", MOTO_AMIS_PATH=str(amis),
-                    SANDBOX_FSX_PATH=str(state_dir / "moto-fsx.json"))
+                    SANDBOX_FSX_PATH=str(state_dir / "moto-fsx.json"), INITIAL_NO_AUTH_ACTION_COUNT="0")
     with open(state_dir / "logs" / "moto.log", "wb") as mlog:
         port = state["endpoint_url"].rsplit(":", 1)[1]
         moto_proc = subprocess.Popen([sys.executable, str(HERE / "moto_server.py"), "-H", "127.0.0.1", "-p", port],
@@ -685,6 +704,7 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
         pool.shutdown(wait=True)
     state["registration"] = aws["registration"]
     state["config_source"] = aws["config_source"]
+    state["iam"] = aws["iam"]
     if len(p["computes"]) >= 2:
         # Measured when nothing else of `up` runs: the figure the MPI all-reduce is judged against.
         compute_pids = [state["holders"][c["name"]] for c in p["computes"]]
@@ -743,7 +763,8 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
         if state.get("created_state_dir", True) and not keep_logs:
             shutil.rmtree(state_dir, ignore_errors=True)
         else:
-            ours = ["ssh", "nodes", "roots", "shared", "fleet", "build", "cp", "ansible-tmp", "inventory", "env.sh", "state.json",
+            ours = ["ssh", "nodes", "roots", "shared", "fleet", "build", "cp", "ansible-tmp", "inventory", "env.sh",
+                    "admin-env.sh", "state.json",
                     "moto-amis.json", "moto-fsx.json", "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
             for sub in ours:
                 path = state_dir / sub

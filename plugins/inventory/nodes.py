@@ -105,7 +105,9 @@ options:
       - "V(node-name) (the default) is the name people know the node by: a compute node's Slurm node name
         (C(compute-gpu-st-distributed-ml-1), as C(sinfo) shows it), read from the cluster's node table
         C(parallelcluster-slurm-<cluster>) in DynamoDB where ParallelCluster records which instance backs which
-        Slurm node (one paginated C(Scan) per cluster, cached with the rest of the inventory); V(<cluster>-head)
+        Slurm node (one paginated C(Scan) per cluster; without C(dynamodb:Scan), which ParallelCluster's documented
+        user policies do not grant, one C(Query) of the table's C(InstanceId) index per compute instance, as the
+        compute nodes themselves do; cached with the rest of the inventory); V(<cluster>-head)
         for the head node; V(<cluster>-<pool>-<n>) for login nodes (V(<cluster>-login-<n>) without a pool tag),
         numbered from 1 in each pool by launch time. When two listed clusters have compute nodes of the same
         name, the later cluster's are named V(<cluster>-<node name>)."
