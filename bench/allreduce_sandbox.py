@@ -4,7 +4,7 @@ Baseline: one TCP stream between compute nodes 1 and 2 over the sandbox's veth n
 `sandbox.py up` measures it (sandbox/netbench.py: best of 3 x 64 MiB) - what the network gives.
 Ours: the bus bandwidth at 16 MiB of the MPI all-reduce the verify role runs (mpi4py, one rank per
 compute node, mpirun inside salloc from the head node with the sandbox's verify_distributed_mpirun_args,
-the program of plugins/module_utils/allreduce_program.py), read with the role's parser.
+the program of plugins/module_utils/allreduce/program.py), read with the role's parser.
 Runs alternate; medians of --runs; ratio = all-reduce bus bandwidth / TCP stream. The sandbox judges
 the all-reduce against the measured TCP figure with verify_distributed_mpi_min_fraction (sandbox.py),
 which must stay well below the ratio printed here.
@@ -32,10 +32,10 @@ sys.path.insert(0, str(ROOT / "collections"))
 
 import netbench  # noqa: E402  pylint: disable=import-error,wrong-import-position
 from env_file import running_state  # noqa: E402  pylint: disable=import-error,wrong-import-position
-from ansible_collections.hpc.pcluster.plugins.module_utils.allreduce_output import (  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.allreduce.output import (  # noqa: E402
     parse_allreduce,
 )
-from ansible_collections.hpc.pcluster.plugins.module_utils.allreduce_program import (  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.allreduce.program import (  # noqa: E402
     program_argv,
 )
 

@@ -33,15 +33,15 @@ SANDBOX = str(ROOT / "sandbox" / "sandbox.py")
 sys.path.insert(0, str(ROOT / "collections"))
 sys.path.insert(0, str(ROOT / "sandbox"))
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import render_yaml  # noqa: E402
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_rules import validate_config  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import render_yaml  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.rules import validate_config  # noqa: E402
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config  # noqa: E402
 from env_file import read_env_sh  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 FRESH_PROCESS_CHECK = (
     "import sys; sys.path.insert(0, %r)\n"
-    "from ansible_collections.hpc.pcluster.plugins.module_utils.config_rules import validate_config\n"
-    "from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import load_config_file\n"
+    "from ansible_collections.hpc.pcluster.plugins.module_utils.config.rules import validate_config\n"
+    "from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import load_config_file\n"
     "config, problems = load_config_file(sys.argv[1])\n"
     "found, schema, _note = validate_config(config, sys.argv[2])\n"
     "assert schema and not problems + found, problems + found\n"

@@ -37,7 +37,7 @@ import pytest  # noqa: E402  (its MonkeyPatch undoes the fakes between scenarios
 import fake_pcluster  # noqa: E402
 import relay_harness  # noqa: E402
 from ansible_collections.hpc.pcluster.plugins.action import cluster as cluster_action  # noqa: E402
-from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_module  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster import module_base as pcluster_module  # noqa: E402
 from ansible_collections.hpc.pcluster.plugins.modules import cluster as cluster_module  # noqa: E402
 from ansible_collections.hpc.pcluster.plugins.plugin_utils import progress_relay  # noqa: E402
 

@@ -46,7 +46,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collections"))
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.os_table import (  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.os_table import (  # noqa: E402  pylint: disable=wrong-import-position
     OS_DEFAULT_USER,
     OS_TABLE,
 )

@@ -13,7 +13,7 @@ import tempfile
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import render_yaml
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import render_yaml
 
 
 class ActionModule(ActionBase):

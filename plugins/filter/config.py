@@ -10,14 +10,14 @@ import sys
 from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import render_yaml
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems import (
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import render_yaml
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems import (
     format_problems,
     merge_problems,
     name_variables,
 )
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_rules import validate_config
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_schema import HAS_PCLUSTER_SCHEMA
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.rules import validate_config
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.schema import HAS_PCLUSTER_SCHEMA
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config
 
 display = Display()

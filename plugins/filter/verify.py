@@ -18,7 +18,7 @@ Expectations (what the cluster must look like) are derived from the same config 
 
 ``verify_group_data`` keeps in report.json what each group of checks returned besides its checks.
 
-Report formats (shared with the slurm_verify_report module, in module_utils/verify_report.py):
+Report formats (shared with the slurm_verify_report module, in module_utils/verify/report.py):
 ``verify_summary``, ``verify_summary_line``, ``verify_markdown``, ``verify_junit``, ``verify_failure_message``,
 ``verify_check_line``, ``verify_not_available_lines``.
 """
@@ -26,8 +26,8 @@ Report formats (shared with the slurm_verify_report module, in module_utils/veri
 from __future__ import annotations
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.instance_types import by_instance_type, record_field
-from ansible_collections.hpc.pcluster.plugins.module_utils.os_table import OS_RELEASE
-from ansible_collections.hpc.pcluster.plugins.module_utils.verify_report import (
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.os_table import OS_RELEASE
+from ansible_collections.hpc.pcluster.plugins.module_utils.verify.report import (
     verify_check_line,
     verify_failed_nodes,
     verify_failure_message,

@@ -16,7 +16,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.allreduce_judge import human_size
+from ansible_collections.hpc.pcluster.plugins.module_utils.allreduce.judge import human_size
 from ansible_collections.hpc.pcluster.plugins.module_utils.network_bandwidth import instance_network
 
 _NUMBERED = re.compile(r"^(.*?)(\d+)$")

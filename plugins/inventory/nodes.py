@@ -209,7 +209,7 @@ import shlex
 from ansible.errors import AnsibleError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.os_table import IMAGE_NAME_PART_OS, OS_DEFAULT_USER
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.os_table import IMAGE_NAME_PART_OS, OS_DEFAULT_USER
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.ec2_instances import (
     aws_error,
     boto3_session,

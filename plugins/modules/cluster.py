@@ -22,7 +22,12 @@ description:
   - While the fleet is stopped for an update, the head node carries the EC2 tag
     C(hpc.pcluster:fleet-stopped-for-update). A failed update starts the fleet again where the cluster allows
     it; a timed-out or interrupted one leaves the tag, and the next run with O(state=present) starts the fleet
-    once the cluster is stable. Every failure message says "the compute fleet is STOPPED" while it is.
+    once the cluster is stable. Every failure message says "the compute fleet is STOPPED" while it is. A stop
+    made by M(hpc.pcluster.compute_fleet) carries the same tag (unless its O(hpc.pcluster.compute_fleet#module:mark_for_restart=false)),
+    so the next run starts that fleet too, after the update when there is one.
+  - A compute fleet in C(PROTECTED) (queues set INACTIVE after repeated bootstrap failures) is reported with a
+    warning that says what it means and how to recover; a fleet this module starts that ends in C(PROTECTED)
+    fails the task with the same explanation.
   - Writes are never repeated blindly. After an error of a create, update, delete or fleet request, the cluster
     is described. When it shows the change, the run carries on. A create that finds the cluster already there
     compares its stored configuration and fails when it differs. Waits accept a few poll errors in a row.
@@ -100,21 +105,10 @@ options:
       - When V(false), such an update fails with a message saying so.
     type: bool
     default: false
-  unfinished_jobs:
-    description:
-      - How many Slurm jobs of any user are not finished (pending, configuring, running, completing, suspended,
-        ...), as the caller counted them on the head node just before this task (the module runs on the
-        controller and cannot see them). C(playbooks/tasks/count_jobs.yml) counts them.
-      - With O(stop_fleet_for_update=true), the fleet is stopped only when this is V(0) or O(force_fleet_stop=true).
-    type: int
-  force_fleet_stop:
-    description:
-      - Stop the compute fleet for an update whatever O(unfinished_jobs) says (jobs are killed).
-    type: bool
-    default: false
 extends_documentation_fragment:
   - hpc.pcluster.aws
   - hpc.pcluster.progress
+  - hpc.pcluster.fleet_guard
 attributes:
   check_mode:
     support: full
@@ -286,8 +280,9 @@ actions:
   sample: ["dryrun update", "stop compute fleet", "update cluster", "start compute fleet"]
 fleet_stopped_for_update:
   description:
-    - Whether the compute fleet was stopped for an update, by this run or by an earlier one that did not
-      start it again (it is started again once the update is done).
+    - Whether the compute fleet was stopped for an update by this run, or found stopped and marked for a restart
+      by an earlier run (an update that did not finish, or M(hpc.pcluster.compute_fleet)); it is started again
+      once the update is done.
   returned: always
   type: bool
   sample: false
@@ -323,9 +318,10 @@ waited:
   sample: 1520.4
 """
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.cluster_lifecycle import ClusterRun
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_errors import PclusterApiError
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_module import PclusterModule
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import JOBS_GUARD_OPTIONS, check_jobs_guard_options
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.lifecycle import ClusterRun
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import PclusterApiError
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import PclusterModule
 
 
 def argument_spec():
@@ -340,8 +336,7 @@ def argument_spec():
         suppress_validators=dict(type="list", elements="str"),
         validation_failure_level=dict(type="str", choices=["INFO", "WARNING", "ERROR"]),
         stop_fleet_for_update=dict(type="bool", default=False),
-        unfinished_jobs=dict(type="int"),
-        force_fleet_stop=dict(type="bool", default=False),
+        **JOBS_GUARD_OPTIONS
     )
 
 
@@ -355,8 +350,7 @@ def main():
     )
     if module.params["wait_timeout"] <= 0:
         module.fail_json(msg="wait_timeout must be a positive number of seconds, got %d." % module.params["wait_timeout"])
-    if module.params["unfinished_jobs"] is not None and module.params["unfinished_jobs"] < 0:
-        module.fail_json(msg="unfinished_jobs must be 0 or more, got %d." % module.params["unfinished_jobs"])
+    check_jobs_guard_options(module)
     runner = ClusterRun(module, module.client())
     try:
         result = runner.run()

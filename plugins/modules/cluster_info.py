@@ -135,7 +135,9 @@ stack_status:
   type: str
   sample: CREATE_COMPLETE
 compute_fleet_status:
-  description: The compute fleet status as describe-cluster reports it.
+  description:
+    - The compute fleet status as describe-cluster reports it.
+    - C(PROTECTED) comes with a warning that says what it means and how to recover.
   returned: when O(name) is given and the cluster exists
   type: str
   sample: RUNNING
@@ -244,11 +246,12 @@ stored_config_error:
   sample: "could not download the stored config (403)"
 """
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import fetch_stored_config
-from ansible_collections.hpc.pcluster.plugins.module_utils.failure_report import failure_report
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_errors import PclusterApiError
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_module import PclusterModule, cluster_summary
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_wait import ClusterPoller
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import PROTECTED, protected_message
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import fetch_stored_config
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.failure_report import failure_report
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import PclusterApiError
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import PclusterModule, cluster_summary
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.wait import ClusterPoller
 
 CLUSTER_STATUSES = [
     "CREATE_IN_PROGRESS",
@@ -285,6 +288,8 @@ def describe_one(module, api):
     result.update(cluster_summary(cluster))
     if cluster is None:
         return result
+    if cluster.get("computeFleetStatus") == PROTECTED:
+        module.warn(protected_message(name))
     if params["instances"]:
         result["instances"] = api.describe_cluster_instances(name, node_type=params["node_type"], queue_name=params["queue_name"])
     if params["compute_fleet"]:

@@ -16,8 +16,16 @@ description:
     O(state=stopped)) is waited for, not asked again.
   - With the Slurm scheduler the statuses go C(START_REQUESTED), C(STARTING), C(RUNNING) and
     C(STOP_REQUESTED), C(STOPPING), C(STOPPED); with AWS Batch C(ENABLED) and C(DISABLED).
-  - Stopping the fleet is what updates of some settings (for example a queue's instance type) require; see
-    O(hpc.pcluster.cluster#module:stop_fleet_for_update).
+  - A stop kills the jobs on the compute nodes, so it is refused unless the caller counted the Slurm jobs that are
+    not finished and there are none (O(unfinished_jobs=0)), or O(force_fleet_stop=true); the update path of
+    M(hpc.pcluster.cluster) stops the fleet behind the same guard (see
+    O(hpc.pcluster.cluster#module:stop_fleet_for_update)).
+  - A stop is marked on the head node (EC2 tag C(hpc.pcluster:fleet-stopped-for-update)) as the update path marks
+    its own, and the next run of M(hpc.pcluster.cluster) that finds the cluster stable (C(deploy.yml)) starts the
+    fleet again, after its update when it has one; O(state=started) removes the mark. See O(mark_for_restart).
+  - A fleet in C(PROTECTED) (ParallelCluster's protected mode, in which a queue whose nodes failed to bootstrap
+    again and again is set INACTIVE) is reported with what it means and how to recover; O(state=started) is the
+    way out once the cause is fixed, and a start that ends in C(PROTECTED) fails with the same explanation.
   - A request that fails without a clear refusal is not sent again blindly. The fleet is described first, and
     a status that shows the request went through counts as done. Waits accept a few poll errors in a row.
 author:
@@ -48,9 +56,19 @@ options:
       - How many seconds to wait at most.
     type: int
     default: 1200
+  mark_for_restart:
+    description:
+      - With O(state=stopped), tag the head node so that the next run of M(hpc.pcluster.cluster) starts the fleet
+        again (after applying its update, when the config changed) and every failure message of it says the
+        fleet is stopped.
+      - Set it to V(false) for a stop that must outlast the next deployment (a maintenance window); the fleet
+        then stays stopped until O(state=started).
+    type: bool
+    default: true
 extends_documentation_fragment:
   - hpc.pcluster.aws
   - hpc.pcluster.progress
+  - hpc.pcluster.fleet_guard
 attributes:
   check_mode:
     support: full
@@ -61,11 +79,25 @@ attributes:
 """
 
 EXAMPLES = r"""
-- name: Stop the compute fleet (and wait until it is STOPPED)
+# In a play on the controller of a playbook in this collection's playbooks/ (destroy.yml counts jobs the same way).
+- name: Count the jobs a stop would kill
+  ansible.builtin.include_tasks: tasks/count_jobs.yml
+  vars:
+    count_jobs_cluster_name: ml-training-cluster
+
+- name: Stop the compute fleet when no job is left (and wait until it is STOPPED)
   hpc.pcluster.compute_fleet:
     name: ml-training-cluster
     state: stopped
     region: us-east-1
+    unfinished_jobs: "{{ count_jobs.count if count_jobs.known else omit }}"
+
+- name: Stop it for a maintenance window, whatever runs, and keep it stopped across deployments
+  hpc.pcluster.compute_fleet:
+    name: ml-training-cluster
+    state: stopped
+    force_fleet_stop: true
+    mark_for_restart: false
 
 - name: Start it again without waiting
   hpc.pcluster.compute_fleet:
@@ -95,18 +127,23 @@ waited:
   returned: when the module waited
   type: float
   sample: 62.5
+actions:
+  description: What the module did (or, in check mode, would do), in order.
+  returned: always
+  type: list
+  elements: str
+  sample: [stop compute fleet]
+marked_for_restart:
+  description: Whether this run tagged the head node so that the next M(hpc.pcluster.cluster) run starts the fleet.
+  returned: with O(state=stopped)
+  type: bool
+  sample: true
 """
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.cluster_writes import WriteGuard
-from ansible_collections.hpc.pcluster.plugins.module_utils.fleet_control import fleet_plan
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_errors import PclusterApiError
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_module import PclusterModule
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster_wait import (
-    ClusterPoller,
-    WaitTimeout,
-    format_progress_line,
-    wait_until,
-)
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.run import FleetRun
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import JOBS_GUARD_OPTIONS, check_jobs_guard_options
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import PclusterApiError
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import PclusterModule
 
 
 def argument_spec():
@@ -115,69 +152,19 @@ def argument_spec():
         state=dict(type="str", required=True, choices=["started", "stopped"]),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=1200),
+        mark_for_restart=dict(type="bool", default=True),
+        **JOBS_GUARD_OPTIONS
     )
-
-
-class FleetRun:
-    """One run of hpc.pcluster.compute_fleet."""
-
-    def __init__(self, module, api):
-        self.module = module
-        self.api = api
-        self.name = module.params["name"]
-
-    def run(self):
-        params = self.module.params
-        fleet = self.api.describe_compute_fleet(self.name)
-        status = fleet.get("status")
-        plan = fleet_plan(params["state"], status)
-        result = dict(changed=plan["request"] is not None, previous_status=status, status=status, compute_fleet=fleet)
-        if plan["request"] is None and plan["reached"]:
-            return result
-        if self.module.check_mode:
-            result["msg"] = "would request %s (fleet is %s)" % (plan["request"], status) if plan["request"] else "fleet is already %s" % status
-            return result
-        if plan["request"]:
-            self.module.progress("[%s] compute fleet %s requested" % (self.name, plan["request"]))
-            WriteGuard(self).fleet(plan)
-        if params["wait"]:
-            return self.wait(plan, result)
-        fleet = self.api.describe_compute_fleet(self.name)
-        result.update(status=fleet.get("status"), compute_fleet=fleet)
-        return result
-
-    def wait(self, plan, result):
-        params = self.module.params
-        start = self.api.clock()
-
-        def report(snapshot, elapsed):
-            self.module.progress(format_progress_line(self.name, snapshot, elapsed, params["wait_timeout"]))
-
-        try:
-            snapshot = wait_until(ClusterPoller(self.api, self.name, fleet=True), plan["goal"], params["wait_timeout"],
-                                  sleep=self.api.sleep, clock=self.api.clock, report=report)
-        except WaitTimeout as exc:
-            last_fleet = exc.snapshot.get("fleet") or {}
-            self.module.fail_json(
-                msg="The compute fleet of %s did not become %s within %d s (last status %s)."
-                % (self.name, plan["target"], params["wait_timeout"], last_fleet.get("status")),
-                **dict(result, status=last_fleet.get("status"), compute_fleet=last_fleet, waited=round(exc.elapsed or 0, 1)))
-        fleet = snapshot.get("fleet") or {}
-        result.update(status=fleet.get("status"), compute_fleet=fleet, waited=round(self.api.clock() - start, 1))
-        if fleet.get("status") == "PROTECTED":
-            self.module.fail_json(
-                msg="The compute fleet of %s went to PROTECTED: static compute nodes failed to launch repeatedly. "
-                "Read the head node's clustermgtd and slurm_resume logs (hpc.pcluster.cluster_info with "
-                "failure_details, or pcluster list-cluster-log-streams)." % self.name, **result)
-        return result
 
 
 def main():
     module = PclusterModule(argument_spec=argument_spec(), progress=True, supports_check_mode=True)
+    check_jobs_guard_options(module)
+    runner = FleetRun(module, module.client())
     try:
-        result = FleetRun(module, module.client()).run()
+        result = runner.run()
     except PclusterApiError as error:
-        module.fail_json_pcluster(error, msg="Cannot set the compute fleet of %s to %s" % (module.params["name"], module.params["state"]))
+        runner.fail_error(error, "Cannot set the compute fleet of %s to %s" % (module.params["name"], module.params["state"]))
     module.exit_json(**result)
 
 

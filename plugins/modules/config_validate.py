@@ -213,7 +213,8 @@ import copy  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_client, pcluster_errors  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster import client as pcluster_client  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster import errors as pcluster_errors  # noqa: E402
 from ansible_collections.hpc.pcluster.plugins.module_utils.aws import (  # noqa: E402
     apply_aws_environment,
     aws_argument_spec,
@@ -221,14 +222,14 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.aws import (  # noqa:
     missing_region_message,
     resolve_aws_settings,
 )
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_aws_checks import (  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.aws_checks import (  # noqa: E402
     DRYRUN_LEVELS,
     dryrun_problems,
     missing_network_problems,
 )
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import load_config_file  # noqa: E402
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems import format_problems, problem  # noqa: E402
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_rules import validate_config  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import load_config_file  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems import format_problems, problem  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.rules import validate_config  # noqa: E402
 
 
 def run_dryrun(cluster_name, config, region, suppress_validators, validation_failure_level):

@@ -243,14 +243,14 @@ import uuid
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.allreduce_judge import (
+from ansible_collections.hpc.pcluster.plugins.module_utils.allreduce.judge import (
     finish_checks,
     judge_run,
     not_run_checks,
     planned_checks,
 )
-from ansible_collections.hpc.pcluster.plugins.module_utils.allreduce_program import program_argv
-from ansible_collections.hpc.pcluster.plugins.module_utils.verify_checks import FAILED
+from ansible_collections.hpc.pcluster.plugins.module_utils.allreduce.program import program_argv
+from ansible_collections.hpc.pcluster.plugins.module_utils.verify.check_report import FAILED
 
 JOB_NAME = "hpc-pcluster-verify-allreduce"
 SLURM_BIN_CANDIDATES = ("/opt/slurm/bin", "/usr/bin", "/usr/local/bin")

@@ -126,10 +126,10 @@ import socket
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.progress_lines import PROGRESS_OPTION, write_progress
-from ansible_collections.hpc.pcluster.plugins.module_utils.slurm_checks import find_slurm_bin
-from ansible_collections.hpc.pcluster.plugins.module_utils.slurm_node_states import wait_for_static_nodes
-from ansible_collections.hpc.pcluster.plugins.module_utils.slurm_parsers import parse_scontrol_records
-from ansible_collections.hpc.pcluster.plugins.module_utils.verify_checks import CommandRunner
+from ansible_collections.hpc.pcluster.plugins.module_utils.verify.slurm_checks import find_slurm_bin
+from ansible_collections.hpc.pcluster.plugins.module_utils.slurm.node_states import wait_for_static_nodes
+from ansible_collections.hpc.pcluster.plugins.module_utils.slurm.parsers import parse_scontrol_records
+from ansible_collections.hpc.pcluster.plugins.module_utils.verify.check_report import CommandRunner
 
 
 def main():

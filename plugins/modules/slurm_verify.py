@@ -281,8 +281,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.container_checks import check_containers
-from ansible_collections.hpc.pcluster.plugins.module_utils.node_checks import (
+from ansible_collections.hpc.pcluster.plugins.module_utils.verify.container_checks import check_containers
+from ansible_collections.hpc.pcluster.plugins.module_utils.verify.node_checks import (
     check_node_results,
     check_storage,
     job_groups,
@@ -290,7 +290,7 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.node_checks import (
     run_jobs,
     write_probe,
 )
-from ansible_collections.hpc.pcluster.plugins.module_utils.slurm_checks import (
+from ansible_collections.hpc.pcluster.plugins.module_utils.verify.slurm_checks import (
     check_controller,
     check_job_completion,
     check_nodes,
@@ -301,12 +301,12 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.slurm_checks import (
     check_squeue,
     find_slurm_bin,
 )
-from ansible_collections.hpc.pcluster.plugins.module_utils.slurm_parsers import (
+from ansible_collections.hpc.pcluster.plugins.module_utils.slurm.parsers import (
     parse_mounts,
     parse_scontrol_config,
     parse_scontrol_records,
 )
-from ansible_collections.hpc.pcluster.plugins.module_utils.verify_checks import CheckReport, CommandRunner
+from ansible_collections.hpc.pcluster.plugins.module_utils.verify.check_report import CheckReport, CommandRunner
 
 ARGUMENT_SPEC = dict(
     head_node=dict(type="str"),

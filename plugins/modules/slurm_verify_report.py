@@ -95,7 +95,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.verify_report import (
+from ansible_collections.hpc.pcluster.plugins.module_utils.verify.report import (
     verify_junit,
     verify_markdown,
     verify_summary,

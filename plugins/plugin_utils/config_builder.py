@@ -9,7 +9,7 @@ import copy
 
 from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems import problem, short_repr
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems import problem, short_repr
 from ansible_collections.hpc.pcluster.plugins.plugin_utils import node_access, node_setup_step
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import (
     PREFIX,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems import (
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems import (
     format_path,
     problem,
     short_repr,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems import problem, short_repr
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems import problem, short_repr
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import PREFIX, blank
 
 COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -14,7 +14,7 @@ import yaml
 
 from ansible.module_utils.common.parameters import DEFAULT_TYPE_VALIDATORS
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems import format_path, problem, short_repr
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems import format_path, problem, short_repr
 
 PREFIX = "cluster_config_"
 # Facts the role sets; they share the prefix but are not inputs.

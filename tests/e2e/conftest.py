@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from env_file import controller_env  # sandbox/env_file.py
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
-sys.path.insert(0, str(ROOT / "sandbox"))
-
-from env_file import controller_env  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 SANDBOX = ROOT / "sandbox" / "sandbox.py"
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)

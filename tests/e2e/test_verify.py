@@ -10,7 +10,7 @@ import pathlib
 import subprocess
 import time
 
-from test_playbooks import checks_of, read_report  # pylint: disable=import-error
+from ansible_collections.hpc.pcluster.tests.e2e.test_playbooks import checks_of, read_report
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The container checks depend on containers.yml having run; these tests are about the rest.

@@ -13,16 +13,14 @@ import json
 import os
 import pathlib
 import subprocess
-import sys
 from dataclasses import dataclass, field
 
 import pytest
 
+from env_file import controller_env  # sandbox/env_file.py
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
-sys.path.insert(0, str(ROOT / "sandbox"))
-
-from env_file import controller_env  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 SANDBOX_PY = ROOT / "sandbox" / "sandbox.py"
 DEFAULT_STATE_DIR = pathlib.Path(os.environ.get("SANDBOX_STATE_DIR", ROOT / "sandbox" / ".state"))

@@ -7,19 +7,17 @@ import pathlib
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import types
 
 import pytest
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "sandbox"))
-sys.path.insert(0, str(ROOT / "tests" / "unit" / "plugins" / "inventory"))
+import moto_cluster  # sandbox/moto_cluster.py
 
-import moto_cluster  # noqa: E402  (sandbox/moto_cluster.py)
-from pcluster_moto import CountingProxy  # noqa: E402
+from ansible_collections.hpc.pcluster.tests.unit.plugins.inventory.pcluster_moto import CountingProxy
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 # Extra clusters live in a region the sandbox's own cluster does not use, so tests that list the
 # sandbox region see only the sandbox cluster; they are removed again at the end.

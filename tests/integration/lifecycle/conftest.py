@@ -8,22 +8,15 @@ removed again. The default sandbox cluster is only read, never changed.
 
 from __future__ import annotations
 
-import pathlib
 import secrets
-import sys
 
 import pytest
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "sandbox"))
-
 # sandbox/moto_cluster.py
-import moto_cluster  # noqa: E402  pylint: disable=import-error
+import moto_cluster
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from lifecycle_helpers import (  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from ansible_collections.hpc.pcluster.tests.integration.lifecycle.lifecycle_helpers import (
     LIFECYCLE_REGION,
     lifecycle_config,
     run_playbook,

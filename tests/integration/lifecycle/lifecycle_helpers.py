@@ -6,14 +6,11 @@ import json
 import pathlib
 import secrets
 import subprocess
-import sys
-
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-if str(ROOT / "sandbox") not in sys.path:
-    sys.path.insert(0, str(ROOT / "sandbox"))
 
 # sandbox/moto_cluster.py, imported by the tests from here
-import moto_cluster  # noqa: E402,F401  pylint: disable=wrong-import-position,import-error,unused-import
+import moto_cluster  # noqa: F401  pylint: disable=import-error,unused-import
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 LIFECYCLE_REGION = "us-west-2"
 PLAY_HEADER = """

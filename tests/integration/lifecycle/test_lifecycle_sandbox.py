@@ -12,15 +12,12 @@ from __future__ import annotations
 import copy
 import json
 import pathlib
-import sys
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from ansible_collections.hpc.pcluster.plugins.module_utils.fleet_control import FLEET_STOP_TAG  # noqa: E402
-from lifecycle_helpers import (  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import FLEET_STOP_TAG
+from ansible_collections.hpc.pcluster.tests.integration.lifecycle.lifecycle_helpers import (
     LIFECYCLE_REGION,
     Step,
     fleet_transitions,
@@ -165,6 +162,14 @@ def test_check_mode_create_is_a_dryrun_that_creates_nothing(sandbox, playbook, l
 # --------------------------------------------------------------------------- compute fleet and delete
 
 
+def head_node_tags(sandbox, name):
+    ec2 = moto_cluster.client("ec2", sandbox.endpoint_url, LIFECYCLE_REGION)
+    head = ec2.describe_instances(Filters=[{"Name": "tag:parallelcluster:cluster-name", "Values": [name]},
+                                           {"Name": "tag:parallelcluster:node-type", "Values": ["HeadNode"]}])
+    head_id = head["Reservations"][0]["Instances"][0]["InstanceId"]
+    return [t["Key"] for t in ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [head_id]}])["Tags"]]
+
+
 def test_fleet_stop_and_start(sandbox, playbook, throwaway_cluster):
     # The sandbox's clustermgtd stand-in (sandbox/fleet.py) moves the requested status on.
     name, _config = throwaway_cluster()
@@ -173,17 +178,24 @@ def test_fleet_stop_and_start(sandbox, playbook, throwaway_cluster):
     run = playbook(
         Step("hpc.pcluster.compute_fleet", dict(args, state="stopped"), check=True),
         Step("hpc.pcluster.compute_fleet", dict(args, state="stopped")),
+        Step("hpc.pcluster.compute_fleet", dict(args, state="stopped", unfinished_jobs=0)),
         Step("hpc.pcluster.compute_fleet", dict(args, state="stopped")),
-        Step("hpc.pcluster.compute_fleet", dict(args, state="started")),
     )
-    planned, stopped, again, started = run.results
+    planned, refused, stopped, again = run.results
 
     assert planned["changed"] is True and planned["status"] == "RUNNING", run
+    assert "nobody counted the Slurm jobs" in run.stdout + run.stderr  # check mode warns what the real run refuses
+    assert refused["failed"] is True and "nobody counted the Slurm jobs" in refused["msg"]
     assert not stopped.get("failed"), run
-    assert stopped["changed"] is True and stopped["status"] == "STOPPED"
+    assert stopped["changed"] is True and stopped["status"] == "STOPPED" and stopped["marked_for_restart"] is True
     assert "compute fleet STOPPED" in run.stdout  # the action plugin's progress line
     assert again["changed"] is False and again["status"] == "STOPPED"
+    assert FLEET_STOP_TAG in head_node_tags(sandbox, name)
+
+    started, = playbook(Step("hpc.pcluster.compute_fleet", dict(args, state="started"))).results
+
     assert started["changed"] is True and started["status"] == "RUNNING"
+    assert FLEET_STOP_TAG not in head_node_tags(sandbox, name)
     assert fleet_transitions(sandbox, LIFECYCLE_REGION, name) == ["STOPPING", "STOPPED", "STARTING", "RUNNING"]
 
 
@@ -225,7 +237,7 @@ def test_the_next_run_starts_a_fleet_an_interrupted_update_left_stopped(sandbox,
     assert not started.get("failed"), run
     assert started["changed"] is True and started["actions"] == ["start compute fleet"]
     assert started["compute_fleet_status"] == "RUNNING" and "[%s] start compute fleet" % name in run.stdout
-    assert "by an earlier run that did not start it again" in run.stdout + run.stderr
+    assert "by an earlier run (an update that did not finish, or hpc.pcluster.compute_fleet)" in run.stdout + run.stderr
     assert again["changed"] is False and again["actions"] == []
     tags = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [head_id]}])["Tags"]
     assert FLEET_STOP_TAG not in [t["Key"] for t in tags]

@@ -6,16 +6,14 @@ import json
 import pathlib
 import secrets
 import socket
-import sys
 import urllib.request
 
 import pytest
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "sandbox"))
+import moto_cluster  # sandbox/moto_cluster.py
 
-import moto_cluster  # noqa: E402  pylint: disable=wrong-import-position
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 
 def pcluster(sandbox, *args, check_json=True):

@@ -10,17 +10,15 @@ from __future__ import annotations
 import json
 import pathlib
 import secrets
-import sys
 import time
 
 import pytest
 import yaml
 
+import moto_cluster  # sandbox/moto_cluster.py
+
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
-sys.path.insert(0, str(ROOT / "sandbox"))
-
-import moto_cluster  # noqa: E402  pylint: disable=wrong-import-position,import-error
 
 # Runs pcluster.lib's update_cluster(dryrun=True) in a process of its own (pcluster caches its AWS
 # clients per process) and prints the exception's class and content as JSON.

@@ -12,8 +12,8 @@ import threading
 
 import yaml
 
-import playbook_run
-from playbook_run import recap
+from ansible_collections.hpc.pcluster.tests.unit.roles import playbook_run
+from ansible_collections.hpc.pcluster.tests.unit.roles.playbook_run import recap
 
 HERE = pathlib.Path(__file__).resolve().parent / "cluster_config"
 INVENTORY = HERE / "inventory"

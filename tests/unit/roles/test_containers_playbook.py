@@ -10,7 +10,7 @@ import re
 
 import yaml
 
-import playbook_run
+from ansible_collections.hpc.pcluster.tests.unit.roles import playbook_run
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 HERE = pathlib.Path(__file__).resolve().parent / "containers"

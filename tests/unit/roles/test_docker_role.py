@@ -15,8 +15,8 @@ import subprocess
 
 import pytest
 
-import playbook_run
-from playbook_run import recap
+from ansible_collections.hpc.pcluster.tests.unit.roles import playbook_run
+from ansible_collections.hpc.pcluster.tests.unit.roles.playbook_run import recap
 
 HERE = pathlib.Path(__file__).resolve().parent / "docker"
 DOCKER_KEY = HERE / "files" / "docker-release.asc"

@@ -6,17 +6,11 @@ The job is the module run in-process on recorded pcluster response shapes and a 
 
 from __future__ import annotations
 
-import pathlib
-import sys
-
 import pytest
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pcluster"
-sys.path.insert(0, str(FIXTURES))
-
-from cluster_cases import CONFIG, NAME, config_with, existing, fleet_requests, run  # noqa: E402
-from fake_pcluster import install, load, plugin, stored_config_url, stored_endpoint  # noqa: E402
-from relay_harness import ModuleJob, make_action  # noqa: E402
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.cluster_cases import CONFIG, NAME, config_with, existing, fleet_requests, run
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import install, load, plugin, stored_config_url, stored_endpoint
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.relay_harness import ModuleJob, make_action
 
 
 class Printed:
@@ -46,7 +40,7 @@ def printed_fixture(monkeypatch):
 def written_fixture(fake, monkeypatch):
     """The progress lines the module writes, with the fake time of each."""
     lines = []
-    pcluster_module = plugin("module_utils.pcluster_module")
+    pcluster_module = plugin("module_utils.pcluster.module_base")
     original = pcluster_module.PclusterModule.progress
 
     def progress(module, line):

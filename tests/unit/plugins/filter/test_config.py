@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pathlib
 import sys
 
 import pytest
@@ -10,10 +9,8 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hpc.pcluster.plugins.filter import config as config_filters
-from ansible_collections.hpc.pcluster.plugins.module_utils import config_rules
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "guide"))
-from guide import GUIDE_BEHAVIOUR, role_variables  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from ansible_collections.hpc.pcluster.plugins.module_utils.config import rules as config_rules
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import GUIDE_BEHAVIOUR, role_variables
 
 
 class Warnings:

@@ -3,36 +3,14 @@
 from __future__ import annotations
 
 import os
-import pathlib
-import sys
 import types
 
 import pytest
 import yaml
 
-from pcluster_moto import CountingProxy, MotoServer, Network, node_tags
+import moto_cluster  # sandbox/moto_cluster.py: ParallelCluster's node table
 
-ROOT = pathlib.Path(__file__).resolve().parents[4]
-COLLECTIONS = ROOT / "collections"
-sys.path.insert(0, str(ROOT / "sandbox"))
-
-import moto_cluster  # noqa: E402  (sandbox/moto_cluster.py: ParallelCluster's node table)
-
-
-def _install_collection_loader():
-    """Let Ansible's plugin loader resolve hpc.pcluster.* from this checkout.
-
-    The loader only finds a plugin whose module it imported itself, so copies of ``ansible_collections``
-    imported through sys.path by earlier tests are dropped first.
-    """
-    from ansible.plugins.loader import init_plugin_loader
-
-    for name in [m for m in sys.modules if m == "ansible_collections" or m.startswith("ansible_collections.")]:
-        del sys.modules[name]
-    init_plugin_loader([str(COLLECTIONS)])
-
-
-_install_collection_loader()
+from ansible_collections.hpc.pcluster.tests.unit.plugins.inventory.pcluster_moto import CountingProxy, MotoServer, Network, node_tags
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from ansible.errors import AnsibleError
 
 from ansible_collections.hpc.pcluster.plugins.inventory import nodes
 from ansible_collections.hpc.pcluster.plugins.plugin_utils import ec2_instances, node_connection
-from pcluster_moto import node_tags
+from ansible_collections.hpc.pcluster.tests.unit.plugins.inventory.pcluster_moto import node_tags
 
 BOTH_REGIONS = {"regions": ["us-east-1", "eu-west-1"]}
 SCAN = "DynamoDB_20120810.Scan"
@@ -321,7 +321,7 @@ def test_unknown_profile_is_one_clear_error(run_plugin, endpoint):
 
 
 def test_unreachable_endpoint_names_the_region(run_plugin):
-    from pcluster_moto import free_port
+    from ansible_collections.hpc.pcluster.tests.unit.plugins.inventory.pcluster_moto import free_port
 
     with pytest.raises(AnsibleError) as error:
         run_plugin({"regions": ["us-east-1", "eu-west-1"], "endpoint_url": "http://127.0.0.1:%d" % free_port()})
@@ -487,7 +487,7 @@ def forged_heads(moto_clusters):
     tagged as delta's head node that its stack did not launch: no CloudFormation tags, another stack's tags,
     and a delta instance of another resource (a login node's) re-tagged HeadNode. Each forged one has a public
     address and is running, so a tag-only check would prefer it as the jump host."""
-    from pcluster_moto import Network
+    from ansible_collections.hpc.pcluster.tests.unit.plugins.inventory.pcluster_moto import Network
 
     west = Network(moto_clusters.endpoint_url, "us-west-2", 2)
     real = west.launch(node_tags("delta", "HeadNode"), ip="10.2.16.10")[0]

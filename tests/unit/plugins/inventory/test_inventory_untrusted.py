@@ -17,7 +17,7 @@ import sys
 import pytest
 import yaml
 
-from pcluster_moto import Network, node_tags
+from ansible_collections.hpc.pcluster.tests.unit.plugins.inventory.pcluster_moto import Network, node_tags
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 PAYLOAD = "{{ lookup('pipe', 'id') }}"

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
-import pathlib
-import sys
 
 import pytest
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pcluster"
-sys.path.insert(0, str(FIXTURES))
-
-import fake_pcluster  # noqa: E402  pylint: disable=wrong-import-position
-from cluster_cases import CONFIG, NAME, config_with, existing, operations, run  # noqa: E402
-from fake_pcluster import install, load, recorded_error, run_module, stored_endpoint  # noqa: E402
-
-from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_client  # noqa: E402
-from ansible_collections.hpc.pcluster.plugins.modules import cluster as cluster_module  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster import client as pcluster_client
+from ansible_collections.hpc.pcluster.plugins.modules import cluster as cluster_module
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster import fake_pcluster
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.cluster_cases import CONFIG, NAME, config_with, existing, operations, run
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import install, load, recorded_error, run_module, stored_endpoint
 
 
 @pytest.fixture(name="fake")
@@ -240,7 +234,9 @@ def test_update_needing_stopped_fleet_fails_and_says_so(fake, tmp_path):
     assert result["failed"] is True and result["changed"] is False
     assert "needs the compute fleet stopped (All compute nodes must be stopped)" in result["msg"]
     assert "InstanceType: All compute nodes must be stopped" in result["msg"]
-    assert "stop_fleet_for_update: true" in result["msg"]
+    # The one way it names is the guarded one: the jobs are counted before the fleet stops.
+    assert "Set stop_fleet_for_update: true and pass the count of unfinished Slurm jobs as unfinished_jobs" in result["msg"]
+    assert "compute_fleet state=stopped" not in result["msg"]
     assert operations(fake) == [("update_cluster", True)]
     assert fake.count("update_compute_fleet") == 0
     assert result["update_errors"][0]["parameter"].endswith("InstanceType")

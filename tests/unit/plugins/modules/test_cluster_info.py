@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-import pathlib
-import sys
 
 import pytest
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pcluster"
-sys.path.insert(0, str(FIXTURES))
-
-from fake_pcluster import install, load, recorded_error, run_module  # noqa: E402
-
-from ansible_collections.hpc.pcluster.plugins.modules import cluster_info  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.modules import cluster_info
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import install, load, recorded_error, run_module
 
 NAME = "ml-training-cluster"
 
@@ -42,6 +36,7 @@ def test_describes_one_cluster(fake):
     assert result["changed"] is False and result["exists"] is True
     assert result["status"] == "CREATE_COMPLETE" and result["stack_status"] == "CREATE_COMPLETE"
     assert result["version"] == "3.16.1" and result["compute_fleet_status"] == "RUNNING"
+    assert "warnings" not in result
     assert result["head_node"] == {
         "instance_id": "i-549c884f957c8e56d",
         "instance_type": "m5.8xlarge",
@@ -51,6 +46,16 @@ def test_describes_one_cluster(fake):
         "launch_time": "2026-11-28T23:36:07.000Z",
     }
     assert result["cluster"]["clusterName"] == NAME and result["cluster"]["version"] == "3.16.1"
+
+
+def test_a_protected_fleet_is_reported_with_what_it_means_and_how_to_recover(fake):
+    fake.add_cluster(NAME, load("describe_cluster_complete"), fleet="PROTECTED")
+
+    result = run({"name": NAME})
+
+    assert result["compute_fleet_status"] == "PROTECTED"
+    assert any("is PROTECTED" in w and "partition INACTIVE" in w and "hpc.pcluster.compute_fleet state=started" in w
+               for w in result["warnings"])
 
 
 def test_presigned_config_url_is_in_no_result(fake):

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import pathlib
-import sys
 
 import pytest
 import yaml
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import pcluster_errors
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster import errors as pcluster_errors
 from ansible_collections.hpc.pcluster.plugins.modules import config_validate
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "guide"))
-from guide import GUIDE_ENV, guide_text, valid_guide_config as valid_config  # noqa: E402  pylint: disable=import-error
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import GUIDE_ENV, guide_text, valid_guide_config as valid_config
 
 
 @pytest.fixture(autouse=True)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import os
 import pathlib
-import sys
 import tarfile
 
 from ansible_collections.hpc.pcluster.plugins.modules import node_setup_archive
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pcluster"))
-from fake_pcluster import run_module  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
-import sys
 
 import boto3
 import pytest
 
 from ansible_collections.hpc.pcluster.plugins.modules import node_setup_script
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "inventory"))
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pcluster"))
-from pcluster_moto import MotoServer  # noqa: E402  pylint: disable=import-error,wrong-import-position
-from fake_pcluster import run_module  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from ansible_collections.hpc.pcluster.tests.unit.plugins.inventory.pcluster_moto import MotoServer
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 SCRIPT = ROOT / "roles" / "node_setup" / "files" / "hpc-pcluster-node-setup.sh"

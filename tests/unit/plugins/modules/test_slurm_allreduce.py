@@ -11,7 +11,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.hpc.pcluster.plugins.modules import slurm_allreduce as sa
 
-FIXTURES = pathlib.Path(__file__).parents[1] / "module_utils" / "fixtures" / "allreduce"
+FIXTURES = pathlib.Path(__file__).parents[2] / "fixtures" / "allreduce"
 
 # srun / salloc: record the arguments and the environment the run gets, print $FAKE_OUTPUT, exit $FAKE_RC.
 FAKE = """#!/bin/sh

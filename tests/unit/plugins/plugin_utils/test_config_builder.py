@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import pathlib
-import sys
-
 import pytest
 import yaml
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import config_rules
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_file import render_yaml
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_problems import merge_problems, variable_for
-from ansible_collections.hpc.pcluster.plugins.module_utils.config_schema import schema_problems
+from ansible_collections.hpc.pcluster.plugins.module_utils.config import rules as config_rules
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import render_yaml
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems import merge_problems, variable_for
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.schema import schema_problems
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_setup_step import boot_script_sha256
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import role_options
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "guide"))
-from guide import (  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import (
     ENV_VARIABLES,
     GUIDE_BEHAVIOUR,
     role_variables,

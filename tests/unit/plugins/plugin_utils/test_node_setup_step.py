@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
-import sys
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import config_rules
+from ansible_collections.hpc.pcluster.plugins.module_utils.config import rules as config_rules
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_setup_step import BOOT_SCRIPT_PATH
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "guide"))
-from guide import role_variables  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import role_variables
 
 SHA256 = hashlib.sha256(pathlib.Path(BOOT_SCRIPT_PATH).read_bytes()).hexdigest()
 SCRIPT_NAME = "hpc-pcluster-node-setup-%s.sh" % SHA256[:16]

@@ -6,16 +6,11 @@ The job is scripted on a fake clock; the plugin's reads run with /bin/sh on real
 from __future__ import annotations
 
 import os
-import pathlib
-import sys
 
 import pytest
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pcluster"
-sys.path.insert(0, str(FIXTURES))
-
-from fake_pcluster import FakeClock, plugin  # noqa: E402
-from relay_harness import JOB_ID, ScriptedJob, make_action  # noqa: E402
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import FakeClock, plugin
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.relay_harness import JOB_ID, ScriptedJob, make_action
 
 RESULT = {"changed": True, "status": "CREATE_COMPLETE", "invocation": {"module_args": {}}}
 

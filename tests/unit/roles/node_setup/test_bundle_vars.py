@@ -8,14 +8,11 @@ then each node's play loads it the way run.py runs playbooks/node_local.yml (`-i
 from __future__ import annotations
 
 import json
-import pathlib
 import sys
 
 import yaml
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-import playbook_run  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from ansible_collections.hpc.pcluster.tests.unit.roles import playbook_run
 
 PATTERN = "^(docker|enroot|pyxis)_"
 NODES = ("compute-st-1", "compute-st-2")

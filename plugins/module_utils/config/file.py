@@ -1,0 +1,228 @@
+# -*- coding: utf-8 -*-
+# Copyright: hpc.pcluster contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Cluster config files: the one loader, the YAML writer, comparison, and the config ParallelCluster stored."""
+
+from __future__ import annotations
+
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems import problem, short_repr
+from ansible_collections.hpc.pcluster.plugins.module_utils.plain_data import to_plain
+
+try:
+    import yaml
+
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
+    HAS_YAML = False
+
+
+# The most nodes a config may expand to once YAML aliases are followed. A ParallelCluster config has a few
+# hundred; an alias bomb ("billion laughs") of a few hundred bytes expands to billions.
+MAX_EXPANDED_NODES = 100000
+
+
+class ConfigAliasBomb(Exception):
+    """A YAML document whose aliases expand beyond MAX_EXPANDED_NODES."""
+
+
+def _config_loader(duplicates):
+    """A SafeLoader class that records duplicate keys and counts the nodes aliases expand to."""
+
+    class _ConfigLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
+        def __init__(self, stream):
+            super().__init__(stream)
+            self.expanded = {}  # id(node) -> nodes it stands for, aliases followed
+
+        def compose_node(self, parent, index):
+            node = super().compose_node(parent, index)
+            if id(node) not in self.expanded:
+                children = node.value if isinstance(node, yaml.SequenceNode) else (
+                    [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
+                self.expanded[id(node)] = 1 + sum(self.expanded.get(id(child), 1) for child in children)
+            if self.expanded[id(node)] > MAX_EXPANDED_NODES:
+                raise ConfigAliasBomb("line %d" % (node.start_mark.line + 1))
+            return node
+
+    def _construct_mapping(loader, node, deep=False):
+        keys = set()
+        for key_node, _value_node in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in keys:
+                duplicates.append((key, key_node.start_mark.line + 1))
+            keys.add(key)
+        return loader.construct_mapping(node, deep=deep)
+
+    _ConfigLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    return _ConfigLoader
+
+
+def load_config_text(text, source):
+    """Parse YAML config text; returns (config, problems), never raises for bad input.
+
+    Duplicate keys are problems (YAML would keep the last one silently); aliases that expand beyond
+    MAX_EXPANDED_NODES, invalid YAML and a document that is not a mapping are problems with config None.
+    """
+    if not HAS_YAML:  # pragma: no cover
+        raise ImportError("PyYAML is required to read config files")
+    duplicates = []
+    try:
+        config = yaml.load(text, Loader=_config_loader(duplicates))  # nosec - a SafeLoader subclass
+    except ConfigAliasBomb as error:
+        return None, [problem("", None, "%s: YAML aliases (at %s) expand to more than %d nodes, far beyond any cluster "
+                              "config" % (source, error, MAX_EXPANDED_NODES),
+                              "Write the config without nested aliases (anchors and * references).")]
+    except yaml.YAMLError as error:
+        return None, [problem("", None, "%s is not valid YAML: %s" % (source, error), "Fix the YAML syntax.")]
+    if config is not None and not isinstance(config, dict):
+        return None, [problem("", type(config).__name__, "%s must hold a YAML mapping (a ParallelCluster config)" % source,
+                              "Write the config as a mapping with Region, Image, HeadNode, Scheduling, ...")]
+    problems = [
+        problem("", key, "The key %s appears twice in one mapping (line %d); YAML keeps only the last one" % (short_repr(key), line),
+                "Remove the duplicate key.")
+        for key, line in duplicates
+    ]
+    return config, problems
+
+
+def load_config_file(path):
+    """Read and parse a YAML config file with load_config_text; returns (config, problems).
+
+    An unreadable file and bytes that are not UTF-8 are problems too (config is then None).
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except (IOError, OSError) as error:
+        return None, [problem("", path, "Cannot read config_file %s: %s" % (path, error.strerror or error),
+                              "Give the path of a readable ParallelCluster config file.")]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return None, [problem("", path, "config_file %s is not UTF-8 text (byte %d: %s)" % (path, error.start, error.reason),
+                              "Save the file as UTF-8.")]
+    return load_config_text(text, path)
+
+
+def render_yaml(config):
+    """The config as YAML text: block style, keys in the order built, every string safely quoted."""
+    if not HAS_YAML:  # pragma: no cover
+        raise ImportError("PyYAML is required to write the config")
+
+    class _Dumper(yaml.SafeDumper):  # pylint: disable=too-many-ancestors
+        def increase_indent(self, flow=False, indentless=False):
+            return super().increase_indent(flow, False)
+
+    def _str(dumper, data):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", str(data))
+
+    _Dumper.add_multi_representer(str, _str)
+    header = "# ParallelCluster 3 cluster configuration written by the hpc.pcluster.cluster_config role.\n"
+    return header + yaml.dump(to_plain(config), Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                              allow_unicode=True, width=1000)
+
+
+def normalise_config(value):
+    """A config in a canonical form for comparison only.
+
+    None-valued keys are dropped, and scalars become strings with booleans in
+    lower case, so ``2``/``"2"`` and ``true``/``"True"`` compare equal, as they do
+    once pcluster has loaded the YAML through its schema.
+    """
+    if isinstance(value, dict):
+        return {str(k): normalise_config(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [normalise_config(v) for v in value]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        text = value.strip()
+        return text.lower() if text.lower() in ("true", "false") else text
+    return value
+
+
+def config_differences(before, after, path=""):
+    """Human-readable paths that differ between two normalised configs."""
+    changes = []
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(set(before) | set(after)):
+            sub = "%s.%s" % (path, key) if path else key
+            if key not in before:
+                changes.append("%s: added" % sub)
+            elif key not in after:
+                changes.append("%s: removed" % sub)
+            else:
+                changes.extend(config_differences(before[key], after[key], sub))
+    elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        for index, (old, new) in enumerate(zip(before, after)):
+            changes.extend(config_differences(old, new, "%s[%d]" % (path, index)))
+    elif before != after:
+        if isinstance(before, (dict, list)) or isinstance(after, (dict, list)):
+            changes.append("%s: changed" % (path or "<config>"))
+        else:
+            changes.append("%s: %s -> %s" % (path or "<config>", before, after))
+    return changes
+
+
+def config_yaml(config):
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    if config is None:
+        return ""
+    return yaml.safe_dump(to_plain(config), default_flow_style=False, sort_keys=True)
+
+
+def stored_config_url_problem(url, endpoint_url=None):
+    """Why the stored config may not be fetched from ``url`` (None when it may).
+
+    Only https: the URL is a bearer token (a presigned S3 URL). Plain http only from the host of an
+    explicit http endpoint_url (a local S3 stand-in such as moto); never file:// or other schemes.
+    """
+    from urllib.parse import urlparse  # pylint: disable=import-outside-toplevel
+
+    scheme = urlparse(url).scheme.lower()
+    if scheme == "https":
+        return None
+    endpoint = urlparse(endpoint_url or "")
+    if scheme == "http" and endpoint.scheme == "http" and endpoint.hostname and endpoint.hostname == urlparse(url).hostname:
+        return None
+    return ("describe-cluster gave a %s:// URL for the stored config; only https is accepted (http only from the "
+            "host of an explicit http endpoint_url)" % (scheme or "schemeless"))
+
+
+def fetch_stored_config(describe, endpoint_url=None, timeout=30, opener=None):
+    """The config ParallelCluster stored for a cluster (the S3 object behind clusterConfiguration.url).
+
+    Returns (config dict or None, None or a reason it could not be read). The reason never holds the URL.
+    """
+    url = ((describe or {}).get("clusterConfiguration") or {}).get("url")
+    if not url:
+        return None, "describe-cluster returned no clusterConfiguration.url"
+    refused = stored_config_url_problem(url, endpoint_url)
+    if refused:
+        return None, refused
+    if opener is None:
+        from ansible.module_utils.urls import open_url  # pylint: disable=import-outside-toplevel
+
+        opener = open_url
+    last_error = None
+    for _attempt in range(2):
+        try:
+            with opener(url, timeout=timeout) as response:
+                body = response.read()
+            break
+        except Exception as exc:  # pylint: disable=broad-except
+            last_error = getattr(exc, "code", None) or type(exc).__name__
+    else:
+        return None, "could not download the stored config (%s)" % last_error
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+    except UnicodeDecodeError:
+        return None, "the stored config is not UTF-8 text"
+    config, problems = load_config_text(text, "the stored config")
+    if problems or not isinstance(config, dict):
+        return None, "; ".join(item["message"] for item in problems) or "the stored config is not a YAML mapping"
+    return config, None
