@@ -44,8 +44,6 @@ on the request's resource. What it does not do as AWS does, and what ``install()
 
 from __future__ import annotations
 
-import json
-
 SERVICE_USER_PATH = "/sandbox-service/"
 
 

@@ -64,8 +64,9 @@ OFFICIAL_AMI_OWNER = "247102896272"
 
 # moto draws its resource ids from a random generator that POST /moto-api/seed?a=N seeds:
 # after seeding it with MOTO_RNG_SEED, seed_environment() on a fresh moto 5.2.5 server enforcing IAM
-# (whose IAM backend, with AWS's managed policies, is made before the seed) creates these ids. `sandbox.py up` renders the cluster config with them while moto is still being
-# seeded, and renders again if moto created others (e.g. another moto version or region).
+# (whose IAM backend, with AWS's managed policies, is made before the seed) creates these ids.
+# `sandbox.py up` renders the cluster config with them while moto is still being seeded, and
+# renders again if moto created others (e.g. another moto version or region).
 MOTO_RNG_SEED = 42
 PREDICTED_SEED_IDS = {
     "us-east-1": {"vpc_id": "vpc-462ddaed16dc0cf0b", "public_subnet_id": "subnet-e9d9136682575250d",

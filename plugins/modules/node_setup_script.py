@@ -78,13 +78,14 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hpc.pcluster.plugins.module_utils.aws import aws_argument_spec, boto3_client, caller_arn, setup_aws
 
 # What an S3 error code means for this upload, and what to do about it.
+DENIED_FIX = ("Give the controller's credentials s3:PutObject and s3:GetObject on it, or point "
+              "cluster_config_node_setup_script_location at a bucket they may write.")
 FIXES = {
     "NoSuchBucket": "Create the bucket, or point cluster_config_node_setup_script_location at an existing one.",
-    "AccessDenied": "Give the controller's credentials s3:PutObject and s3:GetObject on it, or point "
-                    "cluster_config_node_setup_script_location at a bucket they may write.",
+    "AccessDenied": DENIED_FIX,
+    # S3 answers a HEAD request it refuses with a bare 403: no code, no message naming the action.
+    "403": "S3 refused HeadObject (authorized as s3:GetObject). " + DENIED_FIX,
 }
-# S3 answers a HEAD request it refuses with a bare 403: no code, no message naming the action.
-FIXES["403"] = "S3 refused HeadObject (authorized as s3:GetObject). " + FIXES["AccessDenied"]
 DENIED_CODES = ("AccessDenied", "403")
 
 

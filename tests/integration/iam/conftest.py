@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import copy
-import pathlib
 import secrets
-import sys
 import types
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-for path in (ROOT / "sandbox", ROOT / "tests" / "integration" / "lifecycle"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+# sandbox/iam_identities.py
+import iam_identities
 
-import iam_identities  # noqa: E402  pylint: disable=import-error,wrong-import-position
-from lifecycle_helpers import run_playbook  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from ansible_collections.hpc.pcluster.tests.integration.lifecycle.lifecycle_helpers import run_playbook
 
 
 def without_actions(policies: list, actions: set) -> list:

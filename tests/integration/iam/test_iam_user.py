@@ -13,9 +13,11 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-import iam_identities  # pylint: disable=import-error
-import moto_cluster  # pylint: disable=import-error
-from lifecycle_helpers import Step  # pylint: disable=import-error
+# sandbox/iam_identities.py, sandbox/moto_cluster.py
+import iam_identities
+import moto_cluster
+
+from ansible_collections.hpc.pcluster.tests.integration.lifecycle.lifecycle_helpers import Step
 
 # Throwaway clusters of these tests live in a region of their own.
 REGION = "ca-central-1"
@@ -49,14 +51,15 @@ def small_cluster_fixture(sandbox):
     """A cluster registered (with the admin identity) in REGION for these tests: its name."""
     name = "iam-%s" % secrets.token_hex(3)
     ec2 = moto_cluster.client("ec2", sandbox.endpoint_url, REGION)
-    subnets = {next(t["Value"] for t in s["Tags"] if t["Key"] == "Name"): s["SubnetId"] for s in ec2.describe_subnets(
-        Filters=[{"Name": "tag:Name", "Values": ["iam-public", "iam-private"]}])["Subnets"]}
+    subnets = {}
+    for subnet in ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": ["iam-public", "iam-private"]}])["Subnets"]:
+        subnets.update({tag["Value"]: subnet["SubnetId"] for tag in subnet["Tags"] if tag["Key"] == "Name"})
     if len(subnets) < 2:  # the first run on this sandbox
         seed = moto_cluster.seed_environment(sandbox.endpoint_url, REGION, "10.220.0.0/16", "10.220.0.0/24",
                                              "10.220.16.0/20", name_prefix="iam")
         subnets = {"iam-public": seed["public_subnet_id"], "iam-private": seed["private_subnet_id"]}
     used = {i.get("PrivateIpAddress") for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
-    octet = next(n for n in range(10, 250) if "10.220.0.%d" % n not in used and "10.220.16.%d" % n not in used)
+    octet = min(n for n in range(10, 250) if "10.220.0.%d" % n not in used and "10.220.16.%d" % n not in used)
     moto_cluster.register_cluster(sandbox.endpoint_url, REGION, name, "10.220.0.%d" % octet, ["10.220.16.%d" % octet],
                                   config=yaml.safe_dump({"Region": REGION}), public_subnet_id=subnets["iam-public"],
                                   private_subnet_id=subnets["iam-private"])
@@ -90,8 +93,7 @@ def test_inventory_under_the_user_policy_names_every_node_as_slurm_does(sandbox,
     assert "no dynamodb:Scan on parallelcluster-slurm-%s" % sandbox.cluster_name in listed.stdout + listed.stderr
 
 
-def test_inventory_without_describe_instances_fails_naming_the_action_and_the_principal(sandbox, limited_user,
-                                                                                      tmp_path):
+def test_inventory_without_describe_instances_fails_naming_it(sandbox, limited_user, tmp_path):
     user = limited_user(deny=["ec2:DescribeInstances"])
     listed, _listing = inventory_list(sandbox, user.env, tmp_path)
     assert listed.returncode != 0
@@ -123,11 +125,11 @@ def test_a_denied_read_names_the_action_and_the_principal(sandbox, limited_user,
     assert "Traceback" not in run.stdout + json.dumps(result) and "module_stderr" not in result
 
 
-def test_without_the_collections_bucket_policy_the_boot_script_upload_names_what_it_needs(sandbox, limited_user,
-                                                                                         playbook_as, tmp_path):
+def test_the_boot_script_upload_names_what_it_needs_beyond_pclusters_policies(sandbox, limited_user, playbook_as,
+                                                                              tmp_path):
     # ParallelCluster's documented policies alone: S3 only on ParallelCluster's buckets, not the bootstrap bucket.
     user = limited_user()
-    only_pcluster = [p for p in iam_identities.user_policies({"BootstrapBucket": "x"}, ("pcluster-user.yaml",))]
+    only_pcluster = iam_identities.user_policies({"BootstrapBucket": "x"}, ("pcluster-user.yaml",))
     iam = moto_cluster.client("iam", sandbox.endpoint_url, sandbox.region)
     attached = [p["PolicyName"] for p in iam.list_attached_user_policies(UserName=user.name)["AttachedPolicies"]]
     for policy in iam.list_attached_user_policies(UserName=user.name)["AttachedPolicies"]:
@@ -159,7 +161,8 @@ def test_a_denial_pcluster_goes_past_is_a_warning_naming_it(sandbox, limited_use
 def test_a_denied_fleet_change_names_the_action_and_changes_nothing(sandbox, small_cluster, limited_user, playbook_as):
     user = limited_user(without=["dynamodb:UpdateItem", "dynamodb:PutItem"])
     env = dict(user.env, AWS_REGION=REGION, AWS_DEFAULT_REGION=REGION)
-    run = playbook_as(env, Step("hpc.pcluster.compute_fleet", {"name": small_cluster, "state": "stopped", "wait": False}))
+    run = playbook_as(env, Step("hpc.pcluster.compute_fleet",
+                                {"name": small_cluster, "state": "stopped", "wait": False, "unfinished_jobs": 0}))
     result = run.results[0]
     assert result.get("failed"), run
     assert "is not authorized to perform: dynamodb:" in result["msg"] and user.arn in result["msg"], result["msg"]

@@ -404,8 +404,7 @@ def test_nodes_the_table_does_not_know_are_named_in_verbose_output(run_plugin, e
 QUERY = "DynamoDB_20120810.Query"
 
 
-def test_without_scan_the_node_table_index_is_queried_per_compute_node(run_plugin, moto_clusters, counting_proxy,
-                                                                      capsys, monkeypatch):
+def test_without_scan_the_index_is_queried_per_node(run_plugin, moto_clusters, counting_proxy, capsys, monkeypatch):
     from ansible.utils.display import Display
 
     options = {"regions": ["us-east-1"], "endpoint_url": counting_proxy.endpoint_url}
@@ -426,8 +425,7 @@ def test_without_scan_the_node_table_index_is_queried_per_compute_node(run_plugi
     assert "one Query of its InstanceId index per compute node (3)" in out
 
 
-def test_a_node_table_that_cannot_be_read_names_the_action_and_the_principal(run_plugin, moto_clusters,
-                                                                              counting_proxy, capsys):
+def test_a_node_table_that_cannot_be_read_names_the_action(run_plugin, moto_clusters, counting_proxy, capsys):
     counting_proxy.deny = {SCAN, QUERY}
     inv = run_plugin({"regions": ["us-east-1"], "endpoint_url": counting_proxy.endpoint_url, "clusters": ["beta"]})
 
