@@ -55,6 +55,8 @@ VENDORED = {
 # Tools the real chain's build needs beyond make setup's compiler (Debian package in brackets).
 BUILD_TOOLS = {"musl-gcc": "musl-tools", "makeself": "makeself", "readelf": "binutils"}
 IMAGE_TOOLS = {"mksquashfs": "squashfs-tools", "/bin/busybox": "busybox-static"}
+# Debian's AWS CLI (awscli): the layer links ParallelCluster's /usr/local/bin/aws to it.
+AWS_CLI = "/usr/bin/aws"
 
 EXAMPLES = {
     "enroot/enroot.conf": """\
@@ -146,7 +148,7 @@ def check_archives(vendor: Path) -> tuple[dict, str]:
     return found, ""
 
 
-def _inputs_key(parts: list) -> str:
+def inputs_key(parts: list) -> str:
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part if isinstance(part, bytes) else str(part).encode())
@@ -178,7 +180,7 @@ class Cache:
         os.close(self.fd)
 
 
-def _run_build(args: list, log_file: Path) -> None:
+def run_build(args: list, log_file: Path) -> None:
     with open(log_file, "ab") as log:
         log.write(f"\n$ {BUILD_SCRIPT.name} {' '.join(str(a) for a in args)}\n".encode())
         log.flush()
@@ -188,21 +190,34 @@ def _run_build(args: list, log_file: Path) -> None:
         raise RuntimeError(f"{BUILD_SCRIPT.name} {args[0]} failed (exit {proc.returncode}); see {log_file}")
 
 
-def _build_layer(target: Path, archives: dict, log_file: Path) -> None:
+def _write_extras(layer: Path, extras: dict) -> None:
+    """Files (bytes) and symbolic links (str: the link's target) added to the layer, by path in it."""
+    for rel, content in sorted(extras.items()):
+        path = layer / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.symlink_to(content)
+        else:
+            path.write_bytes(content)
+            path.chmod(0o644)
+
+
+def _build_layer(target: Path, archives: dict, log_file: Path, extras: dict) -> None:
     staging = target.with_name(target.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     layer = staging / "layer"
     for sub in LAYER_DIRS + ("etc/enroot",):
         (layer / sub).mkdir(parents=True, exist_ok=True)
     if archives:
-        _run_build(["enroot", archives["enroot"], layer], log_file)
-        _run_build(["pyxis", archives["pyxis"], layer], log_file)
+        run_build(["enroot", archives["enroot"], layer], log_file)
+        run_build(["pyxis", archives["pyxis"], layer], log_file)
     else:
-        _run_build(["standin", STANDIN_SOURCE, layer], log_file)
+        run_build(["standin", STANDIN_SOURCE, layer], log_file)
     for rel, text in EXAMPLES.items():
         path = layer / "opt" / "parallelcluster" / "examples" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+    _write_extras(layer, extras)
     info = {"enroot": VENDORED["enroot"]["version"] if archives else None,
             "pyxis": VENDORED["pyxis"]["version"] if archives else "stand-in",
             "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -211,7 +226,7 @@ def _build_layer(target: Path, archives: dict, log_file: Path) -> None:
     staging.rename(target)
 
 
-def _prune(directory: Path, prefix: str, keep: set) -> None:
+def prune(directory: Path, prefix: str, keep: set) -> None:
     """Remove cached builds of the same kind (name prefix) for other inputs that no running sandbox uses."""
     if not directory.is_dir():
         return
@@ -223,26 +238,35 @@ def _prune(directory: Path, prefix: str, keep: set) -> None:
                 entry.unlink(missing_ok=True)
 
 
-def ensure_layer(vendor: Path, cache: Path, log_file: Path, in_use=frozenset(), log=print) -> dict:
-    """The AMI layer for these inputs, built first when the cache does not have it.
+def ami_tools() -> dict:
+    """What else the layer carries of a ParallelCluster AMI: the AWS CLI at /usr/local/bin/aws, where
+    ParallelCluster's cookbook installs it (here Debian's awscli, when this machine has it)."""
+    return {"usr/local/bin/aws": AWS_CLI} if os.access(AWS_CLI, os.X_OK) else {}
+
+
+def ensure_layer(vendor: Path, cache: Path, log_file: Path, in_use=frozenset(), log=print, extras=None) -> dict:
+    """The AMI layer for these inputs, built first when the cache does not have it. extras: more files
+    (bytes) and links (str) by their path in the layer, e.g. the sandbox CA in the trust store.
 
     Returns {"path", "key", "enroot", "pyxis", "real", "fallback", "built"}; "fallback" says why the
     real chain is not there ("" when it is), "built" whether this call built it."""
     archives, fallback = check_archives(vendor)
+    extras = dict(ami_tools(), **(extras or {}))
     try:
-        return _ensure_layer(archives, vendor, cache, log_file, in_use, log) | {"fallback": fallback}
+        return _ensure_layer(archives, vendor, cache, log_file, in_use, log, extras) | {"fallback": fallback}
     except RuntimeError as exc:
         if not archives:
             raise
         log(f"the real container chain could not be built ({exc}); using the stand-ins")
-        return _ensure_layer({}, vendor, cache, log_file, in_use, log) | {
+        return _ensure_layer({}, vendor, cache, log_file, in_use, log, extras) | {
             "fallback": f"building Enroot/Pyxis from {vendor} failed: {exc}"}
 
 
-def _ensure_layer(archives: dict, vendor: Path, cache: Path, log_file: Path, in_use, log) -> dict:
+def _ensure_layer(archives: dict, vendor: Path, cache: Path, log_file: Path, in_use, log, extras: dict) -> dict:
     parts = [LAYER_FORMAT, BUILD_SCRIPT.read_bytes(), json.dumps(EXAMPLES, sort_keys=True), _slurm_headers_id()]
+    parts += [f"{rel}={hashlib.sha256(c.encode() if isinstance(c, str) else c).hexdigest()}" for rel, c in sorted(extras.items())]
     parts += [VENDORED[n]["sha256"] for n in sorted(archives)] if archives else [STANDIN_SOURCE.read_bytes()]
-    key = ("real-" if archives else "standin-") + _inputs_key(parts)
+    key = ("real-" if archives else "standin-") + inputs_key(parts)
     with Cache(cache):
         target = cache / "ami" / key
         built = False
@@ -252,10 +276,10 @@ def _ensure_layer(archives: dict, vendor: Path, cache: Path, log_file: Path, in_
                     if archives else "the stand-in SPANK plugin")
             log(f"building the AMI layer once for this machine: {what} (log {log_file})")
             started = time.monotonic()
-            _build_layer(target, archives, log_file)
+            _build_layer(target, archives, log_file, extras)
             log(f"AMI layer built in {time.monotonic() - started:.1f} s: {target}")
             built = True
-            _prune(target.parent, key.split("-", 1)[0] + "-", set(in_use) | {key})
+            prune(target.parent, key.split("-", 1)[0] + "-", set(in_use) | {key})
         info = json.loads((target / "info.json").read_text())
     return {"path": str(target / "layer"), "key": key, "enroot": info["enroot"], "pyxis": info["pyxis"],
             "real": bool(archives), "built": built}
@@ -266,14 +290,14 @@ def ensure_image(cache: Path, log_file: Path, log=print) -> tuple[str | None, st
     missing = _missing_tools(IMAGE_TOOLS)
     if missing:
         return None, f"building the container image needs {', '.join(missing)}: run `make setup`"
-    key = _inputs_key([LAYER_FORMAT, BUILD_SCRIPT.read_bytes(), sha256_of(Path("/bin/busybox"))])
+    key = inputs_key([LAYER_FORMAT, BUILD_SCRIPT.read_bytes(), sha256_of(Path("/bin/busybox"))])
     with Cache(cache):
         image = cache / "images" / f"busybox-{key}.sqsh"
         if not image.exists():
             image.parent.mkdir(parents=True, exist_ok=True)
             log(f"building the container image once for this machine: {image.name}")
-            _run_build(["image", image], log_file)
-            _prune(image.parent, "busybox-", {image.name})
+            run_build(["image", image], log_file)
+            prune(image.parent, "busybox-", {image.name})
     return str(image), ""
 
 

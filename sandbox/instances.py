@@ -49,6 +49,7 @@ class Cluster:
         s = self.state
         self.plan = nodes.plan(s["index"], len(s["compute_nodes"]), s["gpus_per_node"], s["cluster_name"],
                                s.get("dynamic_count", 0))
+        self.plan["extra_hosts"] = s.get("extra_hosts", [])
         self.fleet_dir = self.state_dir / "fleet"
         self.records = self.fleet_dir / "nodes.json"
 

@@ -54,6 +54,11 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.os_table imp
 from iam_identities import ADMIN_CREDENTIALS  # noqa: E402  pylint: disable=wrong-import-position
 
 PCLUSTER_VERSION = "3.16.1"
+# What a moto server that does not enforce IAM (start_moto_server's, unless told to) accepts; the sandbox's own
+# moto enforces it, and client() signs as the sandbox's admin there.
+DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+# The template Metadata key that marks a registered cluster's stack (moto_cfn.service refuses its updates).
+REGISTRATION_MARK = "SandboxRegistration"
 MOTO_ACCOUNT_ID = "123456789012"
 
 # An official-looking ParallelCluster AMI: pcluster searches for
@@ -406,6 +411,8 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
     template = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"AWS ParallelCluster Template (sandbox registration of {cluster_name})",
+        # moto_cfn refuses to update a registration: it is not ParallelCluster's template (see REGISTRATION_MARK).
+        "Metadata": {REGISTRATION_MARK: "registered by sandbox/moto_cluster.py, not created from ParallelCluster's template"},
         "Parameters": {key: {"Type": "String", "Default": value} for key, value in parameters.items()},
         # pcluster's update validation reads the stack's resources and looks up the head node's
         # security group; moto lists a WaitConditionHandle without LogicalResourceId, which breaks it.
@@ -418,6 +425,7 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
         Tags=_tags(cluster_tags))["StackId"]
+    _wait_created(cfn, stack_id)
 
     table = f"parallelcluster-{cluster_name}"
     ddb.create_table(TableName=table, AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}],
@@ -471,6 +479,20 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
     }
 
 
+def _wait_created(cfn, stack_id: str, timeout: float = 60.0) -> None:
+    """The sandbox's CloudFormation creates a stack's resources after CreateStack returns, as AWS does."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        status = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
+        if status == "CREATE_COMPLETE":
+            return
+        if not status.endswith("IN_PROGRESS") or time.monotonic() > deadline:
+            raise RuntimeError(f"registering stack {stack_id}: {status}")
+        time.sleep(0.05)
+
+
 def register_slurm_nodes(endpoint_url: str, region: str, cluster_name: str, nodes: dict, head_ip: str) -> str:
     """Record Slurm node name -> instance id in the cluster's node table as ParallelCluster does
     (pcluster templates/slurm_builder.py creates the table; the node package's
@@ -498,16 +520,134 @@ def register_slurm_nodes(endpoint_url: str, region: str, cluster_name: str, node
 
 
 def deregister_cluster(endpoint_url: str, region: str, cluster_name: str) -> None:
-    """Remove what register_cluster created (stack, table, instances)."""
+    """Remove what register_cluster created (stack, table, instances); returns once the stack is deleted."""
+    import time
+
     ec2 = client("ec2", endpoint_url, region)
     ids = [i["InstanceId"] for r in ec2.describe_instances(Filters=[
         {"Name": "tag:parallelcluster:cluster-name", "Values": [cluster_name]}])["Reservations"] for i in r["Instances"]]
     if ids:
         ec2.terminate_instances(InstanceIds=ids)
-    client("cloudformation", endpoint_url, region).delete_stack(StackName=cluster_name)
+    cfn = client("cloudformation", endpoint_url, region)
+    stack_id = cfn.describe_stacks(StackName=cluster_name)["Stacks"][0]["StackId"]
+    cfn.delete_stack(StackName=stack_id)
+    deadline = time.monotonic() + 60
+    while cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"] != "DELETE_COMPLETE":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"stack {cluster_name} was not deleted within 60 s")
+        time.sleep(0.1)
     ddb = client("dynamodb", endpoint_url, region)
     ddb.delete_table(TableName=f"parallelcluster-{cluster_name}")
     try:
         ddb.delete_table(TableName=f"parallelcluster-slurm-{cluster_name}")
     except ddb.exceptions.ResourceNotFoundException:
         pass
+
+
+# --------------------------------------------------------------------------- a moto server of one's own
+
+def start_moto_server(work_dir, log_path=None, timeout: float = 30.0, env: dict | None = None):
+    """Start sandbox/moto_server.py on a free 127.0.0.1 port as `sandbox.py up` starts it (the ParallelCluster
+    AMI alone, IAM's managed policies, the FSx descriptions from <work_dir>/moto-fsx.json), in a process
+    group of its own, with env added to its environment; returns (process, endpoint URL) once it answers.
+    Stop it with stop_moto_server."""
+    import os
+    import socket
+    import subprocess
+    import time
+
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    amis = work_dir / "moto-amis.json"
+    amis.write_text(json.dumps([official_ami_record()]))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true", MOTO_AMIS_PATH=str(amis),
+               SANDBOX_FSX_PATH=str(work_dir / "moto-fsx.json"), **(env or {}))
+    with open(log_path or work_dir / "moto.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent / "moto_server.py"),
+                                 "-H", "127.0.0.1", "-p", str(port)], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"moto server exited with {proc.returncode}; see {log_path or work_dir / 'moto.log'}")
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1).read(1)
+            return proc, url
+        except OSError:
+            time.sleep(0.05)
+    stop_moto_server(proc)
+    raise RuntimeError(f"moto server at {url} did not answer within {timeout:.0f} s")
+
+
+def stop_moto_server(proc) -> None:
+    """Stop a server start_moto_server started (its process group)."""
+    import os
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def prepare_account(endpoint_url: str, region: str, work_dir, vpc_cidr: str = "10.100.0.0/16",
+                    public_cidr: str = "10.100.0.0/24", private_cidr: str = "10.100.16.0/20") -> dict:
+    """What `sandbox.py up` puts in moto before a cluster exists: the seeded network and bootstrap bucket
+    (with moto's ids seeded as up seeds them), the FSx descriptions, ParallelCluster's default bucket."""
+    seed = seed_environment(endpoint_url, region, vpc_cidr, public_cidr, private_cidr, rng_seed=MOTO_RNG_SEED)
+    (Path(work_dir) / "moto-fsx.json").write_text(json.dumps(fsx_standins(
+        endpoint_url, region, seed["vpc_id"], seed["private_subnet_id"], seed["security_group_id"],
+        "fs-0123456789abcdef0", "fsvol-0123456789abcdef0")))
+    seed["pcluster_bucket"] = _ensure_pcluster_bucket(client("s3", endpoint_url, region), region)
+    return seed
+
+
+# --------------------------------------------------------------------------- the head node's side of a create
+
+HEAD_NODE_LAUNCH_TEMPLATE = "HeadNodeLaunchTemplate"
+WAIT_CONDITION_HANDLE_FILE = "/opt/parallelcluster/tmp/wait_condition_handle.txt"
+
+
+def wait_condition_url(endpoint_url: str, region: str, cluster_name: str) -> str:
+    """The URL the head node signals, read as cfn-init reads it: the file deployConfigFiles writes from the
+    head node launch template's metadata (DescribeStackResource)."""
+    detail = client("cloudformation", endpoint_url, region).describe_stack_resource(
+        StackName=cluster_name, LogicalResourceId=HEAD_NODE_LAUNCH_TEMPLATE)["StackResourceDetail"]
+    files = json.loads(detail["Metadata"])["AWS::CloudFormation::Init"]["deployConfigFiles"]["files"]
+    return files[WAIT_CONDITION_HANDLE_FILE]["content"]
+
+
+def pending_wait_condition_url(endpoint_url: str, region: str, cluster_name: str, timeout: float = 60.0) -> str:
+    """The handle URL of the head node's wait condition, once the stack waits for it and the head node
+    exists: what the head node reads after its launch, or after an update changed the launch template's
+    metadata (cfn-hup)."""
+    import time
+
+    cfn = client("cloudformation", endpoint_url, region)
+    deadline = time.monotonic() + timeout
+    while True:
+        resources = cfn.list_stack_resources(StackName=cluster_name)["StackResourceSummaries"]
+        waiting = {r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::CloudFormation::WaitCondition"
+                   and r["ResourceStatus"] == "CREATE_IN_PROGRESS"}
+        ready = {r["LogicalResourceId"] for r in resources if r["ResourceStatus"].endswith("_COMPLETE")}
+        if waiting and {HEAD_NODE_LAUNCH_TEMPLATE, "HeadNode"} <= ready:
+            url = wait_condition_url(endpoint_url, region, cluster_name)
+            if url in waiting:
+                return url
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"stack {cluster_name} does not wait for the head node's signal")
+        time.sleep(0.1)
+
+
+def signal_wait_condition(url: str, success: bool = True, reason: str = "", unique_id: str = "",
+                          data: str = "") -> None:
+    """What cfn-signal sends: PUT the JSON document to the handle's URL."""
+    body = json.dumps({"Status": "SUCCESS" if success else "FAILURE", "Reason": reason or
+                       ("Configuration Complete" if success else "Configuration failed"),
+                       "UniqueId": unique_id, "Data": data}).encode()
+    request = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": ""})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()

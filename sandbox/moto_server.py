@@ -12,6 +12,10 @@ by a given id, so pcluster cannot load a cluster config with existing FSx
 in the FSx API's own shape: DescribeVolumes answers from it (and only from it)
 and DescribeFileSystems answers the file systems it lists, in every region.
 
+CloudFormation: moto_cfn (the sandbox's CloudFormation engine, which runs
+ParallelCluster's cluster template) is installed by the preload thread; moto's
+CloudFormation app is created, on the first CloudFormation request, only after that.
+
 IAM: with ``INITIAL_NO_AUTH_ACTION_COUNT=0`` in the environment (what `sandbox.py up` sets), moto checks
 every request against the caller's IAM policies. The server then first creates the sandbox's admin
 identity (iam_identities.py) and makes moto's evaluation do what it cannot express as AWS does
@@ -23,6 +27,10 @@ import os
 import sys
 import threading
 
+# Set once moto_cfn (the sandbox's CloudFormation engine) is installed: moto's CloudFormation app is
+# created, on the first CloudFormation request, only after that.
+CFN_INSTALLED = threading.Event()
+
 
 def _preload():
     # Imported for their side effect: moto's lazy service loading finds them ready.
@@ -31,9 +39,22 @@ def _preload():
     import moto.ec2.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
     import moto.s3.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
     import moto.dynamodb.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
-    import moto.cloudformation.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
+    try:
+        import moto_cfn  # pylint: disable=import-outside-toplevel
+
+        moto_cfn.install()
+    finally:
+        CFN_INSTALLED.set()
     if os.environ.get("SANDBOX_FSX_PATH"):
         _fsx_standins(os.environ["SANDBOX_FSX_PATH"])
+
+
+def _after_cfn_install(create_backend_app):
+    def create(service):
+        if service == "cloudformation":
+            CFN_INSTALLED.wait(timeout=120)
+        return create_backend_app(service)
+    return create
 
 
 def _fsx_standins(path):
@@ -88,6 +109,7 @@ if __name__ == "__main__":
     if os.environ.get("INITIAL_NO_AUTH_ACTION_COUNT") == "0":
         _enforce_iam()
     threading.Thread(target=_preload, daemon=True).start()
-    from moto.server import main
+    import moto.server
 
-    sys.exit(main())
+    moto.server.create_backend_app = _after_cfn_install(moto.server.create_backend_app)
+    sys.exit(moto.server.main())

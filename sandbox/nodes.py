@@ -295,6 +295,7 @@ def gres_conf(p: dict) -> str:
 def hosts_file(p: dict) -> str:
     lines = ["127.0.0.1 localhost", f"{p['head']['ip']} {p['head']['name']}"]
     lines += [f"{n['ip']} {n['name']}" for n in p["computes"] + p.get("dynamic", [])]
+    lines += p.get("extra_hosts", [])
     return "\n".join(lines) + "\n"
 
 

@@ -220,6 +220,8 @@ def health(state: dict) -> dict:
         problems.append("the compute fleet stand-in (fleet.py) is not running")
     if "proxy_pid" in state and not pid_alive(state["proxy_pid"]):
         problems.append("the package-mirror proxy (proxy.py) is not running")
+    if not all(pid_alive(pid) for pid in state.get("containers", {}).get("registry", {}).get("pids", [])):
+        problems.append("the registry (docker-registry) or ECR's API front (registry.py) is not running")
     head = state.get("holders", {}).get("head")
     if state.get("status") == "running" and pid_alive(head):
         r = nodes.run(nodes.nsenter(head, ["scontrol", "ping"]), check=False)
@@ -480,14 +482,12 @@ def controller_identity(endpoint_url: str, seed: dict) -> dict:
                       f"{iam_identities.ADMIN_PATH}{iam_identities.ADMIN_USER}"}, "user": user}
 
 
-def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dict:
-    """inventory/group_vars/all/sandbox.yml: the environment values from what moto was seeded with."""
-    import container_chain
+def cluster_config_vars(state: dict, p: dict, seed: dict) -> dict:
+    """The variables role hpc.pcluster.cluster_config renders the sandbox's cluster config from."""
     n = len(p["computes"])
     return {
         "pcluster_cluster_name": state["cluster_name"],
         "pcluster_region": state["region"],
-        "pcluster_endpoint_url": state["endpoint_url"],
         "cluster_config_region": state["region"],
         "cluster_config_public_subnet_id": seed["public_subnet_id"],
         "cluster_config_private_subnet_id": seed["private_subnet_id"],
@@ -501,11 +501,20 @@ def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dic
         "cluster_config_compute_instance_type": "g5.8xlarge",
         "cluster_config_compute_min_count": n,
         "cluster_config_compute_max_count": n + len(p["dynamic"]),
-        "cluster_config_output_path": str(state_dir / "cluster-config.yaml"),
+        "cluster_config_output_path": str(Path(state["state_dir"]) / "cluster-config.yaml"),
         # moto cannot dry-run launch templates: every ParallelCluster dryrun of the sandbox skips these two.
         "cluster_config_suppress_validators": SUPPRESS_VALIDATORS,
+    }
+
+
+def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dict:
+    """inventory/group_vars/all/sandbox.yml: the environment values from what moto was seeded with."""
+    import container_chain
+    return {
+        **cluster_config_vars(dict(state, state_dir=str(state_dir)), p, seed),
+        "pcluster_endpoint_url": state["endpoint_url"],
         "verify_not_available": state["verify_not_available"],
-        **container_chain.group_vars(state["containers"]),
+        **container_chain.group_vars(state["containers"], container_chain.node_credentials(state)),
         # The stand-in GPUs cannot run NCCL: the MPI all-reduce runs on the GPU nodes, over TCP on the sandbox's
         # network only, yielding the CPU while it waits (every node shares this machine's cores).
         "verify_distributed_mpi_on_gpu_nodes": True,
@@ -676,8 +685,10 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     state["moto_pid"] = moto_proc.pid
     save_state(state_dir, state)
     # The AMI layer and the container image (built once per machine), then the keys.
-    state["containers"] = container_chain.prepare(args.vendor_dir, args.cache_dir, state_dir, p["head"]["ip"],
-                                                  state["index"], ami_layers_in_use(), log)
+    state["containers"] = container_chain.prepare(args.vendor_dir, args.cache_dir, state_dir, p, state["region"],
+                                                  ami_layers_in_use(), log)
+    # ECR's private DNS names, in every node's /etc/hosts (instances.py reads them from the state too).
+    p["extra_hosts"] = state["extra_hosts"] = container_chain.hosts_lines(state["containers"])
     state["verify_not_available"] = verify_not_available(state["containers"])
     save_state(state_dir, state)
     timings["ami_layer"] = time.monotonic() - started
@@ -695,9 +706,14 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     try:
         head_pid = boot.start_nodes(state_dir, state, p, keygens, lambda st: save_state(state_dir, st), started, timings)
         aws = aws_future.result()
+        # The registry (it needs moto's token) starts while slurmctld restarts; only its thread saves the state meanwhile.
+        registry_future = pool.submit(container_chain.start_registry, state_dir, state, head_pid,
+                                      lambda st: save_state(state_dir, st))
         # Slurm started before the config was rendered: now it gets the config's settings.
         boot.configure_slurm(state_dir, state, p, head_pid, yaml_load(aws["config_text"]))
         timings["slurm_configured"] = time.monotonic() - started
+        registry_future.result()
+        timings["registry"] = time.monotonic() - started
     except boot.BootError as exc:
         raise SandboxError(str(exc)) from None
     finally:
@@ -745,6 +761,8 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
     stop_process_group(state.get("fleet_pid"))
     stop_process_group(state.get("proxy_pid"))
     stop_process_group(state.get("moto_pid"))
+    for pid in state.get("containers", {}).get("registry", {}).get("pids", []):
+        stop_process_group(pid)
     holders = list(state.get("holders", {}).values())
     survivors = nodes.kill_all(holders, state.get("netns", []))
     if survivors:
@@ -764,7 +782,7 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
             shutil.rmtree(state_dir, ignore_errors=True)
         else:
             ours = ["ssh", "nodes", "roots", "shared", "fleet", "build", "cp", "ansible-tmp", "inventory", "env.sh",
-                    "admin-env.sh", "state.json",
+                    "admin-env.sh", "state.json", "registry",
                     "moto-amis.json", "moto-fsx.json", "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
             for sub in ours:
                 path = state_dir / sub

@@ -13,14 +13,14 @@ import tempfile
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import render_yaml
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import CLUSTER_CONFIG_HEADER, render_yaml
 
 
 class ActionModule(ActionBase):
     """Render with a YAML dumper, compare, and replace the file atomically only when it differs."""
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("config", "dest", "mode"))
+    _VALID_ARGS = frozenset(("config", "dest", "mode", "header"))
     _requires_connection = False
 
     def run(self, tmp=None, task_vars=None):
@@ -30,6 +30,7 @@ class ActionModule(ActionBase):
             config=dict(type="dict", required=True),
             dest=dict(type="path", required=True),
             mode=dict(type="str", default="0600"),
+            header=dict(type="str", default=CLUSTER_CONFIG_HEADER),
         ))
         try:
             mode = int(args["mode"], 8)
@@ -37,7 +38,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("mode must be an octal string such as '0600', not %r" % args["mode"]) from None
         dest = os.path.realpath(os.path.expanduser(args["dest"]))
         directory = os.path.dirname(dest)
-        data = render_yaml(args["config"]).encode("utf-8")
+        data = render_yaml(args["config"], " ".join(args["header"].split())).encode("utf-8")
 
         before, before_mode = None, None
         if os.path.exists(dest):

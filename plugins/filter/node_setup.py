@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -20,6 +21,11 @@ from ansible.utils.unsafe_proxy import wrap_var
 NODE_NAMES = frozenset(("inventory_hostname", "inventory_hostname_short", "ansible_facts"))
 NODE_NAME_PREFIX = "ansible_"
 _TEMPLATE_MARKS = ("{{", "{%", "{#")
+# What a bundle's vars.yml carries about the cluster rather than about what a node applies to itself: the head
+# node's name only decides that the node does not write the shared Slurm configuration (true of every compute node
+# and of an image's build instance alike). Left out of the variables' identity, so that an image baked before the
+# cluster existed can match the cluster's bundle.
+CONTEXT_VARIABLES = ("pcluster_cluster_name", "node_setup_head_node")
 
 
 def _strings(value):
@@ -96,8 +102,29 @@ def node_setup_vars(hostvars, host, pattern, extra=None):
     return wrap_var(to_nice_yaml(out, indent=2, sort_keys=True))
 
 
+def node_setup_vars_identity(vars_text):
+    """What a node applies from a bundle's (or a baked image's) variables: ``{vars_digest, node_rendered}``.
+
+    ``vars_digest`` is a SHA-256 (16 hex digits) of the variables in vars.yml but CONTEXT_VARIABLES, as sorted JSON,
+    so that key order and YAML style do not count. ``node_rendered`` names the variables kept as templates for each
+    node to render for itself: what an image baked them to fits its build instance, not a node.
+    """
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    try:
+        data = yaml.safe_load(str(vars_text)) or {}
+    except yaml.YAMLError as error:
+        raise AnsibleFilterError("node_setup_vars_identity: the variables are not YAML: %s" % error) from None
+    if not isinstance(data, Mapping):
+        raise AnsibleFilterError("node_setup_vars_identity: the variables must be a YAML mapping")
+    own = {name: value for name, value in data.items() if name not in CONTEXT_VARIABLES}
+    text = json.dumps(own, sort_keys=True, separators=(",", ":"), default=str)
+    rendered = sorted(name for name, value in own.items() if referenced_names(value) is not None)
+    return {"vars_digest": hashlib.sha256(text.encode("utf-8")).hexdigest()[:16], "node_rendered": rendered}
+
+
 class FilterModule:
     """hpc.pcluster node-setup filters."""
 
     def filters(self):
-        return {"node_setup_vars": node_setup_vars}
+        return {"node_setup_vars": node_setup_vars, "node_setup_vars_identity": node_setup_vars_identity}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: cluster_config_write
-short_description: Write a ParallelCluster cluster configuration as YAML on the controller
+short_description: Write a ParallelCluster cluster (or image) configuration as YAML on the controller
 version_added: 0.1.0
 description:
   - Dumps a cluster configuration mapping with a YAML dumper (block style, keys in the order given, strings
@@ -30,6 +30,12 @@ options:
     description: Permissions of the file, as an octal string.
     type: str
     default: "0600"
+  header:
+    description:
+      - The comment on the file's first line (one line). Role P(hpc.pcluster.image_config#role) names its image
+        configuration there.
+    type: str
+    default: ParallelCluster 3 cluster configuration written by the hpc.pcluster.cluster_config role.
 attributes:
   check_mode:
     support: full

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean
 
@@ -19,6 +20,7 @@ from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import
 )
 
 QUEUES = ("Scheduling", "SlurmQueues")
+AMI_PATTERN = r"^ami-[0-9a-z]{8}([0-9a-z]{9})?$"
 # Single-queue variable -> queue key (the defaults of every item of cluster_config_queues).
 QUEUE_DEFAULT_VARIABLES = {
     "capacity_type": "capacity_type", "allocation_strategy": "allocation_strategy",
@@ -59,6 +61,7 @@ class _Build:
         self.problems = self.vars.problems
         self.common = {}
         self.node_setup_script = None
+        self.queue_image = None  # the AMI of the queues' nodes from cluster_config_custom_image, or None
 
     def var(self, name):
         return self.vars.get(name)
@@ -82,6 +85,7 @@ def build_cluster_config(variables, options=None):
     cluster_name = _cluster_name(b, variables or {})
     config = {}
     _region_image_settings(b, config)
+    _custom_image(b)
     _common_node_settings(b)
     config["HeadNode"] = _head_node(b)
     config["Scheduling"] = _scheduling(b)
@@ -135,6 +139,28 @@ def _region_image_settings(b, config):
     if not blank(b.var("custom_ami")):
         config["Image"]["CustomAmi"] = b.var("custom_ami")
         b.source(("Image", "CustomAmi"), "custom_ami")
+
+
+def _custom_image(b):
+    """cluster_config_custom_image: the compute queues' AMI - an AMI id, or V(build): the image deploy.yml built
+    (role image_config, module image) before this role, whose AMI it passes as cluster_config_custom_image_ami."""
+    image, built = b.var("custom_image"), b.var("custom_image_ami")
+    variable = PREFIX + "custom_image"
+    if blank(image):
+        return
+    ami = built if image == "build" else image
+    if image == "build" and blank(built):
+        b.problems.append(problem("", image, "%s is build, but no image was built for this run "
+                                  "(%scustom_image_ami is empty)" % (variable, PREFIX),
+                                  "Run deploy.yml, which builds the image first (playbooks/tasks/custom_image.yml), "
+                                  "or set %s to the id of an AMI built with pcluster build-image." % variable, variable))
+        return
+    if not isinstance(ami, str) or not re.match(AMI_PATTERN, ami):
+        b.problems.append(problem("", ami, "%s must be build or an AMI id, not %s" % (
+            variable if image != "build" else PREFIX + "custom_image_ami", short_repr(ami)),
+            "Give the id of an AMI built with pcluster build-image (ami-0123456789abcdef0), or build.", variable))
+        return
+    b.queue_image = ami
 
 
 def _common_node_settings(b):
@@ -249,6 +275,9 @@ def _scheduling(b):
     else:
         queues = [_queue(b, _single_queue_settings(b, defaults))]
         b.sources.add_all(((path, PREFIX + name) for path, name in SINGLE_QUEUE_SOURCES), QUEUES + (0,))
+    for index, queue in enumerate(queues):
+        if b.queue_image and (queue.get("Image") or {}).get("CustomAmi") == b.queue_image:
+            b.source(QUEUES + (index, "Image", "CustomAmi"), "custom_image")
     return {"Scheduler": "slurm", "SlurmSettings": slurm_settings, "SlurmQueues": queues}
 
 
@@ -319,7 +348,8 @@ def _queue(b, settings):
         "CustomSlurmSettings": settings.get("custom_slurm_settings") or None,
         "CapacityReservationTarget": _reservation(settings.get("capacity_reservation_id"),
                                                   settings.get("capacity_reservation_resource_group_arn")),
-        "Image": None if blank(settings.get("custom_ami")) else {"CustomAmi": settings["custom_ami"]},
+        "Image": {"CustomAmi": settings["custom_ami"]} if not blank(settings.get("custom_ami")) else (
+            {"CustomAmi": b.queue_image} if b.queue_image else None),
         "ComputeResources": [_compute_resource(resource) for resource in settings.get("compute_resources") or []],
         "Iam": node_access.iam(settings.get("iam_policies"), settings.get("s3_access"), b.common["full_access"]),
         "CustomActions": _on_node_configured(b, settings.get("docker_postinstall_enabled"),

@@ -12,26 +12,12 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import 
     protected_message,
 )
 from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.run import ClusterTask
-from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import (
-    config_differences,
-    config_yaml,
-    fetch_stored_config,
-    load_config_file,
-    normalise_config,
-)
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import config_differences, normalise_config
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.failure_report import failure_report
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import (
-    PclusterApiError,
-    explain_error,
-    group_validation_messages,
-)
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import explain_error, group_validation_messages
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import cluster_summary
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.run import Stop
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.wait import CLUSTER_IN_PROGRESS
-from ansible_collections.hpc.pcluster.plugins.module_utils.plain_data import to_plain
-
-
-class Stop(Exception):
-    """Ends the run early with the result as it stands."""
 
 
 class ClusterRun(ClusterTask):
@@ -59,39 +45,7 @@ class ClusterRun(ClusterTask):
         self.fail("%s\n%s" % (what, message) if what else message, failure=report)
 
     def record_validation(self, messages):
-        if isinstance(messages, dict):
-            messages = [msg for level in messages.values() for msg in level]
-        grouped = group_validation_messages(messages)
-        self.result["validation_messages"] = grouped
-        for msg in grouped.get("WARNING", []):
-            self.module.warn("ParallelCluster validation warning (%s): %s" % (msg.get("type") or msg.get("id"), msg.get("message")))
-
-    def desired_config(self):
-        if self.params["config"] is not None:
-            return to_plain(self.params["config"])
-        path = self.params["config_file"]
-        config, problems = load_config_file(path)
-        if problems or config is None:
-            reasons = "; ".join("%s. Fix: %s" % (item["message"].rstrip("."), item["fix"]) for item in problems) or "the file is empty"
-            raise PclusterApiError(reasons if path in reasons else "config_file %s: %s" % (path, reasons),
-                                   code=400, error_type="ConfigFile")
-        return config
-
-    def diff(self, before, after):
-        if self.module._diff:
-            self.result["diff"] = {
-                "before": config_yaml(before),
-                "after": config_yaml(after),
-                "before_header": "%s (stored configuration)" % self.name,
-                "after_header": "%s (desired configuration)" % self.name,
-            }
-
-    def stored_config(self):
-        """(stored config or None, reason); the reason is returned as stored_config_error."""
-        stored, reason = fetch_stored_config(self.cluster, endpoint_url=self.module.settings.get("endpoint_url"))
-        if reason:
-            self.result["stored_config_error"] = reason
-        return stored
+        self.result["validation_messages"] = self.module.validation_warnings(messages)
 
     # ----- present
 
@@ -285,13 +239,3 @@ class ClusterRun(ClusterTask):
     def check_deleted(self):
         if self.cluster is not None and self.status() == "DELETE_FAILED":
             self.fail_report("The deletion of cluster %s failed." % self.name)
-
-    def run(self):
-        try:
-            if self.params["state"] == "present":
-                self.present()
-            else:
-                self.absent()
-        except Stop:
-            pass
-        return self.finish()

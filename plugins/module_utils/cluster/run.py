@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import PROTECTED, ComputeFleet, protected_message
 from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.writes import WriteGuard
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.run import LifecycleRun
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.wait import (
     ClusterPoller,
     WaitTimeout,
@@ -17,28 +18,18 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.wait import 
 )
 
 
-class ClusterTask:
+class ClusterTask(LifecycleRun):
     """One run of a module on the cluster ``params["name"]``, within ``params["wait_timeout"]`` seconds in all."""
 
     def __init__(self, module, api, result, tag=None):
-        self.module = module
-        self.api = api
-        self.params = module.params
-        self.name = module.params["name"]
-        self.check_mode = module.check_mode
-        self.started = api.clock()
-        self.waited = 0.0
+        super().__init__(module, api, result)
         self.cluster = None
-        self.result = result
         self.writes = WriteGuard(self)
         self.fleet = ComputeFleet(self, tag)
 
-    def act(self, action):
-        self.result["actions"].append(action)
-        self.module.progress("[%s] %s" % (self.name, action))
-
-    def remaining(self):
-        return self.params["wait_timeout"] - (self.api.clock() - self.started)
+    @property
+    def current(self):
+        return self.cluster
 
     def describe(self):
         self.cluster = self.api.describe_cluster(self.name)
@@ -49,12 +40,6 @@ class ClusterTask:
 
     def head_node_id(self):
         return ((self.cluster or {}).get("headNode") or {}).get("instanceId")
-
-    def finish(self, **extra):
-        result = dict(self.result)
-        result["waited"] = round(self.waited, 1)
-        result.update(extra)
-        return result
 
     def fail(self, msg, **extra):
         """Fail the task; first start the compute fleet again when the run stopped it and can start it."""

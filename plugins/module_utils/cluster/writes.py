@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.pcluster contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Cluster writes without blind retries: after an error, describe the cluster and decide whether the write happened."""
+"""Writes without blind retries: after an error, describe the cluster (or image) and decide whether it happened."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ REFUSED = (KIND_BAD_REQUEST, KIND_CONFLICT, KIND_CREDENTIALS, KIND_DENIED, KIND_
 
 
 class WriteGuard:
-    """The create, update, delete and fleet requests of a ClusterRun.
+    """The create, update, delete and fleet requests of a ClusterRun (``write`` also serves ImageRun's).
 
     A write that raised anything but a refusal (a lost response, a timeout, throttling, a 500) may have
     happened: the cluster (or fleet) is described, and the write counts as done when it shows the change;
@@ -34,7 +34,7 @@ class WriteGuard:
         self.run = run
         self.api = run.api
 
-    def _write(self, what, send, happened):
+    def write(self, what, send, happened):
         for attempt in range(self.ATTEMPTS):
             try:
                 return send()
@@ -55,7 +55,7 @@ class WriteGuard:
     def create(self, desired):
         params = self.run.params
         try:
-            return self._write("create", lambda: self.api.create_cluster(
+            return self.write("create", lambda: self.api.create_cluster(
                 self.run.name, desired, params["suppress_validators"], params["validation_failure_level"],
                 params["rollback_on_failure"]), lambda: self.same_cluster_exists(desired))
         except PclusterApiError as error:
@@ -93,7 +93,7 @@ class WriteGuard:
             return cluster.get("clusterStatus") == "UPDATE_IN_PROGRESS" or (
                 cluster.get("lastUpdatedTime") != before and cluster.get("clusterStatus") in ("UPDATE_COMPLETE", "UPDATE_FAILED"))
 
-        return self._write("update", lambda: self.api.update_cluster(
+        return self.write("update", lambda: self.api.update_cluster(
             self.run.name, desired, params["suppress_validators"], params["validation_failure_level"]), happened)
 
     def delete(self):
@@ -101,7 +101,7 @@ class WriteGuard:
             return self.run.describe() is None or self.run.status() == "DELETE_IN_PROGRESS"
 
         try:
-            return self._write("delete", lambda: self.api.delete_cluster(self.run.name), happened)
+            return self.write("delete", lambda: self.api.delete_cluster(self.run.name), happened)
         except PclusterApiError as error:
             if error.not_found:  # pcluster reads the stack back after deleting it: gone already is done
                 return None
@@ -116,5 +116,5 @@ class WriteGuard:
         def happened():
             return self.api.describe_compute_fleet(self.run.name).get("status") in accepted
 
-        return self._write("compute fleet %s" % plan["request"],
-                           lambda: self.api.update_compute_fleet(self.run.name, plan["request"]), happened)
+        return self.write("compute fleet %s" % plan["request"],
+                          lambda: self.api.update_compute_fleet(self.run.name, plan["request"]), happened)

@@ -103,8 +103,27 @@ def load_config_file(path):
     return load_config_text(text, path)
 
 
-def render_yaml(config):
-    """The config as YAML text: block style, keys in the order built, every string safely quoted."""
+def desired_config(params):
+    """The config a module is given, from its ``config`` (a dict) or ``config_file`` (a YAML path) option.
+
+    Raises ValueError naming the file and every problem with it (unreadable, not YAML, duplicate keys, empty).
+    """
+    if params.get("config") is not None:
+        return to_plain(params["config"])
+    path = params["config_file"]
+    config, problems = load_config_file(path)
+    if problems or config is None:
+        reasons = "; ".join("%s. Fix: %s" % (item["message"].rstrip("."), item["fix"]) for item in problems) or "the file is empty"
+        raise ValueError(reasons if path in reasons else "config_file %s: %s" % (path, reasons))
+    return config
+
+
+CLUSTER_CONFIG_HEADER = "ParallelCluster 3 cluster configuration written by the hpc.pcluster.cluster_config role."
+
+
+def render_yaml(config, header=CLUSTER_CONFIG_HEADER):
+    """The config as YAML text under a ``# header`` line: block style, keys in the order built, every string safely
+    quoted."""
     if not HAS_YAML:  # pragma: no cover
         raise ImportError("PyYAML is required to write the config")
 
@@ -116,9 +135,9 @@ def render_yaml(config):
         return dumper.represent_scalar("tag:yaml.org,2002:str", str(data))
 
     _Dumper.add_multi_representer(str, _str)
-    header = "# ParallelCluster 3 cluster configuration written by the hpc.pcluster.cluster_config role.\n"
-    return header + yaml.dump(to_plain(config), Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                              allow_unicode=True, width=1000)
+    text = yaml.dump(to_plain(config), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
+                     width=1000)
+    return "# %s\n%s" % (header, text)
 
 
 def normalise_config(value):
@@ -193,14 +212,15 @@ def stored_config_url_problem(url, endpoint_url=None):
             "host of an explicit http endpoint_url)" % (scheme or "schemeless"))
 
 
-def fetch_stored_config(describe, endpoint_url=None, timeout=30, opener=None):
-    """The config ParallelCluster stored for a cluster (the S3 object behind clusterConfiguration.url).
+def fetch_stored_config(describe, endpoint_url=None, timeout=30, opener=None, key="clusterConfiguration"):
+    """The config ParallelCluster stored for a cluster (the S3 object behind describe-cluster's
+    clusterConfiguration.url), or for an image (``key`` "imageConfiguration", from describe-image).
 
     Returns (config dict or None, None or a reason it could not be read). The reason never holds the URL.
     """
-    url = ((describe or {}).get("clusterConfiguration") or {}).get("url")
-    if not url:
-        return None, "describe-cluster returned no clusterConfiguration.url"
+    url = ((describe or {}).get(key) or {}).get("url")
+    if not url or url == "NOT_AVAILABLE":
+        return None, "ParallelCluster gave no URL for the stored config (%s.url: %s)" % (key, url or "absent")
     refused = stored_config_url_problem(url, endpoint_url)
     if refused:
         return None, refused

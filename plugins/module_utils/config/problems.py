@@ -91,10 +91,10 @@ def name_variables(problems, sources):
     return problems
 
 
-def format_problems(problems, sources=None, cluster_name=None):
-    """A human-readable multi-line report of problems, naming variables where known."""
-    lines = ["The cluster configuration%s has %d problem%s:" % (
-        " of '%s'" % cluster_name if cluster_name else "", len(problems), "" if len(problems) == 1 else "s")]
+def format_problems(problems, sources=None, cluster_name=None, what="cluster configuration"):
+    """A human-readable multi-line report of problems, naming variables where known (``what``: whose config)."""
+    lines = ["The %s%s has %d problem%s:" % (
+        what, " of '%s'" % cluster_name if cluster_name else "", len(problems), "" if len(problems) == 1 else "s")]
     for item in problems:
         variable = item.get("variable") or (variable_for(item["path"], sources) if sources else None)
         where = item["path"] or "(config)"

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.pcluster contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""ParallelCluster's own config schema run offline: its messages as problems, with no AWS call."""
+"""ParallelCluster's own config schemas (cluster, image) run offline: their messages as problems, with no AWS call."""
 
 from __future__ import annotations
 
@@ -43,13 +43,13 @@ class SchemaNeedsAws(Exception):
         self.operation = operation
 
 
-def schema_fix(message, path):
-    """The fix for one of pcluster's schema messages."""
+def schema_fix(message, path, kind="cluster"):
+    """The fix for one of pcluster's schema messages (``kind``: the cluster's or the image's config)."""
     for marker, fix in _SCHEMA_FIXES:
         if marker.lower() in message.lower():
             return fix
     last = next((p for p in reversed(path) if isinstance(p, str)), "the config")
-    return "See the ParallelCluster 3 cluster configuration reference for %s." % last
+    return "See the ParallelCluster 3 %s configuration reference for %s." % (kind, last)
 
 
 def _snake(name):
@@ -119,23 +119,33 @@ def no_aws_calls():
         botocore.client.BaseClient._make_api_call = original  # pylint: disable=protected-access
 
 
-def schema_problems(config, cluster_name):
-    """Run pcluster's ClusterSchema in-process and offline; returns a list of problems.
+def _schema(kind, cluster_name):
+    with warnings.catch_warnings():
+        # marshmallow 3 warns about pcluster's use of deprecated field arguments.
+        warnings.simplefilter("ignore")
+        if kind == "image":
+            from pcluster.schemas.imagebuilder_schema import ImageBuilderSchema  # pylint: disable=import-outside-toplevel
+
+            return ImageBuilderSchema()
+        from pcluster.schemas.cluster_schema import ClusterSchema  # pylint: disable=import-outside-toplevel
+
+        return ClusterSchema(cluster_name=cluster_name or "cluster")
+
+
+def schema_problems(config, cluster_name, kind="cluster"):
+    """Run pcluster's ClusterSchema (``kind`` "image": its ImageBuilderSchema) in-process and offline; returns a list
+    of problems.
 
     The schema is validated, not loaded: loading builds pcluster's cluster object, whose
     constructor asks EC2 about capacity reservations. Any AWS call is refused anyway
     (SchemaNeedsAws is raised). Raises ImportError when aws-parallelcluster is not installed.
     """
-    with warnings.catch_warnings():
-        # marshmallow 3 warns about pcluster's use of deprecated field arguments.
-        warnings.simplefilter("ignore")
-        from pcluster.schemas.cluster_schema import ClusterSchema  # pylint: disable=import-outside-toplevel
-
+    schema = _schema(kind, cluster_name)
     found = []
     data = copy.deepcopy(config)
     with region_environment(config.get("Region") if isinstance(config, dict) else None), no_aws_calls():
         try:
-            messages = ClusterSchema(cluster_name=cluster_name or "cluster").validate(data)
+            messages = schema.validate(data)
         except SchemaNeedsAws:
             raise
         except Exception as error:  # pylint: disable=broad-except
@@ -145,5 +155,5 @@ def schema_problems(config, cluster_name):
         path, message = refine(config, path, message)
         value = value_at(config, path) if path else None
         found.append(problem(path, value if not isinstance(value, (dict, list)) else None, message,
-                             schema_fix(message, path)))
+                             schema_fix(message, path, kind)))
     return found

@@ -40,7 +40,10 @@ _PCLUSTER_LIB = None
 _PCLUSTER_IMPORT_ERROR = None
 
 # Calls that change something: never repeated blindly (the caller describes the cluster and decides).
-WRITES = frozenset(("create_cluster", "update_cluster", "delete_cluster", "update_compute_fleet"))
+WRITES = frozenset(("create_cluster", "update_cluster", "delete_cluster", "update_compute_fleet", "build_image",
+                    "delete_image"))
+# What describe-image gives for the stored image config's URL when ParallelCluster cannot presign it.
+URL_NOT_AVAILABLE = "NOT_AVAILABLE"
 
 
 def pcluster_lib():
@@ -104,6 +107,22 @@ def _silence_pcluster_logging():
     if PCLUSTER_LOG not in logger.handlers:
         logger.addHandler(PCLUSTER_LOG)
     logger.propagate = False
+
+
+def _fresh_request():
+    """Forget what pcluster cached in earlier calls, as its API server does before each request.
+
+    pcluster caches some AWS reads for the life of the process (``Cache.cached``: describe_images among them, which
+    describe-image looks AMIs up with) and keeps its boto3 clients (``AWSApi``): within one module run, a poll after a
+    delete would otherwise still see the deleted AMI.
+    """
+    try:
+        from pcluster.aws.aws_api import AWSApi  # pylint: disable=import-outside-toplevel
+        from pcluster.aws.common import Cache  # pylint: disable=import-outside-toplevel
+    except ImportError:  # pragma: no cover - pcluster.lib imports both
+        return
+    Cache.clear_all()
+    AWSApi.reset()
 
 
 @contextlib.contextmanager
@@ -179,6 +198,7 @@ class PclusterApi:
             self.count(operation)
             try:
                 with _quiet():
+                    _fresh_request()
                     return func(**kwargs)
             except SystemExit as exc:
                 # pcluster's CLI helpers call sys.exit() for some bad parameters (missing files).
@@ -202,20 +222,25 @@ class PclusterApi:
         error (the PclusterApiError when rejected, else None)}. A rejected config is a result with
         success False; every other failure raises.
         """
-        return self._dryrun("create_cluster", "CreateClusterBadRequestException", cluster_name, config,
-                            suppress_validators, validation_failure_level)
+        return self._dryrun("create_cluster", "CreateClusterBadRequestException",
+                            config_call_args(cluster_name, config, suppress_validators, validation_failure_level))
 
     def dryrun_update(self, cluster_name, config, suppress_validators=None, validation_failure_level=None):
         """Validate an update: the same result as dryrun_create; no_change when pcluster finds nothing to do."""
-        return self._dryrun("update_cluster", "UpdateClusterBadRequestException", cluster_name, config,
-                            suppress_validators, validation_failure_level)
+        return self._dryrun("update_cluster", "UpdateClusterBadRequestException",
+                            config_call_args(cluster_name, config, suppress_validators, validation_failure_level))
 
-    def _dryrun(self, operation, bad_request_type, cluster_name, config, suppress_validators, validation_failure_level):
+    def dryrun_build_image(self, image_id, config, suppress_validators=None, validation_failure_level=None):
+        """Validate a build-image (the same result as dryrun_create). Mind that pcluster's build-image creates the
+        account's build-image cleanup role first, dryrun or not (see image_lifecycle)."""
+        return self._dryrun("build_image", "BuildImageBadRequestException",
+                            image_call_args(image_id, config, suppress_validators, validation_failure_level))
+
+    def _dryrun(self, operation, bad_request_type, call_args):
         """pcluster ends a successful dryrun with DryrunOperationException (412), a rejected one with
         <bad_request_type>; an update with nothing to change says "No changes found"."""
         try:
-            self.call(operation, dryrun=True,
-                      **config_call_args(cluster_name, config, suppress_validators, validation_failure_level))
+            self.call(operation, dryrun=True, **call_args)
         except PclusterApiError as error:
             if error.is_dryrun_success:
                 return _dryrun_result(True, error)
@@ -256,10 +281,13 @@ class PclusterApi:
 
     def get_cluster_stack_events(self, cluster_name, until_event_id=None, max_pages=20):
         """Stack events newest first; stops paging at ``until_event_id`` (exclusive)."""
+        return self._events("get_cluster_stack_events", until_event_id, max_pages, cluster_name=cluster_name)
+
+    def _events(self, operation, until_event_id, max_pages, **kwargs):
         events = []
         token = None
         for _page in range(max_pages):
-            response = self.call("get_cluster_stack_events", cluster_name=cluster_name, next_token=token)
+            response = self.call(operation, next_token=token, **kwargs)
             for event in response.get("events") or []:
                 if until_event_id and event.get("eventId") == until_event_id:
                     return events
@@ -270,8 +298,11 @@ class PclusterApi:
         return events
 
     def list_cluster_log_streams(self, cluster_name, max_pages=5):
+        return self._log_streams("list_cluster_log_streams", max_pages, cluster_name=cluster_name)
+
+    def _log_streams(self, operation, max_pages, **kwargs):
         try:
-            return self._drain("list_cluster_log_streams", "logStreams", max_pages=max_pages, cluster_name=cluster_name)
+            return self._drain(operation, "logStreams", max_pages=max_pages, **kwargs)
         except PclusterApiError as error:
             if error.code in (400, 404):
                 return []
@@ -289,8 +320,9 @@ class PclusterApi:
         return items
 
     def stack_resources_total(self, cluster):
-        """How many resources the cluster's CloudFormation template declares (None if unknown)."""
-        stack = (cluster or {}).get("cloudformationStackArn") or (cluster or {}).get("clusterName")
+        """How many resources the CloudFormation template of a cluster (or image build) declares (None if unknown)."""
+        stack = (cluster or {}).get("cloudformationStackArn") or (cluster or {}).get("clusterName") or (
+            cluster or {}).get("imageId")
         if not stack:
             return None
         self.count("cloudformation.get_template")
@@ -304,6 +336,50 @@ class PclusterApi:
             return len((body or {}).get("Resources") or {}) or None
         except Exception:  # pylint: disable=broad-except
             return None
+
+    # ----- images (pcluster build-image and friends)
+
+    def describe_image(self, image_id):
+        """describe-image data, or None when neither the image nor its build stack exists."""
+        try:
+            image = self.call("describe_image", image_id=image_id)
+        except PclusterApiError as error:
+            if error.not_found:
+                return None
+            raise
+        url = ((image or {}).get("imageConfiguration") or {}).get("url")
+        if url and url != URL_NOT_AVAILABLE and self.on_presigned_url:
+            self.on_presigned_url(url)
+        return image
+
+    def list_images(self, image_status):
+        """The region's ParallelCluster images in one status (AVAILABLE, PENDING or FAILED; all pages)."""
+        return self._drain("list_images", "images", image_status=image_status)
+
+    def list_official_images(self, os=None, architecture=None):  # pylint: disable=redefined-builtin
+        """ParallelCluster's own AMIs of this version, for an OS and architecture (None: all)."""
+        return self.call("list_official_images", os=os, architecture=architecture).get("images") or []
+
+    def get_image_stack_events(self, image_id, until_event_id=None, max_pages=20):
+        """The image build stack's events newest first; stops paging at ``until_event_id`` (exclusive)."""
+        return self._events("get_image_stack_events", until_event_id, max_pages, image_id=image_id)
+
+    def list_image_log_streams(self, image_id, max_pages=5):
+        return self._log_streams("list_image_log_streams", max_pages, image_id=image_id)
+
+    def image_log_tail(self, image_id, log_stream_name, limit=60):
+        """The last ``limit`` events of an image build's log stream, oldest first."""
+        response = self.call("get_image_log_events", image_id=image_id, log_stream_name=log_stream_name,
+                             start_from_head=False, limit=limit)
+        return response.get("events") or []
+
+    def build_image(self, image_id, config, suppress_validators=None, validation_failure_level=None,
+                    rollback_on_failure=None):
+        return self.call("build_image", rollback_on_failure=rollback_on_failure,
+                         **image_call_args(image_id, config, suppress_validators, validation_failure_level))
+
+    def delete_image(self, image_id, force=None):
+        return self.call("delete_image", image_id=image_id, force=force)
 
     # ----- writes (never retried here)
 
@@ -333,6 +409,18 @@ def config_call_args(cluster_name, config, suppress_validators, validation_failu
     return dict(
         cluster_name=cluster_name,
         cluster_configuration=config,
+        suppress_validators=list(suppress_validators) if suppress_validators else None,
+        validation_failure_level=validation_failure_level,
+    )
+
+
+def image_call_args(image_id, config, suppress_validators, validation_failure_level):
+    """The arguments of pcluster.lib's build_image (dryrun or not): the config as a dict or a YAML file's path."""
+    if isinstance(config, str) and not os.path.isfile(config):
+        raise PclusterApiError("Image config file not found: %s" % config, code=400, error_type="FileNotFound")
+    return dict(
+        image_id=image_id,
+        image_configuration=config,
         suppress_validators=list(suppress_validators) if suppress_validators else None,
         validation_failure_level=validation_failure_level,
     )

@@ -9,19 +9,25 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.aws import aws_argument_spec, setup_aws
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster import client as pcluster_client
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import PclusterMissingError, explain_error
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import (
+    PclusterMissingError,
+    explain_error,
+    group_validation_messages,
+)
 from ansible_collections.hpc.pcluster.plugins.module_utils.progress_lines import PROGRESS_OPTION, write_progress
 
 PRESIGNED_URL_REMOVED = "<presigned URL removed>"
+# Where describe-cluster and describe-image give the presigned URL of the stored config.
+STORED_CONFIG_KEYS = ("clusterConfiguration", "imageConfiguration")
 
 
 def strip_presigned_urls(value, urls=()):
-    """A copy of ``value`` without describe-cluster's clusterConfiguration.url (a bearer URL to the config),
-    and with any of ``urls`` replaced inside strings."""
+    """A copy of ``value`` without describe-cluster's clusterConfiguration.url and describe-image's
+    imageConfiguration.url (bearer URLs to the configs), and with any of ``urls`` replaced inside strings."""
     if isinstance(value, dict):
         copy = {}
         for key, item in value.items():
-            if key == "clusterConfiguration" and isinstance(item, dict):
+            if key in STORED_CONFIG_KEYS and isinstance(item, dict):
                 item = {k: v for k, v in item.items() if k != "url"}
             copy[key] = strip_presigned_urls(item, urls)
         return copy
@@ -104,6 +110,15 @@ class PclusterModule(AnsibleModule):
     def progress(self, line):
         """Append a progress line to progress_file (read and printed by the action plugin); no-op without it."""
         write_progress(self, line)
+
+    def validation_warnings(self, messages):
+        """ParallelCluster's validation messages (a list, or grouped by level) grouped by level, each WARNING shown."""
+        if isinstance(messages, dict):
+            messages = [msg for level in messages.values() for msg in level]
+        grouped = group_validation_messages(messages)
+        for msg in grouped.get("WARNING", []):
+            self.warn("ParallelCluster validation warning (%s): %s" % (msg.get("type") or msg.get("id"), msg.get("message")))
+        return grouped
 
     def _with_note(self, msg):
         note = self.fail_note() if self.fail_note else None

@@ -85,48 +85,82 @@ class StackProgress:
         }
 
 
-class ClusterPoller:
-    """``poll(want_progress)`` for wait_until, on one PclusterApi.
+class StackPoller:
+    """``poll(want_progress)`` for wait_until, for one thing ParallelCluster builds with a CloudFormation stack.
 
-    Cluster goals: a status poll describes the cluster. A progress poll (one per progress line) reads
-    the new stack events in its place, and describes the cluster only when the events show the stack's
-    own status moved, so progress costs about no more calls than waiting without it. Fleet goals:
-    describe-compute-fleet only.
+    A status poll describes it (``describe``). A progress poll (one per progress line) reads the stack's new
+    events (``events``) in its place, and describes only when the events show the stack's own status moved,
+    so progress costs about no more calls than waiting without it. Snapshots hold the description under KEY.
     """
 
-    def __init__(self, api, cluster_name, fleet=False, cluster=None):
+    KEY = None
+
+    def __init__(self, api, name, current=None):
         self.api = api
-        self.cluster_name = cluster_name
-        self.fleet = fleet
-        self.cluster = cluster
+        self.name = name
+        self.current = current
         self.described = False
         self.progress = None
+
+    def describe(self):
+        raise NotImplementedError
+
+    def events(self, until_event_id):
+        raise NotImplementedError
+
+    def has_stack(self, current):  # pylint: disable=unused-argument
+        """Whether the description has a stack whose events tell progress."""
+        return True
+
+    def __call__(self, want_progress):
+        summary = None
+        if want_progress and self.described and self.current is not None and self.has_stack(self.current):
+            summary = self.stack_progress(self.current)
+            if summary is None or self.progress.stack_moved:
+                self.current = self.describe()
+        else:
+            self.current = self.describe()
+            self.described = True
+            if want_progress and self.current is not None and self.has_stack(self.current):
+                summary = self.stack_progress(self.current)
+        return {self.KEY: self.current, "progress": summary}
+
+    def stack_progress(self, current):
+        """The stack's progress summary, reading only the events since the last call; None if unreadable."""
+        try:
+            if self.progress is None:
+                self.progress = StackProgress(self.api.stack_resources_total(current))
+            events = self.events(self.progress.last_event_id)
+            return self.progress.feed(events).summary()
+        except PclusterApiError:
+            return None
+
+
+class ClusterPoller(StackPoller):
+    """StackPoller of a cluster; with ``fleet`` it polls describe-compute-fleet only (fleet goals)."""
+
+    KEY = "cluster"
+
+    def __init__(self, api, cluster_name, fleet=False, cluster=None):
+        super().__init__(api, cluster_name, cluster)
+        self.cluster_name = cluster_name
+        self.fleet = fleet
+
+    @property
+    def cluster(self):
+        return self.current
+
+    def describe(self):
+        return self.api.describe_cluster(self.cluster_name)
+
+    def events(self, until_event_id):
+        return self.api.get_cluster_stack_events(self.cluster_name, until_event_id=until_event_id)
 
     def __call__(self, want_progress):
         if self.fleet:
             fleet = self.api.describe_compute_fleet(self.cluster_name)
-            return {"cluster": self.cluster, "fleet": fleet, "progress": None}
-        summary = None
-        if want_progress and self.described and self.cluster is not None:
-            summary = self.stack_progress(self.cluster)
-            if summary is None or self.progress.stack_moved:
-                self.cluster = self.api.describe_cluster(self.cluster_name)
-        else:
-            self.cluster = self.api.describe_cluster(self.cluster_name)
-            self.described = True
-            if want_progress and self.cluster is not None:
-                summary = self.stack_progress(self.cluster)
-        return {"cluster": self.cluster, "fleet": None, "progress": summary}
-
-    def stack_progress(self, cluster):
-        """The stack's progress summary, reading only the events since the last call; None if unreadable."""
-        try:
-            if self.progress is None:
-                self.progress = StackProgress(self.api.stack_resources_total(cluster))
-            events = self.api.get_cluster_stack_events(self.cluster_name, until_event_id=self.progress.last_event_id)
-            return self.progress.feed(events).summary()
-        except PclusterApiError:
-            return None
+            return {"cluster": self.current, "fleet": fleet, "progress": None}
+        return dict(super().__call__(want_progress), fleet=None)
 
 
 def poll_intervals(initial=5.0, factor=1.5, maximum=30.0):
@@ -158,8 +192,10 @@ def snapshot_key(snapshot):
 class _Wait:
     """The state of one wait_until call (see there)."""
 
-    def __init__(self, poll, goal, timeout, sleep, clock, report, report_every, intervals, max_poll_errors):
+    def __init__(self, poll, goal, timeout, sleep, clock, report, report_every, intervals, max_poll_errors,
+                 reached=None, key=None):
         self.poll, self.goal, self.timeout = poll, goal, timeout
+        self.reached, self.key = reached or cluster_goal_reached, key or snapshot_key
         self.sleep, self.clock, self.report, self.report_every = sleep, clock, report, report_every
         self.intervals = intervals or poll_intervals()
         self.max_poll_errors = max_poll_errors
@@ -188,8 +224,8 @@ class _Wait:
         self.poll_cost = self.clock() - poll_start
         snapshot["goal"] = self.goal
         self.snapshot = {k: v for k, v in snapshot.items() if k != "poll_error"}
-        done = not self.errors and cluster_goal_reached(self.goal, snapshot)
-        key = snapshot_key(snapshot)
+        done = not self.errors and self.reached(self.goal, snapshot)
+        key = self.key(snapshot)
         if self.report is not None and (want_progress or key != self.last_key or done or self.errors):
             self.report(snapshot, self.clock() - self.start)
             if want_progress or self.due is None:
@@ -210,7 +246,7 @@ class _Wait:
 
 
 def wait_until(poll, goal, timeout, sleep=time.sleep, clock=time.monotonic, report=None, report_every=REPORT_EVERY,
-               intervals=None, max_poll_errors=MAX_POLL_ERRORS):
+               intervals=None, max_poll_errors=MAX_POLL_ERRORS, reached=None, key=None):
     """Poll until ``goal`` is reached; the one wait loop of the collection's modules.
 
     ``poll(want_progress)`` returns a snapshot ``{"cluster": describe or None, "fleet":
@@ -219,9 +255,10 @@ def wait_until(poll, goal, timeout, sleep=time.sleep, clock=time.monotonic, repo
     seconds: the poll before a report is due asks for progress and the sleep before it is shortened so
     that the line is on time. Up to ``max_poll_errors - 1`` poll errors in a row that
     ``tolerable_while_waiting`` allows are reported and waited out. Returns the final snapshot; raises
-    WaitTimeout, or the PclusterApiError of a poll.
+    WaitTimeout, or the PclusterApiError of a poll. ``reached(goal, snapshot)`` and ``key(snapshot)`` (what counts
+    as a change worth a line) default to the cluster's (cluster_goal_reached, snapshot_key); images pass theirs.
     """
-    wait = _Wait(poll, goal, timeout, sleep, clock, report, report_every, intervals, max_poll_errors)
+    wait = _Wait(poll, goal, timeout, sleep, clock, report, report_every, intervals, max_poll_errors, reached, key)
     for interval in wait.intervals:
         if wait.once():
             return wait.snapshot
@@ -270,15 +307,16 @@ def describe_state(snapshot):
     return "%s (stack %s)" % (cluster.get("clusterStatus"), cluster.get("cloudFormationStackStatus"))
 
 
-def format_progress_line(cluster_name, snapshot, elapsed, timeout):
-    """One progress line of a wait, as the playbook output shows it."""
-    line = "[%s] %s - %s elapsed" % (cluster_name, describe_state(snapshot), format_duration(elapsed))
+def format_progress_line(cluster_name, snapshot, elapsed, timeout, state=None, reached=None):
+    """One progress line of a wait, as the playbook output shows it (``state`` and ``reached``: see wait_until)."""
+    state, reached = state or describe_state, reached or cluster_goal_reached
+    line = "[%s] %s - %s elapsed" % (cluster_name, state(snapshot), format_duration(elapsed))
     counts = format_progress_counts(snapshot.get("progress"))
     if counts:
         line += ", " + counts
     if snapshot.get("poll_error"):
         line += ", last poll failed: %s" % snapshot["poll_error"]
-    elif snapshot.get("goal") and cluster_goal_reached(snapshot["goal"], snapshot):
+    elif snapshot.get("goal") and reached(snapshot["goal"], snapshot):
         line += ", done"
     elif timeout:
         line += ", gives up in %s" % format_duration(timeout - elapsed)

@@ -14,6 +14,14 @@ with a pinned ansible-core. This script runs its local play
                           this bundle since it booted is left as it is (unless
                           --force); slurmd is restarted when the SPANK
                           configuration it reads changed after it started
+    run.py bake           on the build instance of a custom image (role
+                          hpc.pcluster.image_config): applies the roles and records
+                          what it applied in /var/lib/hpc-pcluster/node-setup/image.json
+
+A node started from such an image, on which nothing was applied since it booted,
+answers up-to-date without running the play when the image's record names this
+bundle's collection and variables (the image is a cache of the bundle, never a
+second source of truth: any difference runs the play).
 
 The result - status (ok, up-to-date, failed), the play's counts, the first
 failed task - is written to /var/lib/hpc-pcluster/node-setup/result.json and,
@@ -47,6 +55,10 @@ RESULT_MARK = "HPC_PCLUSTER_NODE_SETUP_RESULT"
 RESULT_LINE_BYTES = 1000
 SLURM_NODENAME_FILE = "/etc/parallelcluster/slurm_plugin/slurm_nodename"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/slurm/bin"
+# The record a baked image carries of the setup it holds (run.py bake writes it).
+IMAGE_RECORD = os.path.join(STATE_DIR, "image.json")
+# What the record and a bundle's manifest must agree on for the image to stand for the bundle.
+IMAGE_IDENTITY = (("collection", "the collection"), ("vars_digest", "the variables"))
 
 
 def node_name():
@@ -92,6 +104,23 @@ def up_to_date(previous, bundle_id, current_boot):
     return (isinstance(previous, dict) and previous.get("status") in ("ok", "up-to-date")
             and previous.get("bundle") == bundle_id and bool(current_boot)
             and previous.get("boot_id") == current_boot)
+
+
+def image_differences(record, manifest):
+    """What keeps a baked image's record from standing for the bundle (empty: it does)."""
+    if not isinstance(record, dict):
+        return ["the image carries no baked setup"]
+    differs = ["%s (image %s, bundle %s)" % (what, record.get(key), manifest.get(key))
+               for key, what in IMAGE_IDENTITY if not manifest.get(key) or record.get(key) != manifest.get(key)]
+    if record.get("node_rendered"):
+        differs.append("variables each node renders for itself (%s)" % ", ".join(record["node_rendered"]))
+    return differs
+
+
+def untouched_since_boot(previous, current_boot):
+    """Whether nothing was applied to the node since it booted: only then does its image tell its setup."""
+    return (not isinstance(previous, dict) or not current_boot or previous.get("boot_id") != current_boot
+            or previous.get("status") == "pending" or previous.get("source") == "image")
 
 
 # --------------------------------------------------------------------------- slurmd and its SPANK configuration
@@ -229,35 +258,75 @@ def tail(path, lines=15):
         return ""
 
 
+def log_line(text):
+    os.makedirs(os.path.dirname(LOG_FILE), mode=0o750, exist_ok=True)
+    with open(LOG_FILE, "a", encoding="utf-8") as log:
+        log.write("\n=== %s %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S%z"), text))
+
+
 def apply(bundle, manifest, mode, force):
     node, current_boot = node_name(), boot_id()
     result = {"node": node, "mode": mode, "bundle": manifest.get("id"), "boot_id": current_boot,
               "started": time.time(), "log": LOG_FILE}
-    if mode == "fleet" and not force and up_to_date(load_json(os.path.join(STATE_DIR, "result.json")),
-                                                    manifest.get("id"), current_boot):
+    previous = load_json(os.path.join(STATE_DIR, "result.json"))
+    record = load_json(IMAGE_RECORD) if mode != "bake" else None
+    differs = image_differences(record, manifest) if record else []
+    if mode == "fleet" and not force and up_to_date(previous, manifest.get("id"), current_boot):
         result.update(status="up-to-date", ok=0, changed=0, failed=0, changed_tasks=[])
+    elif record and not differs and not force and untouched_since_boot(previous, current_boot):
+        result.update(status="up-to-date", source="image", image=record.get("id"), ok=0, changed=0, failed=0,
+                      changed_tasks=[])
+        log_line("%s %s bundle %s: up-to-date from the image (bake %s of %s): the roles did not run" % (
+            mode, node, manifest.get("id"), record.get("id"), record.get("baked_at")))
     else:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        rc, play = run_play(bundle, mode, node)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        result["cpu_seconds"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2)
-        stats = (play or {}).get("stats") or {}
-        result.update(rc=rc, ok=stats.get("ok", 0), changed=stats.get("changed", 0),
-                      failed=stats.get("failures", 0) + stats.get("unreachable", 0),
-                      changed_tasks=(play or {}).get("changed_tasks") or [])
-        if rc == 0 and play is not None:
-            result["status"] = "ok"
-        else:
-            result["status"] = "failed"
-            result["failed"] = max(result["failed"], 1)
-            failed_task = (play or {}).get("failed_task") or {}
-            result["failed_task"] = failed_task.get("task") or "ansible-playbook (exit status %d)" % rc
-            result["message"] = failed_task.get("msg") or tail(LOG_FILE)
+        if record and differs:
+            result["image_differs"] = differs
+            log_line("%s %s bundle %s: the image (bake %s) carries another setup - %s: the roles run" % (
+                mode, node, manifest.get("id"), record.get("id"), "; ".join(differs)))
+        run_and_record(bundle, mode, node, result)
     if mode == "fleet":
         result["slurmd"] = reload_slurmd(load_json(os.path.join(STATE_DIR, "slurmd.json")))
         if result["slurmd"].get("rc") not in (None, 0):
             result.update(status="failed", failed=max(result["failed"], 1), failed_task="restart slurmd",
                           message=result["slurmd"].get("output", ""))
+    result["seconds"] = round(time.time() - result["started"], 2)
+    return result
+
+
+def run_and_record(bundle, mode, node, result):
+    """Run the play and put its outcome into result."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rc, play = run_play(bundle, mode, node)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["cpu_seconds"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2)
+    stats = (play or {}).get("stats") or {}
+    result.update(rc=rc, ok=stats.get("ok", 0), changed=stats.get("changed", 0),
+                  failed=stats.get("failures", 0) + stats.get("unreachable", 0),
+                  changed_tasks=(play or {}).get("changed_tasks") or [])
+    if rc == 0 and play is not None:
+        result["status"] = "ok"
+    else:
+        result["status"] = "failed"
+        result["failed"] = max(result["failed"], 1)
+        failed_task = (play or {}).get("failed_task") or {}
+        result["failed_task"] = failed_task.get("task") or "ansible-playbook (exit status %d)" % rc
+        result["message"] = failed_task.get("msg") or tail(LOG_FILE)
+
+
+def bake(bundle, manifest):
+    """The roles applied on an image's build instance, and the image's record of it (nothing else of the run stays)."""
+    result = {"node": node_name(), "mode": "bake", "bundle": manifest.get("id"), "started": time.time(), "log": LOG_FILE}
+    run_and_record(bundle, "bake", result["node"], result)
+    for leftover in ("result.json", "play.json"):
+        try:
+            os.unlink(os.path.join(STATE_DIR, leftover))
+        except FileNotFoundError:
+            pass
+    if result["status"] == "ok":
+        record = {key: manifest.get(key) for key in ("id", "collection", "vars_digest", "node_rendered", "python",
+                                                     "python_version", "ansible_core")}
+        record.update(baked_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), ok=result["ok"], changed=result["changed"])
+        write_json(IMAGE_RECORD, record)
     result["seconds"] = round(time.time() - result["started"], 2)
     return result
 
@@ -277,7 +346,7 @@ def result_lines(result, limit=RESULT_LINE_BYTES):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("mode", choices=("boot", "fleet"))
+    parser.add_argument("mode", choices=("boot", "fleet", "bake"))
     parser.add_argument("--force", action="store_true", help="run the play even when the node is up to date")
     args = parser.parse_args(argv)
     bundle = os.path.dirname(os.path.realpath(__file__))
@@ -286,13 +355,18 @@ def main(argv=None):
     with open(os.path.join(STATE_DIR, "lock"), "w", encoding="utf-8") as lock:
         # A boot run and a fleet-wide run never overlap on one node.
         fcntl.flock(lock, fcntl.LOCK_EX)
-        result = apply(bundle, manifest, args.mode, args.force)
-        write_json(os.path.join(STATE_DIR, "result.json"), result)
+        if args.mode == "bake":
+            result = bake(bundle, manifest)
+        else:
+            result = apply(bundle, manifest, args.mode, args.force)
+            write_json(os.path.join(STATE_DIR, "result.json"), result)
     if args.mode == "fleet":
         print("\n".join(result_lines(result)), flush=True)
     else:
         print("hpc-pcluster-node-setup: %s on %s: %s (ok=%s changed=%s failed=%s)%s; log %s" % (
-            args.mode, result["node"], result["status"], result.get("ok"), result.get("changed"),
+            args.mode, result["node"], result["status"] + (" from the image (bake %s)" % result.get("image")
+                                                           if result.get("source") == "image" else ""),
+            result.get("ok"), result.get("changed"),
             result.get("failed"), ", failed task: %s: %s" % (result["failed_task"], result.get("message", ""))
             if result.get("failed_task") else "", LOG_FILE), flush=True)
     return 0 if result["status"] != "failed" else 1

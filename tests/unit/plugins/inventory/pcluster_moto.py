@@ -31,18 +31,20 @@ def free_port() -> int:
 
 
 class MotoServer:
-    """moto_server on a free 127.0.0.1 port, stopped on exit."""
+    """moto_server on a free 127.0.0.1 port, stopped on exit; ``env``: variables added to its environment."""
 
-    def __init__(self):
+    def __init__(self, env: dict | None = None):
         self.port = free_port()
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self.process = None
+        self.env = dict(os.environ, **(env or {}))
 
     def __enter__(self):
         self.process = subprocess.Popen(
             [MOTO_SERVER, "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=self.env,
         )
         deadline = time.monotonic() + 30
         while True:

@@ -384,8 +384,9 @@ def test_problems_name_the_variable_they_came_from():
 def test_every_declared_variable_is_read_by_the_builder():
     """A variable in argument_specs.yml that changes nothing would be a dead option."""
     base = build()
-    # The Docker script's URL matters only with the script turned on.
-    docker_on = {"cluster_config_docker_postinstall_enabled": True}
+    # The Docker script's URL matters only with the script turned on; the built image's AMI only with build.
+    needs = {"cluster_config_docker_postinstall_url": {"cluster_config_docker_postinstall_enabled": True},
+             "cluster_config_custom_image_ami": {"cluster_config_custom_image": "build"}}
     changed = {
         "str": "changed-value", "int": 7, "bool": None, "list": ["x"], "dict": {"Changed": "x"}, "raw": "changed",
     }
@@ -398,8 +399,11 @@ def test_every_declared_variable_is_read_by_the_builder():
             value = [{"name": "l", "instance_type": "t3.large"}]
         elif spec["type"] == "list" and spec.get("elements") == "dict":
             value = [{"Changed": "x"}]
-        reference, other = (build(**docker_on), build(**dict(docker_on, **{name: value}))) if (
-            name == "cluster_config_docker_postinstall_url") else (base, build(**{name: value}))
+        elif name in ("cluster_config_custom_image", "cluster_config_custom_image_ami"):
+            value = "ami-0123456789abcdef0"
+        context = needs.get(name, {})
+        reference, other = (build(**context), build(**dict(context, **{name: value}))) if context else (
+            base, build(**{name: value}))
         if {k: v for k, v in other.items() if k != "problems"} == {
                 k: v for k, v in reference.items() if k != "problems"}:
             unused.append(name)
@@ -422,3 +426,39 @@ def test_yaml_is_deterministic_and_keeps_build_order():
     assert first == render_yaml(build()["config"])
     top = [line.split(":")[0] for line in first.splitlines() if line and line[0].isalpha()]
     assert top == ["Region", "DevSettings", "Imds", "Image", "HeadNode", "Scheduling", "SharedStorage", "Monitoring"]
+
+
+# --------------------------------------------------------------------------- the compute queues' custom image
+
+
+def test_a_custom_image_goes_to_every_queue_and_not_to_the_head_node():
+    result = build(cluster_config_custom_image="ami-0123456789abcdef0")
+
+    config = result["config"]
+    assert result["problems"] == []
+    assert [q["Image"] for q in config["Scheduling"]["SlurmQueues"]] == [{"CustomAmi": "ami-0123456789abcdef0"}]
+    assert config["Image"] == {"Os": "ubuntu2204"}
+    assert variable_for("Scheduling.SlurmQueues[0].Image.CustomAmi", result["sources"]) == "cluster_config_custom_image"
+
+
+def test_build_takes_the_ami_deploy_built_and_a_queue_of_its_own_keeps_its_ami():
+    queues = [{"name": "gpu", "compute_resources": [{"name": "g5", "instance_type": "g5.8xlarge"}]},
+              {"name": "cpu", "custom_ami": "ami-0fedcba9876543210",
+               "compute_resources": [{"name": "c5", "instance_type": "c5.xlarge"}]}]
+
+    result = build(cluster_config_custom_image="build", cluster_config_custom_image_ami="ami-0123456789abcdef0",
+                   cluster_config_queues=queues)
+
+    assert result["problems"] == []
+    assert [q["Image"]["CustomAmi"] for q in result["config"]["Scheduling"]["SlurmQueues"]] == [
+        "ami-0123456789abcdef0", "ami-0fedcba9876543210"]
+
+
+def test_build_without_a_built_image_or_a_bad_ami_says_what_to_do():
+    unbuilt = build(cluster_config_custom_image="build")["problems"]
+    bad = build(cluster_config_custom_image="ubuntu-nodes")["problems"]
+
+    assert [p["variable"] for p in unbuilt] == ["cluster_config_custom_image"]
+    assert "no image was built" in unbuilt[0]["message"] and "deploy.yml" in unbuilt[0]["fix"]
+    assert [p["variable"] for p in bad] == ["cluster_config_custom_image"]
+    assert "must be build or an AMI id, not 'ubuntu-nodes'" in bad[0]["message"]

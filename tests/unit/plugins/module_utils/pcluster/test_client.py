@@ -183,6 +183,65 @@ def test_missing_pcluster_message_names_the_package_and_interpreter():
     assert "aws-parallelcluster" in message and sys.executable in message and "pip install" in message
 
 
+def test_every_call_starts_without_what_pcluster_cached_in_earlier_calls():
+    """pcluster caches describe_images for the life of the process; a poll after a delete must not see the AMI."""
+    from pcluster.aws.common import Cache  # pylint: disable=import-outside-toplevel
+
+    reads = []
+
+    @Cache.cached
+    def describe_images(ami):
+        reads.append(ami)
+        return ami
+
+    api, fake = make_api()
+    fake.add_image("img", load("describe_image_available_moto"))
+    describe_images("ami-1")
+    describe_images("ami-1")
+    assert reads == ["ami-1"]
+
+    api.describe_image("img")
+    describe_images("ami-1")
+
+    assert reads == ["ami-1", "ami-1"]
+
+
+def test_describe_image_reports_its_presigned_url_but_not_a_missing_one():
+    seen = []
+    api, fake = make_api(on_presigned_url=seen.append)
+    fake.add_image("img", load("describe_image_available_moto"))
+    fake.add_image("no-url", dict(load("describe_image_available_moto"), imageConfiguration={"url": "NOT_AVAILABLE"}))
+
+    assert api.describe_image("img")["ec2AmiInfo"]["amiId"] == "ami-97072f37f2f87fb29"
+    api.describe_image("no-url")
+
+    assert len(seen) == 1 and "Signature=" in seen[0]
+    assert api.describe_image("gone") is None
+
+
+def test_build_image_dryrun_results():
+    api, fake = make_api()
+    config = {"Build": {"InstanceType": "c5.xlarge", "ParentImage": "ami-0a9c3a1e5c16f0b01"}}
+
+    assert api.dryrun_build_image("img", config)["success"] is True
+    fake.build_dryrun = load("build_image_bad_config")
+    refused = api.dryrun_build_image("img", config)
+
+    assert refused["success"] is False
+    assert refused["validation_messages"]["ERROR"][0]["type"] == "ImageSchemaValidator"
+    assert [kw["dryrun"] for op, kw in fake.calls if op == "build_image"] == [True, True]
+
+
+def test_image_writes_are_never_retried():
+    api, fake = make_api(retry=RetryPolicy(rng=random.Random(1)))
+    fake.raise_before["build_image"] = [recorded_error(load("throttled"))]
+
+    with pytest.raises(PclusterApiError):
+        api.build_image("img", {"Build": {}})
+
+    assert fake.count("build_image") == 1
+
+
 def test_denials_pcluster_logged_and_went_past_are_named_once(monkeypatch):
     denied = ("Failed when retrieving fleet status from DynamoDB with error An error occurred (AccessDeniedException) "
               "when calling the GetItem operation: User: arn:aws:iam::123456789012:user/u is not authorized to perform: "

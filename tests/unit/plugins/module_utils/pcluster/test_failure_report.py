@@ -57,3 +57,28 @@ def test_update_failure_report_says_it_was_rolled_back():
     assert report["failures"] == []
     assert "HeadNode (AWS::EC2::Instance) UPDATE_FAILED: Instance type m5.4xlarge is not supported" in report["message"]
     assert "rolled the update back" in report["message"]
+
+
+def test_image_failure_hints_name_the_component_that_failed():
+    from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.failure_report import image_failure_hint  # pylint: disable=import-outside-toplevel
+
+    base = "arn:aws:imagebuilder:us-east-1:123456789012:component/"
+    assert image_failure_hint("Document %sparallelclusterimage-script-2-abc/3.16.1/1 failed!" % base).startswith(
+        "Build.Components[2] (a script)")
+    assert image_failure_hint(None, "Document %sparallelclusterimage-updateos-abc/3.16.1/1 failed!" % base).startswith(
+        "Updating the OS packages")
+    assert image_failure_hint("Document %sparallelclusterimage-abc/3.16.1/1 failed!" % base).startswith(
+        "ParallelCluster's own component")
+    assert "timed out" in image_failure_hint("Step timed out while step is Poll action status")
+    assert image_failure_hint("API: iam:CreateRole User is not authorized").startswith("The build infrastructure")
+
+
+def test_build_log_lines_keep_the_errors_and_the_end():
+    from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.failure_report import build_log_lines  # pylint: disable=import-outside-toplevel
+
+    events = [{"message": "Stdout: line %d" % i} for i in range(100)]
+    events[20]["message"] = "Stdout: fatal: [localhost]: FAILED!"
+
+    lines = build_log_lines(events)
+
+    assert lines[0] == "Stdout: fatal: [localhost]: FAILED!" and lines[-1] == "Stdout: line 99" and len(lines) == 11
