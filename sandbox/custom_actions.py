@@ -1,6 +1,7 @@
 """A compute node's OnNodeConfigured custom actions, run inside a sandbox node as its bootstrap runs them.
 
-On AWS, a compute node's bootstrap (ParallelCluster's user data) runs the cookbook's ``config``
+On AWS, a compute node's bootstrap (ParallelCluster's user data) learns its Slurm node name from the cluster's
+node table (a Query of its ``InstanceId`` index, with the node's instance role), runs the cookbook's ``config``
 recipes, then ``fetch_and_run -postinstall`` - the cookbook's ``custom_action_executor.py`` - then the
 ``finalize`` recipes, which start slurmd. The executor takes the node's queue's
 ``CustomActions.OnNodeConfigured`` (``Sequence`` of ``{Script, Args}``, or one ``Script``) from the
@@ -11,9 +12,11 @@ fails the node's bootstrap (the error goes to ``/var/log/parallelcluster/bootstr
 ParallelCluster replaces the node.
 
 Here the same happens inside a sandbox node (its mount, UTS and network namespaces, entered with
-``nsenter``): the config is the one registered in moto, the ``s3://`` scripts come from moto's S3
-(the machine fetches them, as the node's instance role would), and the node has the files the
-cookbook writes before: ``/etc/parallelcluster/cfnconfig`` and ``slurm_plugin/slurm_nodename``.
+``nsenter``): the config is the one registered in moto; the node's name and the ``s3://`` scripts
+come from moto with the credentials the node's instance metadata service gives it (imds.py: its
+instance role), asked for from inside the node's network namespace (the calls themselves are made
+by this process, since a node does not reach moto); and the node has the files the cookbook writes
+before: ``/etc/parallelcluster/cfnconfig`` and ``slurm_plugin/slurm_nodename``.
 Scripts land in the node's ``/var/lib/hpc-pcluster-sandbox/custom-actions/`` and their output in the
 sandbox's ``logs/boot-<node>.log``.
 """
@@ -27,7 +30,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import moto_cluster
+import imds
 
 SCRIPTS_DIR = "/var/lib/hpc-pcluster-sandbox/custom-actions"
 BOOTSTRAP_PATH = "/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin"
@@ -37,9 +40,47 @@ HTTPS_TIMEOUT = 10
 class ActionFailed(Exception):
     """A download or a script that failed: the node's bootstrap fails."""
 
-    def __init__(self, stage: str, step: int, url: str, detail: str):
-        super().__init__(f"OnNodeConfigured script {step} ({url}) failed {stage}: {detail}")
+    def __init__(self, stage: str, step: int, url: str, detail: str, message: str | None = None):
+        super().__init__(message or f"OnNodeConfigured script {step} ({url}) failed {stage}: {detail}")
         self.stage, self.step, self.url, self.detail = stage, step, url, detail
+
+    @property
+    def reason(self) -> str:
+        """A short reason for Slurm's node state."""
+        return f"{self.stage} OnNodeConfigured script {self.step}" if self.step else self.stage
+
+
+def node_access(pid: int) -> dict:
+    """What the node learns from its instance metadata service: {instance_id, region, role, credentials}."""
+    try:
+        return imds.node_identity(f"/proc/{pid}/ns/net")
+    except (OSError, RuntimeError) as exc:
+        raise ActionFailed("asking the instance metadata service", 0, "http://169.254.169.254", str(exc),
+                           f"the node's instance metadata service did not answer: {exc}") from exc
+
+
+def client(service: str, access: dict, endpoint_url: str):
+    import boto3  # pylint: disable=import-outside-toplevel
+
+    return boto3.session.Session(region_name=access["region"], **(access["credentials"] or {})).client(
+        service, endpoint_url=endpoint_url)
+
+
+def node_name(access: dict, cluster: dict) -> str:
+    """The node's Slurm name, as ParallelCluster's compute bootstrap learns it (cookbook helpers.rb dynamodb_info): a
+    Query of the node table's InstanceId index with the node's role. Raises ActionFailed as that bootstrap fails."""
+    table = f"parallelcluster-slurm-{cluster['cluster_name']}"
+    try:
+        items = client("dynamodb", access, cluster["endpoint_url"]).query(
+            TableName=table, IndexName="InstanceId", KeyConditionExpression="InstanceId = :instance",
+            ExpressionAttributeValues={":instance": {"S": access["instance_id"]}}, ProjectionExpression="Id")["Items"]
+    except Exception as exc:  # pylint: disable=broad-except  # any error fails the bootstrap, as the cookbook's
+        raise ActionFailed("learning the node name", 0, table, str(exc),
+                           f"Failed when retrieving Compute info from DynamoDB: {exc}") from exc
+    if not items:
+        raise ActionFailed("learning the node name", 0, table, "no item", "Failed when retrieving Compute info from "
+                           f"DynamoDB: {table} holds no node for instance {access['instance_id']}")
+    return items[0]["Id"]["S"]
 
 
 def queue_sequence(config: dict, queue: str) -> list:
@@ -53,10 +94,10 @@ def queue_sequence(config: dict, queue: str) -> list:
     return []
 
 
-def fetch(url: str, endpoint_url: str, region: str) -> bytes:
+def fetch(url: str, endpoint_url: str, access: dict) -> bytes:
     if url.startswith("s3://"):
         bucket, _sep, key = url[len("s3://"):].partition("/")
-        return moto_cluster.client("s3", endpoint_url, region).get_object(Bucket=bucket, Key=key)["Body"].read()
+        return client("s3", access, endpoint_url).get_object(Bucket=bucket, Key=key)["Body"].read()
     if url.startswith("https://"):
         with urllib.request.urlopen(url, timeout=HTTPS_TIMEOUT) as response:  # noqa: S310 (https only)
             return response.read()
@@ -86,13 +127,15 @@ def run_sequence(pid: int, node: dict, cluster: dict, log_path: Path) -> list:
     cluster: {config, endpoint_url, region, cluster_name, head_ip}. Returns [{url, rc, seconds}];
     raises ActionFailed (after writing the node's bootstrap_error_msg) at the first failure."""
     write_in_node(pid, "/etc/parallelcluster/cfnconfig", cfnconfig(node, cluster).encode(), 0o644)
-    write_in_node(pid, "/etc/parallelcluster/slurm_plugin/slurm_nodename", (node["name"] + "\n").encode(), 0o644)
     sequence = queue_sequence(cluster["config"], node["queue"])
     try:
+        access = node_access(pid)
+        write_in_node(pid, "/etc/parallelcluster/slurm_plugin/slurm_nodename",
+                      (node_name(access, cluster) + "\n").encode(), 0o644)
         scripts = []
         for step, (url, args) in enumerate(sequence, 1):
             try:
-                body = fetch(url, cluster["endpoint_url"], cluster["region"])
+                body = fetch(url, cluster["endpoint_url"], access)
             except Exception as exc:  # pylint: disable=broad-except  # any download error fails the bootstrap
                 raise ActionFailed("downloading", step, url, str(exc)) from exc
             path = f"{SCRIPTS_DIR}/{step}-{url.rsplit('/', 1)[-1]}"

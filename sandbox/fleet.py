@@ -185,7 +185,7 @@ class NodeRequests:
             result.update(ok=False, error=str(failure))
             instances.terminate(cluster, name, keep_network=not cluster.node(name).get("dynamic"))
             cluster.slurm("scontrol", "update", f"NodeName={name}", "State=DOWN",
-                          f"Reason=bootstrap failure: {failure.stage} OnNodeConfigured script {failure.step}")
+                          f"Reason=bootstrap failure: {failure.reason}")
         except Exception as exc:  # pylint: disable=broad-except  # reported in the outcome
             result.update(ok=False, error=f"{exc}")
             log(f"{action} {name}: {traceback.format_exc()}")

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import boot as sandbox_boot
 import custom_actions
+import iam_roles
+import imds
 import moto_cluster
 import nodes
 import rootfs
@@ -128,6 +130,9 @@ def launch(cluster: Cluster, name: str) -> int:
     nodes.start_sshd(pid, f"{inside}/node/sshd_config", f"{inside}/logs/sshd-{name}.log")
     instance = moto_cluster.compute_instance_up(s["endpoint_url"], s["region"], s["cluster_name"], node["ip"], name,
                                                 s["head_ip"])
+    # As the queue's launch template would: its instance profile; then the node's instance metadata service.
+    iam_roles.associate(s["endpoint_url"], s["region"], s["cluster_name"], s["iam"]["node_roles"], [instance])
+    register_instance_metadata(cluster.state_dir, s, instance, pid, f"ip-{node['ip'].replace('.', '-')}")
     cluster.record(name, pid=pid, instance_id=instance, launched=time.time(), boot=None)
     cluster.save_holder(name, pid)
     # As slurm_resume does: the node's address and host name, before slurmd registers.
@@ -162,6 +167,8 @@ def start_slurmd(pid: int, name: str, launched: float) -> None:
     # Rounded down, and 2 s later still: slurmd and slurmctld count whole seconds, and a boot time that comes out
     # a second before the request leaves the node powering up until ResumeTimeout.
     offset = math.floor(min(0.0, (time.time() - launched) - machine_uptime)) - 2
+    # The node's boot clock may not go below 0 (the kernel refuses the offset: ERANGE) when it boots within 2 s.
+    offset = max(offset, 1 - math.floor(machine_uptime))
     nodes.run(nodes.nsenter(pid, ["unshare", "--time", "--fork", f"--boottime={offset}", "slurmd", "-N", name]))
 
 
@@ -174,6 +181,7 @@ def terminate(cluster: Cluster, name: str, keep_network: bool) -> None:
     shutil.rmtree(cluster.state_dir / "roots" / name, ignore_errors=True)
     instance = record.get("instance_id") or _static_instance(cluster, name)
     if instance:
+        imds.deregister(cluster.state_dir, instance)
         moto_cluster.compute_instance_down(cluster.state["endpoint_url"], cluster.state["region"], instance)
     cluster.record(name, pid=None, terminated=time.time())
 
@@ -190,6 +198,22 @@ def kill_node(pid, netns: str, keep_network: bool) -> None:
     survivors = nodes.kill_all([pid] if pid else [], [netns], keep_netns=keep_network)
     if survivors:
         raise RuntimeError(f"processes of the node survived SIGKILL: {survivors}")
+
+
+def register_instance_metadata(state_dir: Path, state: dict, instance_id: str, pid: int, hostname: str) -> None:
+    """The instance metadata service answers for the instance inside its node (imds.py): before it calls AWS."""
+    ec2 = moto_cluster.client("ec2", state["endpoint_url"], state["region"])
+    instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    imds.register(state_dir, imds.record(instance, f"/proc/{pid}/ns/net", hostname, state["region"]))
+
+
+def instance_metadata_of_static_nodes(state_dir: Path, state: dict) -> None:
+    """The head node's and the static compute nodes' instance metadata, once their instances are registered."""
+    reg = state["registration"]
+    nodes_ = [("head", reg["head_instance_id"], state["head_ip"])] + list(
+        zip(state["compute_nodes"], reg["compute_instance_ids"], state["compute_ips"]))
+    for name, instance_id, ip in nodes_:
+        register_instance_metadata(state_dir, state, instance_id, state["holders"][name], f"ip-{ip.replace('.', '-')}")
 
 
 def first_boot(state_dir: Path) -> dict:

@@ -220,6 +220,8 @@ def health(state: dict) -> dict:
         problems.append("the compute fleet stand-in (fleet.py) is not running")
     if "proxy_pid" in state and not pid_alive(state["proxy_pid"]):
         problems.append("the package-mirror proxy (proxy.py) is not running")
+    if "imds_pid" in state and not pid_alive(state["imds_pid"]):
+        problems.append("the instance metadata service (imds.py) is not running")
     if not all(pid_alive(pid) for pid in state.get("containers", {}).get("registry", {}).get("pids", [])):
         problems.append("the registry (docker-registry) or ECR's API front (registry.py) is not running")
     head = state.get("holders", {}).get("head")
@@ -469,7 +471,21 @@ def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
     timings["registered"] = time.monotonic() - t0
     moto_cluster.upload_node_setup_scripts(state["endpoint_url"], state["region"], yaml_load(text),
                                            str(ROOT / "roles" / "node_setup" / "files" / "hpc-pcluster-node-setup.sh"))
+    identities.update(node_identities(state, yaml_load(text), reg))
+    timings["node_roles"] = time.monotonic() - t0
     return {"registration": reg, "config_source": source, "config_text": text, "iam": identities}
+
+
+def node_identities(state: dict, config: dict, registration: dict) -> dict:
+    """The registered cluster's instance roles and profiles, as its template would create them, given to its
+    instances; and the identity of the EC2 service that the instance metadata service signs as."""
+    import iam_identities
+    import iam_roles
+    import moto_cluster
+    roles = iam_roles.create_for_cluster(state["endpoint_url"], state["region"], state["cluster_name"], config,
+                                         registration, moto_cluster.OFFICIAL_AMI_ID)
+    iam_roles.associate(state["endpoint_url"], state["region"], state["cluster_name"], roles)
+    return {"node_roles": roles, "ec2_service": iam_identities.create_service_identity(state["endpoint_url"])}
 
 
 def controller_identity(endpoint_url: str, seed: dict) -> dict:
@@ -608,6 +624,9 @@ def up(args) -> int:
         "verify_not_available": VERIFY_NOT_AVAILABLE,
         "holders": {},
         "pcluster_version": "3.16.1",
+        # The nodes' instance metadata service (imds.py, started once the cluster is registered): where its records
+        # are. The nodes get their instance roles' credentials from it.
+        "imds": {"records": str(state_dir / "imds")},
     }
     port = free_port()
     state["endpoint_url"] = f"http://127.0.0.1:{port}"
@@ -622,6 +641,13 @@ def up(args) -> int:
         if isinstance(exc, KeyboardInterrupt):
             raise
         return EXIT_FAILED
+
+
+def start_imds(state_dir: Path) -> subprocess.Popen:
+    """The instance metadata service of every node (imds.py), in a process group of its own; down kills it."""
+    with open(state_dir / "logs" / "imds.log", "ab") as ilog:
+        return subprocess.Popen([sys.executable, str(HERE / "imds.py"), "serve", "--state-dir", str(state_dir)],
+                                stdin=subprocess.DEVNULL, stdout=ilog, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def start_fleet(state_dir: Path, state: dict, head_pid: int) -> subprocess.Popen:
@@ -721,6 +747,10 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     state["registration"] = aws["registration"]
     state["config_source"] = aws["config_source"]
     state["iam"] = aws["iam"]
+    state["imds_pid"] = start_imds(state_dir).pid
+    save_state(state_dir, state)
+    instances.instance_metadata_of_static_nodes(state_dir, state)
+    timings["instance_metadata"] = time.monotonic() - started
     if len(p["computes"]) >= 2:
         # Measured when nothing else of `up` runs: the figure the MPI all-reduce is judged against.
         compute_pids = [state["holders"][c["name"]] for c in p["computes"]]
@@ -760,6 +790,7 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
     state = state or {}
     stop_process_group(state.get("fleet_pid"))
     stop_process_group(state.get("proxy_pid"))
+    stop_process_group(state.get("imds_pid"))
     stop_process_group(state.get("moto_pid"))
     for pid in state.get("containers", {}).get("registry", {}).get("pids", []):
         stop_process_group(pid)
@@ -782,7 +813,7 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
             shutil.rmtree(state_dir, ignore_errors=True)
         else:
             ours = ["ssh", "nodes", "roots", "shared", "fleet", "build", "cp", "ansible-tmp", "inventory", "env.sh",
-                    "admin-env.sh", "state.json", "registry",
+                    "admin-env.sh", "imds", "state.json", "registry",
                     "moto-amis.json", "moto-fsx.json", "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
             for sub in ours:
                 path = state_dir / sub
@@ -871,8 +902,10 @@ def replace_node(args) -> int:
     import instances
     state_dir = Path(args.state_dir).resolve()
     state = load_state(state_dir)
-    if state is None or not health(state)["running"]:
-        raise SandboxError(f"no running sandbox in {state_dir}")
+    # The node itself may be gone: a replacement whose bootstrap failed terminated it, and this one replaces it.
+    problems = [p for p in (health(state)["problems"] if state else []) if p != f"node {args.node} is gone"]
+    if state is None or state.get("status") != "running" or problems:
+        raise SandboxError(f"no running sandbox in {state_dir}{': ' + '; '.join(problems) if problems else ''}")
     if args.node not in state["compute_nodes"]:
         raise SandboxError(f"{args.node} is not a static compute node of this sandbox "
                            f"({', '.join(state['compute_nodes'])})")
