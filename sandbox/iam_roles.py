@@ -4,8 +4,8 @@ ParallelCluster's template gives the head node and each queue's compute nodes an
 ``/parallelcluster/<cluster>/``, trusted by ``ec2.amazonaws.com``) with its own inline policies, the config's
 ``AdditionalIamPolicies`` (and ``CloudWatchAgentServerPolicy`` with CloudWatch logs) attached, an ``S3Access``
 policy for the config's ``Iam.S3Access`` buckets, and an instance profile holding it; the nodes' launch
-templates name that profile. the cluster `sandbox.py up` registers does not go through the template, so for it the
-sandbox registers, ``create_for_cluster`` creates those resources in moto from ``policies/node-roles.yaml``
+templates name that profile. The cluster ``sandbox.py up`` registers does not go through the template, so for it
+``create_for_cluster`` creates those resources in moto from ``policies/node-roles.yaml``
 (3.16.1's template as data) and the config, and ``associate`` gives the cluster's running instances their
 profiles, as their launch would have.
 
