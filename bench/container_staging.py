@@ -58,7 +58,10 @@ def playbook(state_dir, path, extra):
 
 
 def head(state, *argv):
-    return run(["nsenter", "-t", str(state["holders"]["head"]), "-a", "--", *argv])
+    """argv on the head node as root logged in there runs it: with a login environment, not this process's (srun
+    hands its environment to the job)."""
+    return run(["nsenter", "-t", str(state["holders"]["head"]), "-a", "--", "env", "-i", "HOME=/root", "LANG=C.UTF-8",
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", *argv])
 
 
 def bench_image(work, size_mb):

@@ -42,6 +42,8 @@ STANDIN_SOURCE = HERE / "spank" / "spank_pyxis_standin.c"
 DEFAULT_CACHE_DIR = Path("/var/cache/hpc-pcluster-sandbox")
 VENDOR_DIR_ENV = "HPC_PCLUSTER_VENDOR_DIR"
 CACHE_DIR_ENV = "HPC_PCLUSTER_SANDBOX_CACHE"
+# Where each running sandbox registers (sandbox.py's Registry): the layers they use are kept.
+REGISTRY_DIR = Path("/run/hpc-pcluster-sandbox")
 # Version of the layout below; bump it when the layer's content changes without a new archive.
 LAYER_FORMAT = 1
 
@@ -238,15 +240,32 @@ def prune(directory: Path, prefix: str, keep: set) -> None:
                 entry.unlink(missing_ok=True)
 
 
+def running_layers(registry: Path = REGISTRY_DIR) -> set:
+    """The keys of the AMI layers the sandboxes running on this machine use (never pruned)."""
+    keys = set()
+    for entry in registry.glob("instance-*.json") if registry.is_dir() else ():
+        try:
+            state_dir = Path(json.loads(entry.read_text()).get("state_dir", "/nonexistent"))
+            state = json.loads((state_dir / "state.json").read_text())
+        except (OSError, ValueError, AttributeError):
+            continue
+        key = ((state.get("containers") or {}).get("ami") or {}).get("key")
+        if key:
+            keys.add(key)
+    return keys
+
+
 def ami_tools() -> dict:
     """What else the layer carries of a ParallelCluster AMI: the AWS CLI at /usr/local/bin/aws, where
     ParallelCluster's cookbook installs it (here Debian's awscli, when this machine has it)."""
     return {"usr/local/bin/aws": AWS_CLI} if os.access(AWS_CLI, os.X_OK) else {}
 
 
-def ensure_layer(vendor: Path, cache: Path, log_file: Path, in_use=frozenset(), log=print, extras=None) -> dict:
+def ensure_layer(vendor: Path, cache: Path, log_file: Path, in_use=frozenset, log=print, extras=None) -> dict:
     """The AMI layer for these inputs, built first when the cache does not have it. extras: more files
     (bytes) and links (str) by their path in the layer, e.g. the sandbox CA in the trust store.
+    in_use: called when a build prunes the cache, returns the keys of the layers running sandboxes use
+    (read then, under the cache's lock, so that a sandbox started meanwhile keeps its layer).
 
     Returns {"path", "key", "enroot", "pyxis", "real", "fallback", "built"}; "fallback" says why the
     real chain is not there ("" when it is), "built" whether this call built it."""
@@ -279,7 +298,7 @@ def _ensure_layer(archives: dict, vendor: Path, cache: Path, log_file: Path, in_
             _build_layer(target, archives, log_file, extras)
             log(f"AMI layer built in {time.monotonic() - started:.1f} s: {target}")
             built = True
-            prune(target.parent, key.split("-", 1)[0] + "-", set(in_use) | {key})
+            prune(target.parent, key.split("-", 1)[0] + "-", set(in_use()) | {key})
         info = json.loads((target / "info.json").read_text())
     return {"path": str(target / "layer"), "key": key, "enroot": info["enroot"], "pyxis": info["pyxis"],
             "real": bool(archives), "built": built}
@@ -345,11 +364,19 @@ def main(argv=None) -> int:
         return 0
     out = Path(args.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    layer = ensure_layer(vendor, cache_dir(args.cache_dir), out / "ami-build.log", log=lambda msg: print(msg, file=sys.stderr))
-    if not layer["real"]:
-        print(f"no Enroot to package: {layer['fallback']}", file=sys.stderr)
-        return 1
-    deb = enroot_deb(Path(layer["path"]), out)
+    cache = cache_dir(args.cache_dir)
+    # Any real layer holds the same Enroot tree (its key differs by the sandbox's other extras): a layer
+    # already built is packed as it is; a build prunes only what no running sandbox uses.
+    built = sorted((cache / "ami").glob("real-*/info.json"), key=lambda p: p.stat().st_mtime)
+    layer_dir = (built[-1].parent / "layer") if built else None
+    if layer_dir is None:
+        layer = ensure_layer(vendor, cache, out / "ami-build.log", in_use=running_layers,
+                             log=lambda msg: print(msg, file=sys.stderr))
+        if not layer["real"]:
+            print(f"no Enroot to package: {layer['fallback']}", file=sys.stderr)
+            return 1
+        layer_dir = Path(layer["path"])
+    deb = enroot_deb(layer_dir, out)
     print(json.dumps({"path": str(deb), "name": deb.name, "sha256": sha256_of(deb)}))
     return 0
 

@@ -30,9 +30,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+import ami  # noqa: E402  pylint: disable=wrong-import-position
 
 DEFAULT_STATE_DIR = HERE / ".state"
-REGISTRY = Path("/run/hpc-pcluster-sandbox")
+REGISTRY = ami.REGISTRY_DIR
 MAX_INSTANCES = 100
 DEFAULT_CLUSTER_NAME = "ml-training-cluster"
 DEFAULT_REGION = "us-east-1"
@@ -566,7 +567,6 @@ def up(args) -> int:
         raise SandboxError(f"--dynamic-nodes must be between 0 and 200 (got {args.dynamic_nodes})")
     if args.gpus_per_node < 0:
         raise SandboxError(f"--gpus-per-node must be 0 or more (got {args.gpus_per_node})")
-    import ami
     import rootfs
     problem = rootfs.check_state_dir(state_dir)
     if problem:
@@ -679,17 +679,6 @@ def stop_process_group(pid) -> None:
         pass
 
 
-def ami_layers_in_use() -> set:
-    """The AMI layers the running sandboxes of this machine use (kept when the cache is pruned)."""
-    keys = set()
-    for entry in Registry.entries().values():
-        state = load_state(Path(entry.get("state_dir", "/nonexistent"))) or {}
-        key = state.get("containers", {}).get("ami", {}).get("key")
-        if key:
-            keys.add(key)
-    return keys
-
-
 def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     import boot
     import instances
@@ -712,7 +701,7 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     save_state(state_dir, state)
     # The AMI layer and the container image (built once per machine), then the keys.
     state["containers"] = container_chain.prepare(args.vendor_dir, args.cache_dir, state_dir, p, state["region"],
-                                                  ami_layers_in_use(), log)
+                                                  ami.running_layers, log)
     # ECR's private DNS names, in every node's /etc/hosts (instances.py reads them from the state too).
     p["extra_hosts"] = state["extra_hosts"] = container_chain.hosts_lines(state["containers"])
     state["verify_not_available"] = verify_not_available(state["containers"])

@@ -101,9 +101,11 @@ def test_staged_once_then_nothing_and_every_node_starts_it_as_the_verify_role_re
     assert e2e_sandbox.head("readlink", link).strip() == "%s.sqsh" % ecr["digest"].replace(":", "-")
     out = srun(e2e_sandbox, "--container-image=%s" % link, "sh", "-c", 'echo "$SLURMD_NODENAME"')
     assert sorted(out.split()) == sorted(e2e_sandbox.compute_nodes)
-    # The training example's image staged too: the sbatch starts from the staged file, with no import step.
+    # The training example's image staged too: the sbatch starts from the staged file, with no import step. Only
+    # this test's checks are judged here (the all-reduce beside them depends on the machine's load).
     verified = e2e_sandbox.playbook("playbooks/verify.yml", dict(stage, verify_container_registry_image=ecr["image"],
-                                                                 verify_distributed_example_source_image=ecr["image"]))
+                                                                 verify_distributed_example_source_image=ecr["image"],
+                                                                 verify_fail_on_error=False))
     assert verified.rc == 0, verified.output[-4000:]
     report = json.loads((e2e_sandbox.latest_report() / "report.json").read_text())
     for name in ("container_registry", "container_staged"):

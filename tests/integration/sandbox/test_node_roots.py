@@ -95,3 +95,14 @@ def test_the_container_image_is_on_shared_storage(sandbox, real_chain):
     assert out == "1"
     group_vars = (sandbox.inventory_dir / "group_vars" / "all" / "sandbox.yml").read_text()
     assert "verify_container_smoke_image: %s" % image in group_vars
+
+
+def test_packing_enroot_beside_a_running_sandbox_keeps_the_layer_it_runs_on(sandbox, real_chain, tmp_path):
+    # The enroot role's package scenario packs the layer's Enroot while sandboxes run: it must not
+    # prune (or rebuild and prune) the layer under their nodes.
+    run = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "sandbox" / "ami.py"), "enroot-deb",
+                          str(tmp_path)], capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["name"].startswith("enroot_4.1.2-1_")
+    assert pathlib.Path(real_chain["path"], "usr", "bin", "enroot").exists()
+    assert sandbox.ssh("enroot version").stdout.strip() == "4.1.2"
