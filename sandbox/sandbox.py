@@ -518,6 +518,9 @@ def cluster_config_vars(state: dict, p: dict, seed: dict) -> dict:
         "cluster_config_compute_instance_type": "g5.8xlarge",
         "cluster_config_compute_min_count": n,
         "cluster_config_compute_max_count": n + len(p["dynamic"]),
+        # ScaledownIdletime -1 (the role's default) turns Slurm's power saving off, and the role refuses it with
+        # dynamic nodes: an hour, longer than any test keeps a powered-up node idle.
+        **({"cluster_config_scaledown_idletime": 60} if p["dynamic"] else {}),
         "cluster_config_output_path": str(Path(state["state_dir"]) / "cluster-config.yaml"),
         # moto cannot dry-run launch templates: every ParallelCluster dryrun of the sandbox skips these two.
         "cluster_config_suppress_validators": SUPPRESS_VALIDATORS,
