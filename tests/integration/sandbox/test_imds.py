@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 import iam_identities
 import imds
 import moto_cluster
+from ansible_collections.hpc.pcluster.tests.integration.conftest import release_node_setup_holds
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
 
@@ -175,6 +176,8 @@ def without_role_policy_fixture(sandbox):
     node = sandbox.compute_nodes[-1]
     outcome = replace_node(sandbox, node)
     assert outcome["ok"], outcome
+    # Its node setup's boot script holds the new static node out of scheduling, as on a fresh sandbox (no bundle).
+    release_node_setup_holds(sandbox)
     deadline = time.time() + 120
     while sandbox.ssh("sinfo --noheader --nodes=%s --format=%%t" % node).stdout.strip() not in ("idle", "mix", "alloc"):
         assert time.time() < deadline, "%s did not come back after its role was restored" % node
