@@ -272,59 +272,6 @@ def write_file(path: Path, text: str, mode=0o644) -> None:
     os.chmod(path, mode)
 
 
-def fallback_cluster_config(v: dict) -> dict:
-    """The guide's cluster configuration (valid for pcluster's schema), used only while
-    role hpc.pcluster.cluster_config is not in the collection."""
-    policies = [{"Policy": f"arn:aws:iam::aws:policy/{p}"} for p in (
-        "AmazonSSMManagedInstanceCore", "AmazonS3FullAccess", "AmazonEC2ContainerRegistryFullAccess",
-        "AmazonElasticContainerRegistryPublicFullAccess")]
-    docker = "https://raw.githubusercontent.com/aws-samples/aws-parallelcluster-post-install-scripts/main/docker/postinstall.sh"
-    return {
-        "Region": v["pcluster_region"],
-        "Image": {"Os": "ubuntu2204"},
-        "HeadNode": {
-            "InstanceType": "m5.8xlarge",
-            "Networking": {"SubnetId": v["cluster_config_public_subnet_id"], "ElasticIp": False,
-                           "AdditionalSecurityGroups": [v["cluster_config_security_group_id"]]},
-            "LocalStorage": {"RootVolume": {"Size": 500, "DeleteOnTermination": True}},
-            "Iam": {"AdditionalIamPolicies": policies},
-            "CustomActions": {"OnNodeConfigured": {"Sequence": [
-                {"Script": docker}, {"Script": v["cluster_config_head_node_bootstrap_script"]}]}},
-        },
-        "Scheduling": {
-            "Scheduler": "slurm",
-            "SlurmSettings": {"ScaledownIdletime": -1, "QueueUpdateStrategy": "DRAIN", "CustomSlurmSettings": [
-                {"JobCompType": "jobcomp/filetxt"}, {"JobCompLoc": "/home/slurm/slurm-job-completions.txt"},
-                {"JobAcctGatherType": "jobacct_gather/linux"}, {"SlurmdTimeout": 1000}]},
-            "SlurmQueues": [{
-                "Name": "compute-gpu", "CapacityType": "ONDEMAND",
-                "Networking": {"SubnetIds": [v["cluster_config_private_subnet_id"]], "PlacementGroup": {"Enabled": True},
-                               "AdditionalSecurityGroups": [v["cluster_config_security_group_id"]]},
-                "ComputeSettings": {"LocalStorage": {"EphemeralVolume": {"MountDir": "/scratch"},
-                                                     "RootVolume": {"Size": 512}}},
-                "JobExclusiveAllocation": True,
-                "ComputeResources": [{"Name": "distributed-ml", "InstanceType": "g5.8xlarge",
-                                      "MinCount": v["cluster_config_compute_min_count"],
-                                      "MaxCount": v["cluster_config_compute_max_count"],
-                                      "Efa": {"Enabled": True}}],
-                "Iam": {"AdditionalIamPolicies": policies},
-                "CustomActions": {"OnNodeConfigured": {"Sequence": [
-                    {"Script": docker}, {"Script": v["cluster_config_compute_node_bootstrap_script"]}]}},
-            }],
-        },
-        "SharedStorage": [
-            {"Name": "shared-workspace-zfs", "StorageType": "FsxOpenZfs", "MountDir": "/fsx",
-             "FsxOpenZfsSettings": {"VolumeId": v["cluster_config_fsx_openzfs_volume_id"]}},
-            {"Name": "fsx-lustre", "StorageType": "FsxLustre", "MountDir": "/lustre",
-             "FsxLustreSettings": {"FileSystemId": v["cluster_config_fsx_lustre_id"]}},
-        ],
-        "Monitoring": {"DetailedMonitoring": True, "Logs": {"CloudWatch": {"Enabled": True}},
-                       "Dashboards": {"CloudWatch": {"Enabled": True}}},
-        "Imds": {"ImdsSupport": "v2.0"},
-        "DevSettings": {"Timeouts": {"HeadNodeBootstrapTimeout": 43200, "ComputeNodeBootstrapTimeout": 7200}},
-    }
-
-
 def venv_python() -> str:
     return sys.executable
 
@@ -406,11 +353,9 @@ def finish_render(state_dir: Path, proc: subprocess.Popen, group_vars: dict) -> 
     if proc.wait(timeout=120) != 0:
         raise SandboxError(f"rendering the cluster config with role hpc.pcluster.cluster_config failed; "
                            f"see {log_file}:\n{log_file.read_text()[-3000:]}")
-    if out.exists():
-        return out.read_text(), "role hpc.pcluster.cluster_config"
-    text = yaml_dump(fallback_cluster_config(group_vars))
-    write_file(out, text, 0o600)
-    return text, "sandbox fallback (role hpc.pcluster.cluster_config not found)"
+    if not out.exists():
+        raise SandboxError(f"role hpc.pcluster.cluster_config wrote no cluster config at {out}; see {log_file}")
+    return out.read_text(), "role hpc.pcluster.cluster_config"
 
 
 def aws_side(state_dir: Path, state: dict, moto_proc, p: dict, timings: dict) -> dict:
@@ -501,6 +446,7 @@ def controller_identity(endpoint_url: str, seed: dict) -> dict:
 
 def cluster_config_vars(state: dict, p: dict, seed: dict) -> dict:
     """The variables role hpc.pcluster.cluster_config renders the sandbox's cluster config from."""
+    import real_account
     n = len(p["computes"])
     return {
         "pcluster_cluster_name": state["cluster_name"],
@@ -509,8 +455,9 @@ def cluster_config_vars(state: dict, p: dict, seed: dict) -> dict:
         "cluster_config_public_subnet_id": seed["public_subnet_id"],
         "cluster_config_private_subnet_id": seed["private_subnet_id"],
         "cluster_config_security_group_id": seed["security_group_id"],
-        # SSH to the head node from inside the sandbox's VPC only.
+        # SSH to the head node from inside the sandbox's VPC only, with the sandbox's login key.
         "cluster_config_ssh_allowed_ips": p["vpc_cidr"],
+        "cluster_config_ssh_key_name": real_account.KEY_PAIR_NAME,
         "cluster_config_fsx_lustre_id": FAKE_FSX_LUSTRE_ID,
         "cluster_config_fsx_openzfs_volume_id": FAKE_FSX_OPENZFS_VOLUME_ID,
         "cluster_config_head_node_bootstrap_script": seed["head_node_bootstrap_script"],
@@ -528,21 +475,11 @@ def cluster_config_vars(state: dict, p: dict, seed: dict) -> dict:
 
 
 def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dict:
-    """inventory/group_vars/all/sandbox.yml: the environment values from what moto was seeded with."""
-    import container_chain
-    return {
-        **cluster_config_vars(dict(state, state_dir=str(state_dir)), p, seed),
-        "pcluster_endpoint_url": state["endpoint_url"],
-        "verify_not_available": state["verify_not_available"],
-        **container_chain.group_vars(state["containers"], container_chain.node_credentials(state)),
-        # The stand-in GPUs cannot run NCCL: the MPI all-reduce runs on the GPU nodes, over TCP on the sandbox's
-        # network only, yielding the CPU while it waits (every node shares this machine's cores).
-        "verify_distributed_mpi_on_gpu_nodes": True,
-        "verify_distributed_mpirun_args": ["--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", p["vpc_cidr"],
-                                           "--mca", "oob_tcp_if_include", p["vpc_cidr"],
-                                           "--mca", "mpi_yield_when_idle", "1"],
-        "ansible_ssh_private_key_file": state["ssh_key"],
-    }
+    """inventory/group_vars/all/sandbox.yml: the environment values from what moto was seeded with (what a
+    user's cluster.yml holds; the sandbox-only settings are in sandbox_only.yml, real_account.py)."""
+    environment = cluster_config_vars(dict(state, state_dir=str(state_dir)), p, seed)
+    environment.pop("cluster_config_suppress_validators")
+    return dict(environment, pcluster_endpoint_url=state["endpoint_url"], ansible_ssh_private_key_file=state["ssh_key"])
 
 
 def up(args) -> int:
@@ -688,6 +625,7 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     import container_chain
     import moto_cluster
     import netbench
+    import real_account
     timings = {}
     # moto, with only the ParallelCluster AMI loaded (fast start, and found by pcluster's AMI search).
     amis = state_dir / "moto-amis.json"
@@ -743,14 +681,20 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     save_state(state_dir, state)
     instances.instance_metadata_of_static_nodes(state_dir, state)
     timings["instance_metadata"] = time.monotonic() - started
+    network_vars = {}
     if len(p["computes"]) >= 2:
         # Measured when nothing else of `up` runs: the figure the MPI all-reduce is judged against.
         compute_pids = [state["holders"][c["name"]] for c in p["computes"]]
         state["network"] = netbench.measure(state["compute_nodes"], compute_pids, state["compute_ips"])
-        write_file(state_dir / "inventory" / "group_vars" / "all" / "sandbox_network.yml",
-                   "# Written by sandbox/sandbox.py up: the sandbox's network, measured.\n"
-                   + yaml_dump(netbench.verify_vars(state["network"], SANDBOX_MPI_MIN_FRACTION)), 0o600)
+        network_vars = netbench.verify_vars(state["network"], SANDBOX_MPI_MIN_FRACTION)
         timings["network_measured"] = time.monotonic() - started
+    real_account.import_key_pair(moto_cluster.client("ec2", state["endpoint_url"], state["region"]),
+                                 state["ssh_key"] + ".pub")
+    write_file(real_account.sandbox_only_path(state_dir), "# Written by sandbox/sandbox.py up: what only the "
+               "sandbox needs (sandbox/README.md, \"Trying the real-account steps here\").\n" + yaml_dump(
+                   real_account.sandbox_only_vars(state, p["vpc_cidr"], SUPPRESS_VALIDATORS, container_chain.group_vars(
+                       state["containers"], container_chain.node_credentials(state)), network_vars)),
+               0o600)
     save_state(state_dir, state)
     instances.known_hosts_of_dynamic_nodes(state_dir, state)
     # As a create does: every static compute node runs its OnNodeConfigured sequence.
@@ -769,6 +713,9 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
         f"config from {state['config_source']}")
     log(f"use it: . {state_dir / 'env.sh'}; ssh -i $SANDBOX_SSH_KEY -o UserKnownHostsFile=$SANDBOX_KNOWN_HOSTS "
         f"root@$SANDBOX_HEAD_IP sinfo")
+    for line in real_account.seeded_values(state, yaml_load((state_dir / "inventory" / "group_vars" / "all"
+                                                             / "sandbox.yml").read_text())):
+        log(line)
     return 0
 
 

@@ -211,6 +211,7 @@ from ansible.errors import AnsibleError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.os_table import IMAGE_NAME_PART_OS, OS_DEFAULT_USER
+from ansible_collections.hpc.pcluster.plugins.module_utils.plain_data import to_plain
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.ec2_instances import (
     aws_error,
     boto3_session,
@@ -349,11 +350,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             )
 
     def _plain(self, option):
-        """An option's value with plain str (no Ansible data tags), so records and the cache stay small."""
-        value = self.get_option(option)
-        if isinstance(value, list):
-            return [str(item) for item in value]
-        return str(value) if isinstance(value, str) else value
+        """An option's value as plain data (no Ansible data tags), so records and the cache stay small."""
+        return to_plain(self.get_option(option))
 
     def _resolve_regions(self):
         regions = list(dict.fromkeys(self._plain("regions")))

@@ -57,6 +57,7 @@ class E2ESandbox:
     state: dict
     env: dict
     report_dir: pathlib.Path
+    up_output: str = ""  # what `sandbox.py up` printed
 
     @property
     def inventory(self):
@@ -118,7 +119,7 @@ def private_sandbox(compute_nodes, *up_args):
         pytest.fail("private sandbox did not come up:\n%s\n%s" % (up.stdout[-3000:], up.stderr[-3000:]))
     try:
         state = json.loads((state_dir / "state.json").read_text())
-        yield E2ESandbox(state_dir, state, load_env(state_dir), base / "reports")
+        yield E2ESandbox(state_dir, state, load_env(state_dir), base / "reports", up.stdout + up.stderr)
     finally:
         subprocess.run(_sandbox_cmd("down", "--state-dir", str(state_dir)), capture_output=True, timeout=120, check=False)
         shutil.rmtree(base, ignore_errors=True)

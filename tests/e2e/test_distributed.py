@@ -31,7 +31,7 @@ def test_the_sandbox_measured_its_network(four_nodes):
     assert network["tcp_gbs"] > 0 and len(network["samples_gbs"]) == 3
     assert network["tcp_gbs"] == max(network["samples_gbs"])
     assert "TCP stream compute-gpu-st-distributed-ml-1 -> compute-gpu-st-distributed-ml-2" in network["how"]
-    written = four_nodes.state_dir / "inventory" / "group_vars" / "all" / "sandbox_network.yml"
+    written = four_nodes.state_dir / "inventory" / "group_vars" / "all" / "sandbox_only.yml"
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
     figure = yaml.safe_load(written.read_text())["verify_distributed_expected"]["mpi"]
     assert figure["busbw"] == network["tcp_gbs"] and network["how"] in figure["source"]

@@ -59,6 +59,9 @@ PCLUSTER_NO_CHANGE = "no changes found in your cluster configuration"
 PCLUSTER_FLEET_MUST_STOP = "compute nodes must be stopped"
 PCLUSTER_BAD_REGION = "invalid or unsupported region"
 PCLUSTER_ALREADY_EXISTS = "already exists"  # a create of an existing stack: "Bad Request: Cluster <name> already exists."
+# After the validators that refused a create or update: how to skip one that cannot work for an account.
+SUPPRESS_HINT = ("A validator that cannot work for this account can be skipped: add 'type:<name>' (e.g. 'type:%s') to "
+                 "suppress_validators, which the collection's playbooks set from cluster_config_suppress_validators.")
 
 
 class PclusterMissingError(Exception):
@@ -127,15 +130,32 @@ class PclusterApiError(Exception):
         return self.kind in (KIND_THROTTLED, KIND_UNAVAILABLE, KIND_UNREACHABLE, KIND_SERVER)
 
     def describe(self):
-        """A one-paragraph, human-readable description including the validation problems."""
+        """A one-paragraph, human-readable description: the message, the validators that blocked (each once, with
+        how to skip one) and the update's errors. Warnings are left out: the modules print them as warnings."""
         lines = [self.message] if not (self.update_errors and self.message == "Update failure") else []
-        for msg in self.validation_messages:
-            if msg.get("level") in ("ERROR", None) or self.code == 400:
-                lines.append("  - [%s] %s: %s" % (msg.get("level"), msg.get("type") or msg.get("id"), msg.get("message")))
+        blocking = self.blocking_validations()
+        for msg in blocking:
+            lines.append("  - %s: %s" % (msg.get("type") or msg.get("id"), msg.get("message")))
+        if blocking:
+            lines.append(SUPPRESS_HINT % (blocking[0].get("type") or blocking[0].get("id")))
         for err in self.update_errors:
             lines.append("  - %s: %s (current %s, requested %s)"
                          % (err.get("parameter"), err.get("message"), err.get("currentValue"), err.get("requestedValue")))
         return "\n".join(lines)
+
+    def blocking_validations(self):
+        """The validation messages that refused the request: those at ERROR, else (with a lower
+        validation_failure_level) every message of a refused request, first seen first, each once."""
+        messages = [m for m in self.validation_messages if m.get("level") in ("ERROR", None)]
+        if not messages and self.code == 400:
+            messages = list(self.validation_messages)
+        seen, unique = set(), []
+        for msg in messages:
+            key = (msg.get("type") or msg.get("id"), msg.get("message"))
+            if key not in seen:
+                seen.add(key)
+                unique.append(msg)
+        return unique
 
     def to_result(self):
         """The error as return values for fail_json."""
