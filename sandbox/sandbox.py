@@ -230,6 +230,8 @@ def health(state: dict) -> dict:
         problems.append("the package-mirror proxy (proxy.py) is not running")
     if "forwarder_pid" in state and not pid_alive(state["forwarder_pid"]):
         problems.append("the nodes' AWS endpoint (forwarder.py) is not running")
+    if "imds_pid" in state and not pid_alive(state["imds_pid"]):
+        problems.append("the instance metadata service (imds.py) is not running")
     if not all(pid_alive(pid) for pid in state.get("containers", {}).get("registry", {}).get("pids", [])):
         problems.append("the registry (docker-registry) or ECR's API front (registry.py) is not running")
     head = state.get("holders", {}).get("head")
@@ -310,19 +312,24 @@ def write_inventory(state_dir: Path, state: dict, group_vars: dict) -> None:
 
 
 def write_env(state_dir: Path, state: dict) -> None:
-    env = sandbox_env(state)
-    lines = ["# Source this file to use the sandbox: . " + str(state_dir / "env.sh")]
-    lines += [f"export {k}={json.dumps(v)}" for k, v in env.items()]
-    write_file(state_dir / "env.sh", "\n".join(lines) + "\n", 0o600)
+    """env.sh: the controller's environment, as the pcluster user; admin-env.sh: the same as the sandbox's admin."""
+    import iam_identities
+    for name, identity, who in (("env.sh", state["iam"]["user"], f"the IAM user {iam_identities.USER_NAME} with "
+                                 "ParallelCluster's documented user policies"),
+                                ("admin-env.sh", iam_identities.ADMIN_CREDENTIALS, "the sandbox's admin (everything)")):
+        lines = [f"# Source this file to use the sandbox as {who}: . {state_dir / name}"]
+        lines += [f"export {k}={json.dumps(v)}" for k, v in sandbox_env(state, identity).items()]
+        write_file(state_dir / name, "\n".join(lines) + "\n", 0o600)
 
 
-def sandbox_env(state: dict) -> dict:
+def sandbox_env(state: dict, identity: dict) -> dict:
+    """The sandbox's environment for a process signing as identity ({aws_access_key_id, aws_secret_access_key})."""
+    import iam_identities
     return {
         "AWS_ENDPOINT_URL": state["endpoint_url"],
         "AWS_DEFAULT_REGION": state["region"],
         "AWS_REGION": state["region"],
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        **iam_identities.environment(identity),
         "SANDBOX_CLUSTER_NAME": state["cluster_name"],
         "SANDBOX_HEAD_IP": state["head_ip"],
         "SANDBOX_SSH_KEY": state["ssh_key"],
@@ -334,10 +341,12 @@ def sandbox_env(state: dict) -> dict:
 
 def start_render(state_dir: Path, state: dict, vars_file: Path) -> subprocess.Popen:
     """Start sandbox/render-config.yml (role hpc.pcluster.cluster_config) right away: Ansible's
-    start-up overlaps with moto's, and the play waits for the variables file."""
+    start-up overlaps with moto's, and the play waits for the variables file. Part of the sandbox's set-up:
+    it signs as the admin (it makes no AWS call)."""
+    import iam_identities
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
                ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOCAL_TEMP=str(state_dir / "ansible-tmp"),
-               ANSIBLE_NOCOLOR="1", **sandbox_env(state))
+               ANSIBLE_NOCOLOR="1", **sandbox_env(state, iam_identities.ADMIN_CREDENTIALS))
     playbook = shutil.which("ansible-playbook", path=env["PATH"])
     with open(state_dir / "logs" / "render-config.log", "wb") as out:
         return subprocess.Popen([playbook, "-i", str(state_dir / "inventory" / "hosts.yml"),
@@ -376,6 +385,7 @@ def aws_side(state_dir: Path, state: dict, moto_proc, p: dict, timings: dict) ->
 
 
 def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
+    import iam_identities
     import moto_cluster
     import pcluster_resources
     # pcluster's schema (the config's implied values) takes about a second to import: while moto starts.
@@ -392,6 +402,7 @@ def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
     seed = moto_cluster.seed_environment(state["endpoint_url"], state["region"], p["vpc_cidr"],
                                          p["public_cidr"], p["private_cidr"], rng_seed=moto_cluster.MOTO_RNG_SEED)
     timings["seeded"] = time.monotonic() - t0
+    identities = controller_identity(state["endpoint_url"], seed)
     state["aws"] = seed
     write_file(state_dir / "moto-fsx.json", json.dumps(moto_cluster.fsx_standins(
         state["endpoint_url"], state["region"], seed["vpc_id"], seed["private_subnet_id"], seed["security_group_id"],
@@ -416,7 +427,20 @@ def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
     timings["registered"] = time.monotonic() - t0
     moto_cluster.upload_node_setup_scripts(state["endpoint_url"], state["region"], yaml_load(text),
                                            str(ROOT / "roles" / "node_setup" / "files" / "hpc-pcluster-node-setup.sh"))
-    return dict(registered, config_source=source, config_text=text)
+    identities.update(node_roles=registered["node_roles"],
+                      ec2_service=iam_identities.create_service_identity(state["endpoint_url"]))
+    timings["node_roles"] = time.monotonic() - t0
+    return dict(registered, config_source=source, config_text=text, iam=identities)
+
+
+def controller_identity(endpoint_url: str, seed: dict) -> dict:
+    """The IAM user the controller signs as (env.sh): ParallelCluster's documented user policies and hpc.pcluster's
+    own (sandbox/policies/). Returns state.json's "iam"."""
+    import iam_identities
+    user = iam_identities.create_user(endpoint_url, iam_identities.USER_NAME, iam_identities.user_policies(
+        {"BootstrapBucket": seed["bootstrap_bucket"]}))
+    return {"admin": {"user": iam_identities.ADMIN_USER, "arn": f"arn:aws:iam::{iam_identities.ACCOUNT_ID}:user"
+                      f"{iam_identities.ADMIN_PATH}{iam_identities.ADMIN_USER}"}, "user": user}
 
 
 def cluster_config_vars(state: dict, p: dict, seed: dict) -> dict:
@@ -555,6 +579,9 @@ def up(args) -> int:
         "verify_not_available": VERIFY_NOT_AVAILABLE,
         "holders": {},
         "pcluster_version": "3.16.1",
+        # The nodes' instance metadata service (imds.py, started once the cluster is registered): where its records
+        # are. The nodes get their instance roles' credentials from it.
+        "imds": {"records": str(state_dir / "imds")},
     }
     port = free_port()
     state["endpoint_url"] = f"http://127.0.0.1:{port}"
@@ -576,6 +603,14 @@ def start_hypervisor(state_dir: Path) -> subprocess.Popen:
     with open(state_dir / "logs" / "hypervisor.log", "ab") as out:
         return subprocess.Popen([sys.executable, str(HERE / "hypervisor.py"), "--state-dir", str(state_dir)],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def start_imds(state_dir: Path) -> subprocess.Popen:
+    """The instance metadata service of every node (imds.py), in a process group of its own; down kills it."""
+    with open(state_dir / "logs" / "imds.log", "ab") as ilog:
+        return subprocess.Popen([sys.executable, str(HERE / "imds.py"), "serve", "--state-dir", str(state_dir)],
+                                stdin=subprocess.DEVNULL, stdout=ilog, stderr=subprocess.STDOUT, start_new_session=True)
+
 
 
 def stop_process_group(pid) -> None:
@@ -601,8 +636,9 @@ def start_moto(state_dir: Path, state: dict) -> subprocess.Popen:
     import moto_cluster
     amis = state_dir / "moto-amis.json"
     amis.write_text(json.dumps([moto_cluster.official_ami_record()]))
+    # IAM enforced from the first request (moto_server.py creates the admin first; iam_moto.py).
     moto_env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true", MOTO_AMIS_PATH=str(amis),
-                    SANDBOX_FSX_PATH=str(state_dir / "moto-fsx.json"))
+                    SANDBOX_FSX_PATH=str(state_dir / "moto-fsx.json"), INITIAL_NO_AUTH_ACTION_COUNT="0")
     with open(state_dir / "logs" / "moto.log", "wb") as mlog:
         port = state["endpoint_url"].rsplit(":", 1)[1]
         return subprocess.Popen([sys.executable, str(HERE / "moto_server.py"), "-H", "127.0.0.1", "-p", port],
@@ -652,7 +688,9 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
             raise SandboxError(str(exc)) from None
         state.update(registration=aws["registration"], config_source=aws["config_source"],
                      launch_templates=aws["launch_templates"], cluster_config_path=str(state_dir / "cluster-config.yaml"),
-                     head_instance_id=aws["registration"]["head_instance_id"])
+                     head_instance_id=aws["registration"]["head_instance_id"], iam=aws["iam"])
+        # The nodes' instance metadata service, before the head node's bootstrap calls AWS with its role.
+        state["imds_pid"] = start_imds(state_dir).pid
         save_state(state_dir, state)
         # The registry (it needs moto's token) starts while the head node boots; only its thread saves the state
         # meanwhile.
@@ -738,7 +776,7 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
     import nodes
     problems = []
     state = state or {}
-    for key in ("hypervisor_pid", "forwarder_pid", "proxy_pid", "moto_pid"):
+    for key in ("hypervisor_pid", "forwarder_pid", "proxy_pid", "imds_pid", "moto_pid"):
         stop_process_group(state.get(key))
     for pid in state.get("containers", {}).get("registry", {}).get("pids", []):
         stop_process_group(pid)
@@ -768,8 +806,8 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
             shutil.rmtree(state_dir, ignore_errors=True)
         else:
             ours = ["ssh", "nodes", "roots", "shared", "imds", "build", "cp", "ansible-tmp", "inventory", "env.sh",
-                    "state.json", "nodes.json", "state.lock", "registry", "moto-amis.json", "moto-fsx.json",
-                    "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
+                    "admin-env.sh", "state.json", "nodes.json", "state.lock", "registry", "moto-amis.json",
+                    "moto-fsx.json", "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
             for sub in ours:
                 path = state_dir / sub
                 if path.is_dir():

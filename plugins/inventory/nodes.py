@@ -106,7 +106,9 @@ options:
       - "V(node-name) (the default) is the name people know the node by: a compute node's Slurm node name
         (C(compute-gpu-st-distributed-ml-1), as C(sinfo) shows it), read from the cluster's node table
         C(parallelcluster-slurm-<cluster>) in DynamoDB where ParallelCluster records which instance backs which
-        Slurm node (one paginated C(Scan) per cluster, cached with the rest of the inventory); V(<cluster>-head)
+        Slurm node (one paginated C(Scan) per cluster; without C(dynamodb:Scan), which ParallelCluster's documented
+        user policies do not grant, one C(Query) of the table's C(InstanceId) index per compute instance, as the
+        compute nodes themselves do; cached with the rest of the inventory); V(<cluster>-head)
         for the head node; V(<cluster>-<pool>-<instance id>) for login nodes (V(<cluster>-login-<instance id>)
         without a pool tag), the same for a node all its life, whatever happens to the others of its pool. When
         two listed clusters have compute nodes of the same name, the later cluster's are named

@@ -126,8 +126,9 @@ class E2ESandbox:
 
     def aws(self, service):
         import boto3  # pylint: disable=import-outside-toplevel
-        return boto3.session.Session(region_name=self.state["region"], aws_access_key_id="testing",
-                                     aws_secret_access_key="testing").client(service, endpoint_url=self.state["endpoint_url"])
+        from iam_identities import ADMIN_CREDENTIALS  # pylint: disable=import-outside-toplevel  # sandbox/
+        return boto3.session.Session(region_name=self.state["region"], **ADMIN_CREDENTIALS).client(
+            service, endpoint_url=self.state["endpoint_url"])
 
     def latest_report(self):
         latest = self.report_dir / self.cluster_name / "latest"

@@ -169,12 +169,15 @@ def test_deploy_second_run_changes_nothing(e2e_sandbox, first_deploy, deploy_var
 
 
 def stored_config_versions(sandbox):
-    """The versions of the config object ParallelCluster stored for the cluster, in moto's S3: [(version, bytes)]."""
+    """The versions of the config object ParallelCluster stored for the cluster, in moto's S3: [(version, bytes)]
+    (read as the sandbox's admin: ParallelCluster's user policies allow it too, but this is the test's own look)."""
     import boto3  # pylint: disable=import-outside-toplevel
+
+    from iam_identities import ADMIN_CREDENTIALS  # pylint: disable=import-outside-toplevel
 
     reg = sandbox.state["registration"]
     s3 = boto3.client("s3", endpoint_url=sandbox.state["endpoint_url"], region_name=sandbox.state["region"],
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+                      **ADMIN_CREDENTIALS)
     versions = s3.list_object_versions(Bucket=reg["bucket"], Prefix=reg["config_key"]).get("Versions", [])
     return [(v["VersionId"], s3.get_object(Bucket=reg["bucket"], Key=reg["config_key"], VersionId=v["VersionId"])["Body"].read())
             for v in versions]

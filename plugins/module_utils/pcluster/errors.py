@@ -50,6 +50,10 @@ BOTOCORE_KINDS = {
     "ConnectionClosedError": KIND_UNAVAILABLE,
 }
 _AWS_CODE = re.compile(r"An error occurred \(([A-Za-z0-9_.]+)\)")
+# AWS's sentence for an action the caller's policies do not allow (IAM's, for every service): it names the principal
+# and the action. pcluster passes some denials on as a 500 with only this sentence (no code), so for them it is
+# the one sign of a denial.
+_AWS_DENIAL = re.compile(r"\bUser: (?P<principal>arn:[^\s]+) is not authorized to perform: (?P<action>[\w.-]+:[\w*]+)")
 # pcluster says these only in words (no code or type of their own).
 PCLUSTER_NO_CHANGE = "no changes found in your cluster configuration"
 PCLUSTER_FLEET_MUST_STOP = "compute nodes must be stopped"
@@ -157,6 +161,9 @@ class PclusterApiError(Exception):
         """The error as return values for fail_json."""
         result = {"error": {"code": self.code, "type": self.error_type, "operation": self.operation,
                             "message": self.message, "kind": self.kind, "aws_code": self.aws_code}}
+        denial = aws_denial(self.message) if self.kind == KIND_DENIED else None
+        if denial:
+            result["error"]["denied"] = denial
         if self.validation_messages:
             result["validation_messages"] = group_validation_messages(self.validation_messages)
         if self.change_set:
@@ -164,6 +171,12 @@ class PclusterApiError(Exception):
         if self.update_errors:
             result["update_errors"] = self.update_errors
         return result
+
+
+def aws_denial(text):
+    """{principal, action} of AWS's "User: <arn> is not authorized to perform: <action>" in text, or None."""
+    match = _AWS_DENIAL.search(text or "")
+    return {"principal": match.group("principal"), "action": match.group("action")} if match else None
 
 
 def aws_error_code(text):
@@ -201,7 +214,7 @@ def classify(code, error_type=None, message=None, aws_code=None):
         return KIND_UNAVAILABLE
     if aws_code in AWS_CREDENTIAL_CODES or code == 401:
         return KIND_CREDENTIALS
-    if aws_code in AWS_DENIED_CODES or code == 403:
+    if aws_code in AWS_DENIED_CODES or code == 403 or (aws_code is None and aws_denial(message)):
         return KIND_DENIED
     if error_type in BOTOCORE_KINDS:
         return BOTOCORE_KINDS[error_type]
@@ -294,6 +307,10 @@ def explain_error(error, settings=None):
                 "'profile' (or AWS_PROFILE) to a profile in ~/.aws/credentials, or run where an instance role "
                 "is available.")
     if error.kind == KIND_DENIED:
+        denial = aws_denial(error.message)
+        if denial:
+            return ("AWS denied %s to %s: the credentials in use lack that permission (ParallelCluster's user policies "
+                    "list what pcluster needs). %s" % (denial["action"], denial["principal"], error.message))
         return ("AWS denied the request (%s): the credentials in use lack a permission ParallelCluster needs. %s"
                 % (error.aws_code or error.code, error.message))
     if error.kind == KIND_BAD_REQUEST and PCLUSTER_BAD_REGION in text:

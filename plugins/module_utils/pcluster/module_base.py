@@ -140,6 +140,8 @@ class PclusterModule(AnsibleModule):
         self.fail_json(msg=message, **payload)
 
     def exit_json(self, **kwargs):
+        for warning in pcluster_client.denials_gone_past():
+            self.warn(strip_presigned_urls(warning, self.presigned_urls))
         super().exit_json(**strip_presigned_urls(kwargs, self.presigned_urls))
 
     def fail_json(self, msg, **kwargs):
