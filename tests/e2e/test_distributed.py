@@ -12,9 +12,14 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
+from ansible_collections.hpc.pcluster.tests.integration.conftest import RELEASE_NODE_SETUP_HOLDS
+
 
 @pytest.fixture(scope="module")
 def four_nodes(e2e_sandbox_4_nodes):
+    # No deploy runs here: the static nodes are used as they booted, their node-setup holds deleted as an
+    # administrator would (tests/integration/conftest.py's release_node_setup_holds).
+    e2e_sandbox_4_nodes.head("sh", "-c", RELEASE_NODE_SETUP_HOLDS)
     return e2e_sandbox_4_nodes
 
 

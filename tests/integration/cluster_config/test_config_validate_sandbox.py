@@ -14,6 +14,7 @@ import uuid
 import boto3
 import yaml
 
+import iam_identities  # sandbox/iam_identities.py
 import real_account  # sandbox/real_account.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -115,8 +116,9 @@ def test_pcluster_dryrun_rejection_is_pointed_at_the_value_it_names(sandbox, tmp
 
 def test_role_full_validation_refuses_an_rsa_key_pair_on_ubuntu(sandbox, tmp_path):
     state = state_of(sandbox)
+    # The key pair is imported as the sandbox's admin would (moto enforces IAM).
     ec2 = boto3.client("ec2", endpoint_url=state["endpoint_url"], region_name=state["region"],
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+                       **iam_identities.ADMIN_CREDENTIALS)
     name = "rsa-%s" % uuid.uuid4().hex[:8]
     subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-N", "", "-f", str(tmp_path / "rsa")], check=True)
     ec2.import_key_pair(KeyName=name, PublicKeyMaterial=(tmp_path / "rsa.pub").read_bytes())

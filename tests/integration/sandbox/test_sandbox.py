@@ -14,6 +14,7 @@ import boto3
 import pytest
 import yaml
 
+import iam_identities  # sandbox/iam_identities.py
 import moto_cluster  # sandbox/moto_cluster.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -195,7 +196,7 @@ def test_inventory_and_env_files(sandbox):
     assert not [key for key in only if key.startswith("pcluster_") or key.endswith("_id")], only.keys()
     # The key pair the config names exists in moto, ed25519.
     pairs = boto3.client("ec2", endpoint_url=sandbox.endpoint_url, region_name=sandbox.region,
-                         **moto_cluster.ADMIN_CREDENTIALS).describe_key_pairs(
+                         **iam_identities.ADMIN_CREDENTIALS).describe_key_pairs(
         KeyNames=[group_vars["cluster_config_ssh_key_name"]])["KeyPairs"]
     assert [p.get("KeyType") for p in pairs] == ["ed25519"]
     assert sandbox.env["AWS_ENDPOINT_URL"] == sandbox.endpoint_url
