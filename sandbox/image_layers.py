@@ -32,6 +32,10 @@ import state_file
 IMAGES = "images.json"
 LAYERS_DIR = "images"
 BUILD_TAGS = {"CreatedBy": "EC2 Image Builder"}
+# What the sandbox wrote into the build node as it writes it into every node it boots (nodes.populate_node,
+# rootfs.NODE_SCRIPT): EC2's and the cluster's part of an instance, not the build's; each node gets its own.
+INSTANCE_FILES = ("etc/hosts", "etc/hostname", "etc/munge/munge.key",
+                  "etc/apt/apt.conf.d/80hpc-pcluster-sandbox-proxy")
 
 
 def layers_of(state_dir: Path, image_id: str | None) -> list:
@@ -125,6 +129,9 @@ class NodeHost:
         layer = self.sandbox.state_dir / LAYERS_DIR / f".{self.name}"
         layer.parent.mkdir(parents=True, exist_ok=True)
         (root / "upper").rename(layer)
+        for path in INSTANCE_FILES:
+            overlay, _, rest = path.partition("/")
+            (layer / overlay / rest).unlink(missing_ok=True)
         return str(layer)
 
     def close(self) -> None:
@@ -148,3 +155,14 @@ def start_builder(sandbox, alive) -> None:
                                                                                         request))
     threading.Thread(target=builder.run, args=(alive,), daemon=True).start()
 
+
+
+def launch_queue_from(ec2, template_name: str, ami_id: str) -> int:
+    """Make a queue's instances start from ami_id, as a cluster update that changes the queue's Image.CustomAmi leaves
+    EC2: a new version of the queue's launch template with the same data and that ImageId (ParallelCluster's
+    slurm_resume and clustermgtd launch its ``$Latest``). Returns the version's number."""
+    data = ec2.describe_launch_template_versions(LaunchTemplateName=template_name, Versions=["$Default"])[
+        "LaunchTemplateVersions"][0]["LaunchTemplateData"]
+    version = ec2.create_launch_template_version(LaunchTemplateName=template_name,
+                                                 LaunchTemplateData=dict(data, ImageId=ami_id))["LaunchTemplateVersion"]
+    return version["VersionNumber"]
