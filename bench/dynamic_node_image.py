@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "sandbox"))
 
 import image_layers  # noqa: E402  pylint: disable=import-error,wrong-import-position
 import moto_cluster  # noqa: E402  pylint: disable=import-error,wrong-import-position
-from env_file import controller_env  # noqa: E402  pylint: disable=import-error,wrong-import-position
+import container_staging as staging  # noqa: E402  pylint: disable=import-error,wrong-import-position  # bench/
 
 PY = ROOT / ".venv" / "bin" / "python"
 SANDBOX = ROOT / "sandbox" / "sandbox.py"
@@ -47,32 +47,21 @@ VARS = {"containers_docker_enabled": False, "docker_daemon_options": {}}
 BAKE_PLAY = ROOT / "tests" / "e2e" / "bake_image.yml"
 
 
-def run(argv, **kwargs):
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
-    if proc.returncode != 0:
-        sys.exit("%s failed (rc %s):\n%s%s" % (" ".join(map(str, argv[:6])), proc.returncode,
-                                               proc.stdout[-3000:], proc.stderr[-3000:]))
-    return proc.stdout
-
-
-def playbook(state_dir, path, extra):
-    return run(["ansible-playbook", "-i", str(state_dir / "inventory"), str(path), "-e", json.dumps(extra)],
-               cwd=str(ROOT), env=controller_env(state_dir))
-
-
 def head(state, *argv, check=True):
-    """argv on the head node as root logged in there runs it (a login environment, not the bench's)."""
-    full = ["nsenter", "-t", str(state["holders"]["head"]), "-a", "--", "env", "-i", "HOME=/root", "LANG=C.UTF-8",
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", *argv]
-    return run(full) if check else subprocess.run(full, capture_output=True, text=True, check=False).stdout
+    """argv on the head node as root logged in there runs it; its output (whatever its exit status unless check)."""
+    if check:
+        return staging.head(state, *argv)
+    return subprocess.run(["nsenter", "-t", str(state["holders"]["head"]), "-a", "--", "env", "-i", "HOME=/root",
+                           "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", *argv],
+                          capture_output=True, text=True, check=False).stdout
 
 
 def bake(state_dir, work):
     """Stage the bundle and set the static node up, then build the image; (AMI, build seconds)."""
-    playbook(state_dir, ROOT / "playbooks" / "containers.yml", VARS)
+    staging.playbook(state_dir, ROOT / "playbooks" / "containers.yml", VARS)
     result = work / "bake.json"
     started = time.monotonic()
-    playbook(state_dir, BAKE_PLAY, dict(VARS, bake_image_result=str(result)))
+    staging.playbook(state_dir, BAKE_PLAY, dict(VARS, bake_image_result=str(result)))
     return json.loads(result.read_text())["ami_id"], time.monotonic() - started
 
 
@@ -126,7 +115,7 @@ def main():
     state_dir = pathlib.Path(args.state_dir).resolve() if args.state_dir else work / "sandbox"
     try:
         if not args.state_dir:
-            run([str(PY), str(SANDBOX), "up", "--state-dir", str(state_dir), "--compute-nodes", "1",
+            staging.run([str(PY), str(SANDBOX), "up", "--state-dir", str(state_dir), "--compute-nodes", "1",
                  "--dynamic-nodes", "1", "--scaledown-idletime", "10", "--gpus-per-node", "1"])
         state = json.loads((state_dir / "state.json").read_text())
         if not state.get("dynamic_nodes"):

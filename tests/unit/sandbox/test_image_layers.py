@@ -48,3 +48,19 @@ def test_an_instance_boots_over_its_images_layers_and_the_sandboxs_ami_over_the_
 def test_a_build_without_a_layer_registers_nothing(tmp_path):
     image_layers.register(tmp_path, "ami-0bbbbbbbbbbbbbbbb", None, REQUEST)
     assert image_layers.layers_of(tmp_path, "ami-0bbbbbbbbbbbbbbbb") == []
+
+
+def test_a_queue_launches_the_image_from_a_new_version_of_its_launch_template_with_the_same_data():
+    import boto3  # pylint: disable=import-outside-toplevel
+    from moto import mock_aws  # pylint: disable=import-outside-toplevel
+
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+        data = {"ImageId": "ami-0aaaaaaaaaaaaaaaa", "InstanceType": "g5.8xlarge", "UserData": "dXNlci1kYXRh",
+                "NetworkInterfaces": [{"DeviceIndex": 0, "SubnetId": "subnet-1"}]}
+        ec2.create_launch_template(LaunchTemplateName="c-q-cr", LaunchTemplateData=data)
+        assert image_layers.launch_queue_from(ec2, "c-q-cr", "ami-0bbbbbbbbbbbbbbbb") == 2
+        assert image_layers.launch_queue_from(ec2, "c-q-cr", "ami-0ccccccccccccccccc") == 3
+        latest = ec2.describe_launch_template_versions(LaunchTemplateName="c-q-cr", Versions=["$Latest"])[
+            "LaunchTemplateVersions"][0]["LaunchTemplateData"]
+    assert latest == dict(data, ImageId="ami-0ccccccccccccccccc")
