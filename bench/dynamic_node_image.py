@@ -88,8 +88,10 @@ def timed_start(state, node):
 
 
 def setup_log_tail(state, node):
-    return head(state, "srun", "--quiet", "--nodes=1", "--nodelist=%s" % node, "tail", "-n", "1",
-                "/var/log/hpc-pcluster/node-setup.log", check=False).strip()
+    """The node-setup log's last run line on node (what its boot step did)."""
+    out = head(state, "srun", "--quiet", "--nodes=1", "--nodelist=%s" % node, "cat", "/var/log/hpc-pcluster/node-setup.log",
+               check=False)
+    return ([line[4:] for line in out.splitlines() if line.startswith("=== ")] or ["(no node-setup log)"])[-1]
 
 
 def measure(state, node, amis, runs):
