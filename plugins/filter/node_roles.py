@@ -60,7 +60,7 @@ def digest_problem(variable, digest, weak_fix, fix):
     """A checksum given as '<algorithm>:<hex>': None when strong, else the problem (md5 and sha1 are refused)."""
     digest = _text(digest)
     if WEAK_DIGEST.match(digest):
-        return "%s uses %s, which is refused: %s" % (variable, digest.split(":")[0], weak_fix)
+        return "%s uses %s, which is refused: %s" % (variable, digest.split(":", 1)[0], weak_fix)
     if not STRONG_DIGEST.match(digest):
         return "%s='%s' must be %s" % (variable, digest, fix)
     return None
