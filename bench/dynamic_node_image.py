@@ -124,7 +124,7 @@ def main():
     try:
         if not args.state_dir:
             staging.run([str(PY), str(SANDBOX), "up", "--state-dir", str(state_dir), "--compute-nodes", "1",
-                 "--dynamic-nodes", "1", "--scaledown-idletime", "10", "--gpus-per-node", "1"])
+                         "--dynamic-nodes", "1", "--scaledown-idletime", "10", "--gpus-per-node", "1"])
         state = json.loads((state_dir / "state.json").read_text())
         if not state.get("dynamic_nodes"):
             sys.exit("the sandbox in %s has no dynamic node (up --dynamic-nodes 1)" % state_dir)

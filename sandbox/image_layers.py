@@ -130,8 +130,7 @@ class NodeHost:
         layer.parent.mkdir(parents=True, exist_ok=True)
         (root / "upper").rename(layer)
         for path in INSTANCE_FILES:
-            overlay, _, rest = path.partition("/")
-            (layer / overlay / rest).unlink(missing_ok=True)
+            (layer / path).unlink(missing_ok=True)
         return str(layer)
 
     def close(self) -> None:
@@ -149,12 +148,12 @@ def start_builder(sandbox, alive) -> None:
 
     builds = sandbox.state_dir / "image-builds"
     builds.mkdir(exist_ok=True)
-    builder = image_builder.ImageBuilder(sandbox.endpoint_url, sandbox.region, builds,
-                                         host_factory=lambda request: NodeHost(sandbox, request),
-                                         on_image=lambda ami, layer, request: register(sandbox.state_dir, ami, layer,
-                                                                                        request))
-    threading.Thread(target=builder.run, args=(alive,), daemon=True).start()
+    def on_image(ami, layer, request):
+        register(sandbox.state_dir, ami, layer, request)
 
+    builder = image_builder.ImageBuilder(sandbox.endpoint_url, sandbox.region, builds,
+                                         host_factory=lambda request: NodeHost(sandbox, request), on_image=on_image)
+    threading.Thread(target=builder.run, args=(alive,), daemon=True).start()
 
 
 def launch_queue_from(ec2, template_name: str, ami_id: str) -> int:
