@@ -148,6 +148,7 @@ def start_builder(sandbox, alive) -> None:
 
     builds = sandbox.state_dir / "image-builds"
     builds.mkdir(exist_ok=True)
+
     def on_image(ami, layer, request):
         register(sandbox.state_dir, ami, layer, request)
 
