@@ -8,7 +8,12 @@ layer of its own (rootfs.py). The layer holds what ParallelCluster (>= 3.11) shi
   enabled as ParallelCluster's cookbook does), built from the vendored source archive;
 - Pyxis 0.24.0's ``/usr/local/lib/slurm/spank_pyxis.so``, built from its vendored archive
   against this machine's Slurm headers;
-- the example configs under ``/opt/parallelcluster/examples/{enroot,pyxis,spank}/``.
+- the example configs under ``/opt/parallelcluster/examples/{enroot,pyxis,spank}/``;
+- ParallelCluster's node package (``aws-parallelcluster-node``, pinned in ``requirements-node.txt``) in the
+  node virtualenv ``/opt/parallelcluster/pyenv/versions/<python>/envs/node_virtualenv``, and the cookbook
+  virtualenv beside it (``requirements-cookbook.txt``: supervisor, boto3, PyYAML), installed from PyPI with
+  this machine's ``/usr/bin/python3`` (the nodes' Python);
+- ``/usr/local/sbin/shutdown``, a link to the sandbox's ``bin/shutdown`` (the nodes have no init system).
 
 Both archives are checked against the sha256 pinned in ``VENDORED`` before anything is built.
 The layer is built once per machine into the cache directory (default
@@ -42,8 +47,11 @@ STANDIN_SOURCE = HERE / "spank" / "spank_pyxis_standin.c"
 DEFAULT_CACHE_DIR = Path("/var/cache/hpc-pcluster-sandbox")
 VENDOR_DIR_ENV = "HPC_PCLUSTER_VENDOR_DIR"
 CACHE_DIR_ENV = "HPC_PCLUSTER_SANDBOX_CACHE"
+NODE_REQUIREMENTS = HERE / "requirements-node.txt"
+COOKBOOK_REQUIREMENTS = HERE / "requirements-cookbook.txt"
+NODE_PYTHON = "/usr/bin/python3"
 # Version of the layout below; bump it when the layer's content changes without a new archive.
-LAYER_FORMAT = 1
+LAYER_FORMAT = 2
 
 # Pinned upstream source archives (unmodified `git archive` of the tags).
 VENDORED = {
@@ -72,6 +80,8 @@ ENROOT_ROOTFS_WRITABLE     y
     "spank/plugstack.conf": "include /opt/slurm/etc/plugstack.conf.d/*\n",
     "pyxis/pyxis.conf": "required /usr/local/lib/slurm/spank_pyxis.so runtime_path=/run/pyxis\n",
 }
+# The nodes have no init system: their shutdown asks the sandbox's hypervisor to power the instance off.
+LINKS = {"usr/local/sbin/shutdown": "/run/sandbox/bin/shutdown"}
 # The top-level directories the layer provides to the nodes' overlays (rootfs.LAYERED).
 LAYER_DIRS = ("usr", "usr/local", "etc", "opt")
 
@@ -188,6 +198,18 @@ def _run_build(args: list, log_file: Path) -> None:
         raise RuntimeError(f"{BUILD_SCRIPT.name} {args[0]} failed (exit {proc.returncode}); see {log_file}")
 
 
+def node_python_version() -> str:
+    """The version of the nodes' Python (this machine's /usr/bin/python3), which names the virtualenvs' directory."""
+    return subprocess.run([NODE_PYTHON, "-c", "import platform; print(platform.python_version())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def virtualenvs(version: str) -> dict:
+    """Where the nodes see ParallelCluster's virtualenvs (the cookbook's node_virtualenv_path and cookbook_virtualenv_path)."""
+    envs = f"/opt/parallelcluster/pyenv/versions/{version}/envs"
+    return {"node": f"{envs}/node_virtualenv", "cookbook": f"{envs}/cookbook_virtualenv"}
+
+
 def _build_layer(target: Path, archives: dict, log_file: Path) -> None:
     staging = target.with_name(target.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
@@ -199,12 +221,17 @@ def _build_layer(target: Path, archives: dict, log_file: Path) -> None:
         _run_build(["pyxis", archives["pyxis"], layer], log_file)
     else:
         _run_build(["standin", STANDIN_SOURCE, layer], log_file)
+    _run_build(["venvs", NODE_REQUIREMENTS, COOKBOOK_REQUIREMENTS, layer], log_file)
+    for rel, link_target in LINKS.items():
+        (layer / rel).parent.mkdir(parents=True, exist_ok=True)
+        (layer / rel).symlink_to(link_target)
     for rel, text in EXAMPLES.items():
         path = layer / "opt" / "parallelcluster" / "examples" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     info = {"enroot": VENDORED["enroot"]["version"] if archives else None,
             "pyxis": VENDORED["pyxis"]["version"] if archives else "stand-in",
+            "python": node_python_version(),
             "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (staging / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     shutil.rmtree(target, ignore_errors=True)
@@ -240,7 +267,8 @@ def ensure_layer(vendor: Path, cache: Path, log_file: Path, in_use=frozenset(), 
 
 
 def _ensure_layer(archives: dict, vendor: Path, cache: Path, log_file: Path, in_use, log) -> dict:
-    parts = [LAYER_FORMAT, BUILD_SCRIPT.read_bytes(), json.dumps(EXAMPLES, sort_keys=True), _slurm_headers_id()]
+    parts = [LAYER_FORMAT, BUILD_SCRIPT.read_bytes(), json.dumps([EXAMPLES, LINKS], sort_keys=True), _slurm_headers_id(),
+             NODE_REQUIREMENTS.read_bytes(), COOKBOOK_REQUIREMENTS.read_bytes(), node_python_version()]
     parts += [VENDORED[n]["sha256"] for n in sorted(archives)] if archives else [STANDIN_SOURCE.read_bytes()]
     key = ("real-" if archives else "standin-") + _inputs_key(parts)
     with Cache(cache):
@@ -250,6 +278,7 @@ def _ensure_layer(archives: dict, vendor: Path, cache: Path, log_file: Path, in_
             target.parent.mkdir(parents=True, exist_ok=True)
             what = (f"Enroot {VENDORED['enroot']['version']} and Pyxis {VENDORED['pyxis']['version']} from {vendor}"
                     if archives else "the stand-in SPANK plugin")
+            what += ", ParallelCluster's node package and the cookbook virtualenv from PyPI"
             log(f"building the AMI layer once for this machine: {what} (log {log_file})")
             started = time.monotonic()
             _build_layer(target, archives, log_file)
@@ -258,7 +287,7 @@ def _ensure_layer(archives: dict, vendor: Path, cache: Path, log_file: Path, in_
             _prune(target.parent, key.split("-", 1)[0] + "-", set(in_use) | {key})
         info = json.loads((target / "info.json").read_text())
     return {"path": str(target / "layer"), "key": key, "enroot": info["enroot"], "pyxis": info["pyxis"],
-            "real": bool(archives), "built": built}
+            "real": bool(archives), "built": built, "virtualenvs": virtualenvs(info["python"])}
 
 
 def ensure_image(cache: Path, log_file: Path, log=print) -> tuple[str | None, str]:

@@ -22,7 +22,9 @@ APT_PACKAGES=(slurm-wlm slurm-client libslurm-dev munge openssh-server openssh-c
               openmpi-bin python3-mpi4py
               # The sandbox's AMI layer: Enroot built with musl and makeself, its squashfs tools,
               # a busybox container image; gpg for the docker role's key checks.
-              musl-tools makeself binutils squashfs-tools busybox-static gnupg)
+              musl-tools makeself binutils squashfs-tools busybox-static gnupg
+              # ParallelCluster's node daemons run Slurm commands with sudo; its AMIs' Python virtualenvs.
+              sudo python3-venv)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

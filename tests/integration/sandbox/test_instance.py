@@ -56,7 +56,9 @@ def instance(tmp_path_factory):
                      "--vendor-dir", str(state_dir.parent / "no-vendor"))
     assert up.returncode == 0, up.stdout + up.stderr
     state = json.loads((state_dir / "state.json").read_text())
-    net_inodes = {os.stat("/run/netns/%s" % name).st_ino for name in state["netns"]}
+    # The head node's namespace and one per instance the hypervisor booted, all named with the instance's prefix.
+    net_inodes = {os.stat("/run/netns/%s" % name).st_ino for name in os.listdir("/run/netns")
+                  if name.startswith(state["netns_prefix"])}
     yield {"state_dir": state_dir, "state": state, "net_inodes": net_inodes, "up": up}
     sandbox_cmd("down", "--state-dir", str(state_dir))
 
@@ -110,10 +112,11 @@ def test_a_node_s_root_is_its_own(instance):
 
 def test_down_leaves_nothing_behind(instance):
     state, state_dir = instance["state"], instance["state_dir"]
-    pids = [state["moto_pid"], state["fleet_pid"], *state["holders"].values()]
+    pids = [state[key] for key in ("moto_pid", "hypervisor_pid", "forwarder_pid")] + list(state["holders"].values())
     in_ns = pids_in_namespaces(instance["net_inodes"])
+    assert len(instance["net_inodes"]) == 2, "the head node and the static node's instance should have namespaces"
     assert in_ns, "the instance should have processes before down"
-    assert live_pids([state["fleet_pid"]]), "the compute fleet stand-in should run before down"
+    assert len(live_pids(pids)) == len(pids), "moto, the hypervisor, the forwarder and the nodes should run before down"
     port = int(state["endpoint_url"].rsplit(":", 1)[1])
 
     down = sandbox_cmd("down", "--state-dir", str(state_dir))
