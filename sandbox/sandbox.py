@@ -228,7 +228,7 @@ def health(state: dict) -> dict:
     if "forwarder_pid" in state and not pid_alive(state["forwarder_pid"]):
         problems.append("the nodes' AWS endpoint (forwarder.py) is not running")
     head = state.get("holders", {}).get("head")
-    if state.get("status") == "running" and pid_alive(head):
+    if state.get("status") == "running" and pid_alive(head) and not state.get("no_cluster"):
         r = nodes.run(nodes.nsenter(head, ["scontrol", "ping"]), check=False)
         if "UP" not in r.stdout:
             problems.append("slurmctld does not answer scontrol ping")
@@ -372,7 +372,8 @@ def sandbox_env(state: dict) -> dict:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "SANDBOX_CLUSTER_NAME": state["cluster_name"],
-        "SANDBOX_HEAD_IP": state["head_ip"],
+        # up --no-cluster: the head node is the instance deploy.yml's create launches (the inventory finds it).
+        "SANDBOX_HEAD_IP": "" if state.get("no_cluster") else state["head_ip"],
         "SANDBOX_SSH_KEY": state["ssh_key"],
         "SANDBOX_KNOWN_HOSTS": state["known_hosts"],
         "SANDBOX_STATE_DIR": state["state_dir"],
@@ -409,7 +410,8 @@ def finish_render(state_dir: Path, proc: subprocess.Popen, group_vars: dict) -> 
 
 
 def aws_side(state_dir: Path, state: dict, moto_proc, p: dict, timings: dict) -> dict:
-    """Seed moto, write the inventory, render and register the cluster (runs in a thread)."""
+    """Seed moto, write the inventory, render and register the cluster, unless state says no_cluster (runs in a
+    thread)."""
     t0 = time.monotonic()
     inv = state_dir / "inventory"
     write_file(inv / "hosts.yml", "# Written by sandbox/sandbox.py up.\n" + yaml_dump({"all": {"hosts": {"localhost": {
@@ -461,9 +463,16 @@ def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
     timings["warmed_up"] = time.monotonic() - t0
     text, source = finish_render(state_dir, renders[-1], group_vars)
     timings["rendered"] = time.monotonic() - t0
-    registered = pcluster_resources.register(state["endpoint_url"], state["region"], state["cluster_name"],
-                                             p["head"]["ip"], text, seed, p["gpus_per_node"])
-    timings["registered"] = time.monotonic() - t0
+    if state.get("no_cluster"):
+        # The VPC's router holds the head node's address in the namespaces: moto must not give it to an instance.
+        registered = {"registration": None, "head_dna": None, "launch_templates": None,
+                      "router_eni": moto_cluster.reserve_address(state["endpoint_url"], state["region"],
+                                                                 seed["public_subnet_id"], p["head"]["ip"]),
+                      "pcluster_bucket": moto_cluster.ensure_pcluster_bucket(state["endpoint_url"], state["region"])}
+    else:
+        registered = pcluster_resources.register(state["endpoint_url"], state["region"], state["cluster_name"],
+                                                 p["head"]["ip"], text, seed, p["gpus_per_node"])
+        timings["registered"] = time.monotonic() - t0
     moto_cluster.upload_node_setup_scripts(state["endpoint_url"], state["region"], yaml_load(text),
                                            str(ROOT / "roles" / "node_setup" / "files" / "hpc-pcluster-node-setup.sh"))
     return dict(registered, config_source=source, config_text=text)
@@ -605,6 +614,9 @@ def up(args) -> int:
         "verify_not_available": VERIFY_NOT_AVAILABLE,
         "holders": {},
         "pcluster_version": "3.16.1",
+        # up --no-cluster: no registered cluster; the head node's holder is the VPC's network only (its bridge,
+        # the proxy, the nodes' AWS endpoint), and a cluster's head node is an instance the hypervisor boots.
+        "no_cluster": bool(getattr(args, "no_cluster", False)),
     }
     port = free_port()
     state["endpoint_url"] = f"http://127.0.0.1:{port}"
@@ -662,8 +674,9 @@ def start_moto(state_dir: Path, state: dict) -> subprocess.Popen:
     import moto_cluster
     amis = state_dir / "moto-amis.json"
     amis.write_text(json.dumps([moto_cluster.official_ami_record()]))
+    # The wait condition handles' URLs: where the nodes reach moto (the host reaches it there too).
     moto_env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true", MOTO_AMIS_PATH=str(amis),
-                    SANDBOX_FSX_PATH=str(state_dir / "moto-fsx.json"))
+                    SANDBOX_FSX_PATH=str(state_dir / "moto-fsx.json"), SANDBOX_CFN_SIGNAL_BASE=state["node_endpoint_url"])
     with open(state_dir / "logs" / "moto.log", "wb") as mlog:
         port = state["endpoint_url"].rsplit(":", 1)[1]
         return subprocess.Popen([sys.executable, str(HERE / "moto_server.py"), "-H", "127.0.0.1", "-p", port],
@@ -714,6 +727,8 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     state.update(registration=aws["registration"], config_source=aws["config_source"],
                  launch_templates=aws["launch_templates"], cluster_config_path=str(state_dir / "cluster-config.yaml"))
     save_state(state_dir, state)
+    if state.get("no_cluster"):
+        return _up_without_cluster(state_dir, state, p, started, timings)
     # From here on the hypervisor changes state.json too: only update_state.
     head = describe_head_instance(state, aws["registration"]["head_instance_id"])
     try:
@@ -740,6 +755,27 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
         f"({len(p['dynamic'])} dynamic) with {p['gpus_per_node']} stand-in GPU(s) each; config from {state['config_source']}")
     log(f"use it: . {state_dir / 'env.sh'}; ssh -i $SANDBOX_SSH_KEY -o UserKnownHostsFile=$SANDBOX_KNOWN_HOSTS "
         f"root@$SANDBOX_HEAD_IP sinfo")
+    return 0
+
+
+def _up_without_cluster(state_dir: Path, state: dict, p: dict, started: float, timings: dict) -> int:
+    """up --no-cluster, once moto, the config and the VPC's network run: the hypervisor (it boots the instances a
+    cluster's stack and its daemons launch), and the network figure, measured between two namespaces on the VPC's
+    bridge as it is between two compute nodes."""
+    import netbench
+    update_state(state_dir, {"hypervisor_pid": start_hypervisor(state_dir).pid})
+    network = netbench.measure_bridge(state, p)
+    write_file(state_dir / "inventory" / "group_vars" / "all" / "sandbox_network.yml",
+               "# Written by sandbox/sandbox.py up: the sandbox's network, measured.\n"
+               + yaml_dump(netbench.verify_vars(network, SANDBOX_MPI_MIN_FRACTION)), 0o600)
+    timings["network_measured"] = time.monotonic() - started
+    state = update_state(state_dir, {"status": "running", "up_seconds": round(time.monotonic() - started, 2),
+                                     "timings": {k: round(v, 2) for k, v in timings.items()}, "network": network})
+    write_env(state_dir, state)
+    log(f"up in {state['up_seconds']} s without a cluster: moto {state['endpoint_url']} in {state['region']} with the "
+        f"network, buckets and AMI; deploy.yml creates cluster {state['cluster_name']} (config from "
+        f"{state['config_source']})")
+    log(f"use it: . {state_dir / 'env.sh'}; ansible-playbook -i {state_dir / 'inventory'} playbooks/deploy.yml")
     return 0
 
 
@@ -896,6 +932,9 @@ def main(argv=None) -> int:
     p_up.add_argument("--scaledown-idletime", type=int, default=None,
                       help="the config's ScaledownIdletime in minutes (default: the collection's, -1: Slurm's power "
                            "saving off, so dynamic nodes are never powered up)")
+    p_up.add_argument("--no-cluster", action="store_true",
+                      help="the account, network, buckets and AMI only: no cluster (deploy.yml creates it through "
+                           "ParallelCluster's template)")
     p_up.add_argument("--cluster-name", default=DEFAULT_CLUSTER_NAME)
     p_up.add_argument("--region", default=DEFAULT_REGION)
     p_up.add_argument("--if-needed", action="store_true", help="exit 0 if a sandbox already runs here")

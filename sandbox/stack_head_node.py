@@ -9,8 +9,8 @@ output in ``/var/log/cloud-init-output.log``); what it calls that the sandbox's 
 (cfn-init, cfn-signal, cfn-hup, cinc-client and the cookbook) are the stand-ins of
 ``sandbox/cfn_node`` (the node sees them as ``/run/sandbox/cfn``), after the AMI's facts they rely on:
 ``/etc/parallelcluster/pcluster_cookbook_environment.sh`` (``CFN_BOOTSTRAP_VIRTUALENV_PATH``),
-``/opt/parallelcluster/.bootstrapped`` (the cookbook version the AMI was baked with) and cinc-client on
-the script's PATH.
+``/opt/parallelcluster/.bootstrapped`` (the cookbook version the AMI was baked with), cinc-client on
+the script's PATH and the directories the script writes into (``/etc/chef``, ``/opt/parallelcluster/tmp``).
 """
 
 from __future__ import annotations
@@ -75,3 +75,42 @@ def user_data_argv(timeout: int) -> list:
     """cloud-init's scripts-user, in the node: the script with bash, its output appended to cloud-init-output.log
     (and printed), within the bootstrap timeout."""
     return ["/bin/bash", "-c", f"timeout {int(timeout)} /bin/bash {SCRIPT} 2>&1 | tee -a {OUTPUT}; exit ${{PIPESTATUS[0]}}"]
+
+
+def bootstrap_timeout(script: str) -> int:  # pylint: disable=unused-argument
+    """cloud-init runs the user data without a limit of its own; the stack's wait condition times the head node out
+    (HeadNodeBootstrapTimeout). The sandbox stops the script after that long at most."""
+    return HEAD_NODE_BOOTSTRAP_TIMEOUT
+
+
+HEAD_NODE_BOOTSTRAP_TIMEOUT = 43200
+# Directories ParallelCluster's AMI has that the user data's script writes into (cinc's, the cookbook's).
+AMI_DIRECTORIES = ("/etc/chef", "/opt/parallelcluster/tmp", "/opt/parallelcluster/scripts")
+NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def prepare(state: dict, network_pid: int, pid: int, ip: str, script: str) -> None:
+    """Before the user data runs: the AMI's files, and the head node's way to and from the host (the host reaches
+    the cluster through its head node, as a user reaches a head node in a public subnet)."""
+    import nodes  # pylint: disable=import-outside-toplevel
+
+    for directory in AMI_DIRECTORIES:
+        Path(f"/proc/{pid}/root{directory}").mkdir(parents=True, exist_ok=True)
+    write_in(pid, ami_files(script))
+    # Through the VPC's router (the namespace holding the bridge), which forwards.
+    nodes.run(["ip", "route", "replace", f"{ip}/32", "via", state["head_ip"], "dev", state["host_veth"],
+               "src", state["host_ip"], "proto", str(nodes.ROUTE_PROTO)])
+    nodes.run(nodes.nsenter(network_pid, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]))
+    nodes.run(nodes.nsenter(pid, ["ip", "route", "replace", f"{state['host_ip']}/32", "via", state["head_ip"]]))
+
+
+def run_user_data(state_dir: Path, pid: int, instance_id: str, timeout: int) -> int:
+    """The user data's script in the node (cloud-init's scripts-user); its output also in logs/boot-<instance>.log.
+    A failure is the script's own (it signals the stack): the head node is not shut down."""
+    import subprocess  # pylint: disable=import-outside-toplevel
+
+    import nodes  # pylint: disable=import-outside-toplevel
+
+    argv = nodes.nsenter(pid, ["env", "-i", f"PATH={NODE_PATH}", "HOME=/root", "LANG=C.UTF-8", *user_data_argv(timeout)])
+    with open(Path(state_dir) / "logs" / f"boot-{instance_id}.log", "ab") as out:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, check=False).returncode

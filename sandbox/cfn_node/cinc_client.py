@@ -6,8 +6,9 @@ ParallelCluster's head node metadata runs ``cinc-client ... --json-attributes /e
 them) and for ``update`` (config set ``update``, the stack update cfn-hup applies). The cookbook's
 recipes cannot run here; the sandbox's stand-in of them (``cookbook/bootstrap.py``, the same the
 sandbox's other nodes boot with) does the head node's part at ``init``: Slurm and the node daemons'
-configuration, the fleet status, OnNodeStart, slurmctld, OnNodeConfigured, supervisord. ``config`` and
-``finalize`` then have nothing left to do. Before it, as the config recipes do, ``init`` writes
+configuration, the fleet status, OnNodeStart, slurmctld, OnNodeConfigured, supervisord. ``config`` then
+has nothing left to do; ``finalize`` waits, as its recipe does (wait_static_fleet_running), until every
+static node is up in Slurm, and fails if the fleet goes PROTECTED. Before it, as the config recipes do, ``init`` writes
 ``fetch_and_run`` (the custom actions' entry point) and cfn-hup's configuration and starts the
 CloudWatch agent (cloudwatch_agent.py), and once the head node
 is up it starts cfn-hup's runner (a check a minute, ``SANDBOX_CFN_HUP_SECONDS``). ``update`` runs the
@@ -30,6 +31,9 @@ COOKBOOK = os.environ.get("SANDBOX_COOKBOOK", "/run/sandbox/cookbook")
 SCRIPTS_DIR = "/opt/parallelcluster/scripts"
 HUP_SECONDS = os.environ.get("SANDBOX_CFN_HUP_SECONDS", "60")
 CLOUDFORMATION_URL = "https://cloudformation.{region}.amazonaws.com"
+BOOTSTRAP_ERROR = "/var/log/parallelcluster/bootstrap_error_msg"
+# The recipe checks every 15 s; the sandbox's nodes boot in seconds.
+FLEET_POLL_SECONDS = 2
 
 
 def write(path: str, text: str, mode: int) -> None:
@@ -67,6 +71,52 @@ def start_cloudwatch_agent() -> None:
                          stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def static_nodes_not_ready() -> list:
+    """is_fleet_ready.sh: the static nodes not yet idle, allocated, mixed or in maintenance."""
+    listed = subprocess.run(["sinfo", "-h", "-o", "%N %t"], capture_output=True, text=True, check=False).stdout
+    waiting = []
+    for line in listed.splitlines():
+        nodelist, _space, state = line.strip().rpartition(" ")
+        if not nodelist or state in ("idle", "alloc", "mix", "maint"):
+            continue
+        names = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
+                               check=False).stdout.split()
+        waiting += [name for name in names if "-st-" in name]
+    return waiting
+
+
+def fleet_status(dna: dict) -> str:
+    """get-compute-fleet-status.sh's status (the cluster's DynamoDB table, the node's own credentials)."""
+    import boto3  # pylint: disable=import-outside-toplevel  # the cookbook virtualenv's
+
+    item = boto3.session.Session(region_name=dna["region"]).client("dynamodb").get_item(
+        TableName=dna["ddb_table"], Key={"Id": {"S": "COMPUTE_FLEET"}}).get("Item") or {}
+    return ((item.get("Data") or {}).get("M") or {}).get("status", {}).get("S", "")
+
+
+def wait_static_fleet_running(dna: dict, logfile: str) -> int:
+    """The finalize recipe's wait_static_fleet_running: until every static node is up in Slurm, failing when the
+    fleet goes PROTECTED (static nodes that keep failing their bootstrap)."""
+    with open(logfile, "a", encoding="utf-8") as out:
+        while True:
+            waiting = static_nodes_not_ready()
+            if not waiting:
+                out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} Static fleet capacity is ready\n")
+                return 0
+            if fleet_status(dna) == "PROTECTED":
+                message = ("Cluster has been set to PROTECTED mode due to failures detected in static node "
+                           "provisioning")
+                out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
+                os.makedirs(os.path.dirname(BOOTSTRAP_ERROR), exist_ok=True)
+                with open(BOOTSTRAP_ERROR, "w", encoding="utf-8") as handle:
+                    handle.write(message + "\n")
+                return 1
+            out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} Waiting for static fleet capacity provisioning: "
+                      f"{' '.join(waiting)}\n")
+            out.flush()
+            time.sleep(FLEET_POLL_SECONDS)
+
+
 def run_stand_in(args: list, logfile: str) -> int:
     with open(logfile, "a", encoding="utf-8") as out:
         out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} the sandbox's cookbook stand-in: {' '.join(args)}\n")
@@ -91,10 +141,12 @@ def main(argv=None) -> int:
         if rc == 0:
             start_cfn_hup()
         return rc
-    if entry in ("config", "finalize"):
+    if entry == "config":
         with open(args.logfile, "a", encoding="utf-8") as out:
             out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {entry}: done by the sandbox's cookbook stand-in at init\n")
         return 0
+    if entry == "finalize":
+        return wait_static_fleet_running(dna, args.logfile)
     if entry == "update":
         return run_stand_in(["--update"], args.logfile)
     print(f"cinc-client: the sandbox has no stand-in for entry point {entry}", file=sys.stderr)

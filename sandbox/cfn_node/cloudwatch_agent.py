@@ -35,6 +35,7 @@ class Shipper:
     def __init__(self, logs, group: str, prefix: str, files: dict):
         self.logs, self.group, self.prefix, self.files = logs, group, prefix, files
         self.offsets: dict = {}
+        self.created: set = set()
 
     def ship_once(self) -> None:
         for name, path in self.files.items():
@@ -42,10 +43,7 @@ class Shipper:
                 size = os.path.getsize(path)
             except OSError:
                 continue
-            start = self.offsets.get(name)
-            if start is None:
-                self._create(name)
-                start = 0
+            start = self.offsets.get(name, 0)
             if size < start:  # rotated or truncated
                 start = 0
             if size == start:
@@ -54,9 +52,13 @@ class Shipper:
                 handle.seek(start)
                 chunk = handle.read(size - start)
             complete = chunk.rsplit(b"\n", 1)[0] + b"\n" if b"\n" in chunk else b""
-            if not complete:
+            if not complete.strip():
+                self.offsets[name] = start + len(complete)
                 continue
             lines = [line for line in complete.decode(errors="replace").splitlines() if line.strip()]
+            if name not in self.created:  # a stream appears with its first events, as the agent creates it
+                self._create(name)
+                self.created.add(name)
             now = int(time.time() * 1000)
             for first in range(0, len(lines), 1000):
                 self.logs.put_log_events(logGroupName=self.group, logStreamName=f"{self.prefix}.{name}",

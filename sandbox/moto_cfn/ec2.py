@@ -216,7 +216,8 @@ class InstanceDriver(Driver):
             monitoring_state="enabled" if (merged.get("Monitoring") or {}).get("Enabled") else "disabled",
             instance_initiated_shutdown_behavior=merged.get("InstanceInitiatedShutdownBehavior"), **kwargs)
         instance = reservation.instances[0]
-        if profile.get("Name") or profile.get("Arn"):
+        associated = instance.id in ec2.iam_instance_profile_associations  # RunInstances may have applied it
+        if (profile.get("Name") or profile.get("Arn")) and not associated:
             ec2.associate_iam_instance_profile(instance_id=instance.id, iam_instance_profile_name=profile.get("Name"),
                                                iam_instance_profile_arn=profile.get("Arn"))
         res.model, res.physical_id = instance, instance.id
