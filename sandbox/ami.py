@@ -50,6 +50,8 @@ CACHE_DIR_ENV = "HPC_PCLUSTER_SANDBOX_CACHE"
 NODE_REQUIREMENTS = HERE / "requirements-node.txt"
 COOKBOOK_REQUIREMENTS = HERE / "requirements-cookbook.txt"
 NODE_PYTHON = "/usr/bin/python3"
+# Where each running sandbox registers (sandbox.py's Registry): the layers they use are kept.
+REGISTRY_DIR = Path("/run/hpc-pcluster-sandbox")
 # Version of the layout below; bump it when the layer's content changes without a new archive.
 LAYER_FORMAT = 2
 
@@ -63,6 +65,8 @@ VENDORED = {
 # Tools the real chain's build needs beyond make setup's compiler (Debian package in brackets).
 BUILD_TOOLS = {"musl-gcc": "musl-tools", "makeself": "makeself", "readelf": "binutils"}
 IMAGE_TOOLS = {"mksquashfs": "squashfs-tools", "/bin/busybox": "busybox-static"}
+# Debian's AWS CLI (awscli): the layer links ParallelCluster's /usr/local/bin/aws to it.
+AWS_CLI = "/usr/bin/aws"
 
 EXAMPLES = {
     "enroot/enroot.conf": """\
@@ -156,7 +160,7 @@ def check_archives(vendor: Path) -> tuple[dict, str]:
     return found, ""
 
 
-def _inputs_key(parts: list) -> str:
+def inputs_key(parts: list) -> str:
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part if isinstance(part, bytes) else str(part).encode())
@@ -188,7 +192,7 @@ class Cache:
         os.close(self.fd)
 
 
-def _run_build(args: list, log_file: Path) -> None:
+def run_build(args: list, log_file: Path) -> None:
     with open(log_file, "ab") as log:
         log.write(f"\n$ {BUILD_SCRIPT.name} {' '.join(str(a) for a in args)}\n".encode())
         log.flush()
@@ -210,25 +214,58 @@ def virtualenvs(version: str) -> dict:
     return {"node": f"{envs}/node_virtualenv", "cookbook": f"{envs}/cookbook_virtualenv"}
 
 
-def _build_layer(target: Path, archives: dict, log_file: Path) -> None:
+def _write_extras(layer: Path, extras: dict) -> None:
+    """Files (bytes) and symbolic links (str: the link's target) added to the layer, by path in it."""
+    for rel, content in sorted(extras.items()):
+        path = layer / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.symlink_to(content)
+        else:
+            path.write_bytes(content)
+            path.chmod(0o644)
+
+
+def _ensure_venvs(cache: Path, log_file: Path, log) -> Path:
+    """The /opt tree of ParallelCluster's node and cookbook virtualenvs, built from PyPI once per machine for
+    their inputs and shared by every layer (real or stand-in chain); the caller holds the cache's lock."""
+    key = inputs_key([LAYER_FORMAT, BUILD_SCRIPT.read_bytes(), NODE_REQUIREMENTS.read_bytes(),
+                      COOKBOOK_REQUIREMENTS.read_bytes(), node_python_version()])
+    target = cache / "venvs" / f"venvs-{key}"
+    if not (target / "done").exists():
+        staging = target.with_name(target.name + ".new")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        log(f"building ParallelCluster's node package and cookbook virtualenvs once for this machine, from PyPI "
+            f"(log {log_file})")
+        started = time.monotonic()
+        run_build(["venvs", NODE_REQUIREMENTS, COOKBOOK_REQUIREMENTS, staging], log_file)
+        (staging / "done").write_text("")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        log(f"virtualenvs built in {time.monotonic() - started:.1f} s: {target}")
+        prune(target.parent, "venvs-", {target.name})
+    return target / "opt"
+
+
+def _build_layer(target: Path, archives: dict, log_file: Path, extras: dict, venvs: Path) -> None:
     staging = target.with_name(target.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     layer = staging / "layer"
     for sub in LAYER_DIRS + ("etc/enroot",):
         (layer / sub).mkdir(parents=True, exist_ok=True)
     if archives:
-        _run_build(["enroot", archives["enroot"], layer], log_file)
-        _run_build(["pyxis", archives["pyxis"], layer], log_file)
+        run_build(["enroot", archives["enroot"], layer], log_file)
+        run_build(["pyxis", archives["pyxis"], layer], log_file)
     else:
-        _run_build(["standin", STANDIN_SOURCE, layer], log_file)
-    _run_build(["venvs", NODE_REQUIREMENTS, COOKBOOK_REQUIREMENTS, layer], log_file)
-    for rel, link_target in LINKS.items():
-        (layer / rel).parent.mkdir(parents=True, exist_ok=True)
-        (layer / rel).symlink_to(link_target)
+        run_build(["standin", STANDIN_SOURCE, layer], log_file)
+    # The virtualenvs, hard-linked (a layer is never written to: the nodes' overlays copy up what they change).
+    subprocess.run(["cp", "-al", str(venvs), str(layer)], check=True)
     for rel, text in EXAMPLES.items():
         path = layer / "opt" / "parallelcluster" / "examples" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+    _write_extras(layer, extras)
     info = {"enroot": VENDORED["enroot"]["version"] if archives else None,
             "pyxis": VENDORED["pyxis"]["version"] if archives else "stand-in",
             "python": node_python_version(),
@@ -238,7 +275,7 @@ def _build_layer(target: Path, archives: dict, log_file: Path) -> None:
     staging.rename(target)
 
 
-def _prune(directory: Path, prefix: str, keep: set) -> None:
+def prune(directory: Path, prefix: str, keep: set) -> None:
     """Remove cached builds of the same kind (name prefix) for other inputs that no running sandbox uses."""
     if not directory.is_dir():
         return
@@ -250,27 +287,53 @@ def _prune(directory: Path, prefix: str, keep: set) -> None:
                 entry.unlink(missing_ok=True)
 
 
-def ensure_layer(vendor: Path, cache: Path, log_file: Path, in_use=frozenset(), log=print) -> dict:
-    """The AMI layer for these inputs, built first when the cache does not have it.
+def running_layers(registry: Path = REGISTRY_DIR) -> set:
+    """The keys of the AMI layers the sandboxes running on this machine use (never pruned)."""
+    keys = set()
+    for entry in registry.glob("instance-*.json") if registry.is_dir() else ():
+        try:
+            state_dir = Path(json.loads(entry.read_text()).get("state_dir", "/nonexistent"))
+            state = json.loads((state_dir / "state.json").read_text())
+        except (OSError, ValueError, AttributeError):
+            continue
+        key = ((state.get("containers") or {}).get("ami") or {}).get("key")
+        if key:
+            keys.add(key)
+    return keys
+
+
+def ami_tools() -> dict:
+    """What else the layer carries of a ParallelCluster AMI: the AWS CLI at /usr/local/bin/aws, where
+    ParallelCluster's cookbook installs it (here Debian's awscli, when this machine has it), and LINKS."""
+    return dict(LINKS, **({"usr/local/bin/aws": AWS_CLI} if os.access(AWS_CLI, os.X_OK) else {}))
+
+
+def ensure_layer(vendor: Path, cache: Path, log_file: Path, in_use=frozenset, log=print, extras=None) -> dict:
+    """The AMI layer for these inputs, built first when the cache does not have it. extras: more files
+    (bytes) and links (str) by their path in the layer, e.g. the sandbox CA in the trust store.
+    in_use: called when a build prunes the cache, returns the keys of the layers running sandboxes use
+    (read then, under the cache's lock, so that a sandbox started meanwhile keeps its layer).
 
     Returns {"path", "key", "enroot", "pyxis", "real", "fallback", "built"}; "fallback" says why the
     real chain is not there ("" when it is), "built" whether this call built it."""
     archives, fallback = check_archives(vendor)
+    extras = dict(ami_tools(), **(extras or {}))
     try:
-        return _ensure_layer(archives, vendor, cache, log_file, in_use, log) | {"fallback": fallback}
+        return _ensure_layer(archives, vendor, cache, log_file, in_use, log, extras) | {"fallback": fallback}
     except RuntimeError as exc:
         if not archives:
             raise
         log(f"the real container chain could not be built ({exc}); using the stand-ins")
-        return _ensure_layer({}, vendor, cache, log_file, in_use, log) | {
+        return _ensure_layer({}, vendor, cache, log_file, in_use, log, extras) | {
             "fallback": f"building Enroot/Pyxis from {vendor} failed: {exc}"}
 
 
-def _ensure_layer(archives: dict, vendor: Path, cache: Path, log_file: Path, in_use, log) -> dict:
-    parts = [LAYER_FORMAT, BUILD_SCRIPT.read_bytes(), json.dumps([EXAMPLES, LINKS], sort_keys=True), _slurm_headers_id(),
+def _ensure_layer(archives: dict, vendor: Path, cache: Path, log_file: Path, in_use, log, extras: dict) -> dict:
+    parts = [LAYER_FORMAT, BUILD_SCRIPT.read_bytes(), json.dumps(EXAMPLES, sort_keys=True), _slurm_headers_id(),
              NODE_REQUIREMENTS.read_bytes(), COOKBOOK_REQUIREMENTS.read_bytes(), node_python_version()]
+    parts += [f"{rel}={hashlib.sha256(c.encode() if isinstance(c, str) else c).hexdigest()}" for rel, c in sorted(extras.items())]
     parts += [VENDORED[n]["sha256"] for n in sorted(archives)] if archives else [STANDIN_SOURCE.read_bytes()]
-    key = ("real-" if archives else "standin-") + _inputs_key(parts)
+    key = ("real-" if archives else "standin-") + inputs_key(parts)
     with Cache(cache):
         target = cache / "ami" / key
         built = False
@@ -278,13 +341,13 @@ def _ensure_layer(archives: dict, vendor: Path, cache: Path, log_file: Path, in_
             target.parent.mkdir(parents=True, exist_ok=True)
             what = (f"Enroot {VENDORED['enroot']['version']} and Pyxis {VENDORED['pyxis']['version']} from {vendor}"
                     if archives else "the stand-in SPANK plugin")
-            what += ", ParallelCluster's node package and the cookbook virtualenv from PyPI"
+            venvs = _ensure_venvs(cache, log_file, log)
             log(f"building the AMI layer once for this machine: {what} (log {log_file})")
             started = time.monotonic()
-            _build_layer(target, archives, log_file)
+            _build_layer(target, archives, log_file, extras, venvs)
             log(f"AMI layer built in {time.monotonic() - started:.1f} s: {target}")
             built = True
-            _prune(target.parent, key.split("-", 1)[0] + "-", set(in_use) | {key})
+            prune(target.parent, key.split("-", 1)[0] + "-", set(in_use()) | {key})
         info = json.loads((target / "info.json").read_text())
     return {"path": str(target / "layer"), "key": key, "enroot": info["enroot"], "pyxis": info["pyxis"],
             "real": bool(archives), "built": built, "virtualenvs": virtualenvs(info["python"])}
@@ -295,14 +358,14 @@ def ensure_image(cache: Path, log_file: Path, log=print) -> tuple[str | None, st
     missing = _missing_tools(IMAGE_TOOLS)
     if missing:
         return None, f"building the container image needs {', '.join(missing)}: run `make setup`"
-    key = _inputs_key([LAYER_FORMAT, BUILD_SCRIPT.read_bytes(), sha256_of(Path("/bin/busybox"))])
+    key = inputs_key([LAYER_FORMAT, BUILD_SCRIPT.read_bytes(), sha256_of(Path("/bin/busybox"))])
     with Cache(cache):
         image = cache / "images" / f"busybox-{key}.sqsh"
         if not image.exists():
             image.parent.mkdir(parents=True, exist_ok=True)
             log(f"building the container image once for this machine: {image.name}")
-            _run_build(["image", image], log_file)
-            _prune(image.parent, "busybox-", {image.name})
+            run_build(["image", image], log_file)
+            prune(image.parent, "busybox-", {image.name})
     return str(image), ""
 
 
@@ -350,11 +413,19 @@ def main(argv=None) -> int:
         return 0
     out = Path(args.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    layer = ensure_layer(vendor, cache_dir(args.cache_dir), out / "ami-build.log", log=lambda msg: print(msg, file=sys.stderr))
-    if not layer["real"]:
-        print(f"no Enroot to package: {layer['fallback']}", file=sys.stderr)
-        return 1
-    deb = enroot_deb(Path(layer["path"]), out)
+    cache = cache_dir(args.cache_dir)
+    # Any real layer holds the same Enroot tree (its key differs by the sandbox's other extras): a layer
+    # already built is packed as it is; a build prunes only what no running sandbox uses.
+    built = sorted((cache / "ami").glob("real-*/info.json"), key=lambda p: p.stat().st_mtime)
+    layer_dir = (built[-1].parent / "layer") if built else None
+    if layer_dir is None:
+        layer = ensure_layer(vendor, cache, out / "ami-build.log", in_use=running_layers,
+                             log=lambda msg: print(msg, file=sys.stderr))
+        if not layer["real"]:
+            print(f"no Enroot to package: {layer['fallback']}", file=sys.stderr)
+            return 1
+        layer_dir = Path(layer["path"])
+    deb = enroot_deb(layer_dir, out)
     print(json.dumps({"path": str(deb), "name": deb.name, "sha256": sha256_of(deb)}))
     return 0
 

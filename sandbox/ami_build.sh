@@ -10,6 +10,9 @@
 #   ami_build.sh venvs NODE_REQS COOKBOOK_REQS DESTDIR
 #                                         ParallelCluster's node and cookbook virtualenvs under
 #                                         DESTDIR/opt/parallelcluster/pyenv/versions/<python>/envs, from PyPI
+#   ami_build.sh registry-image DIR       the same root file system as a container image for the sandbox's
+#                                         registry: laid out with umoci, kept in skopeo's dir: format as a
+#                                         Docker v2 schema 2 image (what `docker push` sends to ECR)
 #
 # ARCHIVE has been checked against its pinned sha256 by the caller. Work happens in a
 # temporary directory next to DESTDIR (or IMAGE), removed on exit.
@@ -68,16 +71,20 @@ build_standin() {
   gcc -shared -fPIC -O2 -Wall -Wextra -Werror -o "$dest/usr/local/lib/slurm/spank_pyxis.so" "$source"
 }
 
-build_image() {
-  image=$1
-  root=$tmp/rootfs
+busybox_root() {
+  root=$1
   mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/proc" "$root/sys" "$root/dev" "$root/root"
   install -m 755 /bin/busybox "$root/bin/busybox"
   for applet in sh cat echo hostname id ls ps sleep true uname; do ln -s busybox "$root/bin/$applet"; done
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n' > "$root/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
   chmod 1777 "$root/tmp"
-  mksquashfs "$root" "$tmp/image.sqsh" -all-root -noappend -no-progress -quiet
+}
+
+build_image() {
+  image=$1
+  busybox_root "$tmp/rootfs"
+  mksquashfs "$tmp/rootfs" "$tmp/image.sqsh" -all-root -noappend -no-progress -quiet
   mv "$tmp/image.sqsh" "$image"
 }
 
@@ -98,7 +105,22 @@ build_venvs() {
   ' build-venvs "$dest" "$envs" "$node_reqs" "$cookbook_reqs" "$tmp/opt-work"
 }
 
+build_registry_image() {
+  out=$1
+  umoci init --layout "$tmp/oci"
+  umoci new --image "$tmp/oci:latest"
+  umoci unpack --image "$tmp/oci:latest" "$tmp/bundle" > /dev/null
+  busybox_root "$tmp/bundle/rootfs"
+  umoci repack --image "$tmp/oci:latest" "$tmp/bundle"
+  umoci config --image "$tmp/oci:latest" --architecture "$(dpkg --print-architecture)" --os linux \
+    --config.env PATH=/bin --config.cmd /bin/sh --author "hpc.pcluster sandbox"
+  skopeo copy --quiet --format v2s2 "oci:$tmp/oci:latest" "dir:$tmp/image"
+  rm -rf "$out"
+  mv "$tmp/image" "$out"
+}
+
 case $what in
   enroot | pyxis | standin | image | venvs) "build_$what" "$@" ;;
-  *) echo "usage: $0 enroot|pyxis|standin|image|venvs ..." >&2; exit 2 ;;
+  registry-image) build_registry_image "$@" ;;
+  *) echo "usage: $0 enroot|pyxis|standin|image|venvs|registry-image ..." >&2; exit 2 ;;
 esac

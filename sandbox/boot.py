@@ -21,7 +21,6 @@ import container_chain
 import hypervisor
 import nodes
 import rootfs
-import state_file
 
 HERE = Path(__file__).resolve().parent
 # Where the nodes reach the sandbox's AWS (forwarder.py, on the head node's address).
@@ -78,7 +77,7 @@ def start_head(state_dir: Path, state: dict, p: dict, keygens: list, save) -> in
     head_pid = start_holders(state_dir, state, p, save)
     head = p["head"]
     ndir = state_dir / "nodes" / head["name"]
-    nodes.populate_node(head_pid, nodes.hosts_file(head["ip"], head["name"]), os.urandom(1024),
+    nodes.populate_node(head_pid, nodes.hosts_file(head["ip"], head["name"], p.get("extra_hosts", [])), os.urandom(1024),
                         None if state["containers"]["proxy"]["note"] else state["containers"]["proxy"]["url"])
     inside = rootfs.NODE_SANDBOX_DIR
     nodes.write(str(ndir / "sshd_config"), nodes.sshd_config(f"{inside}/node", f"{inside}/authorized_keys", head["ip"]), 0o600)
@@ -91,7 +90,8 @@ def start_head(state_dir: Path, state: dict, p: dict, keygens: list, save) -> in
 
 def boot_head(state_dir: Path, instance: dict, dna: dict) -> None:
     """The head node instance's bootstrap on the running head node (its custom actions ran when the cluster was
-    created: a registered cluster is created already). Raises BootError when it fails."""
+    created: a registered cluster is created already). Raises BootError when it fails. Writes no state.json (up,
+    which records the instance there, may be writing it meanwhile)."""
     sandbox = hypervisor.Sandbox(state_dir)
     pid = sandbox.network_pid
     name = sandbox.state["head_name"]
@@ -102,4 +102,3 @@ def boot_head(state_dir: Path, instance: dict, dna: dict) -> None:
     if rc != 0:
         log = state_dir / "logs" / f"boot-{instance['InstanceId']}.log"
         raise BootError(f"the head node's bootstrap failed (exit status {rc}); see {log}:\n{log.read_text()[-3000:]}")
-    state_file.update(state_dir, lambda state: state.update(head_instance_id=instance["InstanceId"]))

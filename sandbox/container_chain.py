@@ -7,6 +7,10 @@
 - Docker: the docker role installs Debian's ``docker.io`` into each node's own root through the
   package-mirror proxy (proxy.py) and starts dockerd with ``bin/docker-service`` (the nodes have no
   init system), with a daemon configuration a node without bridge networking can run.
+- Amazon ECR (registry.py): a real registry behind ECR's names, TLS (the sandbox CA is in the AMI
+  layer's trust store) and authentication, with an image pushed at ``up``; the roles get ECR
+  credentials from the nodes' instance role, the verify role pulls the image on every compute node
+  and stages it once on ``/fsx/containers``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import ami
 import proxy
+import registry
 import rootfs
 
 HERE = Path(__file__).resolve().parent
@@ -45,11 +50,13 @@ def check_mirrors(mirrors: list, timeout=3.0) -> str:
         return f"the package mirror {mirrors[0]} is not reachable from this machine ({exc})"
 
 
-def prepare(vendor_setting, cache_setting, state_dir: Path, head_ip: str, index: int, in_use, log) -> dict:
-    """Build (or find in the cache) the AMI layer and the image; look at the package mirrors."""
+def prepare(vendor_setting, cache_setting, state_dir: Path, p: dict, region: str, in_use, log) -> dict:
+    """Build (or find in the cache) the AMI layer and the images; look at the package mirrors."""
     vendor, cache = ami.vendor_dir(vendor_setting), ami.cache_dir(cache_setting)
     build_log = state_dir / "logs" / "ami-build.log"
-    layer = ami.ensure_layer(vendor, cache, build_log, in_use, log)
+    head_ip, index = p["head"]["ip"], p["index"]
+    ecr = prepare_registry(cache, build_log, p, region, log)
+    layer = ami.ensure_layer(vendor, cache, build_log, in_use, log, extras=ecr.pop("trust", {}))
     if layer["fallback"]:
         log(f"Enroot and Pyxis are the stand-ins: {layer['fallback']}")
     image, image_note = (ami.ensure_image(cache, build_log, log) if layer["real"]
@@ -64,7 +71,42 @@ def prepare(vendor_setting, cache_setting, state_dir: Path, head_ip: str, index:
         "proxy": {"listen": f"{head_ip}:{PROXY_PORT}", "url": f"http://{head_ip}:{PROXY_PORT}/",
                   "mirrors": mirrors, "note": mirror_note},
         "docker_cgroup_root": f"hpc-pcluster-sandbox{index}",
+        "registry": ecr,
     }
+
+
+def prepare_registry(cache: Path, build_log: Path, p: dict, region: str, log) -> dict:
+    """ECR's names and addresses for this sandbox, the CA the AMI layer carries ("trust") and the image
+    to push; "note" says why there is no registry ("" when there is)."""
+    ends = registry.endpoints(p, region)
+    note = registry.missing_tools()
+    if note:
+        log(f"no registry in the sandbox: {note}")
+        return dict(ends, note=note)
+    ca_dir = registry.ensure_ca(cache)
+    image = registry.ensure_image(cache, build_log, log)
+    return dict(ends, note="", ca_dir=str(ca_dir), image_cache=str(image), trust=registry.trust_files(ca_dir))
+
+
+def hosts_lines(containers: dict) -> list:
+    """The nodes' /etc/hosts lines for the registry (ECR's private DNS names)."""
+    return registry.hosts_lines(containers["registry"]) if not containers["registry"]["note"] else []
+
+
+def start_registry(state_dir: Path, state: dict, head_pid: int, save) -> None:
+    """The registry and ECR's API in the head node's network namespace, the image pushed; their processes
+    go into state["containers"]["registry"]["pids"] as they start (save(state) records them)."""
+    ecr = state["containers"]["registry"]
+    if ecr["note"]:
+        return
+
+    def started(pid):
+        ecr.setdefault("pids", []).append(pid)
+        save(state)
+
+    password = registry.start(state_dir, state, head_pid, ecr, Path(ecr["ca_dir"]), started)
+    ecr.update(registry.push_image(state_dir, state, head_pid, ecr, Path(ecr["image_cache"]), password))
+    save(state)
 
 
 def install_image(containers: dict, fsx_path: str) -> None:
@@ -85,7 +127,7 @@ def start_proxy(state_dir: Path, containers: dict, head_pid: int) -> subprocess.
             stdin=subprocess.DEVNULL, stdout=plog, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def group_vars(containers: dict) -> dict:
+def group_vars(containers: dict, credentials_note: str = "") -> dict:
     """The container roles' variables for the sandbox's nodes."""
     layer = containers["ami"]
     docker = not containers["proxy"]["note"]
@@ -102,7 +144,25 @@ def group_vars(containers: dict) -> dict:
         "pyxis_slurm_include_dir": "/usr/include",
         "pyxis_slurmd_restart_command": [f"{rootfs.NODE_SANDBOX_DIR}/bin/restart-slurmd"],
         "verify_container_smoke_image": containers["image"],
+        **registry_vars(containers, credentials_note),
     }
+
+
+def node_credentials(state: dict) -> str:
+    """Why the nodes have no credentials of their instance role ("" when they have): the registry's pull needs them."""
+    if state.get("imds"):
+        return ""
+    return "the sandbox's nodes have no instance metadata service, so no credentials of their instance role"
+
+
+def registry_vars(containers: dict, credentials_note: str = "") -> dict:
+    """With the registry (and the nodes' credentials for it): the verify role pulls its image on every compute node,
+    and deploy.yml stages it once."""
+    ecr = containers.get("registry", {})
+    if ecr.get("note", "no registry") or not containers["ami"]["real"] or credentials_note:
+        return {}
+    image = f"{ecr['registry_host']}/{registry.REPOSITORY}:{registry.TAG}"
+    return {"verify_container_registry_image": image, "enroot_stage_images": [image]}
 
 
 def not_available(containers: dict) -> dict:
@@ -116,6 +176,9 @@ def not_available(containers: dict) -> dict:
                                f"(the plugstack wiring is real; {why})")
         out["pyxis_loaded"] = f"{NOT_AVAILABLE}: the stand-in plugin has no --container-image ({why})"
         out["container_smoke"] = f"{NOT_AVAILABLE}: no Pyxis and no Enroot ({why})"
+        out["container_registry"] = f"{NOT_AVAILABLE}: no Pyxis and no Enroot to pull with ({why})"
+    elif containers.get("registry", {}).get("note"):
+        out["container_registry"] = f"{NOT_AVAILABLE}: no registry ({containers['registry']['note']})"
     if containers["proxy"]["note"]:
         out["docker"] = f"{NOT_AVAILABLE}: Docker is not installed on the nodes ({containers['proxy']['note']})"
     return out

@@ -198,8 +198,9 @@ def aws_files(sandbox: Sandbox) -> dict:
 
 
 def imds_serves_credentials(state: dict) -> bool:
-    """Whether the sandbox runs an instance metadata service for its nodes (state.json: imds_pid)."""
-    return bool(state.get("imds_pid"))
+    """Whether the sandbox runs an instance metadata service for its nodes (state.json: imds, the key
+    container_chain.node_credentials reads too)."""
+    return bool(state.get("imds"))
 
 
 def write_in(pid: int, files: dict) -> None:
@@ -257,8 +258,8 @@ def prepare_instance(sandbox: Sandbox, instance: dict, pid: int, dna: dict | Non
     node_dir = sandbox.node_dir(instance["InstanceId"])
     proxy = sandbox.state["containers"]["proxy"]
     munge_key = Path(f"/proc/{sandbox.network_pid}/root/etc/munge/munge.key").read_bytes()
-    nodes.populate_node(pid, nodes.hosts_file(head_ip, "ip-" + head_ip.replace(".", "-")), munge_key,
-                        None if proxy["note"] else proxy["url"])
+    hosts = nodes.hosts_file(head_ip, "ip-" + head_ip.replace(".", "-"), sandbox.state.get("extra_hosts", []))
+    nodes.populate_node(pid, hosts, munge_key, None if proxy["note"] else proxy["url"])
     instance_files(sandbox, instance, pid, dna, node_dir)
     start_services(pid, instance["PrivateIpAddress"], node_dir)
 

@@ -12,10 +12,6 @@ by a given id, so pcluster cannot load a cluster config with existing FSx
 in the FSx API's own shape: DescribeVolumes answers from it (and only from it)
 and DescribeFileSystems answers the file systems it lists, in every region.
 
-CloudFormation: moto_cfn (the sandbox's CloudFormation engine, which runs
-ParallelCluster's cluster template) is installed by the preload thread; moto's
-CloudFormation app is created, on the first CloudFormation request, only after that.
-
 Launch templates: moto 5.2.5's RunInstances takes a launch template's ImageId,
 InstanceType, UserData, SecurityGroupIds and TagSpecifications, but not its
 NetworkInterfaces (the subnet and security groups ParallelCluster's compute
@@ -26,6 +22,10 @@ RunInstances apply them as EC2 does when the request does not name them itself.
 And moto launches MinCount instances where EC2 launches as many as it has capacity
 for up to MaxCount (ParallelCluster's best-effort launches ask MinCount 1, MaxCount N);
 the sandbox has capacity for any count, so RunInstances launches MaxCount.
+
+CloudFormation: moto_cfn (the sandbox's CloudFormation engine, which runs
+ParallelCluster's cluster template) is installed by the preload thread; moto's
+CloudFormation app is created, on the first CloudFormation request, only after that.
 """
 
 import json

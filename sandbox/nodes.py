@@ -123,10 +123,11 @@ def connect_node(network_pid: int, pid: int, node: dict, prefix_len: int) -> Non
 
 # --------------------------------------------------------------------------- files
 
-def hosts_file(head_ip: str, head_name: str) -> str:
-    """A node's /etc/hosts: itself and the head node (a compute node adds its own name when it knows it). No
-    compute node names: ParallelCluster's nodes find each other through Slurm's NodeAddr."""
-    return f"127.0.0.1 localhost\n{head_ip} {head_name}\n"
+def hosts_file(head_ip: str, head_name: str, extra=()) -> str:
+    """A node's /etc/hosts: itself and the head node (a compute node adds its own name when it knows it), then
+    extra lines (the sandbox's ECR names, container_chain.hosts_lines). No compute node names: ParallelCluster's
+    nodes find each other through Slurm's NodeAddr."""
+    return "\n".join(["127.0.0.1 localhost", f"{head_ip} {head_name}", *extra]) + "\n"
 
 
 def sshd_config(node_dir: str, authorized_keys: str, ip: str) -> str:

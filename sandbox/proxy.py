@@ -52,8 +52,8 @@ def apt_source_hosts() -> list:
     return sorted(hosts)
 
 
-def listen_in(netns: str, address: str, port: int) -> socket.socket:
-    """A listening socket created inside another network namespace (this thread returns to its own)."""
+def _socket_in(netns: str, make):
+    """make() run inside another network namespace (this thread returns to its own); its socket."""
     libc = ctypes.CDLL(None, use_errno=True)
     own = os.open("/proc/self/ns/net", os.O_RDONLY)
     target = os.open(netns, os.O_RDONLY)
@@ -61,17 +61,29 @@ def listen_in(netns: str, address: str, port: int) -> socket.socket:
         if libc.setns(target, CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), f"setns({netns})")
         try:
-            server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            server.bind((address, port))
-            server.listen(64)
+            return make()
         finally:
             if libc.setns(own, CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), "setns back to the machine's namespace")
     finally:
         os.close(own)
         os.close(target)
-    return server
+
+
+def listen_in(netns: str, address: str, port: int) -> socket.socket:
+    """A listening socket created inside another network namespace."""
+    def make():
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind((address, port))
+        server.listen(64)
+        return server
+    return _socket_in(netns, make)
+
+
+def connect_in(netns: str, address: str, port: int, timeout: float = 2.0) -> socket.socket:
+    """A connection made from inside another network namespace."""
+    return _socket_in(netns, lambda: socket.create_connection((address, port), timeout=timeout))
 
 
 def read_head(conn: socket.socket) -> bytes:

@@ -30,9 +30,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+import ami  # noqa: E402  pylint: disable=wrong-import-position
 
 DEFAULT_STATE_DIR = HERE / ".state"
-REGISTRY = Path("/run/hpc-pcluster-sandbox")
+REGISTRY = ami.REGISTRY_DIR
 MAX_INSTANCES = 100
 DEFAULT_CLUSTER_NAME = "ml-training-cluster"
 DEFAULT_REGION = "us-east-1"
@@ -227,6 +228,8 @@ def health(state: dict) -> dict:
         problems.append("the package-mirror proxy (proxy.py) is not running")
     if "forwarder_pid" in state and not pid_alive(state["forwarder_pid"]):
         problems.append("the nodes' AWS endpoint (forwarder.py) is not running")
+    if not all(pid_alive(pid) for pid in state.get("containers", {}).get("registry", {}).get("pids", [])):
+        problems.append("the registry (docker-registry) or ECR's API front (registry.py) is not running")
     head = state.get("holders", {}).get("head")
     if state.get("status") == "running" and pid_alive(head) and not state.get("no_cluster"):
         r = nodes.run(nodes.nsenter(head, ["scontrol", "ping"]), check=False)
@@ -511,7 +514,7 @@ def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dic
         **cluster_config_vars(dict(state, state_dir=str(state_dir)), p, seed),
         "pcluster_endpoint_url": state["endpoint_url"],
         "verify_not_available": state["verify_not_available"],
-        **container_chain.group_vars(state["containers"]),
+        **container_chain.group_vars(state["containers"], container_chain.node_credentials(state)),
         # The stand-in GPUs cannot run NCCL: the MPI all-reduce runs on the GPU nodes, over TCP on the sandbox's
         # network only, yielding the CPU while it waits (every node shares this machine's cores).
         "verify_distributed_mpi_on_gpu_nodes": True,
@@ -551,7 +554,6 @@ def up(args) -> int:
     if args.scaledown_idletime is not None and args.scaledown_idletime < -1:
         raise SandboxError(f"--scaledown-idletime must be -1 or more (got {args.scaledown_idletime}), as "
                            f"ParallelCluster's ScaledownIdletime")
-    import ami
     import rootfs
     problem = rootfs.check_state_dir(state_dir)
     if problem:
@@ -658,17 +660,6 @@ def stop_process_group(pid) -> None:
         pass
 
 
-def ami_layers_in_use() -> set:
-    """The AMI layers the running sandboxes of this machine use (kept when the cache is pruned)."""
-    keys = set()
-    for entry in Registry.entries().values():
-        state = load_state(Path(entry.get("state_dir", "/nonexistent"))) or {}
-        key = state.get("containers", {}).get("ami", {}).get("key")
-        if key:
-            keys.add(key)
-    return keys
-
-
 def start_moto(state_dir: Path, state: dict) -> subprocess.Popen:
     """moto, with only the ParallelCluster AMI loaded (fast start, and found by pcluster's AMI search)."""
     import moto_cluster
@@ -703,8 +694,10 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     state["moto_pid"] = moto_proc.pid
     save_state(state_dir, state)
     # The AMI layer and the container image (built once per machine), then the keys.
-    state["containers"] = container_chain.prepare(args.vendor_dir, args.cache_dir, state_dir, p["head"]["ip"],
-                                                  state["index"], ami_layers_in_use(), log)
+    state["containers"] = container_chain.prepare(args.vendor_dir, args.cache_dir, state_dir, p, state["region"],
+                                                  ami.running_layers, log)
+    # ECR's private DNS names, in every node's /etc/hosts (the hypervisor reads them from the state too).
+    p["extra_hosts"] = state["extra_hosts"] = container_chain.hosts_lines(state["containers"])
     state["verify_not_available"] = verify_not_available(state["containers"])
     save_state(state_dir, state)
     timings["ami_layer"] = time.monotonic() - started
@@ -717,24 +710,35 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     aws_future = pool.submit(aws_side, state_dir, state, moto_proc, p, timings)
     try:
-        head_pid = boot.start_head(state_dir, state, p, keygens, lambda st: save_state(state_dir, st))
-        timings["head_node"] = time.monotonic() - started
-        aws = aws_future.result()
-    except boot.BootError as exc:
-        raise SandboxError(str(exc)) from None
+        try:
+            head_pid = boot.start_head(state_dir, state, p, keygens, lambda st: save_state(state_dir, st))
+            timings["head_node"] = time.monotonic() - started
+            aws = aws_future.result()
+        except boot.BootError as exc:
+            raise SandboxError(str(exc)) from None
+        state.update(registration=aws["registration"], config_source=aws["config_source"],
+                     launch_templates=aws["launch_templates"], cluster_config_path=str(state_dir / "cluster-config.yaml"),
+                     head_instance_id=(aws["registration"] or {}).get("head_instance_id"))
+        save_state(state_dir, state)
+        # The registry (it needs moto's token) starts while the head node boots; only its thread saves the state
+        # meanwhile.
+        registry_future = pool.submit(container_chain.start_registry, state_dir, state, head_pid,
+                                      lambda st: save_state(state_dir, st))
+        if not state.get("no_cluster"):
+            try:
+                boot.boot_head(state_dir, describe_head_instance(state, state["head_instance_id"]), aws["head_dna"])
+            except (boot.BootError, RuntimeError) as exc:
+                raise SandboxError(f"{exc} (see {state_dir / 'logs'}: boot-<instance>.log)") from None
+            timings["slurm_started"] = time.monotonic() - started
+        registry_future.result()
+        timings["registry"] = time.monotonic() - started
     finally:
         pool.shutdown(wait=True)
-    state.update(registration=aws["registration"], config_source=aws["config_source"],
-                 launch_templates=aws["launch_templates"], cluster_config_path=str(state_dir / "cluster-config.yaml"))
-    save_state(state_dir, state)
     if state.get("no_cluster"):
         return _up_without_cluster(state_dir, state, p, started, timings)
     # From here on the hypervisor changes state.json too: only update_state.
-    head = describe_head_instance(state, aws["registration"]["head_instance_id"])
     try:
-        boot.boot_head(state_dir, head, aws["head_dna"])
         update_state(state_dir, {"hypervisor_pid": start_hypervisor(state_dir).pid})
-        timings["slurm_started"] = time.monotonic() - started
         # As a create waits for it (the head node's wait_static_fleet_running): clustermgtd launches the static
         # nodes, the hypervisor boots them, each runs its bootstrap and its slurmd registers.
         wait_static_fleet(state_dir, head_pid, p["static"])
@@ -812,6 +816,8 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
     state = state or {}
     for key in ("hypervisor_pid", "forwarder_pid", "proxy_pid", "moto_pid"):
         stop_process_group(state.get(key))
+    for pid in state.get("containers", {}).get("registry", {}).get("pids", []):
+        stop_process_group(pid)
     # Every node: the head, the base and every instance the hypervisor booted (their namespaces carry the prefix).
     import state_file
     records = state_file.load(state_dir, state_file.NODES) or {}
@@ -837,9 +843,9 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
         if state.get("created_state_dir", True) and not keep_logs:
             shutil.rmtree(state_dir, ignore_errors=True)
         else:
-            ours = ["ssh", "nodes", "roots", "shared", "imds", "build", "cp", "ansible-tmp", "inventory", "env.sh", "state.json",
-                    "nodes.json", "state.lock", "moto-amis.json", "moto-fsx.json", "cluster-config.yaml",
-                    "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
+            ours = ["ssh", "nodes", "roots", "shared", "imds", "build", "cp", "ansible-tmp", "inventory", "env.sh",
+                    "state.json", "nodes.json", "state.lock", "registry", "moto-amis.json", "moto-fsx.json",
+                    "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
             for sub in ours:
                 path = state_dir / sub
                 if path.is_dir():

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
 from pathlib import Path
 
 STATE = "state.json"
@@ -26,7 +27,7 @@ def load(state_dir: Path, name: str = STATE):
 
 def save(state_dir: Path, data: dict, name: str = STATE) -> None:
     path = Path(state_dir) / name
-    tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     os.chmod(tmp, 0o600)
     tmp.replace(path)

@@ -23,6 +23,13 @@ APT_PACKAGES=(slurm-wlm slurm-client libslurm-dev munge openssh-server openssh-c
               # The sandbox's AMI layer: Enroot built with musl and makeself, its squashfs tools,
               # a busybox container image; gpg for the docker role's key checks.
               musl-tools makeself binutils squashfs-tools busybox-static gnupg
+              # Enroot's run-time dependencies its package declares (the others are already above or
+              # in Debian's base): GNU parallel for docker:// imports.
+              parallel
+              # The sandbox's ECR: Distribution (docker-registry), its htpasswd (apache2-utils), the image
+              # tools (umoci, skopeo); the AWS CLI the AMI layer links at /usr/local/bin/aws, with certifi
+              # pointing it at the system's CA store.
+              docker-registry apache2-utils umoci skopeo awscli python3-certifi
               # ParallelCluster's node daemons run Slurm commands with sudo; its AMIs' Python virtualenvs.
               sudo python3-venv)
 missing=()
@@ -34,7 +41,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || die "these Debian packages are missing and installing them needs root: ${missing[*]}"
   say "installing Debian packages: ${missing[*]}"
   apt-get update -qq
+  # Packages such as docker-registry start their daemon when installed; nothing is wanted running outside
+  # the sandbox, so without a policy of the machine's own, invoke-rc.d is told to start nothing meanwhile.
+  policy=/usr/sbin/policy-rc.d made_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made_policy=1
+    trap 'rm -f "$policy"' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$made_policy" ]; then rm -f "$policy"; trap - EXIT; fi
 fi
 # The Debian packages start nothing we want running outside the sandbox.
 say "node $(node --version) (pcluster uses it for create/update and dryruns)"

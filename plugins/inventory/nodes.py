@@ -22,7 +22,8 @@ description:
     (V(<cluster>_login_pool_<pool>)). Every character that is not a letter, a digit or V(_) becomes V(_)."
   - "Host variables: V(instance_id), V(instance_type), V(image_id), V(private_ip_address),
     V(public_ip_address) (when the instance has one), V(private_dns_name), V(public_dns_name) (when set),
-    V(availability_zone), V(instance_state), V(launch_time), V(aws_region),
+    V(availability_zone), V(instance_state), V(launch_time), V(aws_region), V(aws_account_id) (the account that
+    owns the instance; roles C(hpc.pcluster.docker) and C(hpc.pcluster.enroot) name the cluster's ECR registry from it),
     V(pcluster_node_cluster_name), V(pcluster_node_type) (V(HeadNode), V(LoginNode) or V(Compute)),
     V(pcluster_node_queue) and V(pcluster_node_compute_resource) (compute nodes), V(pcluster_node_login_pool)
     (login nodes), V(pcluster_node_version), V(pcluster_node_os), V(pcluster_node_slurm_name) (compute nodes the
@@ -573,7 +574,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             "pcluster_node_version": tags.get(VERSION_TAG),
             "pcluster_node_os": record.get("pcluster_os"),
         }
-        for optional in ("public_ip_address", "public_dns_name", "launch_time"):
+        for optional in ("public_ip_address", "public_dns_name", "launch_time", "aws_account_id"):
             if record.get(optional):
                 hostvars[optional] = record[optional]
         if node_type == "Compute":

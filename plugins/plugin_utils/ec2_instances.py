@@ -55,8 +55,9 @@ def regional_clients(session, service, regions, endpoint_url, profile=None):
     }
 
 
-def instance_record(instance, region):
-    """The few fields of a DescribeInstances entry the inventory needs (what the cache stores)."""
+def instance_record(instance, region, account_id=None):
+    """The few fields of a DescribeInstances entry the inventory needs (what the cache stores); account_id is its
+    reservation's owner."""
     record = {
         "instance_id": instance["InstanceId"],
         "instance_type": instance.get("InstanceType"),
@@ -68,6 +69,7 @@ def instance_record(instance, region):
         "availability_zone": (instance.get("Placement") or {}).get("AvailabilityZone"),
         "instance_state": (instance.get("State") or {}).get("Name"),
         "aws_region": region,
+        "aws_account_id": account_id,
         "tags": {tag["Key"]: tag.get("Value", "") for tag in instance.get("Tags") or ()},
     }
     launch_time = instance.get("LaunchTime")
@@ -83,7 +85,7 @@ def describe_instance_records(client, region, filters, page_size=None):
     for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": page_size or PAGE_SIZE}):
         for reservation in page.get("Reservations", ()):
             for instance in reservation.get("Instances", ()):
-                records.append(instance_record(instance, region))
+                records.append(instance_record(instance, region, reservation.get("OwnerId")))
     return records
 
 

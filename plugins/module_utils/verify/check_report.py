@@ -21,6 +21,7 @@ CHECK_FAMILIES = {
     "pyxis_plugin": ("pyxis",),
     "pyxis_loaded": ("pyxis",),
     "container_smoke": ("pyxis",),
+    "container_staged": ("container_registry",),
     "nvidia_smi": ("gpu",),
     "gpu_count": ("gpu",),
     "storage_mount": ("storage",),

@@ -76,13 +76,14 @@ def test_every_node_has_the_ami_s_enroot_and_pyxis_and_not_this_machine_s_usr_lo
     n = len(sandbox.compute_nodes)
     probe = ("echo $(enroot version) $(command -v enroot) "
              "$(strings /usr/local/lib/slurm/spank_pyxis.so | grep -c '^pyxis: version v%s$') "
-             # The head node's /usr/local/bin has ParallelCluster's fleet status scripts (its bootstrap writes them).
-             "$(ls /usr/local/bin 2>/dev/null | grep -cv '^\\(get\\|update\\)-compute-fleet-status.sh$') "
+             # The head node's /usr/local/bin also has ParallelCluster's fleet status scripts (its bootstrap writes them).
+             "$(ls /usr/local/bin 2>/dev/null | grep -v '^\\(get\\|update\\)-compute-fleet-status.sh$' | tr '\\n' ,) "
              "$(test -e /opt/parallelcluster/examples/pyxis/pyxis.conf && echo ex)"
              % real_chain["pyxis"])
     head = sandbox.ssh(probe).stdout.split()
     computes = sandbox.ssh("srun --quiet --nodes=%d --ntasks-per-node=1 sh -c %s" % (n, shlex.quote(probe))).stdout
-    assert head == ["4.1.2", "/usr/bin/enroot", "1", "0", "ex"]
+    # /usr/local/bin holds only what the layer puts there: the AMI's AWS CLI (linked to Debian's awscli).
+    assert head == ["4.1.2", "/usr/bin/enroot", "1", "aws,", "ex"]
     assert [line.split() for line in computes.strip().splitlines()] == [head] * n
     # This machine has neither: they come from the layer.
     assert not pathlib.Path("/usr/bin/enroot").exists()
@@ -96,3 +97,14 @@ def test_the_container_image_is_on_shared_storage(sandbox, real_chain):
     assert out == "1"
     group_vars = (sandbox.inventory_dir / "group_vars" / "all" / "sandbox.yml").read_text()
     assert "verify_container_smoke_image: %s" % image in group_vars
+
+
+def test_packing_enroot_beside_a_running_sandbox_keeps_the_layer_it_runs_on(sandbox, real_chain, tmp_path):
+    # The enroot role's package scenario packs the layer's Enroot while sandboxes run: it must not
+    # prune (or rebuild and prune) the layer under their nodes.
+    run = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "sandbox" / "ami.py"), "enroot-deb",
+                          str(tmp_path)], capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["name"].startswith("enroot_4.1.2-1_")
+    assert pathlib.Path(real_chain["path"], "usr", "bin", "enroot").exists()
+    assert sandbox.ssh("enroot version").stdout.strip() == "4.1.2"
