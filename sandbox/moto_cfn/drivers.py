@@ -6,9 +6,9 @@ import functools
 
 from moto.cloudformation.parsing import get_model_map
 
-from . import ec2, elb, monitoring
+from . import ec2, elb, imagebuilder, monitoring
 from .custom_resources import CustomResourceDriver
-from .resources import MotoModelDriver
+from .resources import MotoModelDriver, PlaceholderDriver
 from .waits import NestedStackDriver, WaitConditionDriver, WaitConditionHandleDriver
 
 # Types moto's CloudFormation models create correctly: the properties whose change needs a new
@@ -33,6 +33,12 @@ OWN_DRIVERS = {
     **ec2.DRIVERS,
     **elb.DRIVERS,
     **monitoring.DRIVERS,
+    **imagebuilder.DRIVERS,
+    # The image template's build notifications: Image Builder's message to ParallelCluster's cleanup function,
+    # and the permission to invoke it, whose work the sandbox's image builder does (sandbox/image_builder.py).
+    # (moto's Lambda::Permission model has no physical id.)
+    "AWS::SNS::Subscription": PlaceholderDriver(),
+    "AWS::Lambda::Permission": PlaceholderDriver(),
     "AWS::CloudFormation::WaitConditionHandle": WaitConditionHandleDriver(),
     "AWS::CloudFormation::WaitCondition": WaitConditionDriver(),
     "AWS::CloudFormation::Stack": NestedStackDriver(),
@@ -40,7 +46,7 @@ OWN_DRIVERS = {
 }
 
 # What sandbox/README.md says of each type ParallelCluster's templates use.
-PLACEHOLDERS = ("AWS::EC2::PlacementGroup",)
+PLACEHOLDERS = ("AWS::EC2::PlacementGroup", "AWS::SNS::Subscription", "AWS::Lambda::Permission")
 
 
 @functools.lru_cache(maxsize=None)
