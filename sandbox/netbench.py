@@ -55,8 +55,10 @@ def tcp_stream(sender_pid: int, receiver_pid: int, receiver_ip: str, mib: int = 
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         port = int(receiver.stdout.readline())
-        subprocess.run(_in_netns(sender_pid, [sys.executable, "-c", SENDER, receiver_ip, str(port), str(mib)]),
-                       check=True, capture_output=True, timeout=120)
+        sent = subprocess.run(_in_netns(sender_pid, [sys.executable, "-c", SENDER, receiver_ip, str(port), str(mib)]),
+                              check=False, capture_output=True, text=True, timeout=120)
+        if sent.returncode != 0:
+            raise RuntimeError(f"the TCP stream to {receiver_ip}:{port} failed: {sent.stderr.strip()[-500:]}")
         total, seconds = receiver.stdout.readline().split()
         receiver.wait(timeout=30)
     finally:
@@ -101,13 +103,16 @@ def _wait_own_netns(pid: int, timeout: float = 10.0) -> None:
 
 def measure_bridge(state: dict, p: dict, rounds: int = ROUNDS) -> dict:
     """The same figure before any compute node runs (sandbox.py up --no-cluster): between two network namespaces of
-    its own on the VPC's bridge, each with a veth like a compute node's, at the end of the private subnet (where
-    moto gives no instance an address), removed afterwards."""
+    its own on the VPC's bridge, each with a veth like a compute node's, near the end of the private subnet (where
+    moto gives no instance an address) below the sandbox's ECR addresses, removed afterwards."""
     import ipaddress
     import nodes
+    import registry
 
     subnet = ipaddress.ip_network(p["private_cidr"])
-    ips = [str(subnet[-11]), str(subnet[-10])]
+    # Below the addresses of the sandbox's ECR, which the bridge holds.
+    below = min(registry.API_OFFSET, registry.REGISTRY_OFFSET)
+    ips = [str(subnet[below - 2]), str(subnet[below - 1])]
     names = [f"{state['netns_prefix']}bench{k}" for k in (1, 2)]
     holders = []
     try:

@@ -35,7 +35,8 @@ class CfnInitFailed(Exception):
     """A config set that could not be applied; the message is cfn-init's."""
 
 
-def log(text: str, path: str = CFN_INIT_LOG) -> None:
+def log(text: str, path: str | None = None) -> None:
+    path = path or CFN_INIT_LOG
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S,000')} [INFO] {text}\n")

@@ -1,0 +1,146 @@
+"""A cluster created and deleted through ParallelCluster's own template, in a sandbox without a cluster
+(`sandbox.py up --no-cluster`).
+
+The collection's cluster module runs the real pcluster create-cluster and delete-cluster; the sandbox's
+CloudFormation runs ParallelCluster's stack; the head node instance the stack creates is booted by the sandbox's
+hypervisor with the stack's own user data (cfn-init from the launch template's metadata, the cookbook's stand-in,
+cfn-signal to the stack's wait condition), and its clustermgtd launches the static compute node.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import yaml
+
+PLAY = """
+- name: The cluster, through ParallelCluster's template
+  hosts: localhost
+  gather_facts: false
+  module_defaults:
+    group/hpc.pcluster.aws:
+      region: "{{ pcluster_region }}"
+      endpoint_url: "{{ pcluster_endpoint_url }}"
+  tasks:
+    - name: The cluster is {{ cluster_state }}
+      hpc.pcluster.cluster:
+        name: "{{ cluster_name }}"
+        state: "{{ cluster_state }}"
+        config: "{{ (lookup('file', cluster_config_file) | from_yaml) if cluster_state == 'present' else omit }}"
+        suppress_validators: "{{ cluster_config_suppress_validators }}"
+        wait_timeout: 900
+      register: stack_cluster
+    - name: Keep what the module returned
+      ansible.builtin.copy:
+        content: "{{ stack_cluster | to_json }}"
+        dest: "{{ result_file }}"
+        mode: "0600"
+"""
+
+
+def cluster(sandbox, tmp_path, state, config=None):
+    """The play above with state (and the config's file); returns (run, what the module returned, seconds)."""
+    (tmp_path / "play.yml").write_text(PLAY)
+    config_file = tmp_path / "cluster-config.yaml"
+    config_file.write_text(yaml.safe_dump(config or {}))
+    started = time.monotonic()
+    run = sandbox.playbook(str(tmp_path / "play.yml"), {
+        "cluster_name": sandbox.cluster_name, "cluster_state": state, "cluster_config_file": str(config_file),
+        "result_file": str(tmp_path / "result.json")}, timeout=1200)
+    seconds = time.monotonic() - started
+    assert run.rc == 0, run.output[-6000:] + boot_logs(sandbox)
+    return run, json.loads((tmp_path / "result.json").read_text()), seconds
+
+
+def boot_logs(sandbox) -> str:
+    """The hypervisor's log and the booted instances' logs, for a failure's message."""
+    logs = sandbox.state_dir / "logs"
+    parts = [(logs / "hypervisor.log").read_text()[-3000:]] if (logs / "hypervisor.log").exists() else []
+    parts += ["== %s\n%s" % (path.name, path.read_text()[-3000:]) for path in sorted(logs.glob("boot-*.log"))]
+    return "\n" + "\n".join(parts)
+
+
+def sandbox_config(sandbox) -> dict:
+    return yaml.safe_load((sandbox.state_dir / "cluster-config.yaml").read_text())
+
+
+def head_node_record(sandbox) -> tuple:
+    for instance_id, record in sandbox.node_records().items():
+        if record.get("node_type") == "HeadNode":
+            return instance_id, record
+    return None, None
+
+
+def on_head(sandbox, ip, command, timeout=60):
+    import shlex  # pylint: disable=import-outside-toplevel
+    import subprocess  # pylint: disable=import-outside-toplevel
+
+    ssh = ["ssh", "-i", sandbox.state["ssh_key"], "-o", "UserKnownHostsFile=%s" % sandbox.state["known_hosts"],
+           "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "root@%s" % ip]
+    return subprocess.run(ssh + [shlex.join(command) if isinstance(command, list) else command],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def created(stack_sandbox, tmp_path_factory):
+    """The create, shared by the tests that look at what it left."""
+    assert not stack_sandbox.aws("cloudformation").list_stacks(StackStatusFilter=["CREATE_COMPLETE"])["StackSummaries"]
+    run, result, seconds = cluster(stack_sandbox, tmp_path_factory.mktemp("create"), "present",
+                                   sandbox_config(stack_sandbox))
+    print("create through the stack: %.1f s" % seconds)
+    return {"run": run, "result": result, "seconds": seconds}
+
+
+def test_create_runs_the_stack_and_boots_its_head_node(stack_sandbox, created):
+    result = created["result"]
+    assert result["changed"] and result["status"] == "CREATE_COMPLETE", result
+    stack = stack_sandbox.aws("cloudformation").describe_stacks(StackName=stack_sandbox.cluster_name)["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    # The stack's head node instance, booted by the hypervisor, ran its user data to the end.
+    instance_id, record = head_node_record(stack_sandbox)
+    assert instance_id == result["head_node"]["instanceId"], (stack_sandbox.node_records(), result["head_node"])
+    assert record["bootstrap"] == "ok", record
+    ip = result["head_node"]["privateIpAddress"]
+    assert ip != stack_sandbox.state["head_ip"]  # not the sandbox's router
+    output = on_head(stack_sandbox, ip, "cat /var/log/cloud-init-output.log; cat /var/log/cfn-init.log")
+    assert output.returncode == 0, output.stderr
+    assert "ConfigSets completed: deployFiles" in output.stdout and "ConfigSets completed: default" in output.stdout
+    # Its clustermgtd launched the static node, which Slurm has as idle.
+    nodes = on_head(stack_sandbox, ip, "sinfo -h -N -o '%N %t'")
+    assert nodes.returncode == 0, nodes.stderr
+    static = [line.split() for line in nodes.stdout.splitlines() if "-st-" in line]
+    assert static and all(state == "idle" for _name, state in static), nodes.stdout
+
+
+def test_the_head_node_bootstrap_log_is_in_the_cluster_s_log_group(stack_sandbox, created):
+    instance_id = created["result"]["head_node"]["instanceId"]
+    logs = stack_sandbox.aws("logs")
+    groups = [g["logGroupName"] for g in logs.describe_log_groups(
+        logGroupNamePrefix="/aws/parallelcluster/%s" % stack_sandbox.cluster_name)["logGroups"]]
+    assert len(groups) == 1, groups
+    streams = [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=groups[0])["logStreams"]]
+    assert any(name.endswith("%s.cloud-init-output" % instance_id) for name in streams), streams
+
+
+def test_a_second_create_changes_nothing(stack_sandbox, created, tmp_path):
+    _run, result, _seconds = cluster(stack_sandbox, tmp_path, "present", sandbox_config(stack_sandbox))
+    assert not result["changed"], result
+    assert result["status"] == "CREATE_COMPLETE"
+
+
+def test_delete_removes_the_stack_its_instances_and_their_nodes(stack_sandbox, created, tmp_path):
+    _run, result, seconds = cluster(stack_sandbox, tmp_path, "absent")
+    print("delete through the stack: %.1f s" % seconds)
+    assert result["changed"], result
+    ec2 = stack_sandbox.aws("ec2")
+    alive = [i["InstanceId"] for r in ec2.describe_instances(Filters=[
+        {"Name": "tag:parallelcluster:cluster-name", "Values": [stack_sandbox.cluster_name]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])["Reservations"]
+        for i in r["Instances"]]
+    assert not alive
+    deadline = time.monotonic() + 30
+    while stack_sandbox.node_records() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not stack_sandbox.node_records()
