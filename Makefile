@@ -7,6 +7,9 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 SANDBOX_COMPUTE_NODES ?= 2
 SANDBOX_GPUS_PER_NODE ?= 1
+# make demo DEMO_UP_ARGS=--no-cluster: the sandbox comes up without a cluster and deploy.yml creates it through
+# ParallelCluster's own template (the default sandbox keeps its registered cluster: tests/integration runs on it).
+DEMO_UP_ARGS ?=
 
 .PHONY: help setup demo test lint sanity unit integration molecule bench \
         sandbox-up sandbox-down sandbox-status clean
@@ -31,7 +34,7 @@ sandbox-status:
 	@$(PY) sandbox/sandbox.py status
 
 demo: setup
-	@$(PY) sandbox/sandbox.py up --if-needed --compute-nodes $(SANDBOX_COMPUTE_NODES) --gpus-per-node $(SANDBOX_GPUS_PER_NODE)
+	@$(PY) sandbox/sandbox.py up --if-needed --compute-nodes $(SANDBOX_COMPUTE_NODES) --gpus-per-node $(SANDBOX_GPUS_PER_NODE) $(DEMO_UP_ARGS)
 	@source sandbox/.state/env.sh && \
 	  ansible-playbook -i sandbox/.state/inventory playbooks/deploy.yml
 

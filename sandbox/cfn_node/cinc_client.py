@@ -58,8 +58,9 @@ def config_recipe_files(dna: dict) -> None:
 
 def start_cfn_hup() -> None:
     """cfn-hup-runner.sh: cfn-hup --no-daemon, then a pause, for ever (detached from this run)."""
-    runner = (f"cfn-hup() {{ {sys.executable} {HERE}/cfn_hup.py \"$@\"; }}; "
-              f"while true; do cfn-hup --no-daemon --verbose >> /var/log/cfn-hup-runner.log 2>&1; sleep {HUP_SECONDS}; done")
+    # /bin/sh is dash, whose functions cannot be named cfn-hup: the stand-in is called by its path.
+    runner = (f"while true; do {sys.executable} {HERE}/cfn_hup.py --no-daemon --verbose >> /var/log/cfn-hup-runner.log "
+              f"2>&1; sleep {HUP_SECONDS}; done")
     subprocess.Popen(["/bin/sh", "-c", runner], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # pylint: disable=consider-using-with
                      stderr=subprocess.DEVNULL, start_new_session=True)
 

@@ -100,9 +100,9 @@ def test_create_runs_the_stack_and_boots_its_head_node(stack_sandbox, created):
     assert stack["StackStatus"] == "CREATE_COMPLETE"
     # The stack's head node instance, booted by the hypervisor, ran its user data to the end.
     instance_id, record = head_node_record(stack_sandbox)
-    assert instance_id == result["head_node"]["instanceId"], (stack_sandbox.node_records(), result["head_node"])
+    assert instance_id == result["head_node"]["instance_id"], (stack_sandbox.node_records(), result["head_node"])
     assert record["bootstrap"] == "ok", record
-    ip = result["head_node"]["privateIpAddress"]
+    ip = result["head_node"]["private_ip_address"]
     assert ip != stack_sandbox.state["head_ip"]  # not the sandbox's router
     output = on_head(stack_sandbox, ip, "cat /var/log/cloud-init-output.log; cat /var/log/cfn-init.log")
     assert output.returncode == 0, output.stderr
@@ -115,19 +115,43 @@ def test_create_runs_the_stack_and_boots_its_head_node(stack_sandbox, created):
 
 
 def test_the_head_node_bootstrap_log_is_in_the_cluster_s_log_group(stack_sandbox, created):
-    instance_id = created["result"]["head_node"]["instanceId"]
+    instance_id = created["result"]["head_node"]["instance_id"]
     logs = stack_sandbox.aws("logs")
     groups = [g["logGroupName"] for g in logs.describe_log_groups(
         logGroupNamePrefix="/aws/parallelcluster/%s" % stack_sandbox.cluster_name)["logGroups"]]
     assert len(groups) == 1, groups
     streams = [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=groups[0])["logStreams"]]
-    assert any(name.endswith("%s.cloud-init-output" % instance_id) for name in streams), streams
+    prefix = "ip-%s.%s." % (created["result"]["head_node"]["private_ip_address"].replace(".", "-"), instance_id)
+    assert {prefix + "cfn-init", prefix + "chef-client", prefix + "clustermgtd"} <= set(streams), streams
+    events = logs.get_log_events(logGroupName=groups[0], logStreamName=prefix + "cfn-init")["events"]
+    assert any("ConfigSets completed: default" in event["message"] for event in events), events[-5:]
 
 
 def test_a_second_create_changes_nothing(stack_sandbox, created, tmp_path):
     _run, result, _seconds = cluster(stack_sandbox, tmp_path, "present", sandbox_config(stack_sandbox))
     assert not result["changed"], result
     assert result["status"] == "CREATE_COMPLETE"
+
+
+def dynamic_nodes(sandbox, ip) -> list:
+    listed = on_head(sandbox, ip, "sinfo -h -N -o '%N'")
+    assert listed.returncode == 0, listed.stderr
+    return sorted({name for name in listed.stdout.split() if "-dy-" in name})
+
+
+def test_an_update_of_max_count_runs_through_the_stack_and_the_head_node_applies_it(stack_sandbox, created, tmp_path):
+    ip = created["result"]["head_node"]["private_ip_address"]
+    before = dynamic_nodes(stack_sandbox, ip)
+    config = sandbox_config(stack_sandbox)
+    resource = config["Scheduling"]["SlurmQueues"][0]["ComputeResources"][0]
+    resource["MaxCount"] += 1
+    _run, result, seconds = cluster(stack_sandbox, tmp_path, "present", config)
+    print("update through the stack: %.1f s" % seconds)
+    assert result["changed"] and result["status"] == "UPDATE_COMPLETE", result
+    # The head node's cfn-hup saw the stack's new metadata and ran the update config set: Slurm has one more node.
+    assert len(dynamic_nodes(stack_sandbox, ip)) == len(before) + 1, (before, boot_logs(stack_sandbox))
+    hup = on_head(stack_sandbox, ip, "cat /var/log/chef-client.log")
+    assert "head node updated" in hup.stdout, hup.stdout[-3000:]
 
 
 def test_delete_removes_the_stack_its_instances_and_their_nodes(stack_sandbox, created, tmp_path):

@@ -87,4 +87,8 @@ def sandbox() -> Sandbox:
     if box is None:
         pytest.fail("the sandbox is not up in %s (%s): start it with `make sandbox-up`"
                     % (DEFAULT_STATE_DIR, (status.stdout + status.stderr).strip()), pytrace=False)
+    if box.state.get("no_cluster"):
+        pytest.fail("the sandbox in %s runs without a registered cluster (up --no-cluster, `make demo DEMO_UP_ARGS="
+                    "--no-cluster`): these tests need it registered; `make sandbox-down`, then `make sandbox-up`"
+                    % DEFAULT_STATE_DIR, pytrace=False)
     return box
