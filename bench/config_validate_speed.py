@@ -67,7 +67,7 @@ def sandbox_up(state_dir):
 def bench_config(state):
     aws = state["aws"]
     variables = {
-        "cluster_config_cluster_name": "bench-cfgval",
+        "pcluster_cluster_name": "bench-cfgval",
         "cluster_config_region": state["region"],
         "cluster_config_public_subnet_id": aws["public_subnet_id"],
         "cluster_config_private_subnet_id": aws["private_subnet_id"],

@@ -369,6 +369,11 @@ def ensure_image(cache: Path, log_file: Path, log=print) -> tuple[str | None, st
     return str(image), ""
 
 
+def _ami_hook_links(directory: str, names: list) -> list:
+    """The links to extra hooks the AMI layer enables in etc/enroot/hooks.d (a copytree ignore function)."""
+    return [n for n in names if directory.endswith("etc/enroot/hooks.d") and os.path.islink(os.path.join(directory, n))]
+
+
 def enroot_deb(layer: Path, out_dir: Path) -> Path:
     """Pack the layer's Enroot tree as a Debian package, as its release packages lay it out
     (for the enroot role's package path)."""
@@ -383,7 +388,9 @@ def enroot_deb(layer: Path, out_dir: Path) -> Path:
             for tool in (layer / rel).glob("enroot*"):
                 shutil.copy2(tool, target / tool.name)
         else:
-            shutil.copytree(layer / rel, target, symlinks=True)
+            # Without the links the AMI adds in /etc/enroot/hooks.d (ami_build.sh): the release packages enable
+            # no extra hook, and whoever installs them (the enroot role) links what it wants.
+            shutil.copytree(layer / rel, target, symlinks=True, ignore=_ami_hook_links)
     arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
     (staging / "DEBIAN").mkdir()
     (staging / "DEBIAN" / "control").write_text(

@@ -36,6 +36,7 @@ import datetime
 import functools
 import hashlib
 import json
+import re
 import secrets
 import string
 import sys
@@ -200,10 +201,13 @@ def seed_environment(endpoint_url: str, region: str, vpc_cidr: str, public_cidr:
 def upload_node_setup_scripts(endpoint_url: str, region: str, config: dict, script_path: str) -> list:
     """Put the node-setup boot script where the config's OnNodeConfigured steps name it, as deploy.yml does
     before it creates a cluster (module hpc.pcluster.node_setup_script: same content, same sha256 metadata).
-    Only at URLs named after the file's SHA-256; returns the URLs written."""
+    Only at URLs named after the loader's interface (its header: "interface N" -> ...-vN.sh); returns the URLs
+    written."""
     with open(script_path, "rb") as handle:
         body = handle.read()
     sha256 = hashlib.sha256(body).hexdigest()
+    interface = re.search(rb"^# hpc\.pcluster node-setup loader - interface (\d+)\.$", body, re.M)
+    name = "/hpc-pcluster-node-setup-v%s.sh" % (interface.group(1).decode() if interface else "?")
     s3 = client("s3", endpoint_url, region)
     written = []
     queues = (config.get("Scheduling") or {}).get("SlurmQueues") or []
@@ -211,8 +215,7 @@ def upload_node_setup_scripts(endpoint_url: str, region: str, config: dict, scri
         steps = (((queue.get("CustomActions") or {}).get("OnNodeConfigured") or {}).get("Sequence") or [])
         for step in steps:
             url = step.get("Script", "")
-            if url.startswith("s3://") and url.endswith("/hpc-pcluster-node-setup-%s.sh" % sha256[:16]) \
-                    and url not in written:
+            if url.startswith("s3://") and url.endswith(name) and url not in written:
                 bucket, _sep, key = url[len("s3://"):].partition("/")
                 s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="text/x-shellscript",
                               Metadata={"sha256": sha256})

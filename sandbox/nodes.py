@@ -210,12 +210,14 @@ def node_states(head_pid: int, names: list) -> dict:
 
 
 def wait_idle(head_pid: int, names: list, timeout=120.0, alive=lambda: True) -> dict:
-    """Wait until every named node is idle in Slurm; alive() False stops the wait early. Returns their states."""
+    """Wait until every named node is idle in Slurm, or maint (held out of scheduling by the collection's node-setup
+    loader until a playbook sets it up; ParallelCluster's is_fleet_ready.sh accepts it too); alive() False stops the
+    wait early. Returns their states."""
     deadline = time.monotonic() + timeout
     states = {}
     while time.monotonic() < deadline and alive():
         states = node_states(head_pid, names)
-        if names and all(states.get(name) == "idle" for name in names):
+        if names and all(states.get(name) in ("idle", "maint") for name in names):
             return states
         time.sleep(0.25)
     raise RuntimeError(f"the static compute nodes did not become idle within {timeout:.0f} s: {states}")

@@ -36,6 +36,8 @@ DEFAULT_STATE_DIR = HERE / ".state"
 REGISTRY = ami.REGISTRY_DIR
 MAX_INSTANCES = 100
 DEFAULT_CLUSTER_NAME = "ml-training-cluster"
+# ScaledownIdletime (minutes) of a sandbox with dynamic nodes when up is given none: ParallelCluster's default.
+DYNAMIC_SCALEDOWN_IDLETIME = 10
 DEFAULT_REGION = "us-east-1"
 # Well-formed but fake: moto has no FSx (see README).
 FAKE_FSX_LUSTRE_ID = "fs-0123456789abcdef0"
@@ -554,6 +556,12 @@ def up(args) -> int:
     if args.scaledown_idletime is not None and args.scaledown_idletime < -1:
         raise SandboxError(f"--scaledown-idletime must be -1 or more (got {args.scaledown_idletime}), as "
                            f"ParallelCluster's ScaledownIdletime")
+    if args.scaledown_idletime == -1 and args.dynamic_nodes:
+        # ParallelCluster writes SuspendTime=-1, which turns Slurm's power saving off: the collection's
+        # validation refuses -1 with dynamic nodes, whose ResumeProgram would never run.
+        raise SandboxError(f"--scaledown-idletime -1 turns Slurm's power saving off (SuspendTime=-1), so the "
+                           f"{args.dynamic_nodes} dynamic node(s) of --dynamic-nodes would never be powered up: give "
+                           f"1 or more minutes, or leave it out ({DYNAMIC_SCALEDOWN_IDLETIME} with dynamic nodes)")
     import rootfs
     problem = rootfs.check_state_dir(state_dir)
     if problem:
@@ -572,6 +580,9 @@ def up(args) -> int:
         reg.note_created([], not os.path.isdir("/run/netns"))
     p = nodes.plan(index, args.compute_nodes, args.gpus_per_node, args.cluster_name, args.dynamic_nodes)
     p["scaledown_idletime"] = args.scaledown_idletime
+    if p["scaledown_idletime"] is None and p["dynamic"]:
+        # The collection's default (-1, the guide's) is for static nodes only.
+        p["scaledown_idletime"] = DYNAMIC_SCALEDOWN_IDLETIME
     state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(state_dir, 0o700)
     for sub in ("logs", "ssh", "nodes", "roots", "shared", "cp", "ansible-tmp"):
@@ -936,8 +947,9 @@ def main(argv=None) -> int:
                       help="dynamic compute nodes, powered up by Slurm for jobs (default 0)")
     p_up.add_argument("--gpus-per-node", type=int, default=1, help="stand-in GPUs (GRES gpu) per compute node")
     p_up.add_argument("--scaledown-idletime", type=int, default=None,
-                      help="the config's ScaledownIdletime in minutes (default: the collection's, -1: Slurm's power "
-                           "saving off, so dynamic nodes are never powered up)")
+                      help="the config's ScaledownIdletime in minutes (default: the collection's, -1, which turns "
+                           "Slurm's power saving off; with --dynamic-nodes %d, and -1 is refused)"
+                           % DYNAMIC_SCALEDOWN_IDLETIME)
     p_up.add_argument("--no-cluster", action="store_true",
                       help="the account, network, buckets and AMI only: no cluster (deploy.yml creates it through "
                            "ParallelCluster's template)")

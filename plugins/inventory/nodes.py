@@ -107,9 +107,10 @@ options:
         (C(compute-gpu-st-distributed-ml-1), as C(sinfo) shows it), read from the cluster's node table
         C(parallelcluster-slurm-<cluster>) in DynamoDB where ParallelCluster records which instance backs which
         Slurm node (one paginated C(Scan) per cluster, cached with the rest of the inventory); V(<cluster>-head)
-        for the head node; V(<cluster>-<pool>-<n>) for login nodes (V(<cluster>-login-<n>) without a pool tag),
-        numbered from 1 in each pool by launch time. When two listed clusters have compute nodes of the same
-        name, the later cluster's are named V(<cluster>-<node name>)."
+        for the head node; V(<cluster>-<pool>-<instance id>) for login nodes (V(<cluster>-login-<instance id>)
+        without a pool tag), the same for a node all its life, whatever happens to the others of its pool. When
+        two listed clusters have compute nodes of the same name, the later cluster's are named
+        V(<cluster>-<node name>)."
       - A compute instance the node table does not hold (yet) has no V(node-name); the next entry, else its
         instance id, names it, and the plugin says so in its verbose (C(-v)) output.
       - When none of them has a value, or the name is already taken by another instance, the instance id is used.
@@ -202,7 +203,6 @@ compose:
 
 import concurrent.futures
 import os
-import re
 import shlex
 
 from ansible.errors import AnsibleError
@@ -221,6 +221,7 @@ from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_connection impor
     ssm_command,
     ssm_plugin_problem,
 )
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_groups import NODE_TYPE_GROUPS, host_groups
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_names import NODE_NAME_SOURCE, assign_host_names
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_names import read_slurm_node_names
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.pcluster_tags import (
@@ -237,7 +238,6 @@ from ansible_collections.hpc.pcluster.plugins.plugin_utils.pcluster_tags import 
 IMAGE_OS_TAG = "parallelcluster:os"
 
 NODE_TYPES = ("HeadNode", "LoginNode", "Compute")
-NODE_TYPE_GROUPS = {"HeadNode": "head_node", "LoginNode": "login_node", "Compute": "compute"}
 LISTED_STATES = ("pending", "running")
 
 # Record field that each hostnames / address_preference source reads.
@@ -254,14 +254,6 @@ PRIVATE_SOURCES = ("private-ip-address", "private-dns-name")
 
 # Bumped whenever the cached record layout changes, so an old cache is refetched instead of misread.
 CACHE_FORMAT = 2
-
-_UNSAFE_GROUP_CHARS = re.compile(r"[^A-Za-z0-9_]")
-
-
-def safe_group_name(name):
-    """Group name with every character outside [A-Za-z0-9_] replaced by '_' (and no leading digit)."""
-    name = _UNSAFE_GROUP_CHARS.sub("_", name)
-    return "_" + name if name[:1].isdigit() else name
 
 
 def os_from_attributes(value):
@@ -514,9 +506,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             cluster = tags.get(CLUSTER_TAG, "")
             name = names[record["instance_id"]]
             hostvars = self._host_vars(record, preference, common_args, remote_user, use_ssm, proxy_jump, heads)
-            host_groups = self._host_groups(cluster, node_type, tags)
+            node_groups = host_groups(cluster, node_type, queue=tags.get(QUEUE_TAG),
+                                      compute_resource=tags.get(COMPUTE_RESOURCE_TAG), login_pool=tags.get(LOGIN_POOL_TAG))
             self.inventory.add_host(name, group="pcluster")
-            for group in host_groups:
+            for group in node_groups:
                 self.inventory.add_group(group)
                 self.inventory.add_child(group, name)
             for var, value in hostvars.items():
@@ -643,19 +636,3 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if node_type != "Compute" and address:
             hostvars["pcluster_node_connect_command"] = ssh_command(ssh_args, user, address)
         return hostvars
-
-    @staticmethod
-    def _host_groups(cluster, node_type, tags):
-        cluster_group = safe_group_name(cluster)
-        type_group = NODE_TYPE_GROUPS.get(node_type)
-        host_groups = [cluster_group]
-        if type_group:
-            host_groups += [type_group, "%s_%s" % (cluster_group, type_group)]
-        if node_type == "Compute" and tags.get(QUEUE_TAG):
-            queue_group = "%s_queue_%s" % (cluster_group, safe_group_name(tags[QUEUE_TAG]))
-            host_groups.append(queue_group)
-            if tags.get(COMPUTE_RESOURCE_TAG):
-                host_groups.append("%s_%s" % (queue_group, safe_group_name(tags[COMPUTE_RESOURCE_TAG])))
-        elif node_type == "LoginNode" and tags.get(LOGIN_POOL_TAG):
-            host_groups.append("%s_login_pool_%s" % (cluster_group, safe_group_name(tags[LOGIN_POOL_TAG])))
-        return host_groups

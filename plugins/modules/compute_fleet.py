@@ -80,10 +80,8 @@ attributes:
 
 EXAMPLES = r"""
 # In a play on the controller of a playbook in this collection's playbooks/ (destroy.yml counts jobs the same way).
-- name: Count the jobs a stop would kill
+- name: Count the jobs a stop would kill (on the head node of the cluster pcluster_cluster_name)
   ansible.builtin.include_tasks: tasks/count_jobs.yml
-  vars:
-    count_jobs_cluster_name: ml-training-cluster
 
 - name: Stop the compute fleet when no job is left (and wait until it is STOPPED)
   hpc.pcluster.compute_fleet:

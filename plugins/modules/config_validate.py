@@ -18,7 +18,10 @@ description:
     CustomSlurmSettings deny-list at cluster, queue and compute resource level); the form of subnet, security
     group, FSx, capacity reservation, AMI and IAM policy identifiers; MinCount not above MaxCount; unique queue,
     compute resource, login node pool and shared storage names; no unsubstituted C(${VAR}), Jinja2 markup or
-    line breaks in any value; custom action scripts given as C(s3://) or C(https://) URLs.
+    line breaks in any value (but in C(DevSettings.Cookbook.ExtraChefAttributes), JSON text, where ParallelCluster's
+    own example writes a C(|) block); custom action scripts given as C(s3://) or C(https://) URLs; no
+    C(ScaledownIdletime) of -1 with dynamic nodes (it turns Slurm's power saving off, so they would never start).
+  - A value shown in a problem is cut to 300 characters; an unknown key is named without its value.
   - With O(full=true) the module then checks against the AWS account. First, that every subnet and security
     group of the config exists (each missing one reported at its path), then ParallelCluster's create-cluster
     dryrun (instance types, AMIs, IAM, S3, FSx and more), which creates nothing. The dryrun's validation messages
@@ -37,6 +40,9 @@ options:
     description:
       - Path of a cluster configuration YAML file on the host that runs the module.
       - Duplicate keys in a mapping are reported as problems (YAML would silently keep the last one).
+      - Refused before it is parsed when it is not a regular file or larger than 1 MiB. A file whose top-level
+        keys are none of ParallelCluster's is refused without showing its content, and so is a key no config can
+        have (named by its line only).
     type: path
   cluster_name:
     description:

@@ -15,7 +15,8 @@ description:
   - Changes nothing when the object already holds the same content - the object records the file's SHA-256 in
     its metadata (C(sha256)); an object without it is read and compared.
   - The URL is the one role C(hpc.pcluster.cluster_config) publishes as C(cluster_config_node_setup_script.url),
-    named after the script's SHA-256, so a new script is a new object and a config change ParallelCluster sees.
+    named after the loader's interface (C(hpc-pcluster-node-setup-v1.sh)). A release that changes only the loader's
+    body writes the object again, and the cluster config (every queue's C(CustomActions)) stays the same.
 author:
   - hpc.pcluster contributors (@hpc-pcluster)
 options:

@@ -290,6 +290,7 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.verify.node_checks im
     run_jobs,
     write_probe,
 )
+from ansible_collections.hpc.pcluster.plugins.module_utils.slurm import node_setup_holds
 from ansible_collections.hpc.pcluster.plugins.module_utils.verify.slurm_checks import (
     check_controller,
     check_job_completion,
@@ -369,7 +370,9 @@ def check_slurm(report, runner, params, head):
     check_partition_settings(report, params["partition_settings"], partitions, rc)
     rc, out, err = runner.run([scontrol, "-o", "show", "node"])
     slurm_nodes = parse_scontrol_records(out, "NodeName")
-    usable = check_nodes(report, params["nodes"], slurm_nodes, rc, err, run_dynamic=params["srun_dynamic_nodes"])
+    held = node_setup_holds.holds(runner.run([scontrol, "show", "reservation", "--oneliner"])[1])
+    usable = check_nodes(report, params["nodes"], slurm_nodes, rc, err, run_dynamic=params["srun_dynamic_nodes"],
+                         holds=held)
     check_squeue(report, head, *runner.run([runner.slurm("squeue"), "--noheader", "--format=%i|%P|%T|%N"]))
     return slurm_nodes, usable
 

@@ -13,6 +13,7 @@ from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems import problem, short_repr
 from ansible_collections.hpc.pcluster.plugins.plugin_utils import node_access, node_setup_step
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import (
+    CLUSTER_NAME,
     PREFIX,
     RoleVariables,
     Sources,
@@ -68,7 +69,7 @@ class _Build:
 
     def source(self, path, name):
         """Record that config path came from cluster_config_<name> (or from a full variable name)."""
-        self.sources.add(path, name if "[" in name or name.startswith(PREFIX) else PREFIX + name)
+        self.sources.add(path, name if "[" in name or name.startswith(PREFIX) or name == CLUSTER_NAME else PREFIX + name)
 
 
 def build_cluster_config(variables, options=None):
@@ -100,6 +101,8 @@ def build_cluster_config(variables, options=None):
     config = _overrides(b, config)
     node_access.add_script_buckets(config, b.sources)
     _drop_none(config)
+    if b.node_setup_script is not None:
+        b.problems.extend(node_setup_step.writable_dir_problems(b.common["node_setup_dir"], config))
     output_path = b.var("output_path")
     if blank(output_path):
         output_path = "~/.hpc-pcluster/%s/cluster-config.yaml" % cluster_name
@@ -110,17 +113,15 @@ def build_cluster_config(variables, options=None):
 
 
 def _cluster_name(b, variables):
-    """The cluster's name; pcluster_cluster_name is the one every playbook uses, so a different one is a problem."""
-    name = b.var("cluster_name")
-    b.source(("cluster_name",), "cluster_name")
-    shared = variables.get("pcluster_cluster_name")
-    if not blank(shared) and not blank(name) and shared != name:
-        message = "%scluster_name (%s) differs from pcluster_cluster_name (%s), the name the playbooks create, " \
-                  "verify and delete" % (PREFIX, short_repr(name), short_repr(shared))
-        b.problems.append(problem("cluster_name", name, message,
-                                  "Set only pcluster_cluster_name: %scluster_name defaults to it." % PREFIX,
-                                  PREFIX + "cluster_name"))
-    return name
+    """The cluster's name: pcluster_cluster_name, the one every playbook and role uses (role hpc.pcluster.pcluster)."""
+    name = variables.get(CLUSTER_NAME)
+    b.source(("cluster_name",), CLUSTER_NAME)
+    if blank(name):
+        b.problems.append(problem("cluster_name", name, "%s is required and not set" % CLUSTER_NAME,
+                                  "Set %s: the cluster's name (role hpc.pcluster.pcluster, which the role depends on, "
+                                  "defaults it)." % CLUSTER_NAME, CLUSTER_NAME))
+        return None
+    return str(name)
 
 
 def _region_image_settings(b, config):

@@ -91,22 +91,19 @@ def head_node_name(cluster):
 
 
 def login_node_names(records):
-    """{instance id: name} for login nodes: <cluster>-<pool>-<n> (<cluster>-login-<n> without a pool tag).
+    """{instance id: name} for login nodes: <cluster>-<pool>-<instance id> (<cluster>-login-<instance id> without a
+    pool tag).
 
-    n counts from 1 within a pool, in order of launch time, then instance id, so a pool's older nodes keep
-    their numbers while newer ones come and go.
+    A login pool is an auto scaling group: its nodes have no number of their own, and a number counted from the
+    pool's members would shift every later node's name when one is replaced. The instance id is the node's for its
+    whole life: a replaced node gets a new name, the others keep theirs.
     """
-    pools = {}
+    names = {}
     for record in records:
         tags = record["tags"]
         if tags.get(NODE_TYPE_TAG) == "LoginNode":
-            key = (record["aws_region"], tags.get(CLUSTER_TAG, ""), tags.get(LOGIN_POOL_TAG) or "login")
-            pools.setdefault(key, []).append(record)
-    names = {}
-    for (_region, cluster, pool), members in pools.items():
-        members.sort(key=lambda r: (r.get("launch_time") or "", r["instance_id"]))
-        for index, record in enumerate(members, start=1):
-            names[record["instance_id"]] = "%s-%s-%d" % (cluster, pool, index)
+            pool = tags.get(LOGIN_POOL_TAG) or "login"
+            names[record["instance_id"]] = "%s-%s-%s" % (tags.get(CLUSTER_TAG, ""), pool, record["instance_id"])
     return names
 
 

@@ -7,19 +7,33 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems import problem, short_repr
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import PREFIX, blank
 
 COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# The boot script shipped with the collection (role node_setup), uploaded hash-named next to the bootstrap scripts.
+# The node-setup loader shipped with the collection (role node_setup), uploaded next to the bootstrap scripts under
+# a key named after its interface: the queues' OnNodeConfigured entry - whose change makes ParallelCluster drain and
+# replace every node of the queue - changes only when the loader's interface does, not with each release (what
+# changes from release to release is in the bundle on shared storage).
 BOOT_SCRIPT_PATH = os.path.join(COLLECTION_ROOT, "roles", "node_setup", "files", "hpc-pcluster-node-setup.sh")
 BOOT_SCRIPT_PREFIX = "hpc-pcluster-node-setup-"
+_INTERFACE_LINE = re.compile(rb"^# hpc\.pcluster node-setup loader - interface (\d+)\.$", re.M)
 
 
 def boot_script_sha256(path=BOOT_SCRIPT_PATH):
     with open(path, "rb") as handle:
         return hashlib.sha256(handle.read()).hexdigest()
+
+
+def loader_interface(path=BOOT_SCRIPT_PATH):
+    """The interface number the loader declares in its header."""
+    with open(path, "rb") as handle:
+        match = _INTERFACE_LINE.search(handle.read(4096))
+    if not match:
+        raise ValueError("%s declares no interface ('# hpc.pcluster node-setup loader - interface N.')" % path)
+    return int(match.group(1))
 
 
 def _folder(url):
@@ -60,11 +74,37 @@ def boot_script(variables, compute_script, path):
             return None
     sha256 = boot_script_sha256()
     bucket, prefix = folder
-    key = "%s%s%s.sh" % (prefix, BOOT_SCRIPT_PREFIX, sha256[:16])
+    key = "%s%sv%d.sh" % (prefix, BOOT_SCRIPT_PREFIX, loader_interface())
     return {"url": "s3://%s/%s" % (bucket, key), "bucket": bucket, "key": key, "sha256": sha256,
             "src": BOOT_SCRIPT_PATH}
 
 
 def step(script, directory, wait_seconds):
-    """The OnNodeConfigured step that runs the boot script."""
+    """The OnNodeConfigured step that runs the loader: its Args are the user's settings only."""
     return {"Script": script["url"], "Args": ["--dir", str(directory), "--wait", str(wait_seconds)]}
+
+
+# Where users write on a ParallelCluster cluster: their homes, temporary directories, the instance store.
+USER_WRITABLE_DIRS = ("/home", "/tmp", "/var/tmp", "/dev/shm", "/scratch")
+
+
+def writable_dir_problems(directory, config):
+    """A problem when the bundle's directory is under a place users write to - /home, /tmp, the instance store, the
+    config's shared storage (/fsx, /lustre, ...): whoever can write there gets root on every node at its next boot.
+    The head node checks the real owners and modes when the bundle is staged; this catches the obvious offline."""
+    if not isinstance(directory, str) or not directory.startswith("/"):
+        return []
+    mounts = [storage.get("MountDir") for storage in config.get("SharedStorage") or [] if isinstance(storage, dict)]
+    mounts += [((queue.get("ComputeSettings") or {}).get("LocalStorage") or {}).get("EphemeralVolume", {}).get("MountDir")
+               for queue in (config.get("Scheduling") or {}).get("SlurmQueues") or [] if isinstance(queue, dict)]
+    places = [m if m.startswith("/") else "/" + m for m in mounts if isinstance(m, str) and m] + list(USER_WRITABLE_DIRS)
+    normal = os.path.normpath(directory)
+    for place in places:
+        place = os.path.normpath(place)
+        if normal == place or normal.startswith(place.rstrip("/") + "/"):
+            variable = PREFIX + "node_setup_dir"
+            return [problem("", directory, "%s (%s) is under %s, where the cluster's users can write: whoever writes "
+                            "the node-setup bundle runs code as root on every compute node" % (variable, directory, place),
+                            "Keep it where only root writes, e.g. /opt/slurm/hpc-pcluster/node-setup (the default), and "
+                            "set pcluster_node_setup_dir to the same.", variable)]
+    return []

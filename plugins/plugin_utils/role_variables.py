@@ -20,8 +20,10 @@ PREFIX = "cluster_config_"
 # Facts the role sets; they share the prefix but are not inputs.
 OUTPUT_NAMES = ("cluster_config_data", "cluster_config_file", "cluster_config_validation",
                 "cluster_config_node_setup_script")
-# Variables of the collection the builder reads besides its own.
-SHARED_NAMES = ("pcluster_cluster_name",)
+# The collection's variable the builder reads besides its own (role hpc.pcluster.pcluster declares it).
+CLUSTER_NAME = "pcluster_cluster_name"
+# Variables the role had and does not have any more: what to set instead.
+REPLACED = {"cluster_config_cluster_name": CLUSTER_NAME}
 
 ROLE_SPEC_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                               "roles", "cluster_config", "meta", "argument_specs.yml")
@@ -98,7 +100,11 @@ class RoleVariables:
         """A problem for each cluster_config_* variable the role does not know (probably misspelt)."""
         known = set(self.options) | set(OUTPUT_NAMES)
         for name in sorted(self.raw):
-            if name.startswith(PREFIX) and name not in known:
+            if name in REPLACED:
+                self.problems.append(problem("", self.raw[name], "%s is gone: the cluster's name is %s, the one every "
+                                             "playbook and role uses" % (name, REPLACED[name]),
+                                             "Set %s instead." % REPLACED[name], name))
+            elif name.startswith(PREFIX) and name not in known:
                 close = difflib.get_close_matches(name, sorted(self.options), n=1)
                 self.problems.append(problem("", None, "Unknown variable %s" % name,
                                              ("Did you mean %s? " % close[0] if close else "")

@@ -106,11 +106,12 @@ class E2ESandbox:
     def wait_not_in_replacement(self, node, timeout=120):
         """Until ParallelCluster's clustermgtd has seen a static node it launched up (its log's list of nodes in
         replacement no longer names it): until then it leaves a drained or down node alone, as on AWS, for up to
-        node_replacement_timeout."""
+        node_replacement_timeout. Its last word counts: the loop's "Following nodes are currently in replacement"
+        or, right after it launched the node, "After node maintenance, following nodes are ..."."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             lines = [line for line in self.head_file("/var/log/parallelcluster/clustermgtd").splitlines()
-                     if "Following nodes are currently in replacement:" in line]
+                     if "following nodes are currently in replacement:" in line.lower()]
             if lines and node not in lines[-1]:
                 return
             time.sleep(2)

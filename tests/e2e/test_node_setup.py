@@ -12,6 +12,7 @@ costs one play on a node, not two.
 """
 
 import json
+import re
 import threading
 import time
 
@@ -25,6 +26,9 @@ STATIC = "compute-gpu-st-distributed-ml-1"
 DYNAMIC = "compute-gpu-dy-distributed-ml-1"
 MARKER = "/root/written-before-the-replacement"
 BUNDLE = "/opt/slurm/hpc-pcluster/node-setup/current"
+NODE_SETUP_DIR = "/opt/slurm/hpc-pcluster/node-setup"
+HOLD = "hpc-pcluster-node-setup-%s"
+SECRET = "e2e-S3cr3t-never-shown"
 # Four tasks print, at the same moment, a long result (3 kB of JSON, as a failure with its log) the way run.py
 # does in the fleet job; each task's result must come back whole from srun's output.
 PRINT_AT_ONCE = """
@@ -41,8 +45,25 @@ print("\\n".join(run.result_lines(result)), flush=True)
 IN_CONTAINER = 'echo "$SLURMD_NODENAME $(readlink /bin/sh) $(test -e /etc/debian_version && echo debian || echo image)"'
 
 
+def slurm_view(sandbox, node, settle_seconds=20):
+    """(the node's compact state, its hold for setup or None) as sinfo and scontrol show them. slurmctld marks the
+    nodes of a maintenance reservation from its background loop, seconds after the reservation starts: a held node
+    is given that long to show maint."""
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        state = sandbox.head("sinfo", "--noheader", "--Node", "--nodes=%s" % node, "--format=%t").split()[0]
+        found = sandbox.head("scontrol", "show", "reservation", "--oneliner", check=False)
+        hold = HOLD % node if "ReservationName=%s " % (HOLD % node) in found else None
+        if not hold or state.startswith("maint") or time.monotonic() > deadline:
+            return state, hold
+        time.sleep(1)
+
+
 def on_node(sandbox, node, *argv):
-    return sandbox.head("srun", "--quiet", "--nodes=1", "--nodelist=%s" % node, *argv)
+    """Run argv on node as root, through its hold for setup when it is held (root may ask for the reservation)."""
+    hold = slurm_view(sandbox, node)[1]
+    return sandbox.head("srun", "--quiet", "--nodes=1", "--nodelist=%s" % node,
+                        *(["--reservation=%s" % hold] if hold else []), *argv)
 
 
 def node_result(sandbox, node):
@@ -76,9 +97,11 @@ def fixture_joining(dynamic_sandbox):
     if not containers["ami"]["real"]:
         pytest.skip("the sandbox runs the stand-ins: %s" % containers["ami"]["fallback"])
     at_create = node_result(sandbox, STATIC)
+    held_at_create = slurm_view(sandbox, STATIC)
     run = sandbox.playbook("playbooks/containers.yml")
     assert run.rc == 0, run.output[-6000:]
-    return {"sandbox": sandbox, "image": containers["image"], "at_create": at_create, "run": run}
+    return {"sandbox": sandbox, "image": containers["image"], "at_create": at_create, "run": run,
+            "held_at_create": held_at_create, "after_run": slurm_view(sandbox, STATIC)}
 
 
 @pytest.fixture(scope="module", name="joined")
@@ -107,9 +130,14 @@ def fixture_joined(joining):
     return dict(outcome, bundle=bundle)
 
 
-def test_first_create_nodes_boot_pending_and_the_fleet_run_sets_them_up(joining):
+def test_first_create_nodes_boot_held_and_the_fleet_run_sets_them_up_and_releases_them(joining):
     sandbox = joining["sandbox"]
     assert joining["at_create"]["status"] == "pending", joining["at_create"]
+    # Held out of scheduling with a maintenance reservation of its own (which ParallelCluster's create accepts),
+    # until the fleet-wide run set it up and released it.
+    assert joining["held_at_create"] == ("maint", HOLD % STATIC), joining["held_at_create"]
+    assert joining["after_run"] == ("idle", None), joining["after_run"]
+    assert "released from their hold for setup: %s" % STATIC in joining["run"].output
     assert "%s: ok (" % STATIC in joining["run"].output, joining["run"].output[-4000:]
     after = node_result(sandbox, STATIC)
     assert after["status"] == "ok" and after["mode"] == "fleet" and after["changed"] > 0, after
@@ -174,3 +202,64 @@ def test_nodes_set_up_at_boot_are_what_the_same_roles_over_ssh_leave(joining, jo
     assert {STATIC, DYNAMIC} <= set(run.recap), run.recap
     changed = {host: run.recap[host]["changed"] for host in (STATIC, DYNAMIC) if run.recap[host]["changed"]}
     assert not changed, run.output[-8000:]
+
+
+FLEET_ONLY = """
+- name: The fleet-wide run alone, without staging
+  hosts: head_node
+  gather_facts: false
+  tasks:
+    - name: Set up the running compute nodes
+      ansible.builtin.include_role:
+        name: hpc.pcluster.node_setup
+        tasks_from: fleet
+"""
+
+
+def start_busy_job(sandbox, node):
+    """A job keeping node busy (alloc or mix), running when this returns; its id."""
+    job = sandbox.head("sbatch", "--parsable", "--nodelist=%s" % node, "--wrap", "sleep 1200").strip()
+    deadline = time.monotonic() + 120
+    while sandbox.head("squeue", "--noheader", "--jobs=%s" % job, "--format=%T").strip() != "RUNNING":
+        assert time.monotonic() < deadline, "job %s did not start on %s" % (job, node)
+        time.sleep(2)
+    return job
+
+
+def test_a_bundle_others_can_write_is_refused_and_busy_nodes_are_left_alone(joining, joined, tmp_path):
+    sandbox = joining["sandbox"]
+    fleet_only = tmp_path / "fleet-only.yml"
+    fleet_only.write_text(FLEET_ONLY)
+    # The dynamic node runs a job all along: every fleet run below leaves it alone and says so.
+    before = node_result(sandbox, DYNAMIC)
+    job = start_busy_job(sandbox, DYNAMIC)
+    try:
+        # A group-writable node_setup_dir: whoever can write there would get root on every node. Staging refuses
+        # the place, and the fleet job's task on the node refuses it too (it runs the controller's loader, which
+        # checks before it runs anything): the node is held.
+        sandbox.head("chmod", "g+w", NODE_SETUP_DIR)
+        try:
+            refused = sandbox.playbook("playbooks/containers.yml")
+            fleet = sandbox.playbook(str(fleet_only))
+        finally:
+            sandbox.head("chmod", "g-w", NODE_SETUP_DIR)
+        said = " ".join(refused.output.split())
+        assert refused.rc != 0 and "node_setup_dir=%s" % NODE_SETUP_DIR in said, said[-4000:]
+        assert "%s can be written by others than root (mode 775)" % NODE_SETUP_DIR in said
+        said = " ".join(fleet.output.split())
+        assert fleet.rc != 0 and "%s: failed" % STATIC in said and "failed task: trust check" in said, said[-4000:]
+        assert "nothing of it was run" in said
+        assert slurm_view(sandbox, STATIC) == ("maint", HOLD % STATIC)
+        # Once fixed, the held node is set up and released. A secret among the nodes' variables (a new bundle, so
+        # vars.yml is written again) never shows, not with -v and --diff either.
+        run = sandbox.playbook("playbooks/containers.yml", {"docker_e2e_registry_password": SECRET}, args=["-v", "--diff"])
+    finally:
+        sandbox.head("scancel", job, check=False)
+    assert run.rc == 0, run.output[-6000:]
+    assert SECRET not in run.output
+    for output in (fleet.output, run.output):
+        said = " ".join(output.split())
+        assert re.search(r"%s (alloc|mix): busy with jobs, left alone so as not to disturb them" % DYNAMIC, said), said[-3000:]
+    assert "%s: ok (" % STATIC in said and "released from their hold for setup: %s" % STATIC in said
+    assert slurm_view(sandbox, STATIC) == ("idle", None)
+    assert node_result(sandbox, DYNAMIC) == before

@@ -91,4 +91,14 @@ def sandbox() -> Sandbox:
         pytest.fail("the sandbox in %s runs without a registered cluster (up --no-cluster, `make demo DEMO_UP_ARGS="
                     "--no-cluster`): these tests need it registered; `make sandbox-down`, then `make sandbox-up`"
                     % DEFAULT_STATE_DIR, pytrace=False)
+    release_node_setup_holds(box)
     return box
+
+
+def release_node_setup_holds(box: Sandbox) -> None:
+    """A sandbox just up is a created cluster no playbook has set up: its static nodes booted before any node-setup
+    bundle existed and are held out of scheduling until deploy.yml's fleet job sets them up (a Slurm maintenance
+    reservation each, roles/node_setup/README.md). The tests of the sandbox itself use the nodes as they are, as an
+    administrator would after deleting those reservations."""
+    box.ssh("for r in $(scontrol show reservation --oneliner | sed -n 's/^ReservationName=\\(hpc-pcluster-node-setup-[^ ]*\\) .*/\\1/p');"
+            " do scontrol delete reservation=$r; done")

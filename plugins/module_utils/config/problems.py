@@ -39,11 +39,26 @@ def value_at(data, path):
     return data
 
 
+# The most characters of a value a problem shows.
+MAX_SHOWN_VALUE = 300
+
+
+def shown_value(value, limit=MAX_SHOWN_VALUE):
+    """A value as a problem shows it: strings cut to limit characters (saying how long they were), mappings and
+    lists whose text is longer as a cut text; anything else as it is."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else "%s... (%d characters)" % (value[:limit], len(value))
+    if isinstance(value, (dict, list, tuple)):
+        text = repr(value)
+        return value if len(text) <= limit else "%s... (%d characters)" % (text[:limit], len(text))
+    return value
+
+
 def problem(path, value, message, fix, variable=None):
-    """One problem: where, what was there, what is wrong, how to fix it."""
+    """One problem: where, what was there (cut to MAX_SHOWN_VALUE characters), what is wrong, how to fix it."""
     item = {
         "path": format_path(path) if isinstance(path, (tuple, list)) else path,
-        "value": value,
+        "value": shown_value(value),
         "message": message,
         "fix": fix,
     }

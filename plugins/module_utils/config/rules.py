@@ -55,6 +55,8 @@ SHARED_STORAGE_NAME_PATTERN = r"^[\w+\-=._:@/ ]{1,30}$"
 TAG_PATTERN = r"^[\w +\-=.:/@]*$"
 
 CAPACITY_TYPES = ("ONDEMAND", "SPOT", "CAPACITY_BLOCK")
+# A compute resource's node counts when the config leaves them out (pcluster.constants).
+DEFAULT_MIN_COUNT, DEFAULT_MAX_COUNT = 0, 10
 
 # pcluster/validators/slurm_settings_validator.py (3.16), compared case-insensitively.
 SLURM_DENY_LIST = {
@@ -77,6 +79,10 @@ SLURM_DENY_LIST = {
 _SHELL_VAR = re.compile(r"\$\{[^}]*\}?")
 _JINJA = re.compile(r"\{\{|\{%|\{#")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u0085\u2028\u2029]")
+# Keys whose value ParallelCluster reads as JSON text: line breaks and tabs there are JSON whitespace, and its own
+# full example writes DevSettings.Cookbook.ExtraChefAttributes as a "|" block (JSON plus a line break).
+_JSON_TEXT_KEYS = ("ExtraChefAttributes",)
+_CONTROL_IN_JSON = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u0085\u2028\u2029]")
 _SLURM_LEVEL_OWNER = {"SlurmConf": "ParallelCluster", "Queue": "ParallelCluster for each queue",
                       "ComputeResource": "ParallelCluster for each compute resource"}
 
@@ -98,6 +104,7 @@ def _check_optional_id(path, value, kind, problems):
 
 def _markup_problems(text, where, label):
     found = []
+    json_text = label == "The value" and bool(where) and where[-1] in _JSON_TEXT_KEYS
     if _SHELL_VAR.search(text):
         found.append(problem(where, text, "%s holds an unsubstituted shell variable (%s)"
                              % (label, _SHELL_VAR.search(text).group(0)),
@@ -106,8 +113,10 @@ def _markup_problems(text, where, label):
         found.append(problem(where, text, "%s holds Jinja2 template markup (%s); it would be written literally"
                              % (label, _JINJA.search(text).group(0)),
                              "Give the final value. Template markup in data is never rendered into the cluster config."))
-    if _CONTROL.search(text):
-        found.append(problem(where, text, "%s holds a line break or control character" % label,
+    if (_CONTROL_IN_JSON if json_text else _CONTROL).search(text):
+        what = "control character" if json_text else "line break or control character"
+        found.append(problem(where, text, "%s holds a %s" % (label, what),
+                             "Use a value without control characters." if json_text else
                              "Use a single-line value without control characters."))
     return found
 
@@ -380,6 +389,35 @@ def _check_queue(queue, base, problems):
             _check_compute_resource(resource, base + ("ComputeResources", index), queue, problems)
 
 
+def _dynamic_compute_resources(queues):
+    """Paths of the compute resources with dynamic nodes (MinCount < MaxCount; ParallelCluster's defaults 0 and 10)."""
+    found = []
+    for q_index, queue in enumerate(queues if isinstance(queues, list) else []):
+        resources = queue.get("ComputeResources") if isinstance(queue, dict) else None
+        for r_index, resource in enumerate(resources if isinstance(resources, list) else []):
+            if not isinstance(resource, dict):
+                continue
+            counts = (resource.get("MinCount", DEFAULT_MIN_COUNT), resource.get("MaxCount", DEFAULT_MAX_COUNT))
+            if all(isinstance(c, int) and not isinstance(c, bool) for c in counts) and counts[0] < counts[1]:
+                found.append(("Scheduling", "SlurmQueues", q_index, "ComputeResources", r_index))
+    return found
+
+
+def _check_power_saving(slurm_settings, queues, problems):
+    """ScaledownIdletime -1 turns Slurm's power saving off: dynamic nodes would never be powered up."""
+    if not isinstance(slurm_settings, dict) or slurm_settings.get("ScaledownIdletime") != -1:
+        return
+    dynamic = _dynamic_compute_resources(queues)
+    if dynamic:
+        problems.append(problem(
+            ("Scheduling", "SlurmSettings", "ScaledownIdletime"), -1,
+            "ScaledownIdletime -1 makes ParallelCluster write SuspendTime=-1, which turns Slurm's power saving off "
+            "altogether: the dynamic nodes of %s (MinCount < MaxCount) would never be powered up, and jobs that need "
+            "them would wait forever" % ", ".join(format_path(path) for path in dynamic),
+            "Set ScaledownIdletime to 1 or more (minutes an idle dynamic node waits before it stops; ParallelCluster's "
+            "default is 10), or MinCount = MaxCount so that every node is static."))
+
+
 def _check_scheduling(config, problems):
     slurm_settings = value_at(config, ("Scheduling", "SlurmSettings"))
     if isinstance(slurm_settings, dict):
@@ -387,6 +425,7 @@ def _check_scheduling(config, problems):
                                      ("Scheduling", "SlurmSettings", "CustomSlurmSettings"), "SlurmConf", problems,
                                      has_accounting(config))
     queues = value_at(config, ("Scheduling", "SlurmQueues"))
+    _check_power_saving(slurm_settings, queues, problems)
     if isinstance(queues, list):
         _check_duplicates(queues, "Name", ("Scheduling", "SlurmQueues"), problems, "Queue name")
         for index, queue in enumerate(queues):

@@ -153,7 +153,8 @@ def schema_problems(config, cluster_name, kind="cluster"):
                             "Check the types of the values (mappings, lists, numbers) against the reference.")]
     for path, message in flatten_messages(messages):
         path, message = refine(config, path, message)
-        value = value_at(config, path) if path else None
+        # An unknown key is named, its value not shown: it is not what is wrong.
+        value = value_at(config, path) if path and "unknown field" not in message.lower() else None
         found.append(problem(path, value if not isinstance(value, (dict, list)) else None, message,
                              schema_fix(message, path, kind)))
     return found

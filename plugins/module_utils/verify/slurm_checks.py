@@ -72,9 +72,18 @@ def check_partitions(report, expected, partitions, rc, err):
                        state == "UP", "bring it up: scontrol update partitionname=%s state=up" % name)
 
 
-def check_nodes(report, expected_nodes, slurm_nodes, rc, err, run_dynamic=False):
-    """node_state for each expected node; returns the names usable by the test job."""
+# What to do about a node held out of scheduling until its node setup succeeds (role hpc.pcluster.node_setup).
+HELD_FIX = ("its node setup has not succeeded yet (no bundle when it booted, one it would not trust, or a failed run): "
+            "see /var/log/hpc-pcluster/node-setup.log and /var/lib/hpc-pcluster/node-setup/result.json on %s, then run "
+            "playbooks/containers.yml, whose fleet-wide run sets it up and releases it")
+
+
+def check_nodes(report, expected_nodes, slurm_nodes, rc, err, run_dynamic=False, holds=None):
+    """node_state for each expected node; returns the names usable by the test job.
+
+    holds: {node: reservation} of the nodes held out of scheduling until their node setup succeeds."""
     usable = []
+    holds = holds or {}
     for node in expected_nodes:
         name = node["name"]
         static = node.get("static", True)
@@ -91,6 +100,10 @@ def check_nodes(report, expected_nodes, slurm_nodes, rc, err, run_dynamic=False)
         reason = record.get("Reason", "")
         ok, why = judge_node_state(state, static)
         seen = state + (" Reason=%s" % reason if reason and reason != "(null)" else "")
+        if name in holds:
+            report.add("node_state", name, expected, "%s, held for its node setup (Slurm reservation %s)"
+                       % (seen, holds[name]), False, HELD_FIX % name)
+            continue
         report.add("node_state", name, expected, seen, ok,
                    "%s; after fixing it: scontrol update nodename=%s state=resume" % (why, name))
         if ok and (run_dynamic or not node_is_powered_down(state)):

@@ -24,21 +24,29 @@ bundle's collection and variables (the image is a cache of the bundle, never a
 second source of truth: any difference runs the play).
 
 The result - status (ok, up-to-date, failed), the play's counts, the first
-failed task - is written to /var/lib/hpc-pcluster/node-setup/result.json and,
+failed task - is written to /var/lib/hpc-pcluster/node-setup/result.json (root's
+only, as the lock beside it; "running" while the play runs, so that a run killed
+half-way leaves no "ok" behind) and,
 in fleet mode, printed for the job's caller as lines
 ``HPC_PCLUSTER_NODE_SETUP_RESULT <node> <k>/<n> <part k of the JSON text>`` of at
 most 1000 bytes each (see result_lines). The play's own output goes to
 /var/log/hpc-pcluster/node-setup.log. Exit status 0 unless the node failed.
 
+A boot run that succeeds releases the node's hold for setup (the Slurm maintenance
+reservation hpc-pcluster-node-setup-<node> the loader or the fleet job placed);
+in the fleet job, the module on the head node does.
+
 Standard library only; runs with the bundle's Python (3.9 or later).
 """
 
 import argparse
+import contextlib
 import fcntl
 import glob
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -55,6 +63,7 @@ RESULT_MARK = "HPC_PCLUSTER_NODE_SETUP_RESULT"
 RESULT_LINE_BYTES = 1000
 SLURM_NODENAME_FILE = "/etc/parallelcluster/slurm_plugin/slurm_nodename"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/slurm/bin"
+HOLD_PREFIX = "hpc-pcluster-node-setup-"
 # The record a baked image carries of the setup it holds (run.py bake writes it).
 IMAGE_RECORD = os.path.join(STATE_DIR, "image.json")
 # What the record and a bundle's manifest must agree on for the image to stand for the bundle.
@@ -90,7 +99,7 @@ def load_json(path):
         return None
 
 
-def write_json(path, data, mode=0o644):
+def write_json(path, data, mode=0o600):
     tmp = "%s.%d.tmp" % (path, os.getpid())
     with open(tmp, "w", encoding="utf-8") as handle:
         json.dump(data, handle, sort_keys=True)
@@ -204,6 +213,21 @@ def reload_slurmd(record):
             "output": proc.stdout[-2000:], "reason": "SPANK configuration changed after slurmd started"}
 
 
+def release_hold(node):
+    """Delete the node's hold for setup, if it has one; returns what happened (None when there was none)."""
+    scontrol = shutil.which("scontrol", path=(os.environ.get("PATH") or "") + ":/opt/slurm/bin")
+    if not scontrol:
+        return None
+    proc = subprocess.run([scontrol, "delete", "reservation=%s%s" % (HOLD_PREFIX, node)], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=60,
+                          check=False)
+    if proc.returncode == 0:
+        return {"released": True}
+    if "reservation is invalid" in proc.stdout.lower():
+        return None
+    return {"released": False, "rc": proc.returncode, "output": proc.stdout[-1000:]}
+
+
 # --------------------------------------------------------------------------- the local play
 
 
@@ -239,14 +263,14 @@ def run_play(bundle, mode, node):
             "-c", "local", playbook,
             "-e", json.dumps({"node_setup_mode": mode, "node_setup_bundle_vars": os.path.join(bundle, "vars.yml"),
                               "ansible_python_interpreter": os.path.join(venv, "python")})]
-    os.makedirs(os.path.dirname(LOG_FILE), mode=0o750, exist_ok=True)
+    os.makedirs(os.path.dirname(LOG_FILE), mode=0o700, exist_ok=True)
     with open(LOG_FILE, "a", encoding="utf-8") as log:
         log.write("\n=== %s %s %s bundle %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S%z"), mode, node,
                                                   os.path.basename(bundle)))
         log.flush()
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                               env=play_env(bundle, callback_file), cwd=STATE_DIR, check=False)
-    os.chmod(LOG_FILE, 0o640)
+    os.chmod(LOG_FILE, 0o600)
     return proc.returncode, load_json(callback_file)
 
 
@@ -284,6 +308,11 @@ def apply(bundle, manifest, mode, force):
             log_line("%s %s bundle %s: the image (bake %s) carries another setup - %s: the roles run" % (
                 mode, node, manifest.get("id"), record.get("id"), "; ".join(differs)))
         run_and_record(bundle, mode, node, result)
+    if mode == "boot" and result["status"] in ("ok", "up-to-date"):
+        result["hold"] = release_hold(node)
+        if result["hold"] and not result["hold"]["released"]:
+            result.update(status="failed", failed=max(result["failed"], 1), failed_task="release the hold for setup",
+                          message=result["hold"]["output"])
     if mode == "fleet":
         result["slurmd"] = reload_slurmd(load_json(os.path.join(STATE_DIR, "slurmd.json")))
         if result["slurmd"].get("rc") not in (None, 0):
@@ -293,8 +322,26 @@ def apply(bundle, manifest, mode, force):
     return result
 
 
+@contextlib.contextmanager
+def state_lock():
+    """The node's lock, held for the block. The state directory is root's alone (0700), so no user can open the lock
+    and hold it to stall the runs (the directory is made so, whatever an older release left)."""
+    os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
+    os.chmod(STATE_DIR, 0o700)
+    os.makedirs(os.path.join(STATE_DIR, "tmp"), mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(STATE_DIR, "lock"), os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def run_and_record(bundle, mode, node, result):
     """Run the play and put its outcome into result."""
+    # Until the play ends: a run killed half-way leaves "running", never an earlier "ok".
+    write_json(os.path.join(STATE_DIR, "result.json"), dict(result, status="running"))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     rc, play = run_play(bundle, mode, node)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -351,10 +398,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     bundle = os.path.dirname(os.path.realpath(__file__))
     manifest = load_json(os.path.join(bundle, "manifest.json")) or {}
-    os.makedirs(os.path.join(STATE_DIR, "tmp"), mode=0o700, exist_ok=True)
-    with open(os.path.join(STATE_DIR, "lock"), "w", encoding="utf-8") as lock:
+    with state_lock():
         # A boot run and a fleet-wide run never overlap on one node.
-        fcntl.flock(lock, fcntl.LOCK_EX)
         if args.mode == "bake":
             result = bake(bundle, manifest)
         else:

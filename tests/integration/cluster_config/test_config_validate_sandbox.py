@@ -28,7 +28,7 @@ def role_vars(sandbox, tmp_path, **overrides):
     aws = state["aws"]
     variables = {
         "pcluster_endpoint_url": state["endpoint_url"],
-        "cluster_config_cluster_name": "cfgval-%s" % uuid.uuid4().hex[:8],
+        "pcluster_cluster_name": "cfgval-%s" % uuid.uuid4().hex[:8],
         "cluster_config_region": state["region"],
         "cluster_config_public_subnet_id": aws["public_subnet_id"],
         "cluster_config_private_subnet_id": aws["private_subnet_id"],
@@ -74,7 +74,7 @@ def test_full_validation_names_a_subnet_that_does_not_exist(sandbox, tmp_path):
     assert rendered.returncode == 0, rendered.stdout + rendered.stderr
     result = playbook(sandbox, "validate.yml", {
         "config_file": variables["cluster_config_output_path"],
-        "cluster_name": variables["cluster_config_cluster_name"],
+        "cluster_name": variables["pcluster_cluster_name"],
         "suppress_validators": state["suppress_validators"],
         "region": state["region"], "endpoint_url": state["endpoint_url"],
         "result_out": str(tmp_path / "validate.json"),

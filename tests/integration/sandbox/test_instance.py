@@ -156,3 +156,11 @@ def test_up_without_root_says_so(tmp_path):
     assert proc.returncode == 1
     assert "needs root" in proc.stdout
     assert not (tmp_path / "state").exists()
+
+
+def test_up_refuses_dynamic_nodes_with_power_saving_off_before_starting_anything(tmp_path):
+    # ScaledownIdletime -1 makes ParallelCluster write SuspendTime=-1: Slurm would never power a dynamic node up.
+    proc = sandbox_cmd("up", "--state-dir", str(tmp_path / "state"), "--dynamic-nodes", "1", "--scaledown-idletime", "-1")
+    assert proc.returncode == 1
+    assert "--scaledown-idletime -1" in proc.stdout and "--dynamic-nodes" in proc.stdout and "1 or more" in proc.stdout
+    assert not (tmp_path / "state").exists()

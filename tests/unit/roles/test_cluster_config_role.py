@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
+import shutil
 import socket
 import stat
 import subprocess
@@ -30,7 +32,7 @@ def test_render_writes_0600_file_sets_facts_and_is_idempotent(tmp_path):
     facts = tmp_path / "facts.json"
     extra = {"cluster_config_output_path": str(out), "facts_out": str(facts),
              "cluster_config_tags": {"note": "a: b", "team": "ml-platform"},
-             "cluster_config_compute_max_count": "4"}
+             "cluster_config_compute_max_count": "4", "cluster_config_scaledown_idletime": 10}
 
     first = ansible_playbook("render.yml", extra=extra)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -54,7 +56,7 @@ def test_render_writes_0600_file_sets_facts_and_is_idempotent(tmp_path):
         assert node["Iam"]["S3Access"] == [{"BucketName": "my-bucket"}]
     assert "postinstall.sh" not in out.read_text()
     node_setup = published["cluster_config_node_setup_script"]
-    assert re.fullmatch(r"s3://my-bucket/hpc-pcluster-node-setup-[0-9a-f]{16}\.sh", node_setup["url"])
+    assert node_setup["url"] == "s3://my-bucket/hpc-pcluster-node-setup-v1.sh"
     assert written["Scheduling"]["SlurmQueues"][0]["CustomActions"]["OnNodeConfigured"]["Sequence"][0][
         "Script"] == node_setup["url"]
     assert written["HeadNode"]["Ssh"] == {"AllowedIps": ENV_VALUES["cluster_config_ssh_allowed_ips"]}
@@ -103,7 +105,7 @@ def test_bad_inputs_are_reported_at_once_and_nothing_is_written(tmp_path):
     several = messages["several_problems"]
     assert "has 6 problems" in several
     for expected in (
-        "cluster_name (from cluster_config_cluster_name): The cluster name '9-lives' may hold only letters",
+        "cluster_name (from pcluster_cluster_name): The cluster name '9-lives' may hold only letters",
         "Image.Os (from cluster_config_os): Unknown operating system 'ubuntu1804'",
         "HeadNode.LocalStorage.RootVolume.Size (from cluster_config_head_node_root_volume_size): The size must be "
         "a positive number",
@@ -117,11 +119,17 @@ def test_bad_inputs_are_reported_at_once_and_nothing_is_written(tmp_path):
 
     assert "the VPC's CIDR" in placeholders and "Session Manager" in placeholders
 
-    assert ("cluster_name (from cluster_config_cluster_name): cluster_config_cluster_name ('staging') differs from "
-            "pcluster_cluster_name ('prod')") in messages["two_names"]
+    assert ("cluster_config_cluster_name is gone: the cluster's name is pcluster_cluster_name, the one every playbook "
+            "and role uses") in messages["two_names"] and "Set pcluster_cluster_name instead." in messages["two_names"]
 
     assert "Did you mean cluster_config_compute_max_count?" in messages["unknown_variable"]
     assert "has 1 problem:" in messages["unknown_variable"]
+
+    power_saving = messages["dynamic_nodes_never_start"]
+    assert "has 1 problem:" in power_saving
+    assert ("Scheduling.SlurmSettings.ScaledownIdletime (from cluster_config_scaledown_idletime): ScaledownIdletime -1 "
+            "makes ParallelCluster write SuspendTime=-1") in power_saving
+    assert "Set ScaledownIdletime to 1 or more" in power_saving
 
     markup = messages["literal_markup"]
     assert "Tags[0].Value (from cluster_config_tags): The value holds Jinja2 template markup" in markup
@@ -203,3 +211,53 @@ def test_guide_behaviour_on_request_with_warnings_and_no_aws_call_offline(tmp_pa
     assert "runs the script of 'main' as root" in warnings
     assert "credentials" not in output.lower() and "describe_capacity_reservations" not in output
     assert accepted == []
+
+
+# What a collection build holds (galaxy.yml's build_ignore leaves out the rest); copied for a second build.
+BUILD_TREE_IGNORE = shutil.ignore_patterns(".git", ".venv", "collections", "sandbox", "bench", "reports", "output",
+                                           "molecule", "__pycache__", "*.pyc", ".pytest_cache", "*.tar.gz")
+
+
+def build_and_install(source, work):
+    """ansible-galaxy collection build of source, installed into work/collections; returns that path."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(work / "none.cfg"))
+    (work / "none.cfg").write_text("[defaults]\n")
+    galaxy = str(playbook_run.BIN / "ansible-galaxy")
+    build = subprocess.run([galaxy, "collection", "build", "--output-path", str(work), str(source)], env=env,
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert build.returncode == 0, build.stdout + build.stderr
+    install = subprocess.run([galaxy, "collection", "install", "--no-deps", "-p", str(work / "collections"),
+                              str(next(work.glob("hpc-pcluster-*.tar.gz")))], env=env, capture_output=True, text=True,
+                             timeout=300, check=False)
+    assert install.returncode == 0, install.stdout + install.stderr
+    return work / "collections"
+
+
+def test_two_builds_that_differ_in_the_node_setup_roles_render_the_same_cluster_config(tmp_path):
+    # A queue's CustomActions changing makes ParallelCluster drain and replace every node of the queue (or stop the
+    # fleet): a collection upgrade that changes what the nodes run must not change them. What changes from release
+    # to release goes into the bundle on shared storage; the loader the config names keeps its key and Args.
+    later = tmp_path / "later-source"
+    shutil.copytree(playbook_run.ROOT, later, ignore=BUILD_TREE_IGNORE, symlinks=True)
+    galaxy_yml = later / "galaxy.yml"
+    galaxy_yml.write_text(re.sub(r"(?m)^version: .*$", "version: 99.1.0", galaxy_yml.read_text()))
+    for name in ("files/hpc-pcluster-node-setup.sh", "files/node_setup_run.py", "tasks/stage.yml", "tasks/fleet.yml"):
+        with open(later / "roles" / "node_setup" / name, "a", encoding="utf-8") as handle:
+            handle.write("# a change of release 99.1.0\n")
+    rendered = []
+    for label, source in (("this", playbook_run.ROOT), ("later", later)):
+        work = tmp_path / label
+        work.mkdir()
+        collections = build_and_install(source, work)
+        out = work / "cluster-config.yaml"
+        run = playbook_run.ansible_playbook(HERE / "render.yml", INVENTORY, env=dict(
+            os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections)), extra={
+                "cluster_config_output_path": str(out), "facts_out": str(work / "facts.json")})
+        assert run.returncode == 0, run.stdout + run.stderr
+        facts = json.loads((work / "facts.json").read_text())
+        assert facts["cluster_config_node_setup_script"]["src"].startswith(str(collections))
+        rendered.append((out.read_text(), facts["cluster_config_node_setup_script"]))
+    (this_text, this_script), (later_text, later_script) = rendered
+    assert this_script["sha256"] != later_script["sha256"]  # the loader itself did change
+    assert later_text == this_text
+    assert this_script["url"] == later_script["url"] and this_script["url"].endswith("/hpc-pcluster-node-setup-v1.sh")

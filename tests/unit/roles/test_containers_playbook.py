@@ -48,12 +48,22 @@ def test_containers_playbook_touches_only_the_cluster_being_deployed(tmp_path):
     inventory = write_inventory(tmp_path, local_clusters={"alpha"})
     # The roles themselves are not under test here: the play's host selection is.
     # The compute nodes over SSH too, so that the selection of every group is seen.
+    # The compute nodes set up over SSH are released from their hold for setup: a stand-in scontrol that knows
+    # no reservation (as Slurm answers for a node that was never held) and logs what it is asked.
+    slurm_bin = tmp_path / "slurm-bin"
+    slurm_bin.mkdir()
+    (slurm_bin / "scontrol").write_text('#!/bin/sh\necho "$*" >> %s\n'
+                                        'echo "delete_reservation $2: Requested reservation is invalid"; exit 1\n'
+                                        % (tmp_path / "scontrol-calls"))
+    (slurm_bin / "scontrol").chmod(0o755)
     extra = {"pcluster_cluster_name": "alpha", "containers_docker_enabled": False,
-             "containers_enroot_enabled": False, "containers_pyxis_enabled": False, "node_setup_compute_path": "ssh"}
+             "containers_enroot_enabled": False, "containers_pyxis_enabled": False, "node_setup_compute_path": "ssh",
+             "node_setup_slurm_bin_dir": str(slurm_bin)}
     proc, recap = run_playbook(ROOT / "playbooks" / "containers.yml", inventory, extra)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert sorted(recap) == ["alpha-compute-1", "alpha-head", "localhost"], recap
     assert "[beta-" not in proc.stdout and "192.0.2." not in proc.stdout  # no task ran for the other cluster
+    assert (tmp_path / "scontrol-calls").read_text() == "delete reservation=hpc-pcluster-node-setup-alpha-compute-1\n"
 
 
 def pyxis_inventory(tmp_path):

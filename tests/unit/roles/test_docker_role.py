@@ -6,12 +6,15 @@ directory given as Dir::Etc and fails on two lines for one repository with diffe
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import pathlib
 import re
 import shutil
 import stat
 import subprocess
+import threading
 
 import pytest
 
@@ -29,8 +32,8 @@ SCRIPT_DOCKER_LIST = ("deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.gpg] h
 pytestmark = pytest.mark.skipif(not shutil.which("gpg") or not shutil.which("apt-get"), reason="needs gpg and apt")
 
 
-def ansible_playbook(playbook, extra):
-    return playbook_run.ansible_playbook(HERE / playbook, HERE / "inventory", extra=extra)
+def ansible_playbook(playbook, extra, *args):
+    return playbook_run.ansible_playbook(HERE / playbook, HERE / "inventory", *args, extra=extra)
 
 
 def apt_targets(etc):
@@ -180,3 +183,77 @@ def test_package_file_checksums_must_be_strong(tmp_path):
     assert "docker_package_checksums['/fsx/b.deb'] uses md5, which is refused" in result.stdout
     assert "docker_package_checksums['/fsx/c.deb']='' must be 'sha256:<hex>'" in result.stdout
     assert not (tmp_path / "staging").exists()
+
+
+class FlakyKeyServer:
+    """Serves Docker's key over HTTP, answering 503 to the first `failures` requests: a repository hiccup."""
+
+    def __init__(self, failures):
+        self.failures, self.requests = failures, 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802  pylint: disable=invalid-name
+                outer.requests += 1
+                if outer.requests <= outer.failures:
+                    self.send_error(503, "Service Unavailable")
+                    return
+                body = DOCKER_KEY.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/gpg" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_key_download_is_retried_through_a_short_outage(apt_dir, tmp_path):
+    # A node that boots while the repository answers 503 twice still gets its key, and so does not fail its
+    # bootstrap; a longer outage fails, once the retries are spent.
+    server = FlakyKeyServer(failures=2)
+    try:
+        result = ansible_playbook("apt_source.yml", role_vars(apt_dir, tmp_path, docker_apt_gpg_key_url=server.url,
+                                                              docker_download_retries=3, docker_download_delay=1))
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+        assert server.requests == 3
+        assert (apt_dir / "keyrings" / "docker.asc").read_bytes() == DOCKER_KEY.read_bytes()
+    finally:
+        server.close()
+    server = FlakyKeyServer(failures=10)
+    again = tmp_path / "again" / "etc" / "apt"
+    (again / "sources.list.d").mkdir(parents=True)
+    (again / "keyrings").mkdir()
+    try:
+        result = ansible_playbook("apt_source.yml", role_vars(again, tmp_path / "again", docker_apt_gpg_key_url=server.url,
+                                                              docker_download_retries=2, docker_download_delay=1))
+        assert result.returncode != 0 and server.requests == 3 and "503" in result.stdout
+    finally:
+        server.close()
+
+
+def test_daemon_json_is_written_with_live_restore_and_its_values_never_shown(tmp_path):
+    # A secret in docker_daemon_options (here a proxy's password) is written, never printed: not in the diff, not in
+    # the task's result, even with -v and --diff.
+    path = tmp_path / "docker" / "daemon.json"
+    options = {"proxies": {"http-proxy": "http://builder:S3cr3t-proxy-password@proxy.example:3128"},
+               "log-driver": "json-file"}
+    for run in (1, 2):
+        result = ansible_playbook("daemon.yml", {"docker_daemon_json_path": str(path), "docker_daemon_options": options},
+                                  "-v", "--diff")
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+        assert "S3cr3t" not in result.stdout + result.stderr
+        assert (recap(result, "changed") > 0) == (run == 1)
+    written = json.loads(path.read_text())
+    assert written == dict(options, **{"live-restore": True})
+    result = ansible_playbook("daemon.yml", {"docker_daemon_json_path": str(path), "docker_daemon_options": options,
+                                             "docker_live_restore": False})
+    assert json.loads(path.read_text()) == options

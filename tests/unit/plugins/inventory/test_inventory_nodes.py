@@ -331,14 +331,6 @@ def test_unreachable_endpoint_names_the_region(run_plugin):
 
 
 @pytest.mark.parametrize(
-    "value, expected",
-    [("ml-training-cluster", "ml_training_cluster"), ("a.b c", "a_b_c"), ("1st", "_1st"), ("ok_name", "ok_name")],
-)
-def test_safe_group_name(value, expected):
-    assert nodes.safe_group_name(value) == expected
-
-
-@pytest.mark.parametrize(
     "image, expected",
     [
         ({"Name": "aws-parallelcluster-3.16.1-ubuntu-2204-lts-hvm-x86_64-202511170000 2025-11-17"}, "ubuntu2204"),
@@ -366,7 +358,7 @@ def test_default_host_names_are_the_names_people_know(run_plugin, endpoint, moto
     assert inv.name_of(ids["alpha_head"]) == "alpha-head"
     assert inv.name_of(ids["beta_head"]) == "beta-head"
     assert inv.name_of(ids["gamma_head"]) == "gamma-head"
-    assert inv.name_of(ids["alpha_login"]) == "alpha-login-pool-1"
+    assert inv.name_of(ids["alpha_login"]) == "alpha-login-pool-" + ids["alpha_login"]
     # Compute nodes: their Slurm node names from the cluster's node table.
     assert inv.name_of(ids["alpha_gpu"][0]) == "compute-gpu-st-distributed-ml-1"
     assert inv.name_of(ids["alpha_cpu"][0]) == "cpu-dy-c5-1"
@@ -425,7 +417,7 @@ def test_every_page_of_the_node_table_is_read(run_plugin, moto_clusters, countin
     assert {"compute-gpu-st-distributed-ml-1", "cpu-dy-c5-1"} <= set(inv.hosts)
 
 
-def test_login_nodes_are_numbered_per_pool_by_launch_time():
+def test_login_node_names_stay_with_their_node_when_another_is_replaced():
     from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_names import login_node_names
 
     def login(instance_id, launched, pool=None, cluster="c"):
@@ -437,8 +429,14 @@ def test_login_nodes_are_numbered_per_pool_by_launch_time():
     records = [login("i-3", "2025-01-02", "gpu-login"), login("i-1", "2025-01-03", "gpu-login"),
                login("i-2", "2025-01-01", "gpu-login"), login("i-9", "2025-01-01"),
                login("i-5", "2025-01-01", "gpu-login", cluster="d")]
-    assert login_node_names(records) == {"i-2": "c-gpu-login-1", "i-3": "c-gpu-login-2", "i-1": "c-gpu-login-3",
-                                         "i-9": "c-login-1", "i-5": "d-gpu-login-1"}
+    before = login_node_names(records)
+    assert before == {"i-2": "c-gpu-login-i-2", "i-3": "c-gpu-login-i-3", "i-1": "c-gpu-login-i-1",
+                      "i-9": "c-login-i-9", "i-5": "d-gpu-login-i-5"}
+    # The pool's oldest node is replaced: the new one launches last, the others keep their names.
+    after = login_node_names([r for r in records if r["instance_id"] != "i-2"]
+                             + [login("i-7", "2025-01-04", "gpu-login")])
+    assert {i: after[i] for i in before if i != "i-2"} == {i: n for i, n in before.items() if i != "i-2"}
+    assert after["i-7"] == "c-gpu-login-i-7" and "c-gpu-login-i-2" not in after.values()
 
 
 # -- the head node ParallelCluster created ---------------------------------------------------------------
@@ -491,7 +489,7 @@ def test_head_and_login_nodes_carry_the_command_that_reaches_them(run_plugin, en
     assert shlex.split(inv.hosts["alpha-head"]["pcluster_node_connect_command"]) == [
         "ssh", "-i", "/keys/my key", "-o", "UserKnownHostsFile=/keys/known_hosts", "-o", "StrictHostKeyChecking=yes",
         "ubuntu@" + head_ip]
-    login = shlex.split(inv.hosts["alpha-login-pool-1"]["pcluster_node_connect_command"])
+    login = shlex.split(inv.hosts["alpha-login-pool-" + moto_clusters.ids["alpha_login"]]["pcluster_node_connect_command"])
     assert login[-1] == "ubuntu@10.0.16.5" and proxy_command(" ".join(shlex.quote(a) for a in login[1:-1]))
     assert "pcluster_node_connect_command" not in inv.hosts["cpu-dy-c5-1"]
 

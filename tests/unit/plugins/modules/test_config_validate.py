@@ -237,3 +237,54 @@ def test_config_file_with_duplicate_keys_is_reported(capsys, tmp_path):
     assert not failed and not result["valid"]
     duplicate = [e for e in result["errors"] if "appears twice" in e["message"]]
     assert len(duplicate) == 1 and "line 4" in duplicate[0]["message"]
+
+
+def test_a_config_file_linked_to_a_secret_file_echoes_none_of_it(capsys, tmp_path):
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$saltsalt$SECRETHASHOFROOT:19700:0:99999:7:::\nalice:$6$pep$SECRETOFALICE:19700::::::\n")
+    link = tmp_path / "cluster-config.yaml"
+    link.symlink_to(secret)
+
+    failed, result = run(capsys, config_file=str(link), cluster_name="c1")
+
+    assert failed and len(result["errors"]) == 1
+    assert "is not a ParallelCluster cluster config" in result["msg"]
+    assert "SECRET" not in json.dumps(result) and "alice" not in json.dumps(result)
+
+
+def test_an_unknown_key_is_named_without_its_value_and_long_values_are_cut(capsys):
+    config = valid_config()
+    config["HeadNode"]["Passwords"] = "hunter2-" * 10
+    config["HeadNode"]["InstanceType"] = "x" * 5000
+
+    failed, result = run(capsys, config=config, cluster_name="c1", fail_on_invalid=False)
+
+    assert not failed and not result["valid"]
+    errors = {e["path"]: e for e in result["errors"]}
+    assert errors["HeadNode.Passwords"]["message"] == "Unknown field." and errors["HeadNode.Passwords"]["value"] is None
+    assert "hunter2" not in json.dumps(result)
+    shown = errors["HeadNode.InstanceType"]["value"]
+    assert shown == "x" * 300 + "... (5000 characters)"
+    assert max(len(line) for line in result["msg"].splitlines()) < 600
+
+
+def test_extra_chef_attributes_written_as_a_block_are_accepted(capsys, tmp_path):
+    # As ParallelCluster's own full example writes it: one line of JSON in a "|" block, so with a line break.
+    path = tmp_path / "cluster-config.yaml"
+    config = valid_config()
+    del config["DevSettings"]
+    path.write_text(yaml.safe_dump(config) + "DevSettings:\n  Cookbook:\n    ExtraChefAttributes: |\n"
+                    "      {\"cluster\": {\"nvidia\": {\"enabled\": true}}}\n")
+
+    failed, result = run(capsys, config_file=str(path), cluster_name="ml-training-cluster")
+
+    assert not failed and result["valid"], result["msg"]
+
+
+def test_a_line_break_elsewhere_is_still_refused(capsys):
+    config = valid_config()
+    config["HeadNode"]["InstanceType"] = "m5.8xlarge\n"
+
+    failed, result = run(capsys, config=config, cluster_name="ml-training-cluster", fail_on_invalid=False)
+
+    assert not failed and [e["path"] for e in result["errors"]] == ["HeadNode.InstanceType"]

@@ -11,12 +11,14 @@ import random
 import pytest
 
 from ansible_collections.hpc.pcluster.plugins.modules import node_setup_fleet as fleet
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import run_module
 
 FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "slurm"
 
 
 @pytest.mark.parametrize("state,kind", [
-    ("idle", "target"), ("mix", "target"), ("alloc", "busy"), ("comp", "busy"), ("drng", "busy"),
+    # A node with jobs is left alone: the roles restart Docker (its containers stop) and slurmd.
+    ("idle", "target"), ("mix", "busy"), ("alloc", "busy"), ("comp", "busy"), ("drng", "busy"),
     ("idle~", "powered_down"), ("idle#", "powered_down"), ("alloc#", "powered_down"), ("idle%", "powered_down"),
     ("idle!", "powered_down"), ("down~", "powered_down"), ("pow_up", "powered_down"),
     ("down", "unavailable"), ("down*", "unavailable"), ("idle*", "unavailable"), ("drain", "unavailable"),
@@ -24,6 +26,12 @@ FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "slurm"
 ])
 def test_sinfo_states_are_classified(state, kind):
     assert fleet.classify(state) == kind
+
+
+def test_a_node_held_for_setup_is_a_target_and_another_maintenance_is_not():
+    assert fleet.classify("maint", held=True) == "target"
+    assert fleet.classify("maint", held=False) == "unavailable"
+    assert fleet.classify("idle~", held=True) == "powered_down"
 
 
 SINFO = """\
@@ -40,22 +48,22 @@ garbage line
 
 def test_free_nodes_are_grouped_by_partition_and_the_others_are_named_with_their_state():
     targets, left_out = fleet.plan(SINFO.splitlines())
-    assert targets == {"compute-gpu": ["compute-gpu-dy-distributed-ml-2", "compute-gpu-st-distributed-ml-1"],
-                       "cpu": ["cpu-st-c5-1"]}
-    assert left_out == {"busy": {"compute-gpu-st-distributed-ml-2": "alloc"},
+    assert targets == {"compute-gpu": ["compute-gpu-st-distributed-ml-1"], "cpu": ["cpu-st-c5-1"]}
+    assert left_out == {"busy": {"compute-gpu-st-distributed-ml-2": "alloc", "compute-gpu-dy-distributed-ml-2": "mix"},
                         "powered_down": {"compute-gpu-dy-distributed-ml-1": "idle~"},
                         "unavailable": {"cpu-st-c5-2": "down*"}}
     assert fleet.plan(SINFO.splitlines(), ["cpu"])[0] == {"cpu": ["cpu-st-c5-1"]}
 
 
-def test_one_task_per_node_in_one_job_that_gives_up_on_nodes_it_cannot_get():
+def test_one_task_per_node_in_one_job_in_the_reservation_running_the_controller_s_loader():
     params = {"bundle_dir": "/opt/slurm/hpc-pcluster/node-setup", "job_name": "setup", "time_limit_minutes": 30,
-              "allocation_wait_seconds": 120, "force": True}
-    assert fleet.srun_argv("/opt/slurm/bin/srun", "q", ["a", "b"], params) == [
+              "allocation_wait_seconds": 120, "force": True, "loader": "#!/bin/bash\necho loader\n"}
+    assert fleet.srun_argv("/opt/slurm/bin/srun", "q", ["a", "b"], params, "hpc-pcluster-setup-job-1-2") == [
         "/opt/slurm/bin/srun", "--partition=q", "--nodelist=a,b", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1",
-        "--cpus-per-task=1", "--job-name=setup", "--time=30", "--immediate=120", "--kill-on-bad-exit=0", "--no-kill",
-        "--quiet", "/opt/slurm/hpc-pcluster/node-setup/current/venv/bin/python",
-        "/opt/slurm/hpc-pcluster/node-setup/current/run.py", "fleet", "--force"]
+        "--cpus-per-task=1", "--job-name=setup", "--time=30", "--immediate=120",
+        "--reservation=hpc-pcluster-setup-job-1-2", "--kill-on-bad-exit=0", "--no-kill", "--quiet",
+        "/bin/bash", "-c", "#!/bin/bash\necho loader\n", "hpc-pcluster-node-setup",
+        "--dir", "/opt/slurm/hpc-pcluster/node-setup", "--fleet", "--force"]
 
 
 def lines(result, size=40):
@@ -121,8 +129,8 @@ def test_jobs_run_per_partition_and_a_node_without_a_result_fails_with_the_job_e
         return 1, out + "\n", "srun: error: b: task 1: Exited with exit code 1"
 
     params = {"bundle_dir": "/b", "job_name": "j", "time_limit_minutes": 5, "allocation_wait_seconds": 10,
-              "force": False}
-    jobs, results = fleet.run_jobs(run_command, "srun", {"gpu": ["a", "b"], "cpu": ["c"]}, params)
+              "force": False, "loader": "true"}
+    jobs, results = fleet.run_jobs(run_command, "srun", {"gpu": ["a", "b"], "cpu": ["c"]}, params, "r")
     assert sorted(argv[1] for argv in calls) == ["--partition=cpu", "--partition=gpu"]
     assert [job["partition"] for job in jobs] == ["cpu", "gpu"] and all("stdout" not in job for job in jobs)
     assert results["a"]["status"] == "ok"
@@ -130,3 +138,102 @@ def test_jobs_run_per_partition_and_a_node_without_a_result_fails_with_the_job_e
     assert results["c"]["failed_task"] == "srun" and "Requested nodes are busy" in results["c"]["message"]
     # Said, so that a node without a result is seen: the job names it and keeps the end of its output.
     assert jobs[1]["lines_missing"] == ["b"] and '"node": "a"' in jobs[1]["stdout_tail"]
+
+
+class FakeSlurm:
+    """Slurm as the module sees it (sinfo, scontrol's reservations, srun): states, reservations and what each node's
+    task prints. The real one runs in tests/e2e/test_node_setup.py."""
+
+    def __init__(self, states, holds=(), outcome=None, busy_on_first_reserve=()):
+        self.states = dict(states)
+        self.reservations = {"hpc-pcluster-node-setup-" + node: node for node in holds}
+        self.outcome = outcome or {}
+        self.busy_on_first_reserve = list(busy_on_first_reserve)
+        self.calls = []
+
+    def sinfo(self):
+        return "".join("%s|q|%s\n" % item for item in sorted(self.states.items()))
+
+    def scontrol(self, argv):
+        if argv[:2] == ["show", "reservation"]:
+            return 0, "".join("ReservationName=%s StartTime=now Nodes=%s Flags=MAINT\n" % item
+                              for item in sorted(self.reservations.items())), ""
+        if argv[:2] == ["create", "reservation"]:
+            fields = dict(arg.split("=", 1) for arg in argv[2:])
+            nodes = fields["Nodes"].split(",")
+            if self.busy_on_first_reserve and fields["ReservationName"].startswith("hpc-pcluster-setup-job-"):
+                for node in self.busy_on_first_reserve:
+                    self.states[node] = "alloc"  # the job that took it since sinfo was read
+                self.busy_on_first_reserve = []
+                return 1, "", "Error creating the reservation: Requested nodes are busy"
+            self.reservations[fields["ReservationName"]] = ",".join(nodes)
+            return 0, "Reservation created: %s" % fields["ReservationName"], ""
+        if argv[0] == "delete":
+            name = argv[1].split("=", 1)[1]
+            if self.reservations.pop(name, None) is None:
+                return 1, "", "delete_reservation %s: Requested reservation is invalid" % argv[1]
+            return 0, "", ""
+        raise AssertionError(argv)
+
+    def srun(self, argv):
+        nodes = argv[2].split("=", 1)[1].split(",")
+        assert argv[10].startswith("--reservation=hpc-pcluster-setup-job-") and argv[10].split("=", 1)[1] in self.reservations
+        out = []
+        for node in nodes:
+            status = self.outcome.get(node, "ok")
+            if status != "silent":
+                out.extend(lines({"node": node, "status": status, "ok": 3, "changed": 1 if status == "ok" else 0,
+                                  "failed": int(status == "failed"), "failed_task": "t" if status == "failed" else None}))
+        return 0, "\n".join(out) + "\n", ""
+
+    def run_command(self, argv, **_kwargs):
+        self.calls.append(argv)
+        tool = argv[0].rsplit("/", 1)[-1]
+        if tool == "sinfo":
+            return 0, self.sinfo(), ""
+        return self.scontrol(argv[1:]) if tool == "scontrol" else self.srun(argv)
+
+
+def run_fleet(monkeypatch, slurm, tmp_path, check_mode=False):
+    from ansible.module_utils import basic
+
+    (tmp_path / "current").mkdir()
+    (tmp_path / "current" / "run.py").write_text("")
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", slurm.run_command)
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda _self, name, **_kw: "/opt/slurm/bin/" + name)
+    return run_module(fleet, {"bundle_dir": str(tmp_path), "loader": "true"}, check_mode=check_mode)
+
+
+def test_a_node_allocated_between_sinfo_and_the_reservation_leaves_the_rest_to_be_set_up(monkeypatch, tmp_path):
+    slurm = FakeSlurm({"n1": "idle", "n2": "idle", "n3": "idle"}, busy_on_first_reserve=["n2"])
+    result = run_fleet(monkeypatch, slurm, tmp_path)
+    assert not result.get("failed"), result
+    assert [r["node"] for r in result["nodes"]] == ["n1", "n3"] and result["failed_nodes"] == []
+    assert result["left_out"]["busy"] == {"n2": "alloc"}
+    # Reserved twice (the second time without n2), one srun, and the job's reservation gone afterwards.
+    reserves = [argv for argv in slurm.calls if argv[1:3] == ["create", "reservation"]]
+    assert [a[4] for a in reserves] == ["Nodes=n1,n2,n3", "Nodes=n1,n3"] and "Flags=MAINT" in reserves[-1]
+    assert sum(1 for argv in slurm.calls if argv[0].endswith("srun")) == 1 and slurm.reservations == {}
+
+
+def test_holds_are_released_when_set_up_or_powered_down_and_placed_when_the_setup_failed(monkeypatch, tmp_path):
+    slurm = FakeSlurm({"held-ok": "maint", "free-failed": "idle", "free-silent": "idle", "held-off": "idle~",
+                       "busy": "mix", "other-maint": "maint"}, holds=["held-ok", "held-off"],
+                      outcome={"free-failed": "failed", "free-silent": "silent"})
+    result = run_fleet(monkeypatch, slurm, tmp_path)
+    assert result["targets"] == {"q": ["free-failed", "free-silent", "held-ok"]}
+    assert result["released"] == ["held-off", "held-ok"]
+    assert result["held"] == {"free-failed": "t", "free-silent": "srun"}
+    assert sorted(slurm.reservations) == ["hpc-pcluster-node-setup-free-failed", "hpc-pcluster-node-setup-free-silent"]
+    assert result["failed_nodes"] == ["free-failed", "free-silent"] and result["changed"]
+    assert result["left_out"] == {"busy": {"busy": "mix"}, "powered_down": {"held-off": "idle~"},
+                                  "unavailable": {"other-maint": "maint"}}
+    assert ("free-failed: held out of scheduling until its setup succeeds (Slurm reservation "
+            "hpc-pcluster-node-setup-free-failed; failed: t)") in result["summary"]
+
+
+def test_check_mode_reserves_holds_and_releases_nothing(monkeypatch, tmp_path):
+    slurm = FakeSlurm({"n1": "idle", "n2": "maint", "n3": "idle~"}, holds=["n2", "n3"])
+    result = run_fleet(monkeypatch, slurm, tmp_path, check_mode=True)
+    assert result["targets"] == {"q": ["n1", "n2"]} and not result["changed"]
+    assert [argv[1:3] for argv in slurm.calls if argv[0].endswith("scontrol")] == [["show", "reservation"]]

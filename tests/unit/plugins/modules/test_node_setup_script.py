@@ -15,7 +15,7 @@ from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 SCRIPT = ROOT / "roles" / "node_setup" / "files" / "hpc-pcluster-node-setup.sh"
 SHA256 = hashlib.sha256(SCRIPT.read_bytes()).hexdigest()
-URL = "s3://scripts/bootstrap/hpc-pcluster-node-setup-%s.sh" % SHA256[:16]
+URL = "s3://scripts/bootstrap/hpc-pcluster-node-setup-v1.sh"
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ case "$*" in
   ping) echo "Slurmctld(primary) at head is UP" ;;
   "-o show partition") cat "$FAKE_DIR/partitions.txt" ;;
   "-o show node") cat "$FAKE_DIR/nodes.txt" ;;
+  "show reservation --oneliner") cat "$FAKE_DIR/reservations.txt" 2>/dev/null || echo "No reservations in the system" ;;
   "show config")
     printf 'JobCompLoc              = %s\\n' "$FAKE_DIR/jobcomp.txt"
     printf 'JobCompType             = jobcomp/filetxt\\nPlugStackConfig         = %s/plugstack.conf\\n' "$FAKE_DIR"

@@ -10,7 +10,6 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import re
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems import merge_problems, variable_for
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.schema import schema_problems
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config
-from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_setup_step import boot_script_sha256
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import role_options
 from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import (
     ENV_VARIABLES,
@@ -22,7 +21,7 @@ from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import (
 PINNED_DOCKER_SCRIPT = ("https://raw.githubusercontent.com/aws-samples/aws-parallelcluster-post-install-scripts/"
                         "66337fc41a05facf3d7bb732c80b4366c56b83c5/docker/postinstall.sh")
 SSM = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-NODE_SETUP_URL = "s3://my-bucket/hpc-pcluster-node-setup-%s.sh" % boot_script_sha256()[:16]
+NODE_SETUP_URL = "s3://my-bucket/hpc-pcluster-node-setup-v1.sh"
 NODE_SETUP_STEP = {"Script": NODE_SETUP_URL, "Args": ["--dir", "/opt/slurm/hpc-pcluster/node-setup", "--wait", "0"]}
 ECR_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"
 
@@ -178,12 +177,18 @@ def test_cluster_name_and_output_path():
     assert build(cluster_config_output_path="/tmp/x.yaml")["output_path"] == "/tmp/x.yaml"
 
 
-def test_a_second_cluster_name_that_differs_from_pcluster_cluster_name_is_a_problem():
+def test_the_cluster_is_named_by_pcluster_cluster_name_only():
     built = build(pcluster_cluster_name="prod", cluster_config_cluster_name="staging")
     (only,) = built["problems"]
-    assert only["variable"] == "cluster_config_cluster_name"
-    assert "differs from pcluster_cluster_name ('prod')" in only["message"]
-    assert "Set only pcluster_cluster_name" in only["fix"]
+    assert built["cluster_name"] == "prod" and only["variable"] == "cluster_config_cluster_name"
+    assert "cluster_config_cluster_name is gone" in only["message"] and only["fix"] == "Set pcluster_cluster_name instead."
+
+
+def test_a_missing_cluster_name_is_a_problem_naming_the_variable():
+    built = build(pcluster_cluster_name="")
+    (only,) = built["problems"]
+    assert built["cluster_name"] is None and only["variable"] == "pcluster_cluster_name"
+    assert only["message"] == "pcluster_cluster_name is required and not set"
 
 
 # --------------------------------------------------------------------------- bad inputs
@@ -200,9 +205,9 @@ BAD_VARIABLES = [
      "SharedStorage[1].FsxLustreSettings.FileSystemId", "is not an FSx for Lustre file system id"),
     ("malformed openzfs volume", {"cluster_config_fsx_openzfs_volume_id": "fsvol-XYZ0123456789abcd"},
      "SharedStorage[0].FsxOpenZfsSettings.VolumeId", "is not an FSx volume id"),
-    ("bad cluster name", {"cluster_config_cluster_name": "1st_cluster"},
+    ("bad cluster name", {"pcluster_cluster_name": "1st_cluster"},
      "cluster_name", "may hold only letters, digits and hyphens"),
-    ("cluster name too long", {"cluster_config_cluster_name": "c" * 61},
+    ("cluster name too long", {"pcluster_cluster_name": "c" * 61},
      "cluster_name", "the limit is 60"),
     ("min above max", {"cluster_config_compute_min_count": 4, "cluster_config_compute_max_count": 2},
      "Scheduling.SlurmQueues[0].ComputeResources[0].MinCount", "MinCount (4) is greater than MaxCount (2)"),
@@ -324,6 +329,7 @@ def test_several_queues_spot_capacity_block_login_nodes_and_s3_access_pass():
         cluster_config_head_node_root_volume_size=200,
         cluster_config_head_node_bootstrap_timeout=3600,
         cluster_config_extra_iam_policies=["arn:aws:iam::123456789012:policy/extra"],
+        cluster_config_scaledown_idletime=10,
     )
     assert built["problems"] == []
     config = built["config"]

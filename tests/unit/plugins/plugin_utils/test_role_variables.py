@@ -20,8 +20,7 @@ def test_the_declaration_is_the_roles_argument_specs():
 
 def test_role_defaults_file_sets_only_the_defaults_that_come_from_other_variables():
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
-    assert defaults == {"cluster_config_cluster_name": "{{ pcluster_cluster_name | default('ml-training-cluster') }}",
-                        "cluster_config_region": "{{ pcluster_region | default('') }}",
+    assert defaults == {"cluster_config_region": "{{ pcluster_region | default('') }}",
                         "cluster_config_node_setup_dir":
                             "{{ pcluster_node_setup_dir | default('/opt/slurm/hpc-pcluster/node-setup') }}"}
     assert set(defaults) <= set(rv.role_options())

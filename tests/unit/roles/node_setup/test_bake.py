@@ -95,7 +95,8 @@ def node_env(tmp_path):
                HPC_PCLUSTER_BAKE_DIR=str(tmp_path / "work"), SLURMD_NODENAME="node-7")
     for name in ("ANSIBLE_CONFIG", "VIRTUAL_ENV", "PYTHONPATH"):
         env.pop(name, None)
-    return env
+    # A successful boot releases the node's hold for setup: the stand-in scontrol keeps the reservations.
+    return test_run.with_scontrol_stand_in(tmp_path, env)
 
 
 def test_the_bake_script_applies_the_setup_on_the_build_instance_and_records_it(tmp_path, wheels):
@@ -176,11 +177,16 @@ def test_a_node_of_an_image_that_carries_the_bundle_is_up_to_date_at_boot_withou
     # The image was baked before the cluster existed: its context differs, what a node applies does not.
     baked = {"marker": str(marker), "pcluster_cluster_name": "other", "node_setup_head_node": "other-head"}
     bundle = make_bundle(tmp_path, variables, {"vars_digest": digest(baked), "node_rendered": []})
+    # Held for setup by an earlier boot of the node's name (a replaced static node keeps its reservation).
+    (tmp_path / "slurm").mkdir()
+    (tmp_path / "slurm" / "hpc-pcluster-node-setup-node-7").write_text("held\n")
 
     proc = run_node(tmp_path, bundle, "boot")
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "boot on node-7: up-to-date from the image (bake bake1) (ok=0 changed=0 failed=0)" in proc.stdout
+    # What the image holds is the node's setup: the node takes jobs again.
+    assert not test_run.held(node_env(tmp_path))
     assert not marker.exists()
     result = json.loads((tmp_path / "state" / "result.json").read_text())
     assert result["status"] == "up-to-date" and result["source"] == "image" and result["bundle"] == "b1"

@@ -11,8 +11,10 @@ import importlib.util
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -71,12 +73,60 @@ def make_bundle(tmp_path, variables, bundle_id="b1"):
     return top
 
 
+# A stand-in for scontrol's reservation commands (Slurm itself holds nodes in the e2e tests): it keeps the
+# reservations as files and logs every call.
+SCONTROL = """#!/bin/bash
+echo "$*" >> "$FAKE_SLURM/calls"
+case "$1 $2" in
+  "create reservation")
+    name=${3#ReservationName=}
+    [ -e "$FAKE_SLURM/$name" ] && { echo "Error creating the reservation: Duplicate reservation name"; exit 1; }
+    echo "$*" > "$FAKE_SLURM/$name"; echo "Reservation created: $name" ;;
+  "delete reservation="*)
+    name=${2#reservation=}
+    [ -e "$FAKE_SLURM/$name" ] || { echo "delete_reservation $2: Requested reservation is invalid"; exit 1; }
+    rm "$FAKE_SLURM/$name" ;;
+  *) echo "unexpected: $*" >&2; exit 1 ;;
+esac
+"""
+
+
+def with_scontrol_stand_in(tmp_path, env):
+    """env with the stand-in scontrol first on PATH (its reservations and calls under <tmp>/slurm)."""
+    fake = tmp_path / "slurm"
+    (fake / "bin").mkdir(parents=True, exist_ok=True)
+    (fake / "bin" / "scontrol").write_text(SCONTROL)
+    (fake / "bin" / "scontrol").chmod(0o755)
+    return dict(env, FAKE_SLURM=str(fake), PATH="%s:%s" % (fake / "bin", env["PATH"]))
+
+
 @pytest.fixture()
-def node_env(tmp_path, monkeypatch):
+def node_env(tmp_path):
     env = dict(os.environ, HPC_PCLUSTER_NODE_SETUP_STATE_DIR=str(tmp_path / "state"),
                HPC_PCLUSTER_NODE_SETUP_LOG=str(tmp_path / "log" / "node-setup.log"), SLURMD_NODENAME="node-7")
     env.pop("ANSIBLE_CONFIG", None)
-    return env
+    return with_scontrol_stand_in(tmp_path, env)
+
+
+def scontrol_calls(env):
+    calls = pathlib.Path(env["FAKE_SLURM"]) / "calls"
+    return calls.read_text().splitlines() if calls.exists() else []
+
+
+def held(env, node="node-7"):
+    return (pathlib.Path(env["FAKE_SLURM"]) / ("hpc-pcluster-node-setup-" + node)).exists()
+
+
+@pytest.fixture()
+def trusted_tmp():
+    """A directory only root can write, all the way up (/tmp, which holds tmp_path, can be written by anyone, so
+    the loader refuses to run anything from there)."""
+    if os.geteuid() != 0:
+        pytest.skip("the bundle's ownership checks need root")
+    path = pathlib.Path(tempfile.mkdtemp(prefix="hpc-pcluster-test-", dir="/run"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def runner(top, env, *args):
@@ -171,32 +221,131 @@ def test_result_lines_fit_and_put_back_give_the_result():
 
 def boot_script(top, env, *args):
     return subprocess.run(["bash", str(BOOT_SCRIPT), "--dir", str(top), *args], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+                          text=True, timeout=180, check=False)
 
 
-def test_boot_script_without_a_bundle_records_pending_and_lets_the_node_boot(tmp_path, node_env):
+def test_boot_script_without_a_bundle_holds_a_static_node_and_lets_it_boot(tmp_path, node_env):
+    # A cluster's first create: the static nodes boot before the playbook can stage the bundle. Their bootstrap
+    # must succeed (the head node waits for them before the create completes), and no job may land on them.
     proc = boot_script(tmp_path / "nothing-here", node_env, "--wait", "0")
-    assert proc.returncode == 0
-    assert "no node-setup bundle in" in proc.stdout and "fleet-wide run" in proc.stdout
-    assert json.loads((tmp_path / "state" / "result.json").read_text())["status"] == "pending"
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no node-setup bundle in" in proc.stdout and "node-7 is held (hpc-pcluster-node-setup-node-7)" in proc.stdout
+    result = json.loads((tmp_path / "state" / "result.json").read_text())
+    assert result["status"] == "pending" and result["hold"] == "hpc-pcluster-node-setup-node-7"
+    assert scontrol_calls(node_env) == [
+        "create reservation ReservationName=hpc-pcluster-node-setup-node-7 Nodes=node-7 StartTime=now "
+        "Duration=UNLIMITED Users=root Flags=MAINT,IGNORE_JOBS"]
+    # Booting again without a bundle: held already, and that is fine.
+    assert boot_script(tmp_path / "nothing-here", node_env).returncode == 0 and held(node_env)
 
 
-def test_boot_script_waits_for_a_bundle_that_appears(tmp_path, node_env):
-    marker = tmp_path / "marker"
-    timer = threading.Timer(2.0, make_bundle, args=(tmp_path, {"marker": str(marker)}))
+def test_boot_script_without_a_bundle_fails_a_dynamic_node(tmp_path, node_env):
+    # Powered up for a job, which a hold would not keep off it: ParallelCluster powers it down and finds another.
+    env = dict(node_env, SLURMD_NODENAME="gpu-dy-g5-3")
+    proc = boot_script(tmp_path / "nothing-here", env)
+    assert proc.returncode == 1 and "failing its bootstrap" in proc.stdout
+    assert scontrol_calls(env) == [] and json.loads((tmp_path / "state" / "result.json").read_text())["status"] == "failed"
+
+
+def test_boot_script_waits_for_a_bundle_that_appears_and_a_successful_boot_releases_the_hold(trusted_tmp, node_env):
+    marker = trusted_tmp / "marker"
+    assert boot_script(trusted_tmp / "node-setup", node_env).returncode == 0 and held(node_env)
+    timer = threading.Timer(2.0, make_bundle, args=(trusted_tmp, {"marker": str(marker)}))
     timer.start()
     started = time.monotonic()
-    proc = boot_script(tmp_path / "node-setup", node_env, "--wait", "60")
+    proc = boot_script(trusted_tmp / "node-setup", node_env, "--wait", "60")
     timer.join()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert marker.read_text() == "boot" and time.monotonic() - started >= 2.0
+    assert not held(node_env) and scontrol_calls(node_env)[-1] == "delete reservation=hpc-pcluster-node-setup-node-7"
+    assert json.loads((pathlib.Path(node_env["HPC_PCLUSTER_NODE_SETUP_STATE_DIR"]) / "result.json").read_text())[
+        "hold"] == {"released": True}
 
 
-def test_boot_script_fails_the_node_when_the_setup_fails(tmp_path, node_env):
-    top = make_bundle(tmp_path, {"marker": str(tmp_path / "marker"), "fail_here": True})
+def test_boot_script_fails_the_node_when_the_setup_fails(trusted_tmp, node_env):
+    top = make_bundle(trusted_tmp, {"marker": str(trusted_tmp / "marker"), "fail_here": True})
     proc = boot_script(top, node_env)
     assert proc.returncode == 1
     assert "failed task: Fail when asked: asked to fail on node-7" in proc.stdout
+
+
+def plant(path, how):
+    """Make path writable by others than root, the way a careless setup or a user would."""
+    if how == "group-writable":
+        path.chmod(path.stat().st_mode | 0o020)
+    elif how == "user-owned":
+        os.chown(path, 65534, 65534)
+    elif how == "world-writable file":
+        (path / "planted.yml").write_text("- hosts: all\n")
+        (path / "planted.yml").chmod(0o666)
+
+
+@pytest.mark.parametrize("where, how", [
+    ("", "group-writable"), ("node-setup", "user-owned"), ("node-setup/bundles", "group-writable"),
+    ("node-setup/current/collections/ansible_collections/hpc/pcluster/playbooks", "world-writable file")])
+def test_a_bundle_others_than_root_can_write_is_not_run_and_the_node_is_held(trusted_tmp, node_env, where, how):
+    marker = trusted_tmp / "marker"
+    top = make_bundle(trusted_tmp, {"marker": str(marker)})
+    plant(trusted_tmp / where, how)
+    proc = boot_script(top, node_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "the node-setup bundle is not trusted, nothing of it was run" in proc.stdout, proc.stdout
+    assert not marker.exists() and held(node_env)
+    # The staging check refuses the same place, and the fleet job's task too.
+    check = boot_script(top, node_env, "--check")
+    assert check.returncode == 3 and "is not trusted" in check.stdout
+    fleet = boot_script(top, node_env, "--fleet")
+    assert fleet.returncode == 1 and not marker.exists()
+    assert printed(fleet.stdout)["failed_task"] == "trust check"
+
+
+def test_the_staging_check_accepts_root_s_directories_and_one_not_made_yet(trusted_tmp, node_env):
+    assert boot_script(trusted_tmp / "not" / "made" / "yet", node_env, "--check").returncode == 0
+    top = make_bundle(trusted_tmp, {"marker": str(trusted_tmp / "marker")})
+    proc = boot_script(top, node_env, "--check")
+    assert proc.returncode == 0 and "is root's alone" in proc.stdout
+    assert boot_script(pathlib.Path("/tmp/node-setup"), node_env, "--check").returncode == 3
+
+
+def test_the_fleet_task_runs_a_trusted_bundle(trusted_tmp, node_env):
+    marker = trusted_tmp / "marker"
+    top = make_bundle(trusted_tmp, {"marker": str(marker)})
+    proc = boot_script(top, node_env, "--fleet")
+    assert proc.returncode == 0 and printed(proc.stdout)["status"] == "ok" and marker.read_text() == "fleet"
+
+
+def test_the_lock_and_the_record_are_root_s_alone(trusted_tmp, node_env):
+    # An older release left the state directory open to everyone (0755, the lock 0644): a user could open the lock
+    # and hold it, stalling every run on the node.
+    state = trusted_tmp / "state"
+    state.mkdir(mode=0o755)
+    (state / "lock").write_text("")
+    (state / "lock").chmod(0o644)
+    env = dict(node_env, HPC_PCLUSTER_NODE_SETUP_STATE_DIR=str(state))
+    top = make_bundle(trusted_tmp, {"marker": str(trusted_tmp / "marker")})
+    assert runner(top, env, "boot").returncode == 0
+    modes = {name: oct((state / name).stat().st_mode & 0o777) for name in (".", "lock", "result.json")}
+    assert modes == {".": "0o700", "lock": "0o600", "result.json": "0o600"}
+    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat", str(state / "lock")],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and "Permission denied" in proc.stderr
+
+
+def test_a_run_killed_half_way_leaves_running_not_ok(tmp_path, node_env):
+    marker = tmp_path / "marker"
+    top = make_bundle(tmp_path, {"marker": str(marker)})
+    assert runner(top, node_env, "boot").returncode == 0
+    result_file = tmp_path / "state" / "result.json"
+    assert json.loads(result_file.read_text())["status"] == "ok"
+    proc = subprocess.Popen([str(VENV / "bin" / "python"), str(top / "current" / "run.py"), "fleet", "--force"],
+                            env=node_env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while json.loads(result_file.read_text())["status"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, 9)
+    proc.wait()
+    assert json.loads(result_file.read_text())["status"] == "running"
 
 
 @pytest.mark.parametrize("args,message", [(["--wait", "soon"], "is not a number"), (["--bogus"], "unknown argument")])

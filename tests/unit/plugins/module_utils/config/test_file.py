@@ -106,6 +106,96 @@ def test_a_few_aliases_in_a_real_config_are_fine(tmp_path):
     assert problems == [] and config["Other"] == config["Queue"]
 
 
+def test_a_long_plain_list_is_not_an_alias_bomb(tmp_path):
+    path = tmp_path / "list.yaml"
+    count = config_file.MAX_EXPANDED_NODES + 10
+    path.write_text("Region: us-east-1\nAdditionalPackages:\n" + "- x\n" * count)
+    assert path.stat().st_size < config_file.MAX_CONFIG_BYTES
+
+    config, problems = load_config_file(str(path))
+
+    assert problems == [] and len(config["AdditionalPackages"]) == count
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    path = tmp_path / "big.yaml"
+    path.write_text("Region: us-east-1\n" + "# padding\n" * 120000)
+    parsed = []
+    monkeypatch.setattr(config_file, "load_config_text", lambda *args: parsed.append(args))
+
+    config, problems = load_config_file(str(path))
+
+    assert config is None and parsed == []
+    assert problems[0]["message"] == "config_file %s is %d bytes, more than the 1048576 a cluster config may have" % (
+        path, path.stat().st_size)
+
+
+def test_a_fifo_or_a_device_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/zero"):
+        # In a process of its own with a timeout: opening a FIFO for reading blocks until someone writes.
+        proc = subprocess.run([sys.executable, "-c", LOAD_AND_COMPARE, path], env=dict(os.environ, PYTHONPATH=str(COLLECTIONS)),
+                              capture_output=True, text=True, timeout=20, check=True)
+        assert proc.stdout.strip() == "config_file %s is not a regular file" % path
+
+
+SHADOW = ("root:$6$saltsalt$SECRETHASHOFROOT0123456789:19700:0:99999:7:::\n"
+          "daemon:*:19700:0:99999:7:::\n"
+          "alice:$6$pepper$SECRETHASHOFALICE987654321:19700:0:99999:7:::\n")
+
+
+def test_a_link_to_a_file_that_is_no_config_shows_none_of_its_content(tmp_path):
+    shadow = tmp_path / "shadow"
+    shadow.write_text(SHADOW)
+    link = tmp_path / "cluster-config.yaml"
+    link.symlink_to(shadow)
+
+    config, problems = load_config_file(str(link))
+
+    assert config is None and len(problems) == 1
+    assert problems[0]["message"] == ("%s is not a ParallelCluster cluster config: none of its top-level keys is one "
+                                      "ParallelCluster knows (its content is not shown)" % link)
+    assert "SECRET" not in repr(problems) and "alice" not in repr(problems)
+
+
+def test_an_image_config_is_read_as_one_and_is_no_cluster_config():
+    text = "Build:\n  InstanceType: c5.2xlarge\n  ParentImage: ami-0a9c3a1e5c16f0b01\n"
+
+    image, image_problems = config_file.load_config_text(text, "the stored config", kind="image")
+    cluster, cluster_problems = config_file.load_config_text(text, "the stored config")
+
+    assert image == {"Build": {"InstanceType": "c5.2xlarge", "ParentImage": "ami-0a9c3a1e5c16f0b01"}}
+    assert image_problems == []
+    assert cluster is None
+    assert [p["message"] for p in cluster_problems] == [
+        "the stored config is not a ParallelCluster cluster config: none of its top-level keys is one ParallelCluster "
+        "knows (its content is not shown)"]
+
+
+def test_keys_no_config_has_are_named_by_line_only_and_left_out(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("Region: us-east-1\nImage:\n  Os: ubuntu2204\n  alice:$6$pepper$SECRET: x\n")
+
+    config, problems = load_config_file(str(path))
+
+    assert config == {"Region": "us-east-1", "Image": {"Os": "ubuntu2204"}}
+    assert [p["message"] for p in problems] == [
+        "%s, line 4: a key no ParallelCluster config has (text of 22 characters, not only letters, digits, - and _); "
+        "it is not shown, and left out of the checks" % path]
+
+
+def test_a_yaml_error_says_where_without_quoting_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("Region: us-east-1\nImage: {Os: ubuntu2204\nSECRETLINE: [x\n")
+
+    config, problems = load_config_file(str(path))
+
+    assert config is None and "SECRETLINE" not in problems[0]["message"]
+    assert problems[0]["message"].startswith("%s is not valid YAML: " % path)
+    assert "(line 3, column" in problems[0]["message"]
+
+
 @pytest.mark.parametrize("url, endpoint, refused", [
     ("https://bucket.s3.amazonaws.com/k?X-Amz-Signature=1", None, False),
     ("https://bucket.s3.amazonaws.com/k", "http://127.0.0.1:5000", False),

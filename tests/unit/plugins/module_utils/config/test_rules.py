@@ -130,3 +130,32 @@ def test_markup_and_control_characters_in_keys_and_values():
 def test_non_mapping_config():
     assert rules.check_rules(["not", "a", "dict"])[0]["message"] == "The cluster config must be a mapping"
     assert rules.validate_config(["not", "a", "dict"])[1] is False
+
+
+def test_scaledown_idletime_minus_one_with_dynamic_nodes_is_a_problem():
+    # ParallelCluster writes SuspendTime=-1 for -1, and slurmctld then never powers a dynamic node up.
+    config = valid_guide_config()
+    slurm = config["Scheduling"]["SlurmSettings"]
+    assert slurm["ScaledownIdletime"] == -1
+    queue = config["Scheduling"]["SlurmQueues"][0]
+    queue["ComputeResources"][0].update(MinCount=2, MaxCount=4)
+    queue["ComputeResources"].append({"Name": "spare", "InstanceType": "g5.8xlarge"})  # 0 to 10 when left out
+
+    problems = rules.validate_config(config, "ml-training-cluster")[0]
+
+    assert paths(problems) == ["Scheduling.SlurmSettings.ScaledownIdletime"]
+    assert problems[0]["value"] == -1
+    assert ("the dynamic nodes of Scheduling.SlurmQueues[0].ComputeResources[0], "
+            "Scheduling.SlurmQueues[0].ComputeResources[1] (MinCount < MaxCount) would never be powered up"
+            in problems[0]["message"])
+    assert "ScaledownIdletime to 1 or more" in problems[0]["fix"] and "MinCount = MaxCount" in problems[0]["fix"]
+
+
+def test_scaledown_idletime_minus_one_is_fine_with_static_nodes_and_any_positive_value_with_dynamic_ones():
+    config = valid_guide_config()
+    assert rules.check_rules(config, "ml-training-cluster") == []  # MinCount = MaxCount = 2
+    config["Scheduling"]["SlurmQueues"][0]["ComputeResources"][0].update(MinCount=0, MaxCount=4)
+    config["Scheduling"]["SlurmSettings"]["ScaledownIdletime"] = 1
+    assert rules.check_rules(config, "ml-training-cluster") == []
+    del config["Scheduling"]["SlurmSettings"]["ScaledownIdletime"]  # ParallelCluster's default: 10
+    assert rules.check_rules(config, "ml-training-cluster") == []

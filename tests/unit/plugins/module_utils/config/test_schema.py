@@ -73,6 +73,7 @@ def _config_with_every_aws_backed_part():
     queue["ComputeResources"][0]["CapacityReservationTarget"] = {"CapacityReservationId": "cr-0123456789abcdef0"}
     flexible = [{"InstanceType": "g5.xlarge"}, {"InstanceType": "g5.2xlarge"}]
     queue["ComputeResources"].append({"Name": "flex", "Instances": flexible, "MaxCount": 4})
+    config["Scheduling"]["SlurmSettings"]["ScaledownIdletime"] = 10  # -1 is refused with dynamic nodes
     queue["Networking"]["PlacementGroup"] = {"Enabled": True, "Name": "existing-group"}
     config["Scheduling"]["SlurmQueues"].append({
         "Name": "block", "CapacityType": "CAPACITY_BLOCK", "Networking": {"SubnetIds": ["subnet-0fedcba9876543210"]},

@@ -72,6 +72,19 @@ def test_usable_nodes_for_the_test_job():
     assert sc.check_nodes(CheckReport({}), nodes, slurm, 0, "", run_dynamic=True) == ["st-1", "dy-1", "dy-2"]
 
 
+def test_a_node_held_for_its_setup_fails_with_where_to_look_and_what_to_run():
+    nodes = [{"name": "st-1", "partition": "q", "static": True}, {"name": "dy-1", "partition": "q", "static": False}]
+    slurm = {"st-1": {"State": "IDLE+MAINTENANCE+RESERVED"}, "dy-1": {"State": "IDLE+CLOUD+POWERED_DOWN"}}
+    holds = {"st-1": "hpc-pcluster-node-setup-st-1", "dy-1": "hpc-pcluster-node-setup-dy-1"}
+    report = CheckReport({})
+    assert sc.check_nodes(report, nodes, slurm, 0, "", holds=holds) == []
+    assert [c["status"] for c in report.checks] == ["failed", "failed"]
+    assert report.checks[0]["seen"] == ("IDLE+MAINTENANCE+RESERVED, held for its node setup (Slurm reservation "
+                                        "hpc-pcluster-node-setup-st-1)")
+    assert "/var/log/hpc-pcluster/node-setup.log" in report.checks[0]["hint"]
+    assert "playbooks/containers.yml" in report.checks[0]["hint"]
+
+
 def test_os_and_partitions():
     report = CheckReport({})
     sc.check_os(report, "head", {"id": "ubuntu", "version": "22.04", "label": "ubuntu2204"},
