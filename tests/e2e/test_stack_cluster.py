@@ -107,11 +107,11 @@ def test_create_runs_the_stack_and_boots_its_head_node(stack_sandbox, created):
     output = on_head(stack_sandbox, ip, "cat /var/log/cloud-init-output.log; cat /var/log/cfn-init.log")
     assert output.returncode == 0, output.stderr
     assert "ConfigSets completed: deployFiles" in output.stdout and "ConfigSets completed: default" in output.stdout
-    # Its clustermgtd launched the static node, which Slurm has as idle.
+    # Its clustermgtd launched the static node, which Slurm has up (idle, or held for its node setup: maint).
     nodes = on_head(stack_sandbox, ip, "sinfo -h -N -o '%N %t'")
     assert nodes.returncode == 0, nodes.stderr
     static = [line.split() for line in nodes.stdout.splitlines() if "-st-" in line]
-    assert static and all(state == "idle" for _name, state in static), nodes.stdout
+    assert static and all(state in ("idle", "maint") for _name, state in static), nodes.stdout
 
 
 def test_the_head_node_bootstrap_log_is_in_the_cluster_s_log_group(stack_sandbox, created):
