@@ -118,12 +118,24 @@ def wait_static_fleet_running(dna: dict, logfile: str) -> int:
             time.sleep(FLEET_POLL_SECONDS)
 
 
+# Chef's default paths (ChefUtils DefaultPaths): what the commands a recipe runs get appended to PATH when it lacks
+# them (shell_out's default_env). cfn-hup's update hook calls cinc-client with PATH=/usr/local/bin:/bin:/usr/bin:
+# /opt/aws/bin, where no sbin is: without them, no slurmctld.
+SANE_PATHS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+def sane_path(path: str) -> str:
+    parts = [part for part in path.split(os.pathsep) if part]
+    return os.pathsep.join(parts + [sane for sane in SANE_PATHS if sane not in parts])
+
+
 def run_stand_in(args: list, logfile: str) -> int:
     with open(logfile, "a", encoding="utf-8") as out:
         out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} the sandbox's cookbook stand-in: {' '.join(args)}\n")
         out.flush()
+        env = dict(os.environ, PATH=sane_path(os.environ.get("PATH", "")))
         return subprocess.run([sys.executable, f"{COOKBOOK}/bootstrap.py", *args], stdin=subprocess.DEVNULL,
-                              stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+                              stdout=out, stderr=subprocess.STDOUT, env=env, check=False).returncode
 
 
 def main(argv=None) -> int:

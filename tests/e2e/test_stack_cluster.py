@@ -10,6 +10,7 @@ cfn-signal to the stack's wait condition), and its clustermgtd launches the stat
 from __future__ import annotations
 
 import json
+import pathlib
 import time
 
 import pytest
@@ -59,7 +60,17 @@ def boot_logs(sandbox) -> str:
     logs = sandbox.state_dir / "logs"
     parts = [(logs / "hypervisor.log").read_text()[-3000:]] if (logs / "hypervisor.log").exists() else []
     parts += ["== %s\n%s" % (path.name, path.read_text()[-3000:]) for path in sorted(logs.glob("boot-*.log"))]
+    _instance_id, record = head_node_record(sandbox)
+    for path in HEAD_NODE_LOGS if record else ():
+        try:
+            parts.append("== head node %s\n%s" % (path, pathlib.Path("/proc/%d/root%s" % (record["pid"], path)).read_text()[-3000:]))
+        except OSError:
+            pass
     return "\n" + "\n".join(parts)
+
+
+HEAD_NODE_LOGS = ("/var/log/cfn-init.log", "/var/log/cfn-init-cmd.log", "/var/log/chef-client.log", "/var/log/cfn-hup.log",
+                  "/var/log/cfn-hup-runner.log", "/var/log/parallelcluster/bootstrap_error_msg")
 
 
 def sandbox_config(sandbox) -> dict:

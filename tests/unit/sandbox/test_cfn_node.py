@@ -86,3 +86,11 @@ def test_a_failing_command_fails_cfn_init_and_later_commands_do_not_run(tmp_path
         cfn_init.apply(init, ["default"], str(tmp_path))
     assert not marker.exists()
     assert "broken" in (logs / "cfn-init-cmd.log").read_text()
+
+
+def test_cinc_client_adds_the_sbin_directories_chef_adds_to_the_update_hook_s_path():
+    import cinc_client  # pylint: disable=import-outside-toplevel
+
+    hook_path = "/usr/local/bin:/bin:/usr/bin:/opt/aws/bin"  # cfn-hup's pcluster-update hook
+    assert cinc_client.sane_path(hook_path) == hook_path + ":/usr/local/sbin:/usr/sbin:/sbin"
+    assert cinc_client.sane_path("/usr/sbin:/usr/bin") == "/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin:/sbin:/bin"
