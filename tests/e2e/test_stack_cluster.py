@@ -78,6 +78,8 @@ def sandbox_config(sandbox) -> dict:
 
 
 def head_node_record(sandbox) -> tuple:
+    if not (sandbox.state_dir / "nodes.json").exists():  # the hypervisor has booted nothing yet
+        return None, None
     for instance_id, record in sandbox.node_records().items():
         if record.get("node_type") == "HeadNode":
             return instance_id, record
