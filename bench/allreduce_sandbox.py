@@ -48,7 +48,7 @@ def head_ssh(state, command):
 
 def mpirun_args(state):
     """The verify_distributed_mpirun_args the sandbox gives the verify role."""
-    group_vars = pathlib.Path(state["inventory_dir"]) / "group_vars" / "all" / "sandbox.yml"
+    group_vars = pathlib.Path(state["inventory_dir"]) / "group_vars" / "all" / "sandbox_only.yml"
     return yaml.safe_load(group_vars.read_text()).get("verify_distributed_mpirun_args", [])
 
 

@@ -73,6 +73,7 @@ def bench_config(state):
         "cluster_config_private_subnet_id": aws["private_subnet_id"],
         "cluster_config_security_group_id": aws["security_group_id"],
         "cluster_config_ssh_allowed_ips": state.get("vpc_cidr") or "10.0.0.0/16",
+        "cluster_config_ssh_key_name": "hpc-pcluster-sandbox",  # the key pair sandbox.py up imports
         "cluster_config_head_node_bootstrap_script": aws["head_node_bootstrap_script"],
         "cluster_config_compute_node_bootstrap_script": aws["compute_node_bootstrap_script"],
         "cluster_config_fsx_lustre_enabled": False,

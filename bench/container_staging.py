@@ -35,6 +35,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "sandbox"))
 
 import container_chain  # noqa: E402  pylint: disable=import-error,wrong-import-position
+import iam_identities  # noqa: E402  pylint: disable=import-error,wrong-import-position
 import registry  # noqa: E402  pylint: disable=import-error,wrong-import-position
 from env_file import controller_env  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
@@ -83,12 +84,12 @@ def bench_image(work, size_mb):
     return "oci:%s:bench" % layout
 
 
-def give_nodes_credentials(state, env):
+def give_nodes_credentials(state):
     """Where the sandbox gives its nodes no credentials of their own, root's credentials file on each node holds the
-    sandbox's keys for the bench (registry.lend_root_credentials)."""
+    sandbox admin's keys for the bench (registry.lend_root_credentials)."""
     if not container_chain.node_credentials(state):
         return False
-    registry.lend_root_credentials(state, env)
+    registry.lend_root_credentials(state, iam_identities.environment(iam_identities.ADMIN_CREDENTIALS))
     return True
 
 
@@ -151,7 +152,7 @@ def main():
         state = json.loads((state_dir / "state.json").read_text())
         if state["containers"]["registry"].get("note"):
             sys.exit("the sandbox has no registry: %s" % state["containers"]["registry"]["note"])
-        lent = give_nodes_credentials(state, controller_env(state_dir))
+        lent = give_nodes_credentials(state)
         image, staged, import_seconds = prepare(state_dir, state, work, args.size_mb)
         print("image: %s (%d MiB of random bytes on busybox)" % (image, args.size_mb))
         print("staged once on shared storage in %.1f s: %s" % (import_seconds, staged))

@@ -308,11 +308,12 @@ def ami_tools() -> dict:
     return dict(LINKS, **({"usr/local/bin/aws": AWS_CLI} if os.access(AWS_CLI, os.X_OK) else {}))
 
 
-def ensure_layer(vendor: Path, cache: Path, log_file: Path, in_use=frozenset, log=print, extras=None) -> dict:
+def ensure_layer(vendor: Path, cache: Path, log_file: Path, in_use=running_layers, log=print, extras=None) -> dict:
     """The AMI layer for these inputs, built first when the cache does not have it. extras: more files
     (bytes) and links (str) by their path in the layer, e.g. the sandbox CA in the trust store.
     in_use: called when a build prunes the cache, returns the keys of the layers running sandboxes use
-    (read then, under the cache's lock, so that a sandbox started meanwhile keeps its layer).
+    (read then, under the cache's lock, so that a sandbox started meanwhile keeps its layer); by default
+    running_layers, so that no caller can prune a layer under a running sandbox.
 
     Returns {"path", "key", "enroot", "pyxis", "real", "fallback", "built"}; "fallback" says why the
     real chain is not there ("" when it is), "built" whether this call built it."""
@@ -426,8 +427,7 @@ def main(argv=None) -> int:
     built = sorted((cache / "ami").glob("real-*/info.json"), key=lambda p: p.stat().st_mtime)
     layer_dir = (built[-1].parent / "layer") if built else None
     if layer_dir is None:
-        layer = ensure_layer(vendor, cache, out / "ami-build.log", in_use=running_layers,
-                             log=lambda msg: print(msg, file=sys.stderr))
+        layer = ensure_layer(vendor, cache, out / "ami-build.log", log=lambda msg: print(msg, file=sys.stderr))
         if not layer["real"]:
             print(f"no Enroot to package: {layer['fallback']}", file=sys.stderr)
             return 1

@@ -56,7 +56,7 @@ class HeadlessFleet:
     def manager(self, region: str, table: str):
         import boto3  # pylint: disable=import-outside-toplevel
 
-        resource = boto3.session.Session(region_name=region, **moto_cluster.DUMMY_CREDENTIALS).resource(
+        resource = boto3.session.Session(region_name=region, **moto_cluster.ADMIN_CREDENTIALS).resource(
             "dynamodb", endpoint_url=self.endpoint_url)
         cluster = table[len(TABLE_PREFIX):]
         return clusterstatusmgtd.ClusterStatusManager(

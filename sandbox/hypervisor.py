@@ -48,6 +48,7 @@ import time
 import traceback
 from pathlib import Path
 
+import imds
 import moto_cluster
 import nodes
 import rootfs
@@ -216,13 +217,9 @@ def write_in(pid: int, files: dict) -> None:
 
 
 def write_imds(sandbox: Sandbox, instance: dict, pid: int, hostname: str) -> None:
-    directory = sandbox.state_dir / "imds"
-    directory.mkdir(mode=0o700, exist_ok=True)
-    path = directory / f"{instance['InstanceId']}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(imds_record(instance, sandbox.region, pid, hostname), indent=2) + "\n")
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    """The instance's record for the instance metadata service (imds.py), which answers in the node's namespace
+    before anything in it calls AWS (register waits for it)."""
+    imds.register(sandbox.state_dir, imds_record(instance, sandbox.region, pid, hostname))
 
 
 def known_hosts(sandbox: Sandbox, ip: str, public_key: str | None) -> None:

@@ -52,11 +52,15 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.os_table imp
     OS_TABLE,
 )
 
+from iam_identities import ADMIN_CREDENTIALS  # noqa: E402  pylint: disable=wrong-import-position
+
 PCLUSTER_VERSION = "3.16.1"
+# What a moto server that does not enforce IAM (start_moto_server's, unless told to) accepts; the sandbox's own
+# moto enforces it, and client() signs as the sandbox's admin there.
+DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 # The template Metadata key that marks a registered cluster's stack (moto_cfn.service refuses its updates).
 REGISTRATION_MARK = "SandboxRegistration"
 MOTO_ACCOUNT_ID = "123456789012"
-DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 # An official-looking ParallelCluster AMI: pcluster searches for
 # "aws-parallelcluster-<version>-<os part>-<arch>*" owned by "amazon".
@@ -65,13 +69,14 @@ OFFICIAL_AMI_OWNER = "247102896272"
 
 
 # moto draws its resource ids from a random generator that POST /moto-api/seed?a=N seeds:
-# after seeding it with MOTO_RNG_SEED, seed_environment() on a fresh moto 5.2.5 server creates
-# these ids. `sandbox.py up` renders the cluster config with them while moto is still being
-# seeded, and renders again if moto created others (e.g. another moto version or region).
+# after seeding it with MOTO_RNG_SEED, seed_environment() on a fresh moto 5.2.5 server enforcing IAM
+# (whose IAM backend, with AWS's managed policies, is made before the seed) creates these ids.
+# `sandbox.py up` renders the cluster config with them while moto is still being seeded, and
+# renders again if moto created others (e.g. another moto version or region).
 MOTO_RNG_SEED = 42
 PREDICTED_SEED_IDS = {
-    "us-east-1": {"vpc_id": "vpc-dd7b952d02eff7fb5", "public_subnet_id": "subnet-c34987f6512888698",
-                  "private_subnet_id": "subnet-5cbe38daf06fcf934", "security_group_id": "sg-233cd8ef056f27832"},
+    "us-east-1": {"vpc_id": "vpc-462ddaed16dc0cf0b", "public_subnet_id": "subnet-e9d9136682575250d",
+                  "private_subnet_id": "subnet-5fe85df2fbdaa35ad", "security_group_id": "sg-6bb4734865425feea"},
 }
 
 
@@ -99,13 +104,14 @@ def official_ami_record(version: str = PCLUSTER_VERSION, ami_id: str = OFFICIAL_
 
 @functools.lru_cache(maxsize=64)
 def client(service: str, endpoint_url: str, region: str):
-    """A boto3 client for the moto server (dummy credentials, few retries); cached,
+    """A boto3 client for the moto server, signed as the sandbox's admin (iam_identities.py: the sandbox's own
+    set-up and the tests that deliberately need more than the pcluster user), with few retries; cached,
     since creating a client costs about 0.1 s."""
     # boto3 is imported here, not at the top: `sandbox.py up` starts moto before paying for it.
     import boto3  # pylint: disable=import-outside-toplevel
     from botocore.config import Config  # pylint: disable=import-outside-toplevel
 
-    return boto3.session.Session(region_name=region, **DUMMY_CREDENTIALS).client(
+    return boto3.session.Session(region_name=region, **ADMIN_CREDENTIALS).client(
         service, endpoint_url=endpoint_url, config=Config(retries={"max_attempts": 2, "mode": "standard"})
     )
 

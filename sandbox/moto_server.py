@@ -26,6 +26,11 @@ the sandbox has capacity for any count, so RunInstances launches MaxCount.
 CloudFormation: moto_cfn (the sandbox's CloudFormation engine, which runs
 ParallelCluster's cluster template) is installed by the preload thread; moto's
 CloudFormation app is created, on the first CloudFormation request, only after that.
+
+IAM: with ``INITIAL_NO_AUTH_ACTION_COUNT=0`` in the environment (what `sandbox.py up` sets), moto checks
+every request against the caller's IAM policies. The server then first creates the sandbox's admin
+identity (iam_identities.py) and makes moto's evaluation do what it cannot express as AWS does
+(iam_moto.py), before it answers anything.
 """
 
 import json
@@ -41,7 +46,7 @@ CFN_INSTALLED = threading.Event()
 def _preload():
     # Imported for their side effect: moto's lazy service loading finds them ready.
     # EC2 first (the seeding needs it first); CloudFormation last (it imports most services).
-    # IAM and STS are left to pcluster's first calls: `up` does not use them.
+    # IAM is loaded before the server answers when IAM is enforced (_enforce_iam); STS on first use.
     import moto.ec2.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
     import moto.s3.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
     import moto.dynamodb.models  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
@@ -152,7 +157,17 @@ def _fsx_standins(path):
     responses.FSxResponse.describe_file_systems = describe_file_systems
 
 
+def _enforce_iam():
+    import iam_identities  # pylint: disable=import-outside-toplevel
+    import iam_moto  # pylint: disable=import-outside-toplevel
+
+    iam_moto.install()
+    iam_identities.create_admin_in_moto()
+
+
 if __name__ == "__main__":
+    if os.environ.get("INITIAL_NO_AUTH_ACTION_COUNT") == "0":
+        _enforce_iam()
     threading.Thread(target=_preload, daemon=True).start()
     import moto.server
 

@@ -2,7 +2,7 @@
 
 The verify role judges the MPI all-reduce across the compute nodes against what the sandbox's network
 gives (``verify_distributed_expected``). ``sandbox.py up`` measures it once, when everything else is up,
-and writes it with how it was measured into the inventory (``group_vars/all/sandbox_network.yml``):
+and writes it with how it was measured into the inventory (``group_vars/all/sandbox_only.yml``):
 one Python TCP stream from compute node 1 to compute node 2 (each in its own network namespace,
 through the head node's bridge), 64 MiB per round, the best of 3 rounds, timed from the first byte
 received to the last. ``bench/allreduce_sandbox.py`` prints it next to the MPI all-reduce's bus bandwidth.

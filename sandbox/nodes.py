@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -204,23 +205,34 @@ def start_sshd(pid: int, config_path: str, log_path: str) -> None:
 
 
 def node_states(head_pid: int, names: list) -> dict:
-    """{node: sinfo state} of the named nodes, as the head node's sinfo shows them."""
-    r = run(nsenter(head_pid, ["sinfo", "--noheader", "-N", "-o", "%N %t", "-n", ",".join(names)]), check=False)
-    return dict(line.split()[:2] for line in r.stdout.splitlines() if len(line.split()) >= 2)
+    """{node: the flags of its state} of the named nodes, as the head node's scontrol shows them (IDLE, CLOUD, ...)."""
+    r = run(nsenter(head_pid, ["scontrol", "show", "nodes", "--oneliner", ",".join(names)]), check=False)
+    return {m.group(1): set(m.group(2).split("+"))
+            for m in re.finditer(r"^NodeName=(\S+) .*?\bState=(\S+)", r.stdout, re.M)}
+
+
+# A node with one of these is not up: down, drained, or powered down, powering up or down (a CLOUD node).
+NOT_UP = {"DOWN", "DRAIN", "FAIL", "NOT_RESPONDING", "POWER_DOWN", "POWERING_DOWN", "POWERED_DOWN", "POWERING_UP"}
+
+
+def node_up(flags: set) -> bool:
+    """Idle and answering: sinfo's idle, or maint while the collection's node-setup loader holds the node out of
+    scheduling until a playbook sets it up (ParallelCluster's is_fleet_ready.sh accepts maint too)."""
+    return "IDLE" in flags and not flags & NOT_UP
 
 
 def wait_idle(head_pid: int, names: list, timeout=120.0, alive=lambda: True) -> dict:
-    """Wait until every named node is idle in Slurm, or maint (held out of scheduling by the collection's node-setup
-    loader until a playbook sets it up; ParallelCluster's is_fleet_ready.sh accepts it too); alive() False stops the
-    wait early. Returns their states."""
+    """Wait until every named node is up in Slurm (node_up); alive() False stops the wait early. Returns their
+    states."""
     deadline = time.monotonic() + timeout
     states = {}
     while time.monotonic() < deadline and alive():
         states = node_states(head_pid, names)
-        if names and all(states.get(name) in ("idle", "maint") for name in names):
+        if names and all(node_up(states.get(name, set())) for name in names):
             return states
         time.sleep(0.25)
-    raise RuntimeError(f"the static compute nodes did not become idle within {timeout:.0f} s: {states}")
+    shown = {name: "+".join(sorted(flags)) for name, flags in states.items()}
+    raise RuntimeError(f"the static compute nodes did not become idle within {timeout:.0f} s: {shown}")
 
 
 # --------------------------------------------------------------------------- teardown

@@ -23,59 +23,17 @@ import base64
 import hashlib
 import json
 import re
-import secrets
-import string
 from pathlib import Path
 
+import iam_roles
 import moto_cluster
 
 NODE_BOOTSTRAP_TIMEOUT = 1800
-IAM_PATH = "/parallelcluster/{cluster}/"
 
 
 def hash_suffix(name: str) -> str:
     """The 16-character suffix the template gives a node group's resources (create_hash_suffix)."""
     return name if name == "HeadNode" else hashlib.sha1(name.encode()).hexdigest()[:16].capitalize()  # noqa: S324
-
-
-def _unique() -> str:
-    return "".join(secrets.choice(string.ascii_uppercase + string.digits) for _index in range(12))
-
-
-def _policy_arns(iam_config: dict) -> list:
-    return [item["Policy"] for item in (iam_config or {}).get("AdditionalIamPolicies") or [] if item.get("Policy")]
-
-
-def node_profile(iam, cluster: str, group: str, iam_config: dict) -> str:
-    """The instance profile name of one node group (the head node, a queue), created as the template creates it."""
-    iam_config = iam_config or {}
-    if iam_config.get("InstanceProfile"):
-        return iam_config["InstanceProfile"].rsplit("/", 1)[-1]
-    suffix = hash_suffix(group)
-    path = IAM_PATH.format(cluster=cluster)
-    if iam_config.get("InstanceRole"):
-        role = iam_config["InstanceRole"].rsplit("/", 1)[-1]
-    else:
-        role = f"{cluster}-Role{suffix}-{_unique()}"[:64]
-        trust = {"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-        iam.create_role(RoleName=role, Path=path, AssumeRolePolicyDocument=json.dumps(trust),
-                        Tags=[{"Key": "parallelcluster:cluster-name", "Value": cluster}])
-        for arn in _policy_arns(iam_config):
-            iam.attach_role_policy(RoleName=role, PolicyArn=arn)
-    profile = f"{cluster}-InstanceProfile{suffix}-{_unique()}"[:128]
-    iam.create_instance_profile(InstanceProfileName=profile, Path=path)
-    iam.add_role_to_instance_profile(InstanceProfileName=profile, RoleName=role)
-    return profile
-
-
-def node_profiles(endpoint_url: str, region: str, cluster: str, config: dict) -> dict:
-    """{"HeadNode": profile, <queue>: profile}."""
-    iam = moto_cluster.client("iam", endpoint_url, region)
-    profiles = {"HeadNode": node_profile(iam, cluster, "HeadNode", (config.get("HeadNode") or {}).get("Iam"))}
-    for queue in config["Scheduling"]["SlurmQueues"]:
-        profiles[queue["Name"]] = node_profile(iam, cluster, queue["Name"], queue.get("Iam"))
-    return profiles
 
 
 def fn_sub(text: str, values: dict) -> str:
@@ -218,7 +176,10 @@ def register(endpoint_url: str, region: str, cluster_name: str, head_ip: str, co
 
     implied = implied_values(config_text, cluster_name, region)
     config = yaml.safe_load(implied)
-    profiles = node_profiles(endpoint_url, region, cluster_name, config)
+    # The nodes' roles with their managed policies and instance profiles, as the template creates them (iam_roles.py);
+    # their inline policies name the stack and bucket, so they follow the registration.
+    roles = iam_roles.create_for_cluster(endpoint_url, region, cluster_name, config, None, moto_cluster.OFFICIAL_AMI_ID)
+    profiles = {node: role["instance_profile_name"] for node, role in roles.items()}
     reg = moto_cluster.register_cluster(
         endpoint_url, region, cluster_name, head_ip, [], config=config_text,
         public_subnet_id=seed["public_subnet_id"], private_subnet_id=seed["private_subnet_id"],
@@ -226,6 +187,7 @@ def register(endpoint_url: str, region: str, cluster_name: str, head_ip: str, co
         head_instance_type=config["HeadNode"]["InstanceType"],
         artifacts={"cluster-config-with-implied-values.yaml": implied,
                    "instance-types-data.json": json.dumps(instance_types_data(endpoint_url, region, config, gpus_per_node))})
+    roles = iam_roles.create_for_cluster(endpoint_url, region, cluster_name, config, reg, moto_cluster.OFFICIAL_AMI_ID)
     os_name = config["Image"]["Os"]
     cluster = {"name": cluster_name, "region": region, "stack_id": reg["stack_id"], "bucket": reg["bucket"],
                "config_key": reg["artifact_keys"]["cluster-config-with-implied-values.yaml"],
@@ -233,5 +195,5 @@ def register(endpoint_url: str, region: str, cluster_name: str, head_ip: str, co
                "config_version": reg["config_version"], "head_ip": head_ip, "os": os_name,
                "user": moto_cluster.OS_DEFAULT_USER.get(os_name, "ec2-user"), "image_id": moto_cluster.OFFICIAL_AMI_ID,
                "security_group_ids": [seed["security_group_id"]]}
-    return {"registration": reg, "profiles": profiles, "head_dna": head_dna(cluster, config),
+    return {"registration": reg, "profiles": profiles, "node_roles": roles, "head_dna": head_dna(cluster, config),
             "launch_templates": launch_templates(endpoint_url, region, cluster, config, profiles)}

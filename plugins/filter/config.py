@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.pcluster contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters of the cluster_config role: build and check a cluster config, report its problems, render it."""
+"""Filters of the cluster_config role: build and check a cluster config, report its problems (the action
+cluster_config_write writes the file)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import sys
 from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import render_yaml
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems import (
     format_problems,
     merge_problems,
@@ -57,13 +57,6 @@ def cluster_config_report(build, validation=None, cluster_name=None):
     return {"problems": merged, "msg": format_problems(merged, sources, cluster_name) if merged else ""}
 
 
-def cluster_config_yaml(config):
-    """The config as YAML text from a YAML dumper (keys in build order, strings quoted as needed)."""
-    if not isinstance(config, dict):
-        raise AnsibleFilterError("cluster_config_yaml expects the cluster config mapping")
-    return render_yaml(config)
-
-
 class FilterModule:
     """hpc.pcluster cluster config filters."""
 
@@ -71,5 +64,4 @@ class FilterModule:
         return {
             "cluster_config_build": cluster_config_build,
             "cluster_config_report": cluster_config_report,
-            "cluster_config_yaml": cluster_config_yaml,
         }

@@ -16,10 +16,12 @@ from ansible.errors import AnsibleFilterError
 from ansible.plugins.filter.core import to_nice_yaml
 from ansible.utils.unsafe_proxy import wrap_var
 
+from ansible_collections.hpc.pcluster.plugins.module_utils.plain_data import to_plain
+
 # What a node knows about itself and the controller cannot know for it: its name and its facts. A variable whose
 # definition uses one of these is written into the bundle as it is defined and rendered on each node.
-NODE_NAMES = frozenset(("inventory_hostname", "inventory_hostname_short", "ansible_facts"))
-NODE_NAME_PREFIX = "ansible_"
+NODE_OWN_VARIABLES = frozenset(("inventory_hostname", "inventory_hostname_short", "ansible_facts"))
+NODE_OWN_VARIABLE_PREFIX = "ansible_"
 _TEMPLATE_MARKS = ("{{", "{%", "{#")
 # What a bundle's vars.yml carries about the cluster rather than about what a node applies to itself: the head
 # node's name only decides that the node does not write the shared Slurm configuration (true of every compute node
@@ -55,13 +57,8 @@ def referenced_names(value):
     return names if templated else None
 
 
-def _is_node_name(name):
-    return name in NODE_NAMES or name.startswith(NODE_NAME_PREFIX)
-
-
-def _plain(value):
-    """The value as plain data (str, int, bool, list, dict): what YAML writes back as it was defined."""
-    return json.loads(json.dumps(value))
+def _is_node_own_variable(name):
+    return name in NODE_OWN_VARIABLES or name.startswith(NODE_OWN_VARIABLE_PREFIX)
 
 
 def node_setup_vars(hostvars, host, pattern, extra=None):
@@ -81,19 +78,19 @@ def node_setup_vars(hostvars, host, pattern, extra=None):
     out, problems = {}, []
     for name in sorted(n for n in raw if matcher.search(n)):
         names = referenced_names(raw[name])
-        node_names = sorted(n for n in names or () if _is_node_name(n))
-        if not node_names:
+        own = sorted(n for n in names or () if _is_node_own_variable(n))
+        if not own:
             out[name] = resolved[name]
             continue
-        unknown = sorted(n for n in names if not _is_node_name(n) and not matcher.search(n))
+        unknown = sorted(n for n in names if not _is_node_own_variable(n) and not matcher.search(n))
         if unknown:
             problems.append("%s=%s uses %s, which each node renders for itself, and %s, which the nodes do not have "
                             "(not matched by node_setup_variable_pattern). Define it without %s, or give the nodes "
                             "%s under a name the pattern matches."
-                            % (name, json.dumps(_plain(raw[name])), ", ".join(node_names), ", ".join(unknown),
+                            % (name, json.dumps(to_plain(raw[name])), ", ".join(own), ", ".join(unknown),
                                ", ".join(unknown), ", ".join(unknown)))
             continue
-        out[name] = _plain(raw[name])
+        out[name] = to_plain(raw[name])
     if problems:
         raise AnsibleFilterError("hpc.pcluster.node_setup: variables of %s the node-setup bundle cannot carry:\n%s"
                                  % (host, "\n".join(problems)))

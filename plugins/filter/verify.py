@@ -18,23 +18,19 @@ Expectations (what the cluster must look like) are derived from the same config 
 
 ``verify_group_data`` keeps in report.json what each group of checks returned besides its checks.
 
-Report formats (shared with the slurm_verify_report module, in module_utils/verify/report.py):
-``verify_summary``, ``verify_summary_line``, ``verify_markdown``, ``verify_junit``, ``verify_failure_message``,
+The report's lines the role prints (shared with the slurm_verify_report module, which writes report.md and
+junit.xml, in module_utils/verify/report.py): ``verify_summary_line``, ``verify_failure_message``,
 ``verify_check_line``, ``verify_not_available_lines``.
 """
 
 from __future__ import annotations
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.instance_types import by_instance_type, record_field
+from ansible_collections.hpc.pcluster.plugins.module_utils.instance_types import instance_gpus
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.os_table import OS_RELEASE
 from ansible_collections.hpc.pcluster.plugins.module_utils.verify.report import (
     verify_check_line,
-    verify_failed_nodes,
     verify_failure_message,
-    verify_junit,
-    verify_markdown,
     verify_not_available_lines,
-    verify_summary,
     verify_summary_line,
 )
 
@@ -47,27 +43,6 @@ STORAGE_FSTYPES = {
     "Efs": ["nfs4", "nfs", "efs"],
     "Ebs": ["ext4", "xfs"],
 }
-
-# Fallback GPU counts, used only when EC2 DescribeInstanceTypes cannot be asked.
-# family -> (GPU model, {size: count}).
-GPU_TABLE = {
-    "g4dn": ("NVIDIA T4", {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4,
-                           "metal": 8}),
-    "g5": ("NVIDIA A10G", {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4,
-                           "24xlarge": 4, "48xlarge": 8}),
-    "g6": ("NVIDIA L4", {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4,
-                         "24xlarge": 4, "48xlarge": 8}),
-    "g6e": ("NVIDIA L40S", {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4,
-                            "24xlarge": 4, "48xlarge": 8}),
-    "p3": ("NVIDIA V100", {"2xlarge": 1, "8xlarge": 4, "16xlarge": 8}),
-    "p3dn": ("NVIDIA V100", {"24xlarge": 8}),
-    "p4d": ("NVIDIA A100", {"24xlarge": 8}),
-    "p4de": ("NVIDIA A100 80GB", {"24xlarge": 8}),
-    "p5": ("NVIDIA H100", {"4xlarge": 1, "48xlarge": 8}),
-    "p5e": ("NVIDIA H200", {"48xlarge": 8}),
-    "p5en": ("NVIDIA H200", {"48xlarge": 8}),
-}
-GPU_FAMILY_PREFIXES = ("g", "p")
 
 
 def _queues(config):
@@ -106,44 +81,9 @@ def verify_instance_types(config):
     return types
 
 
-def builtin_gpu_info(instance_type):
-    """{count, model, source} from the built-in table; count -1 when unknown."""
-    family, dummy, size = (instance_type or "").partition(".")
-    if family in GPU_TABLE:
-        model, sizes = GPU_TABLE[family]
-        if size in sizes:
-            return {"count": sizes[size], "model": model, "source": "built-in table"}
-        return {"count": -1, "model": model, "source": "built-in table (size unknown)"}
-    if family and not family.startswith(GPU_FAMILY_PREFIXES):
-        return {"count": 0, "model": "", "source": "built-in table (not a GPU family)"}
-    return {"count": -1, "model": "", "source": "unknown"}
-
-
-def _gpu_entry(record):
-    gpus = record_field(record_field(record, "gpu_info", "GpuInfo", {}), "gpus", "Gpus", [])
-    count = sum(int(record_field(g, "count", "Count", 0)) for g in gpus)
-    names = [(record_field(g, "manufacturer", "Manufacturer", ""), record_field(g, "name", "Name", "")) for g in gpus]
-    model = ", ".join(" ".join(x for x in pair if x) for pair in names)
-    return {"count": count, "model": model, "source": "EC2 DescribeInstanceTypes"}
-
-
 def verify_gpu_counts(ec2_instance_types, wanted, overrides=None):
-    """GPU count per instance type.
-
-    ec2_instance_types: the ``instance_types`` list of ``amazon.aws.ec2_instance_type_info`` (snake
-    case) or of boto3's DescribeInstanceTypes (CamelCase); may be empty when EC2 could not be asked.
-    overrides: {type: count} the user set; they win.
-    """
-    answered = by_instance_type(ec2_instance_types, _gpu_entry)
-    result = {}
-    for itype in wanted or []:
-        if overrides and itype in overrides:
-            result[itype] = {"count": int(overrides[itype]), "model": "", "source": "verify_gpus_per_instance_type"}
-        elif itype in answered:
-            result[itype] = answered[itype]
-        else:
-            result[itype] = builtin_gpu_info(itype)
-    return result
+    """GPU count per instance type: EC2's answer, else the built-in table; ``overrides`` ({type: count}) win."""
+    return instance_gpus(ec2_instance_types, wanted, overrides)
 
 
 def verify_nodes(config, gpu_counts=None):
@@ -251,11 +191,7 @@ class FilterModule:
             "verify_slurm_settings": verify_slurm_settings,
             "verify_partition_settings": verify_partition_settings,
             "verify_group_data": verify_group_data,
-            "verify_summary": verify_summary,
-            "verify_markdown": verify_markdown,
-            "verify_junit": verify_junit,
             "verify_failure_message": verify_failure_message,
-            "verify_failed_nodes": verify_failed_nodes,
             "verify_summary_line": verify_summary_line,
             "verify_check_line": verify_check_line,
             "verify_not_available_lines": verify_not_available_lines,

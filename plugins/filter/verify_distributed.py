@@ -6,7 +6,6 @@
 - ``verify_usable_nodes``        nodes whose ``node_state`` check passed
 - ``verify_network_bandwidth``   EC2 DescribeInstanceTypes answer (+ built-in table) -> expected bandwidth
 - ``verify_distributed_groups``  expected nodes -> one all-reduce run per compute resource (the module's runs)
-- ``verify_hostlist``            node names -> a Slurm host list (``queue-st-cr-[1-4]``)
 - ``verify_distributed_markdown`` the runs -> the report's "Distributed all-reduce" section
 """
 
@@ -17,7 +16,7 @@ import re
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.allreduce.judge import human_size
-from ansible_collections.hpc.pcluster.plugins.module_utils.network_bandwidth import instance_network
+from ansible_collections.hpc.pcluster.plugins.module_utils.instance_types import instance_network
 
 _NUMBERED = re.compile(r"^(.*?)(\d+)$")
 
@@ -201,6 +200,5 @@ class FilterModule:
             "verify_usable_nodes": verify_usable_nodes,
             "verify_network_bandwidth": verify_network_bandwidth,
             "verify_distributed_groups": verify_distributed_groups,
-            "verify_hostlist": verify_hostlist,
             "verify_distributed_markdown": verify_distributed_markdown,
         }

@@ -106,7 +106,9 @@ options:
       - "V(node-name) (the default) is the name people know the node by: a compute node's Slurm node name
         (C(compute-gpu-st-distributed-ml-1), as C(sinfo) shows it), read from the cluster's node table
         C(parallelcluster-slurm-<cluster>) in DynamoDB where ParallelCluster records which instance backs which
-        Slurm node (one paginated C(Scan) per cluster, cached with the rest of the inventory); V(<cluster>-head)
+        Slurm node (one paginated C(Scan) per cluster; without C(dynamodb:Scan), which ParallelCluster's documented
+        user policies do not grant, one C(Query) of the table's C(InstanceId) index per compute instance, as the
+        compute nodes themselves do; cached with the rest of the inventory); V(<cluster>-head)
         for the head node; V(<cluster>-<pool>-<instance id>) for login nodes (V(<cluster>-login-<instance id>)
         without a pool tag), the same for a node all its life, whatever happens to the others of its pool. When
         two listed clusters have compute nodes of the same name, the later cluster's are named
@@ -209,6 +211,7 @@ from ansible.errors import AnsibleError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.os_table import IMAGE_NAME_PART_OS, OS_DEFAULT_USER
+from ansible_collections.hpc.pcluster.plugins.module_utils.plain_data import to_plain
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.ec2_instances import (
     aws_error,
     boto3_session,
@@ -347,11 +350,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             )
 
     def _plain(self, option):
-        """An option's value with plain str (no Ansible data tags), so records and the cache stay small."""
-        value = self.get_option(option)
-        if isinstance(value, list):
-            return [str(item) for item in value]
-        return str(value) if isinstance(value, str) else value
+        """An option's value as plain data (no Ansible data tags), so records and the cache stay small."""
+        return to_plain(self.get_option(option))
 
     def _resolve_regions(self):
         regions = list(dict.fromkeys(self._plain("regions")))

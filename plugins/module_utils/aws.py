@@ -78,3 +78,12 @@ def boto3_client(service, settings):
     if settings.get("endpoint_url"):
         kwargs["endpoint_url"] = settings["endpoint_url"]
     return session.client(service, **kwargs)
+
+
+def caller_arn(settings):
+    """The ARN of the identity the credentials in use belong to (sts:GetCallerIdentity, which IAM never denies), or
+    None: for naming the principal where AWS's answer does not (an S3 HEAD request's 403 has no body)."""
+    try:
+        return boto3_client("sts", settings).get_caller_identity().get("Arn")
+    except Exception:  # pylint: disable=broad-except  # only ever used to say more in a failure message
+        return None

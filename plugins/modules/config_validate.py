@@ -23,9 +23,11 @@ description:
     C(ScaledownIdletime) of -1 with dynamic nodes (it turns Slurm's power saving off, so they would never start).
   - A value shown in a problem is cut to 300 characters; an unknown key is named without its value.
   - With O(full=true) the module then checks against the AWS account. First, that every subnet and security
-    group of the config exists (each missing one reported at its path), then ParallelCluster's create-cluster
-    dryrun (instance types, AMIs, IAM, S3, FSx and more), which creates nothing. The dryrun's validation messages
-    are returned grouped by level.
+    group of the config exists (each missing one reported at its path), and that the head node's key pair exists
+    and is not RSA on Ubuntu 22.04/24.04 (which ParallelCluster refuses), then ParallelCluster's create-cluster
+    dryrun (instance types, AMIs, IAM, S3, FSx and more), which creates nothing; for a cluster that exists
+    already its update-cluster dryrun, which changes nothing. The dryrun's validation messages are returned
+    grouped by level.
   - The module never changes anything.
   - ParallelCluster has no C(validate-config) command in version 3; this module replaces it.
 author:
@@ -61,9 +63,11 @@ options:
   full:
     description:
       - Also check against AWS (or the endpoint set by O(endpoint_url)) that every subnet and security group
-        exists, then run ParallelCluster's create-cluster dryrun.
-      - Runs only when the offline check found no problem; the dryrun runs only when every subnet and security
-        group exists.
+        exists and that the key pair exists (ed25519 on Ubuntu 22.04/24.04), then run ParallelCluster's
+        create-cluster dryrun (its update-cluster dryrun when the cluster O(cluster_name) exists; an update that
+        needs the compute fleet stopped is valid).
+      - Runs only when the offline check found no problem; the dryrun runs only when every subnet, security
+        group and the key pair pass.
       - Needs credentials and Node.js, like C(pcluster create-cluster).
     type: bool
     default: false
@@ -209,6 +213,11 @@ dryrun_message:
   returned: when O(full=true) and the dryrun ran
   type: str
   sample: Request would have succeeded, but DryRun flag is set.
+dryrun_operation:
+  description: Which dryrun ran, V(create) or V(update) (the cluster exists).
+  returned: when O(full=true) and the dryrun ran
+  type: str
+  sample: create
 msg:
   description: A summary; when invalid, one line per problem.
   returned: always
@@ -231,6 +240,7 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.aws import (  # noqa:
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.aws_checks import (  # noqa: E402
     DRYRUN_LEVELS,
     dryrun_problems,
+    key_pair_problems,
     missing_network_problems,
 )
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import load_config_file  # noqa: E402
@@ -239,9 +249,24 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config.rules import v
 
 
 def run_dryrun(cluster_name, config, region, suppress_validators, validation_failure_level):
-    """ParallelCluster's create-cluster dryrun (creates nothing): {success, message, validation_messages, ...}."""
+    """ParallelCluster's dryrun (creates and changes nothing): {success, message, validation_messages, operation, ...}.
+
+    A create's; for a cluster that exists already (pcluster refuses to dry-run its create) an update's, whose
+    validators check the config the same way. An update that needs the compute fleet stopped is a valid config:
+    the deploy playbook stops the fleet for it when asked (pcluster_stop_fleet_for_update)."""
     api = pcluster_client.PclusterApi(region=region)
-    return api.dryrun_create(cluster_name, config, suppress_validators, validation_failure_level)
+    try:
+        return dict(api.dryrun_create(cluster_name, config, suppress_validators, validation_failure_level),
+                    operation="create")
+    except pcluster_errors.PclusterApiError as error:
+        if not error.already_exists:
+            raise
+    dry = dict(api.dryrun_update(cluster_name, config, suppress_validators, validation_failure_level),
+               operation="update")
+    if not dry["success"] and dry["error"] is not None and dry["error"].needs_fleet_stopped:
+        dry.update(success=True, message="The update is valid and needs the compute fleet stopped: %s"
+                   % dry["error"].describe())
+    return dry
 
 
 def aws_settings_for(module, config, result):
@@ -259,14 +284,16 @@ def aws_settings_for(module, config, result):
 
 
 def run_aws_checks(module, config, result):
-    """Subnets and security groups exist, then the create-cluster dryrun; returns the blocking problems."""
+    """Subnets, security groups and the key pair exist, then the dryrun; returns the blocking problems."""
     settings = aws_settings_for(module, config, result)
-    # Subnets and security groups first: named by path, where pcluster either stops at the first
+    # Subnets, security groups and the key pair first: named by path, where pcluster either stops at the first
     # missing one or (for the head node's subnet, in its launch template check) reports no path.
     try:
-        missing = missing_network_problems(config, boto3_client("ec2", settings), settings["region"])
+        ec2 = boto3_client("ec2", settings)
+        missing = missing_network_problems(config, ec2, settings["region"]) + key_pair_problems(
+            config, ec2, settings["region"])
     except Exception as error:  # pylint: disable=broad-except
-        module.fail_json(msg="Cannot look up the config's subnets and security groups: %s" % error, **result)
+        module.fail_json(msg="Cannot look up the config's subnets, security groups and key pair: %s" % error, **result)
     result["full_checked"] = True
     if missing:
         return missing
@@ -281,6 +308,7 @@ def run_aws_checks(module, config, result):
         failure.update(error.to_result())
         module.fail_json(msg="The ParallelCluster dryrun could not run: %s" % error.describe(), **failure)
     result["dryrun_message"] = dryrun["message"]
+    result["dryrun_operation"] = dryrun.get("operation", "create")
     grouped = dryrun["validation_messages"]
     result["validation_messages"] = {name: list(grouped.get(name) or []) for name in ("ERROR", "WARNING", "INFO")}
     return dryrun_problems(config, dryrun, level)

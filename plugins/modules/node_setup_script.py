@@ -76,14 +76,18 @@ import hashlib
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.aws import aws_argument_spec, boto3_client, setup_aws
+from ansible_collections.hpc.pcluster.plugins.module_utils.aws import aws_argument_spec, boto3_client, caller_arn, setup_aws
 
 # What an S3 error code means for this upload, and what to do about it.
+DENIED_FIX = ("Give the controller's credentials s3:PutObject and s3:GetObject on it, or point "
+              "cluster_config_node_setup_script_location at a bucket they may write.")
 FIXES = {
     "NoSuchBucket": "Create the bucket, or point cluster_config_node_setup_script_location at an existing one.",
-    "AccessDenied": "Give the controller's credentials s3:PutObject and s3:GetObject on it, or point "
-                    "cluster_config_node_setup_script_location at a bucket they may write.",
+    "AccessDenied": DENIED_FIX,
+    # S3 answers a HEAD request it refuses with a bare 403: no code, no message naming the action.
+    "403": "S3 refused HeadObject (authorized as s3:GetObject). " + DENIED_FIX,
 }
+DENIED_CODES = ("AccessDenied", "403")
 
 
 def parse_url(url):
@@ -144,9 +148,10 @@ def main():
                               Metadata={"sha256": sha256})
     except ClientError as err:
         code = err.response.get("Error", {}).get("Code", "")
-        module.fail_json(msg="uploading the node-setup boot script to %s failed: %s (%s). %s" % (
-            url, err.response.get("Error", {}).get("Message", str(err)), code, FIXES.get(code, "")),
-            url=url, error_code=code)
+        who = caller_arn(settings) if code in DENIED_CODES else None
+        module.fail_json(msg="uploading the node-setup boot script to %s failed: %s (%s)%s. %s" % (
+            url, err.response.get("Error", {}).get("Message", str(err)), code, " for %s" % who if who else "",
+            FIXES.get(code, "")), url=url, error_code=code)
     except BotoCoreError as err:
         module.fail_json(msg="uploading the node-setup boot script to %s failed: %s" % (url, err), url=url)
     module.exit_json(changed=True, url=url, sha256=sha256, uploaded=not module.check_mode)

@@ -216,7 +216,7 @@ def _head_node(b):
     if common["security_group"] is not None:
         networking["AdditionalSecurityGroups"] = [common["security_group"]]
     head = {"InstanceType": b.var("head_node_instance_type"), "Networking": networking}
-    ssh = {"KeyName": None if blank(b.var("ssh_key_name")) else b.var("ssh_key_name"),
+    ssh = {"KeyName": node_access.ssh_key_name(b.vars, base + ("Ssh", "KeyName"), base + ("Iam", "AdditionalIamPolicies")),
            "AllowedIps": node_access.ssh_allowed_ips(b.vars, base + ("Ssh", "AllowedIps"))}
     head["Ssh"] = ssh if any(value is not None for value in ssh.values()) else None
     head["LocalStorage"] = {"RootVolume": {"Size": b.var("head_node_root_volume_size"), "DeleteOnTermination":

@@ -24,6 +24,8 @@ GUIDE_FULL_ACCESS_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryFullAccess",
     "arn:aws:iam::aws:policy/AmazonElasticContainerRegistryPublicFullAccess",
 )
+# What the SSM agent of a node needs to register, so that Session Manager reaches it.
+SSM_CORE = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 # Read-only ECR access, which the guide's full-access policy includes.
 ECR_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"
 OPEN_TO_THE_WORLD = ("0.0.0.0/0", "::/0")
@@ -118,17 +120,49 @@ def add_script_buckets(config, sources):
             del iam_section["S3Access"]
 
 
+def _required_and_not_set(variables, name, path, why, fix):
+    """A problem for the required cluster_config_<name> left empty: why it is needed and how to choose its value."""
+    variables.problems.append(problem(path, variables.get(name), "%s%s is required and not set: %s" % (PREFIX, name, why),
+                                      fix, PREFIX + name))
+
+
 def ssh_allowed_ips(variables, path):
     """HeadNode.Ssh.AllowedIps: required, never ParallelCluster's default of 0.0.0.0/0 by omission."""
     value = variables.get("ssh_allowed_ips")
     if blank(value):
-        variables.problems.append(problem(
-            path, value, "%sssh_allowed_ips is required and not set: left out, ParallelCluster opens the head "
-            "node's SSH port to the whole internet (0.0.0.0/0)" % PREFIX,
+        _required_and_not_set(
+            variables, "ssh_allowed_ips", path,
+            "left out, ParallelCluster opens the head node's SSH port to the whole internet (0.0.0.0/0)",
             "Set %sssh_allowed_ips to who may reach SSH: your address (e.g. 203.0.113.7/32), the VPC's CIDR "
             "(e.g. 10.0.0.0/16: over a VPN or bastion, or with Session Manager (use_ssm), which needs no SSH "
             "ingress from outside), or a managed prefix list (pl-...). '0.0.0.0/0' opens it to the world, as the "
-            "guide does." % PREFIX, PREFIX + "ssh_allowed_ips"))
+            "guide does." % PREFIX)
+        return None
+    return value
+
+
+def ssh_key_name(variables, path, policies_path):
+    """HeadNode.Ssh.KeyName: required unless the nodes are reached through Session Manager (use_ssm), which then
+    needs the SSM policy on the nodes."""
+    value = variables.get("ssh_key_name")
+    if variables.get("use_ssm"):
+        arns = list(variables.get("iam_policies") or []) + list(variables.get("extra_iam_policies") or [])
+        if SSM_CORE not in [arn.get("Policy") if isinstance(arn, dict) else arn for arn in arns]:
+            variables.problems.append(problem(
+                policies_path, arns, "%suse_ssm is true, but the nodes do not get %s: their SSM agent cannot register, "
+                "so Session Manager cannot reach them" % (PREFIX, SSM_CORE),
+                "Add %s to %siam_policies (it is in the default), or set %suse_ssm: false and a key pair in "
+                "%sssh_key_name." % (SSM_CORE, PREFIX, PREFIX, PREFIX), PREFIX + "iam_policies"))
+        return None if blank(value) else value
+    if blank(value):
+        _required_and_not_set(
+            variables, "ssh_key_name", path,
+            "without an EC2 key pair nobody can log in to the head node, and the inventory's SSH connections to the "
+            "nodes fail",
+            "Set %sssh_key_name to a key pair of the cluster's region - ed25519 on Ubuntu, where ParallelCluster "
+            "refuses RSA key pairs (aws ec2 create-key-pair --key-type ed25519 --key-name pcluster --query KeyMaterial "
+            "--output text > ~/.ssh/pcluster.pem) - or set %suse_ssm: true to reach the nodes through Session "
+            "Manager only (use_ssm: true in the inventory's pcluster_nodes.yml)." % (PREFIX, PREFIX))
         return None
     return value
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.ec2_instances import ACCESS_DENIED_CODES
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.pcluster_tags import (
     CLUSTER_TAG,
     LOGIN_POOL_TAG,
@@ -22,6 +23,9 @@ NODE_NAME_SOURCE = "node-name"
 SLURM_TABLE_PREFIX = "parallelcluster-slurm-"
 # DynamoDB returns at most 1 MB a page whatever the limit; each projected item is about 60 bytes.
 SCAN_PAGE_SIZE = 5000
+# The node table's global secondary index on InstanceId, which ParallelCluster's compute nodes query for their name.
+INSTANCE_ID_INDEX = "InstanceId"
+QUERY_WORKERS = 8
 
 
 def slurm_table_name(cluster):
@@ -29,11 +33,17 @@ def slurm_table_name(cluster):
     return SLURM_TABLE_PREFIX + cluster
 
 
+def _keep(names, node, instance_id):
+    """Record node for instance_id; should one instance be recorded under two names, the alphabetically first
+    is kept, so the answer does not depend on the order items come in."""
+    if node and instance_id and (instance_id not in names or node < names[instance_id]):
+        names[instance_id] = node
+
+
 def scan_slurm_node_names(client, cluster, page_size=None):
     """{instance id: Slurm node name} from one paginated Scan of the cluster's node table (a boto3 client).
 
-    Errors (a missing table, no permission) are the caller's. Should one instance be recorded under two names,
-    the alphabetically first is kept, so the answer does not depend on the scan order.
+    Errors (a missing table, no permission) are the caller's.
     """
     paginator = client.get_paginator("scan")
     pages = paginator.paginate(
@@ -45,44 +55,87 @@ def scan_slurm_node_names(client, cluster, page_size=None):
     names = {}
     for page in pages:
         for item in page.get("Items", ()):
-            node = (item.get("Id") or {}).get("S")
-            instance_id = (item.get("InstanceId") or {}).get("S")
-            if node and instance_id and (instance_id not in names or node < names[instance_id]):
-                names[instance_id] = node
+            _keep(names, (item.get("Id") or {}).get("S"), (item.get("InstanceId") or {}).get("S"))
     return names
 
 
-def read_slurm_node_names(client, region, records, display):
-    """Set slurm_node_name on compute records, from one Scan of each of their clusters' node tables.
+def query_slurm_node_names(client, cluster, instance_ids, workers=QUERY_WORKERS):
+    """{instance id: Slurm node name} from one Query of the node table's InstanceId index per instance, as
+    ParallelCluster's compute nodes learn their names (its documented user policy allows dynamodb:Query on
+    table/parallelcluster-*, not Scan); the queries run in parallel. Errors are the caller's."""
+    import concurrent.futures
 
-    A cluster whose table cannot be read keeps its compute nodes unnamed: a missing table (a cluster without
-    Slurm, or older than the table) is said in verbose output, any other error in a warning.
+    table = slurm_table_name(cluster)
+
+    def query(instance_id):
+        return client.query(TableName=table, IndexName=INSTANCE_ID_INDEX,
+                            KeyConditionExpression="InstanceId = :instance",
+                            ExpressionAttributeValues={":instance": {"S": instance_id}},
+                            ProjectionExpression="#node", ExpressionAttributeNames={"#node": "Id"}).get("Items", ())
+
+    names = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(workers, len(instance_ids)))) as pool:
+        for instance_id, items in zip(instance_ids, pool.map(query, instance_ids)):
+            for item in items:
+                _keep(names, (item.get("Id") or {}).get("S"), instance_id)
+    return names
+
+
+def _client_error(error):
+    """(code, message) of a botocore ClientError."""
+    details = error.response.get("Error", {})
+    return details.get("Code", "ClientError"), details.get("Message") or str(error)
+
+
+def cluster_node_names(client, region, cluster, instance_ids, display):
+    """{instance id: Slurm node name} of a cluster's compute instances, or None when the node table cannot be
+    read (said in verbose output for a missing table, in a warning naming the action and the principal for any
+    other error).
+
+    One Scan of the table when the credentials allow it; ParallelCluster's documented user policies do not, and
+    then one Query of the table's InstanceId index per instance (said in verbose output).
     """
     import botocore.exceptions
 
-    clusters = sorted({r["tags"].get(CLUSTER_TAG, "") for r in records if r["tags"].get(NODE_TYPE_TAG) == "Compute"})
-    for cluster in clusters:
-        table = slurm_table_name(cluster)
-        fallback = "; its compute nodes are named by instance id"
+    table = slurm_table_name(cluster)
+    fallback = "; its compute nodes are named by instance id"
+    try:
         try:
-            names = scan_slurm_node_names(client, cluster)
+            return scan_slurm_node_names(client, cluster)
         except botocore.exceptions.ClientError as e:
-            error = e.response.get("Error", {})
-            code = error.get("Code", "ClientError")
-            if code == "ResourceNotFoundException":
-                display.v("hpc.pcluster.nodes: %s: cluster %s has no node table %s%s" % (region, cluster, table, fallback))
-            else:
-                display.warning(
-                    "hpc.pcluster.nodes: %s: cannot read the node table %s of cluster %s (%s: %s)%s%s"
-                    % (region, table, cluster, code, error.get("Message", e),
-                       "; the credentials need dynamodb:Scan on it" if "AccessDenied" in code else "", fallback))
-            continue
-        except botocore.exceptions.BotoCoreError as e:
-            display.warning("hpc.pcluster.nodes: %s: cannot read the node table %s of cluster %s (%s)%s"
-                            % (region, table, cluster, e, fallback))
-            continue
-        for record in records:
-            if record["tags"].get(CLUSTER_TAG, "") == cluster and record["instance_id"] in names:
+            code, message = _client_error(e)
+            if code not in ACCESS_DENIED_CODES:
+                raise
+            display.v("hpc.pcluster.nodes: %s: no dynamodb:Scan on %s (%s), so one Query of its %s index per compute "
+                      "node (%d); granting dynamodb:Scan on it makes that one request" % (
+                          region, table, message, INSTANCE_ID_INDEX, len(instance_ids)))
+        return query_slurm_node_names(client, cluster, instance_ids)
+    except botocore.exceptions.ClientError as e:
+        code, message = _client_error(e)
+        if code == "ResourceNotFoundException":
+            display.v("hpc.pcluster.nodes: %s: cluster %s has no node table %s%s" % (region, cluster, table, fallback))
+        else:
+            display.warning("hpc.pcluster.nodes: %s: cannot read the node table %s of cluster %s (%s: %s)%s"
+                            % (region, table, cluster, code, message, fallback))
+    except botocore.exceptions.BotoCoreError as e:
+        display.warning("hpc.pcluster.nodes: %s: cannot read the node table %s of cluster %s (%s)%s"
+                        % (region, table, cluster, e, fallback))
+    return None
+
+
+def read_slurm_node_names(client, region, records, display):
+    """Set slurm_node_name on compute records, from each of their clusters' node tables (cluster_node_names).
+
+    A cluster whose table cannot be read keeps its compute nodes unnamed.
+    """
+    computes = {}
+    for record in records:
+        if record["tags"].get(NODE_TYPE_TAG) == "Compute":
+            computes.setdefault(record["tags"].get(CLUSTER_TAG, ""), []).append(record)
+    for cluster in sorted(computes):
+        names = cluster_node_names(client, region, cluster, [r["instance_id"] for r in computes[cluster]], display)
+        for record in computes[cluster]:
+            if names and record["instance_id"] in names:
                 record["slurm_node_name"] = names[record["instance_id"]]
 
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import posixpath
 import secrets
 import shlex
 import time
@@ -92,7 +93,10 @@ class ProgressRelayAction(ActionBase):
                 return {"failed": True, "changed": False, "ansible_job_id": job["ansible_job_id"],
                         "msg": "%s did not finish within %d s; its job %s was stopped (result in %s)."
                         % (self.MODULE, limit, job["ansible_job_id"], job.get("results_file"))}
-            return self.collect(job["ansible_job_id"], async_dir, task_vars)
+            # async_status looks where the job wrote its result: the wrapper expands "~" from its own $HOME,
+            # which can differ from the login user's home that async_dir was expanded with.
+            job_dir = posixpath.dirname(job.get("results_file") or "") or async_dir
+            return self.collect(job["ansible_job_id"], job_dir, task_vars)
         except KeyboardInterrupt:
             display.warning("%s goes on in the background as job %s (result in %s)."
                             % (self.MODULE, job["ansible_job_id"], job.get("results_file")))

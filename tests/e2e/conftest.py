@@ -58,6 +58,7 @@ class E2ESandbox:
     state: dict
     env: dict
     report_dir: pathlib.Path
+    up_output: str = ""  # what `sandbox.py up` printed
 
     @property
     def inventory(self):
@@ -125,8 +126,9 @@ class E2ESandbox:
 
     def aws(self, service):
         import boto3  # pylint: disable=import-outside-toplevel
-        return boto3.session.Session(region_name=self.state["region"], aws_access_key_id="testing",
-                                     aws_secret_access_key="testing").client(service, endpoint_url=self.state["endpoint_url"])
+        from iam_identities import ADMIN_CREDENTIALS  # pylint: disable=import-outside-toplevel  # sandbox/
+        return boto3.session.Session(region_name=self.state["region"], **ADMIN_CREDENTIALS).client(
+            service, endpoint_url=self.state["endpoint_url"])
 
     def latest_report(self):
         latest = self.report_dir / self.cluster_name / "latest"
@@ -152,7 +154,7 @@ def private_sandbox(compute_nodes, *up_args):
         pytest.fail("private sandbox did not come up:\n%s\n%s" % (up.stdout[-3000:], up.stderr[-3000:]))
     try:
         state = json.loads((state_dir / "state.json").read_text())
-        yield E2ESandbox(state_dir, state, load_env(state_dir), base / "reports")
+        yield E2ESandbox(state_dir, state, load_env(state_dir), base / "reports", up.stdout + up.stderr)
     finally:
         subprocess.run(_sandbox_cmd("down", "--state-dir", str(state_dir)), capture_output=True, timeout=120, check=False)
         shutil.rmtree(base, ignore_errors=True)

@@ -23,6 +23,8 @@ import time
 
 import pytest
 
+import nodes  # sandbox/nodes.py
+
 STATIC = "compute-gpu-st-distributed-ml-1"
 MARKER = "/home/.e2e-bootstrap-failed-once"
 FAIL_ONCE = """#!/bin/bash
@@ -64,8 +66,9 @@ def wait_for(what, condition, timeout):
 
 def node_up(sandbox, node):
     """The node booted and answers Slurm: idle, or maint while the collection's node-setup loader holds it out of
-    scheduling (no node-setup bundle is staged in this sandbox; ParallelCluster's create accepts maint too)."""
-    return sandbox.head("sinfo", "--noheader", "--nodes=%s" % node, "--format=%t").strip() in ("idle", "maint")
+    scheduling (no node-setup bundle is staged in this sandbox; ParallelCluster's create accepts maint too). Read
+    from scontrol's state flags: sinfo shows a held node as maint whatever its power state."""
+    return nodes.node_up(power_flags(sandbox).get(node, set()))
 
 
 def test_a_static_node_whose_bootstrap_fails_is_replaced_by_clustermgtd(failing_once):
@@ -96,7 +99,9 @@ def test_a_static_node_whose_bootstrap_fails_is_replaced_by_clustermgtd(failing_
     clustermgtd = sandbox.head_file("/var/log/parallelcluster/clustermgtd")
     assert "Found the following bootstrap failure nodes" in clustermgtd and STATIC in clustermgtd
     assert "Partitions bootstrap failure count: {'compute-gpu': {'distributed-ml': " in clustermgtd
-    records = sandbox.node_records()
+    # slurmd registers before the bootstrap's last steps: the hypervisor records its outcome when it has ended.
+    records = wait_for("the outcome of %s's bootstrap" % last,
+                       lambda: sandbox.node_records().get(last, {}).get("bootstrap") and sandbox.node_records(), 60)
     assert records[last]["name"] == STATIC and records[last]["bootstrap"] == "ok", records
     assert failed not in records and first not in records
 

@@ -32,10 +32,11 @@ def read_report(sandbox):
 
 
 def test_deploy_first_run_verifies_and_writes_the_report(e2e_sandbox, first_deploy, deploy_vars):
-    assert "Verification report: %s" % (e2e_sandbox.report_dir / e2e_sandbox.cluster_name) in first_deploy.stdout
+    assert "Report: %s" % (e2e_sandbox.report_dir / e2e_sandbox.cluster_name) in first_deploy.stdout
     report, junit, markdown = read_report(e2e_sandbox)
     assert report["cluster"] == e2e_sandbox.cluster_name
-    assert report["config_source"] == "cluster_config_data fact"
+    # What the cluster runs: the config ParallelCluster stored, not the one the controller built.
+    assert report["config_source"] == "stored"
     assert report["summary"]["failed"] == 0
     assert report["gpu_counts"]["g5.8xlarge"] == {"count": 1, "model": "NVIDIA A10G",
                                                   "source": "EC2 DescribeInstanceTypes"}
@@ -96,8 +97,8 @@ def test_deploy_names_nodes_as_slurm_does_and_says_how_to_reach_the_head_node(e2
     assert report["head_node"] == head
     assert head in markdown and e2e_sandbox.state["head_ip"] not in markdown
     # pcluster ssh's equivalent, with the key and the pinned known_hosts the inventory uses.
-    found = re.search(r"Reach the head node %s: (ssh .*? root@\S+?)'" % re.escape(head), folded)
-    assert found, folded[-3000:]
+    found = re.search(r"^Reach the head node %s: (ssh .*)$" % re.escape(head), first_deploy.stdout, re.M)
+    assert found, first_deploy.stdout[-3000:]
     command = shlex.split(found.group(1))
     assert command[0] == "ssh" and command[-1] == "root@%s" % e2e_sandbox.state["head_ip"]
     assert "UserKnownHostsFile=%s" % e2e_sandbox.state["known_hosts"] in command
@@ -158,15 +159,25 @@ def test_deploy_second_run_changes_nothing(e2e_sandbox, first_deploy, deploy_var
     folded = " ".join(run.stdout.split())
     for node in e2e_sandbox.compute_nodes:
         assert re.search(r"- '?%s: up-to-date \(ok=0 changed=0 failed=0," % re.escape(node), folded), folded[-3000:]
+    # It fits on one screen (the concise callback of ansible.cfg): the cluster's state, a line per compute node,
+    # the verification summary, how to reach the head node, the recap and a line saying nothing changed.
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) <= 40, run.stdout
+    assert lines[-1] == "Nothing changed: every host was already as configured (changed=0).", run.stdout
+    assert "Reach the head node %s-head: ssh " % e2e_sandbox.cluster_name in run.stdout
+    assert "TASK [" not in run.stdout and "skipping:" not in run.stdout, run.stdout
 
 
 def stored_config_versions(sandbox):
-    """The versions of the config object ParallelCluster stored for the cluster, in moto's S3: [(version, bytes)]."""
+    """The versions of the config object ParallelCluster stored for the cluster, in moto's S3: [(version, bytes)]
+    (read as the sandbox's admin: ParallelCluster's user policies allow it too, but this is the test's own look)."""
     import boto3  # pylint: disable=import-outside-toplevel
+
+    from iam_identities import ADMIN_CREDENTIALS  # pylint: disable=import-outside-toplevel
 
     reg = sandbox.state["registration"]
     s3 = boto3.client("s3", endpoint_url=sandbox.state["endpoint_url"], region_name=sandbox.state["region"],
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+                      **ADMIN_CREDENTIALS)
     versions = s3.list_object_versions(Bucket=reg["bucket"], Prefix=reg["config_key"]).get("Versions", [])
     return [(v["VersionId"], s3.get_object(Bucket=reg["bucket"], Key=reg["config_key"], VersionId=v["VersionId"])["Body"].read())
             for v in versions]
@@ -177,7 +188,9 @@ def test_check_mode_shows_the_change_and_touches_nothing(e2e_sandbox, first_depl
     config_file = e2e_sandbox.state_dir / "cluster-config.yaml"
     file_before = config_file.read_bytes()
 
-    run = e2e_sandbox.playbook("deploy.yml", dict(deploy_vars, cluster_config_compute_max_count=3), args=["--check", "--diff"])
+    # One more static node (MinCount = MaxCount: ScaledownIdletime -1 leaves no dynamic node that could not start).
+    run = e2e_sandbox.playbook("deploy.yml", dict(deploy_vars, cluster_config_compute_min_count=3,
+                                                  cluster_config_compute_max_count=3), args=["--check", "--diff"])
 
     assert run.rc == 0, run.output[-6000:]
     cluster_task = run.stdout.split("TASK [Create or update the cluster and wait until it is ready]", 1)[1].split("TASK [", 1)[0]
@@ -199,6 +212,21 @@ def test_verify_alone_reads_the_stored_config(e2e_sandbox):
     assert report["config_source"] == "stored"
     assert len(checks_of(report, "node_state")) == len(e2e_sandbox.compute_nodes)
     assert all(c["changed"] == 0 for c in run.recap.values())
+
+
+def test_verify_of_a_cluster_that_does_not_exist_says_so(e2e_sandbox):
+    # Not in the inventory (deleted on AWS: its instances are gone): verify.yml says the cluster may not exist.
+    run = e2e_sandbox.playbook("playbooks/verify.yml", {"pcluster_cluster_name": "gone-cluster"})
+    assert run.rc != 0
+    assert "No head node of cluster 'gone-cluster' in the inventory" in run.output
+    assert "the cluster does not exist (deleted, or not created yet" in run.output
+    # In the inventory, but ParallelCluster does not know it where the role asks (another region): said so,
+    # before any node is contacted.
+    run = e2e_sandbox.playbook("playbooks/verify.yml", {"verify_region": "eu-west-1"})
+    assert run.rc != 0
+    assert ("verify: cluster '%s' does not exist in eu-west-1 (ParallelCluster describes no such cluster: "
+            "deleted, or not created yet)" % e2e_sandbox.cluster_name) in " ".join(run.output.split()), run.output
+    assert "Run hpc.pcluster.cluster_config first" not in run.output
 
 
 def test_a_node_set_down_is_reported_by_name(e2e_sandbox):
@@ -274,7 +302,10 @@ def test_destroy_refuses_while_jobs_of_any_user_are_not_finished(e2e_sandbox):
         e2e_sandbox.head("scancel", job, held, check=False)
     assert run.rc != 0
     assert "2 job(s) not finished" in run.output
-    assert "%s|RUNNING|root|compute-gpu|e2e-busy|" % job in run.output
-    assert "%s|PENDING|nobody|compute-gpu|e2e-held|" % held in run.output
+    # The jobs as a table under its header, not squeue's raw "id|state|..." lines.
+    assert re.search(r"^\s+JOBID\s+STATE\s+USER\s+PARTITION\s+NAME\s+NODES$", run.output, re.M), run.output
+    assert re.search(r"^\s+%s\s+RUNNING\s+root\s+compute-gpu\s+e2e-busy\s+compute-gpu-st-" % job, run.output, re.M)
+    assert re.search(r"^\s+%s\s+PENDING\s+nobody\s+compute-gpu\s+e2e-held$" % held, run.output, re.M)
+    assert "|RUNNING|" not in run.output
     assert "e2e-done" not in run.output
     assert "destroy_force=true" in run.output

@@ -93,7 +93,7 @@ def test_a_static_node_still_completing_a_job_is_waited_for(e2e_sandbox):
         on_node(e2e_sandbox, "head", "touch {r}; cp /root/slurm.conf.e2e /opt/slurm/etc/slurm.conf; "
                 "scontrol reconfigure; sleep 1; rm -f {r}".format(r=release))
     assert rc == 0, output[-6000:]
-    assert "waiting up to 15 min for 1 static node(s) in a transitional state: %s IDLE+COMPLETING" % node in output
+    assert "waiting up to 15m00s for 1 static node(s) in a transitional state: %s IDLE+COMPLETING" % node in output
     report = read_report(e2e_sandbox)[0]
     state = [c for c in checks_of(report, "node_state") if c["node"] == node][0]
     assert state["status"] == "passed" and state["seen"] == "IDLE", state

@@ -95,10 +95,14 @@ def sandbox() -> Sandbox:
     return box
 
 
+# The shell command on the head node that deletes every node-setup hold (see release_node_setup_holds).
+RELEASE_NODE_SETUP_HOLDS = ("for r in $(scontrol show reservation --oneliner | sed -n 's/^ReservationName=\\(hpc-pcluster-node-setup-[^ ]*\\) .*/\\1/p');"
+                            " do scontrol delete reservation=$r; done")
+
+
 def release_node_setup_holds(box: Sandbox) -> None:
     """A sandbox just up is a created cluster no playbook has set up: its static nodes booted before any node-setup
     bundle existed and are held out of scheduling until deploy.yml's fleet job sets them up (a Slurm maintenance
     reservation each, roles/node_setup/README.md). The tests of the sandbox itself use the nodes as they are, as an
     administrator would after deleting those reservations."""
-    box.ssh("for r in $(scontrol show reservation --oneliner | sed -n 's/^ReservationName=\\(hpc-pcluster-node-setup-[^ ]*\\) .*/\\1/p');"
-            " do scontrol delete reservation=$r; done")
+    box.ssh(RELEASE_NODE_SETUP_HOLDS)

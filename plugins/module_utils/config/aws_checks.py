@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.pcluster contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Checks of a cluster config against the AWS account: networks that must exist, pcluster's dryrun as problems."""
+"""Checks of a cluster config against the AWS account: networks and the key pair that must exist, pcluster's dryrun
+as problems."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems impor
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.rules import ID_PATTERNS
 
 DRYRUN_LEVELS = ("INFO", "WARNING", "ERROR")
+# Operating systems whose ParallelCluster AMI refuses RSA key pairs (pcluster's KeyPairValidator).
+NO_RSA_KEY_OS = ("ubuntu2204", "ubuntu2404")
+KEY_PAIR_PATH = ("HeadNode", "Ssh", "KeyName")
 
 
 def referenced_network_ids(config):
@@ -63,6 +67,30 @@ def missing_network_problems(config, ec2, region=None):
     return problems
 
 
+def key_pair_problems(config, ec2, region=None):
+    """The head node's key pair must exist, and be ed25519 where ParallelCluster refuses RSA (Ubuntu 22.04/24.04).
+
+    ``ec2`` is a boto3 EC2 client. Said here, at the config's path, rather than as the dryrun's KeyPairValidator
+    message, whose fix would be to suppress the validator: a cluster nobody can log in to.
+    """
+    name = value_at(config, KEY_PAIR_PATH)
+    if not isinstance(name, str) or not name:
+        return []
+    path, where = format_path(KEY_PAIR_PATH), " in %s" % region if region else ""
+    pairs = ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [name]}]).get("KeyPairs") or []
+    if not pairs:
+        return [problem(path, name, "The key pair %s does not exist%s" % (name, where),
+                        "Create it (aws ec2 create-key-pair --key-type ed25519 --key-name %s) or import your public "
+                        "key (aws ec2 import-key-pair), or name an existing key pair of this region." % name)]
+    os_name = value_at(config, ("Image", "Os"))
+    if os_name in NO_RSA_KEY_OS and (pairs[0].get("KeyType") or "").lower() == "rsa":
+        return [problem(path, name, "The key pair %s is RSA, which ParallelCluster refuses on %s (its KeyPairValidator: "
+                        "the AMI's SSH server does not accept RSA keys)" % (name, os_name),
+                        "Create an ed25519 key pair (aws ec2 create-key-pair --key-type ed25519 --key-name <name>, or "
+                        "import an ed25519 public key) and name it, or choose another Image.Os.")]
+    return []
+
+
 def paths_mentioned(config, message, limit=5):
     """Paths of the config's values that a free-text message names (e.g. pcluster's errors about one id)."""
     found = []
@@ -89,8 +117,9 @@ def dryrun_problems(config, dryrun, failure_level="ERROR"):
             validator = message.get("type") or message.get("id") or "pcluster"
             blocking.append(problem(
                 "", None, "[%s %s] %s" % (level, validator, message.get("message")),
-                "Fix the resource in the AWS account or the config; to skip this check add "
-                "'type:%s' to suppress_validators." % (message.get("type") or "ValidatorName"),
+                "Fix the resource in the AWS account or the config. A validator that cannot work for this account "
+                "can be skipped: add 'type:%s' to cluster_config_suppress_validators (the module's "
+                "suppress_validators)." % (message.get("type") or "ValidatorName"),
             ))
     if not dryrun.get("success") and not blocking:
         message = "ParallelCluster rejected the config: %s" % dryrun.get("message")

@@ -18,6 +18,7 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.aws import boto3_clie
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import (
     PclusterApiError,
     PclusterMissingError,
+    aws_denial,
     convert_error,
     group_validation_messages,
 )
@@ -85,6 +86,20 @@ class _LogCollector(logging.Handler):
 
 
 PCLUSTER_LOG = _LogCollector()
+
+
+def denials_gone_past():
+    """What pcluster logged and went on without: one sentence per action AWS denied (its log line carries AWS's
+    "User: <principal> is not authorized to perform: <action>"), e.g. the compute fleet status it reports UNKNOWN
+    when the credentials may not call dynamodb:GetItem on the cluster's table."""
+    seen, out = set(), []
+    for line in PCLUSTER_LOG.records:
+        denial = aws_denial(line)
+        if denial and (denial["action"], denial["principal"]) not in seen:
+            seen.add((denial["action"], denial["principal"]))
+            out.append("AWS denied %s to %s and ParallelCluster went on without it; pcluster logged: %s"
+                       % (denial["action"], denial["principal"], line))
+    return out
 
 
 def _silence_pcluster_logging():

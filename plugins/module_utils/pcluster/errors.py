@@ -50,11 +50,18 @@ BOTOCORE_KINDS = {
     "ConnectionClosedError": KIND_UNAVAILABLE,
 }
 _AWS_CODE = re.compile(r"An error occurred \(([A-Za-z0-9_.]+)\)")
+# AWS's sentence for an action the caller's policies do not allow (IAM's, for every service): it names the principal
+# and the action. pcluster passes some denials on as a 500 with only this sentence (no code), so for them it is
+# the one sign of a denial.
+_AWS_DENIAL = re.compile(r"\bUser: (?P<principal>arn:[^\s]+) is not authorized to perform: (?P<action>[\w.-]+:[\w*]+)")
 # pcluster says these only in words (no code or type of their own).
 PCLUSTER_NO_CHANGE = "no changes found in your cluster configuration"
 PCLUSTER_FLEET_MUST_STOP = "compute nodes must be stopped"
 PCLUSTER_BAD_REGION = "invalid or unsupported region"
 PCLUSTER_ALREADY_EXISTS = "already exists"  # a create of an existing stack: "Bad Request: Cluster <name> already exists."
+# After the validators that refused a create or update: how to skip one that cannot work for an account.
+SUPPRESS_HINT = ("A validator that cannot work for this account can be skipped: add 'type:<name>' (e.g. 'type:%s') to "
+                 "suppress_validators, which the collection's playbooks set from cluster_config_suppress_validators.")
 
 
 class PclusterMissingError(Exception):
@@ -123,20 +130,40 @@ class PclusterApiError(Exception):
         return self.kind in (KIND_THROTTLED, KIND_UNAVAILABLE, KIND_UNREACHABLE, KIND_SERVER)
 
     def describe(self):
-        """A one-paragraph, human-readable description including the validation problems."""
+        """A one-paragraph, human-readable description: the message, the validators that blocked (each once, with
+        how to skip one) and the update's errors. Warnings are left out: the modules print them as warnings."""
         lines = [self.message] if not (self.update_errors and self.message == "Update failure") else []
-        for msg in self.validation_messages:
-            if msg.get("level") in ("ERROR", None) or self.code == 400:
-                lines.append("  - [%s] %s: %s" % (msg.get("level"), msg.get("type") or msg.get("id"), msg.get("message")))
+        blocking = self.blocking_validations()
+        for msg in blocking:
+            lines.append("  - %s: %s" % (msg.get("type") or msg.get("id"), msg.get("message")))
+        if blocking:
+            lines.append(SUPPRESS_HINT % (blocking[0].get("type") or blocking[0].get("id")))
         for err in self.update_errors:
             lines.append("  - %s: %s (current %s, requested %s)"
                          % (err.get("parameter"), err.get("message"), err.get("currentValue"), err.get("requestedValue")))
         return "\n".join(lines)
 
+    def blocking_validations(self):
+        """The validation messages that refused the request: those at ERROR, else (with a lower
+        validation_failure_level) every message of a refused request, first seen first, each once."""
+        messages = [m for m in self.validation_messages if m.get("level") in ("ERROR", None)]
+        if not messages and self.code == 400:
+            messages = list(self.validation_messages)
+        seen, unique = set(), []
+        for msg in messages:
+            key = (msg.get("type") or msg.get("id"), msg.get("message"))
+            if key not in seen:
+                seen.add(key)
+                unique.append(msg)
+        return unique
+
     def to_result(self):
         """The error as return values for fail_json."""
         result = {"error": {"code": self.code, "type": self.error_type, "operation": self.operation,
                             "message": self.message, "kind": self.kind, "aws_code": self.aws_code}}
+        denial = aws_denial(self.message) if self.kind == KIND_DENIED else None
+        if denial:
+            result["error"]["denied"] = denial
         if self.validation_messages:
             result["validation_messages"] = group_validation_messages(self.validation_messages)
         if self.change_set:
@@ -144,6 +171,12 @@ class PclusterApiError(Exception):
         if self.update_errors:
             result["update_errors"] = self.update_errors
         return result
+
+
+def aws_denial(text):
+    """{principal, action} of AWS's "User: <arn> is not authorized to perform: <action>" in text, or None."""
+    match = _AWS_DENIAL.search(text or "")
+    return {"principal": match.group("principal"), "action": match.group("action")} if match else None
 
 
 def aws_error_code(text):
@@ -181,7 +214,7 @@ def classify(code, error_type=None, message=None, aws_code=None):
         return KIND_UNAVAILABLE
     if aws_code in AWS_CREDENTIAL_CODES or code == 401:
         return KIND_CREDENTIALS
-    if aws_code in AWS_DENIED_CODES or code == 403:
+    if aws_code in AWS_DENIED_CODES or code == 403 or (aws_code is None and aws_denial(message)):
         return KIND_DENIED
     if error_type in BOTOCORE_KINDS:
         return BOTOCORE_KINDS[error_type]
@@ -274,6 +307,10 @@ def explain_error(error, settings=None):
                 "'profile' (or AWS_PROFILE) to a profile in ~/.aws/credentials, or run where an instance role "
                 "is available.")
     if error.kind == KIND_DENIED:
+        denial = aws_denial(error.message)
+        if denial:
+            return ("AWS denied %s to %s: the credentials in use lack that permission (ParallelCluster's user policies "
+                    "list what pcluster needs). %s" % (denial["action"], denial["principal"], error.message))
         return ("AWS denied the request (%s): the credentials in use lack a permission ParallelCluster needs. %s"
                 % (error.aws_code or error.code, error.message))
     if error.kind == KIND_BAD_REQUEST and PCLUSTER_BAD_REGION in text:

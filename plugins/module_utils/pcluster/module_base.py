@@ -79,6 +79,7 @@ class PclusterModule(AnsibleModule):
         self._api = None
         self.fail_note = None  # callable returning a sentence every failure message ends with, or None
         self.presigned_urls = set()
+        self.validation_warnings_shown = set()
         super().__init__(argument_spec=spec, **kwargs)
 
     @property
@@ -112,12 +113,16 @@ class PclusterModule(AnsibleModule):
         write_progress(self, line)
 
     def validation_warnings(self, messages):
-        """ParallelCluster's validation messages (a list, or grouped by level) grouped by level, each WARNING shown."""
+        """ParallelCluster's validation messages (a list, or grouped by level) grouped by level, each WARNING shown
+        once in the module's run (every dryrun of a run repeats them)."""
         if isinstance(messages, dict):
             messages = [msg for level in messages.values() for msg in level]
         grouped = group_validation_messages(messages)
         for msg in grouped.get("WARNING", []):
-            self.warn("ParallelCluster validation warning (%s): %s" % (msg.get("type") or msg.get("id"), msg.get("message")))
+            text = "ParallelCluster validation warning (%s): %s" % (msg.get("type") or msg.get("id"), msg.get("message"))
+            if text not in self.validation_warnings_shown:
+                self.validation_warnings_shown.add(text)
+                self.warn(text)
         return grouped
 
     def _with_note(self, msg):
@@ -135,6 +140,8 @@ class PclusterModule(AnsibleModule):
         self.fail_json(msg=message, **payload)
 
     def exit_json(self, **kwargs):
+        for warning in pcluster_client.denials_gone_past():
+            self.warn(strip_presigned_urls(warning, self.presigned_urls))
         super().exit_json(**strip_presigned_urls(kwargs, self.presigned_urls))
 
     def fail_json(self, msg, **kwargs):

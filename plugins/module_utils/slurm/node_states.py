@@ -5,8 +5,15 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.wait import (
+    REPORT_EVERY,
+    WaitTimeout,
+    format_duration,
+    wait_until,
+)
 from ansible_collections.hpc.pcluster.plugins.module_utils.slurm.parsers import parse_node_state
 
 USABLE_BASE_STATES = ("IDLE", "ALLOCATED", "MIXED", "COMPLETING")
@@ -89,14 +96,10 @@ def waiting_line(waiting, limit=5):
     return shown + (" and %d more" % (len(names) - limit) if len(names) > limit else "")
 
 
-def minutes(seconds):
-    """``15 min``, ``2.5 min``; under a minute ``40 s``."""
-    return "%d s" % seconds if seconds < 60 else "%g min" % round(seconds / 60.0, 1)
-
-
-def wait_for_static_nodes(look, names, timeout, poll_interval=5.0, progress=None, report_every=60.0,
+def wait_for_static_nodes(look, names, timeout, poll_interval=5.0, progress=None, report_every=REPORT_EVERY,
                           clock=time.monotonic, sleep=time.sleep):
-    """Poll until none of the named static nodes is transitional, or timeout seconds passed.
+    """Poll until none of the named static nodes is transitional, or timeout seconds passed (the collection's one
+    wait loop, pcluster.wait.wait_until, every poll_interval seconds).
 
     look() returns (error, node records, partition records); on an error the wait ends (the checks report
     the controller). progress(line), when given, hears when the wait starts, every report_every seconds
@@ -104,24 +107,36 @@ def wait_for_static_nodes(look, names, timeout, poll_interval=5.0, progress=None
     """
     progress = progress or (lambda line: None)
     start = clock()
-    reported = None
-    while True:
+    started = []
+
+    def poll(want_progress):  # pylint: disable=unused-argument
         error, nodes, partitions = look()
         waiting, not_waited = ({}, {}) if error else transitional_nodes(nodes, partitions, names)
-        elapsed = clock() - start
-        if error or not waiting or elapsed >= timeout:
-            if waiting and timeout > 0:
-                progress("%d static node(s) still in a transitional state after %s, judged as they are: %s"
-                         % (len(waiting), minutes(timeout), waiting_line(waiting)))
-            states = dict((n, (nodes.get(n) or {}).get("State", "not defined in Slurm")) for n in names) if not error else {}
-            return dict(settled=not waiting, timed_out=bool(waiting) and timeout > 0, waiting=waiting,
-                        not_waited=not_waited, states=states, elapsed=round(elapsed, 1), error=error or "")
-        if reported is None:
+        return {"error": error, "nodes": nodes, "waiting": waiting, "not_waited": not_waited}
+
+    def report(snapshot, elapsed):
+        waiting = snapshot["waiting"]
+        if not waiting or snapshot["error"] or timeout <= 0:
+            return
+        if not started:
+            started.append(elapsed)
             progress("waiting up to %s for %d static node(s) in a transitional state: %s"
-                     % (minutes(timeout), len(waiting), waiting_line(waiting)))
-            reported = elapsed
-        elif elapsed - reported >= report_every:
+                     % (format_duration(timeout), len(waiting), waiting_line(waiting)))
+        else:
             progress("%d static node(s) still in a transitional state after %s (of %s): %s"
-                     % (len(waiting), minutes(elapsed), minutes(timeout), waiting_line(waiting)))
-            reported = elapsed
-        sleep(max(0.0, min(poll_interval, timeout - elapsed)))
+                     % (len(waiting), format_duration(elapsed), format_duration(timeout), waiting_line(waiting)))
+
+    try:
+        snapshot = wait_until(poll, "settled", timeout, sleep=sleep, clock=clock, report=report,
+                              report_every=report_every, intervals=itertools.repeat(float(poll_interval)),
+                              reached=lambda goal, snap: bool(snap["error"]) or not snap["waiting"], key=lambda snap: None)
+    except WaitTimeout as gave_up:
+        snapshot = gave_up.snapshot
+    elapsed = clock() - start
+    error, nodes, waiting = snapshot["error"], snapshot["nodes"], snapshot["waiting"]
+    if waiting and timeout > 0:
+        progress("%d static node(s) still in a transitional state after %s, judged as they are: %s"
+                 % (len(waiting), format_duration(timeout), waiting_line(waiting)))
+    states = dict((n, (nodes.get(n) or {}).get("State", "not defined in Slurm")) for n in names) if not error else {}
+    return dict(settled=not waiting, timed_out=bool(waiting) and timeout > 0, waiting=waiting,
+                not_waited=snapshot["not_waited"], states=states, elapsed=round(elapsed, 1), error=error or "")

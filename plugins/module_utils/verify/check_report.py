@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What every check module of the verify role shares: the check record, its collector, the command runner.
 
-A check is ``{check, node, expected, seen, status, hint}``; status is passed, failed or not_available.
+A check is ``{check, node, expected, seen, status, hint}``, and ``subject`` when one node has several checks
+of that name (the mount of a storage check); status is passed, failed or not_available.
 A module collects its checks in a ``CheckReport`` and returns ``report.checks``; the role merges the
 checks of every module into one report (module_utils/verify/report.py writes it).
 """
@@ -45,8 +46,10 @@ class CheckReport:
                 return str(self.not_available[key])
         return None
 
-    def add(self, check, node, expected, seen, ok, hint="", unavailable_reason=None, aliases=()):
-        """Record one check; ``unavailable_reason`` makes it not_available (e.g. not run in check mode)."""
+    def add(self, check, node, expected, seen, ok, hint="", unavailable_reason=None, aliases=(), subject=None):
+        """Record one check; ``unavailable_reason`` makes it not_available (e.g. not run in check mode).
+
+        ``subject``: what the check is about when a node has several checks of this name (e.g. a mount)."""
         listed = self.reason(check, node, aliases)
         if listed is not None:
             status, hint = NOT_AVAILABLE, listed
@@ -55,8 +58,10 @@ class CheckReport:
         else:
             status = PASSED if ok else FAILED
             hint = "" if ok else hint
-        self.checks.append(dict(check=check, node=node, expected=str(expected), seen=str(seen),
-                                status=status, hint=hint))
+        record = dict(check=check, node=node, expected=str(expected), seen=str(seen), status=status, hint=hint)
+        if subject:
+            record["subject"] = str(subject)
+        self.checks.append(record)
 
     @property
     def failed(self):

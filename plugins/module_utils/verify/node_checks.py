@@ -154,7 +154,7 @@ def check_storage(report, node, item, mount, written, user, check_mode=False):
     seen = "not mounted" if mount is None else ("mounted read-only" if read_only else "mounted read-write")
     report.add("storage_mount", node, "%s mounted read-write" % label, seen, mount is not None and not read_only,
                "not mounted: check SharedStorage and the node's bootstrap log" if mount is None
-               else "mounted read-only: check the mount options")
+               else "mounted read-only: check the mount options", subject=path)
     if mount is not None and not read_only:
         _check_writable(report, node, path, written, user, check_mode)
     fstypes = item.get("fstypes") or []
@@ -164,7 +164,7 @@ def check_storage(report, node, item, mount, written, user, check_mode=False):
                mount is not None and (not fstypes or fstype in fstypes),
                "%s is %s, expected %s for %s" % (path, fstype or "not mounted", " or ".join(fstypes),
                                                  item.get("storage_type") or "this storage"),
-               aliases=("storage_type:%s" % path,) + ((family,) if family else ()))
+               aliases=("storage_type:%s" % path,) + ((family,) if family else ()), subject=path)
 
 
 def _check_writable(report, node, path, written, user, check_mode):
@@ -172,19 +172,21 @@ def _check_writable(report, node, path, written, user, check_mode):
     expected = "%s writable by %s (in %s, else %s)" % (path, user, own, path)
     if check_mode or written is None:
         report.add("storage_writable", node, expected, "not tested", False, "",
-                   unavailable_reason="writability is not tested in check mode")
+                   unavailable_reason="writability is not tested in check mode", subject=path)
         return
     where, writable = written
     if writable:
-        report.add("storage_writable", node, expected, "writable by %s in %s" % (user, where), True)
+        report.add("storage_writable", node, expected, "writable by %s in %s" % (user, where), True, subject=path)
     elif where == path:
         report.add("storage_writable", node, expected,
                    "%s is not writable by %s and %s does not exist" % (path, user, own), False, "",
                    unavailable_reason="only root can write to %s (as on a fresh file system) and %s has no directory "
-                                      "there yet: create %s owned by %s to have it tested" % (path, user, own, user))
+                                      "there yet: create %s owned by %s to have it tested" % (path, user, own, user),
+                   subject=path)
     else:
         report.add("storage_writable", node, expected, "%s is NOT writable by %s" % (where, user), False,
-                   "%s cannot create files in its own directory %s: check its owner and mode" % (user, where))
+                   "%s cannot create files in its own directory %s: check its owner and mode" % (user, where),
+                   subject=path)
 
 
 def check_node_gpus(report, params, name, itype, gpus, facts):

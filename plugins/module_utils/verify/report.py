@@ -103,15 +103,11 @@ def verify_check_line(check):
 
 
 def verify_not_available_lines(checks):
-    """One line per check name that was not available: the nodes it concerns and the reason."""
+    """One line per check (and subject, e.g. a storage check's mount) that was not available: its nodes and why."""
     grouped = {}
     for check in checks or []:
         if check.get("status") == "not_available":
-            entry = grouped.setdefault((check.get("check"), check.get("hint", "")), [])
-            entry.append(str(check.get("node")))
+            name = " ".join(str(part) for part in (check.get("check"), check.get("subject")) if part)
+            grouped.setdefault((name, check.get("hint", "")), []).append(str(check.get("node")))
     return ["not available: %s on %s (%s)" % (name, ", ".join(nodes), reason)
             for (name, reason), nodes in grouped.items()]
-
-
-def verify_failed_nodes(checks):
-    return sorted(set("%s:%s" % (c.get("check"), c.get("node")) for c in checks or [] if c.get("status") == "failed"))

@@ -11,7 +11,11 @@ import pathlib
 import subprocess
 import uuid
 
+import boto3
 import yaml
+
+import iam_identities  # sandbox/iam_identities.py
+import real_account  # sandbox/real_account.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 HERE = pathlib.Path(__file__).resolve().parent
@@ -33,6 +37,7 @@ def role_vars(sandbox, tmp_path, **overrides):
         "cluster_config_public_subnet_id": aws["public_subnet_id"],
         "cluster_config_private_subnet_id": aws["private_subnet_id"],
         "cluster_config_security_group_id": aws["security_group_id"],
+        "cluster_config_ssh_key_name": real_account.KEY_PAIR_NAME,
         "cluster_config_head_node_bootstrap_script": aws["head_node_bootstrap_script"],
         "cluster_config_compute_node_bootstrap_script": aws["compute_node_bootstrap_script"],
         "cluster_config_fsx_lustre_enabled": False,
@@ -61,7 +66,7 @@ def test_role_full_validation_passes_for_a_config_without_fsx(sandbox, tmp_path)
     assert validation["dryrun_message"] == "Request would have succeeded, but DryRun flag is set."
     assert validation["validation_messages"]["ERROR"] == []
     warning_types = {m["type"] for m in validation["validation_messages"]["WARNING"]}
-    assert "KeyPairValidator" in warning_types  # the guide's config sets no key pair
+    assert "KeyPairValidator" not in warning_types  # the sandbox's ed25519 key pair
     written = yaml.safe_load((tmp_path / "cluster-config.yaml").read_text())
     assert "SharedStorage" not in written
 
@@ -107,3 +112,31 @@ def test_pcluster_dryrun_rejection_is_pointed_at_the_value_it_names(sandbox, tmp
     assert ("Scheduling.SlurmQueues[0].ComputeResources[0].InstanceType (from cluster_config_compute_instance_type): "
             "ParallelCluster rejected the config") in result.stdout, result.stdout
     assert "g5.unknownsize" in result.stdout
+
+
+def test_role_full_validation_refuses_an_rsa_key_pair_on_ubuntu(sandbox, tmp_path):
+    state = state_of(sandbox)
+    # The key pair is imported as the sandbox's admin would (moto enforces IAM).
+    ec2 = boto3.client("ec2", endpoint_url=state["endpoint_url"], region_name=state["region"],
+                       **iam_identities.ADMIN_CREDENTIALS)
+    name = "rsa-%s" % uuid.uuid4().hex[:8]
+    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-N", "", "-f", str(tmp_path / "rsa")], check=True)
+    ec2.import_key_pair(KeyName=name, PublicKeyMaterial=(tmp_path / "rsa.pub").read_bytes())
+    try:
+        result = playbook(sandbox, "render_full.yml", role_vars(sandbox, tmp_path, cluster_config_ssh_key_name=name))
+    finally:
+        ec2.delete_key_pair(KeyName=name)
+    assert result.returncode != 0
+    assert ("HeadNode.Ssh.KeyName (from cluster_config_ssh_key_name): The key pair %s is RSA, which ParallelCluster "
+            "refuses on ubuntu2204" % name) in " ".join(result.stdout.split()), result.stdout
+    assert not (tmp_path / "cluster-config.yaml").exists()
+
+
+def test_role_full_validation_of_the_existing_cluster_is_its_update_dryrun(sandbox, tmp_path):
+    # pcluster refuses a create dryrun of a cluster that exists: the update's dryrun checks the config instead.
+    variables = role_vars(sandbox, tmp_path, pcluster_cluster_name=sandbox.cluster_name)
+    result = playbook(sandbox, "render_full.yml", variables)
+    assert result.returncode == 0, result.stdout + result.stderr
+    validation = json.loads((tmp_path / "result.json").read_text())
+    assert validation["valid"] is True and validation["full_checked"] is True
+    assert "already exists" not in validation["dryrun_message"]

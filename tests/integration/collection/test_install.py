@@ -63,6 +63,39 @@ def test_the_tarball_holds_what_users_run_and_no_development_files(built):
     assert manifest["collection_info"]["license"] == ["GPL-3.0-or-later"]
 
 
+# What a user may keep in a checkout beside the collection: none of it may travel in the tarball.
+USERS_FILES = ["my-site.yml", "host_vars/head.yml", "group_vars/all.yml", "inventory/group_vars/all/mine.yml",
+               "inventory/host_vars/head.yml", "inventory/my_nodes.yml", "playbooks/my-site.yml", "pcluster.pem",
+               ".vault_pass", ".env", "ansible.log", "docs/keys/id.pem", "roles/verify/tasks/notes.log"]
+
+
+def test_a_build_packs_the_collection_and_none_of_the_users_files(built, tmp_path):
+    env = built[2]
+    checkout = tmp_path / "checkout"
+    for name in run(["git", "ls-files"], ROOT, env).stdout.splitlines():
+        source = ROOT / name
+        if source.is_file() and not source.is_symlink():
+            (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+            (checkout / name).write_bytes(source.read_bytes())
+    for name in USERS_FILES:
+        (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / name).write_text("secret: do-not-ship\n")
+    (tmp_path / "out").mkdir()
+    build = run(["ansible-galaxy", "collection", "build", "--output-path", str(tmp_path / "out"), str(checkout)],
+                tmp_path, env)
+    assert build.returncode == 0, build.stderr
+    with tarfile.open(next((tmp_path / "out").glob("hpc-pcluster-*.tar.gz"))) as archive:
+        planted = set(archive.getnames())
+        example = yaml.safe_load(archive.extractfile("inventory/group_vars/all/cluster.yml"))
+    with tarfile.open(built[0]) as archive:
+        clean = set(archive.getnames())
+    assert not [name for name in USERS_FILES if name in planted]
+    assert planted == clean
+    # The example inventory ships placeholders, never an account's values.
+    assert example["pcluster_region"] == "" and example["cluster_config_public_subnet_id"] == ""
+    assert example["cluster_config_ssh_key_name"] == ""
+
+
 def plugins_of(kind, env, cwd):
     listing = run(["ansible-doc", "-t", kind, "--list", "hpc.pcluster", "--json"], cwd, env)
     assert listing.returncode == 0, listing.stderr

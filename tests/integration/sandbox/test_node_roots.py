@@ -95,7 +95,7 @@ def test_the_container_image_is_on_shared_storage(sandbox, real_chain):
     assert image.startswith("/fsx/")
     out = sandbox.ssh("unsquashfs -l %s | grep -c '^squashfs-root/bin/busybox$'" % image).stdout.strip()
     assert out == "1"
-    group_vars = (sandbox.inventory_dir / "group_vars" / "all" / "sandbox.yml").read_text()
+    group_vars = (sandbox.inventory_dir / "group_vars" / "all" / "sandbox_only.yml").read_text()
     assert "verify_container_smoke_image: %s" % image in group_vars
 
 

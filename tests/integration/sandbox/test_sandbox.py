@@ -10,9 +10,11 @@ import secrets
 import socket
 import urllib.request
 
+import boto3
 import pytest
 import yaml
 
+import iam_identities  # sandbox/iam_identities.py
 import moto_cluster  # sandbox/moto_cluster.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -183,12 +185,24 @@ def test_inventory_and_env_files(sandbox):
     group_vars = yaml.safe_load((inv / "group_vars" / "all" / "sandbox.yml").read_text())
     assert group_vars["pcluster_endpoint_url"] == sandbox.endpoint_url
     assert group_vars["cluster_config_compute_min_count"] == len(sandbox.compute_nodes)
-    for reason in group_vars["verify_not_available"].values():
+    # What only the sandbox needs is in a file of its own, which a user's inventory can include; the environment
+    # values (what a cluster.yml holds) are not in it, nor is it in the environment values.
+    only = yaml.safe_load((inv / "group_vars" / "all" / "sandbox_only.yml").read_text())
+    for reason in only["verify_not_available"].values():
         assert "not available in the sandbox" in reason
+    assert only["cluster_config_suppress_validators"] == sandbox.suppress_validators
+    assert only["pyxis_slurmd_restart_command"] and only["verify_distributed_mpirun_args"]
+    assert not set(only) & set(group_vars), set(only) & set(group_vars)
+    assert not [key for key in only if key.startswith("pcluster_") or key.endswith("_id")], only.keys()
+    # The key pair the config names exists in moto, ed25519.
+    pairs = boto3.client("ec2", endpoint_url=sandbox.endpoint_url, region_name=sandbox.region,
+                         **iam_identities.ADMIN_CREDENTIALS).describe_key_pairs(
+        KeyNames=[group_vars["cluster_config_ssh_key_name"]])["KeyPairs"]
+    assert [p.get("KeyType") for p in pairs] == ["ed25519"]
     assert sandbox.env["AWS_ENDPOINT_URL"] == sandbox.endpoint_url
     assert sandbox.env["SANDBOX_HEAD_IP"] == sandbox.head_ip
     for secret in (sandbox.ssh_key, sandbox.known_hosts, inv / "group_vars" / "all" / "sandbox.yml",
-                   sandbox.cluster_config_path):
+                   inv / "group_vars" / "all" / "sandbox_only.yml", sandbox.cluster_config_path):
         assert pathlib.Path(secret).stat().st_mode & 0o077 == 0, secret
 
 

@@ -59,7 +59,8 @@ def test_render_writes_0600_file_sets_facts_and_is_idempotent(tmp_path):
     assert node_setup["url"] == "s3://my-bucket/hpc-pcluster-node-setup-v1.sh"
     assert written["Scheduling"]["SlurmQueues"][0]["CustomActions"]["OnNodeConfigured"]["Sequence"][0][
         "Script"] == node_setup["url"]
-    assert written["HeadNode"]["Ssh"] == {"AllowedIps": ENV_VALUES["cluster_config_ssh_allowed_ips"]}
+    assert written["HeadNode"]["Ssh"] == {"KeyName": ENV_VALUES["cluster_config_ssh_key_name"],
+                                          "AllowedIps": ENV_VALUES["cluster_config_ssh_allowed_ips"]}
     assert "[WARNING]" not in first.stdout + first.stderr
     assert published["cluster_config_validation"] == {
         "valid": True, "offline_checked": True, "schema_checked": True, "full_checked": False, "dryrun_message": "",

@@ -185,6 +185,40 @@ def test_package_file_checksums_must_be_strong(tmp_path):
     assert not (tmp_path / "staging").exists()
 
 
+DOCKER_SERVICE = """#!/bin/sh
+# A docker_service_command: each call is recorded; restart fails while the 'broken' file exists.
+echo "$1" >> "$(dirname "$0")/calls"
+case "$1" in start) echo running ;; restart) [ ! -e "$(dirname "$0")/broken" ] && echo restarted ;; esac
+"""
+
+
+def test_a_restart_that_failed_is_done_by_the_next_run(tmp_path):
+    (tmp_path / "docker-service").write_text(DOCKER_SERVICE)
+    (tmp_path / "docker-service").chmod(0o755)
+    (tmp_path / "broken").touch()
+    pending = tmp_path / "state" / "restart-pending"
+    first = ansible_playbook("restart.yml", {"docker_test_dir": str(tmp_path)})
+    assert first.returncode != 0, first.stdout
+    assert (tmp_path / "calls").read_text().split() == ["start", "restart"] and pending.is_file()
+
+    (tmp_path / "broken").unlink()
+    second = ansible_playbook("restart.yml", {"docker_test_dir": str(tmp_path)})
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert (tmp_path / "calls").read_text().split() == ["start", "restart", "start", "restart"]
+    assert not pending.exists() and "did not restart the engine" in second.stdout
+
+    third = ansible_playbook("restart.yml", {"docker_test_dir": str(tmp_path)})
+    assert third.returncode == 0 and recap(third, "changed") == 0, third.stdout
+    assert (tmp_path / "calls").read_text().split() == ["start", "restart", "start", "restart", "start"]
+
+
+def test_a_missing_service_command_is_named_with_its_variable(tmp_path):
+    result = ansible_playbook("restart.yml", {"docker_test_dir": str(tmp_path),
+                                              "docker_service_command": [str(tmp_path / "nowhere")]})
+    assert result.returncode != 0
+    assert "%s not found on localhost" % (tmp_path / "nowhere") in " ".join(result.stdout.split())
+
+
 class FlakyKeyServer:
     """Serves Docker's key over HTTP, answering 503 to the first `failures` requests: a repository hiccup."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import pytest
-import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hpc.pcluster.plugins.filter import config as config_filters
@@ -68,9 +67,7 @@ def test_report_merges_the_checks_against_aws_and_names_their_variables(shown):
     assert config_filters.cluster_config_report(built, {"skipped": True}) == {"problems": [], "msg": ""}
 
 
-def test_yaml_and_bad_input():
-    assert yaml.safe_load(config_filters.cluster_config_yaml({"Region": "us-east-1"})) == {"Region": "us-east-1"}
-    for call in (lambda: config_filters.cluster_config_build("x"), lambda: config_filters.cluster_config_report([]),
-                 lambda: config_filters.cluster_config_yaml([])):
+def test_bad_input():
+    for call in (lambda: config_filters.cluster_config_build("x"), lambda: config_filters.cluster_config_report([])):
         with pytest.raises(AnsibleFilterError):
             call()

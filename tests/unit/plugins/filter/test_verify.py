@@ -1,10 +1,10 @@
 """Expectations derived from a cluster config, and the report formats of the verify role."""
 
-import xml.etree.ElementTree as ET
 
 import pytest
 
 from ansible_collections.hpc.pcluster.plugins.filter import verify as v
+from ansible_collections.hpc.pcluster.plugins.module_utils import instance_types
 
 GUIDE_CONFIG = {
     "Region": "us-east-1",
@@ -88,49 +88,16 @@ def test_gpu_counts_prefer_ec2_then_table():
     ("g4dn.xlarge", 1), ("g4dn.12xlarge", 4), ("g5.48xlarge", 8), ("g6.8xlarge", 1), ("p4d.24xlarge", 8),
     ("p4de.24xlarge", 8), ("p5.48xlarge", 8), ("p5e.48xlarge", 8), ("g5.99xlarge", -1), ("p9.48xlarge", -1)])
 def test_builtin_table(itype, count):
-    assert v.builtin_gpu_info(itype)["count"] == count
+    assert instance_types.builtin_gpu_info(itype)["count"] == count
 
 
-CHECKS = [
-    {"check": "node_state", "node": "q-st-a-1", "expected": "idle", "seen": "DOWN Reason=test", "status": "failed",
-     "hint": "resume | it"},
-    {"check": "gpu_count", "node": "q-st-a-1", "expected": "1", "seen": "1", "status": "passed", "hint": ""},
-    {"check": "efa", "node": "q-st-a-1", "expected": "EFA", "seen": "absent", "status": "not_available",
-     "hint": "not available in the sandbox"},
-]
-
-
-def test_summary_and_failure_message():
-    assert v.verify_summary(CHECKS) == {"passed": 1, "failed": 1, "not_available": 1, "total": 3}
-    message = v.verify_failure_message(CHECKS)
-    assert message.startswith("1 check(s) failed:")
-    assert "node_state on q-st-a-1: expected idle, seen DOWN Reason=test" in message
-    assert v.verify_failure_message(CHECKS[1:]) == ""
-
-
-def test_junit_is_valid_xml_with_failures_and_skips():
-    root = ET.fromstring(v.verify_junit(CHECKS, "suite", "2026-01-01T00:00:00Z").split("\n", 1)[1])
-    suite = root.find("testsuite")
-    assert suite.get("tests") == "3" and suite.get("failures") == "1" and suite.get("skipped") == "1"
-    cases = suite.findall("testcase")
-    assert cases[0].find("failure") is not None
-    assert cases[1].find("failure") is None and cases[1].find("skipped") is None
-    assert "not available in the sandbox" in cases[2].find("skipped").get("message")
-
-
-def test_markdown_escapes_cells_and_lists_failures_first():
-    text = v.verify_markdown(list(reversed(CHECKS)), "T", {"cluster": "c"})
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert rows[0].startswith("| **FAILED** | node_state | q-st-a-1 |")
-    assert "resume \\| it" in rows[0]
-    assert "- result: 1 passed, 1 failed, 1 not available (of 3)" in text
-
-
-def test_not_available_lines_group_nodes():
-    checks = CHECKS + [dict(CHECKS[2], node="q-st-a-2")]
+def test_not_available_lines_name_the_subject_of_a_check():
+    # Two storage_type checks per node (one per mount) with the same reason are two lines, each naming its mount.
+    checks = [dict(check="storage_type", node=node, subject=mount, status="not_available", expected="", seen="",
+                   hint="not an FSx file system") for mount in ("/fsx", "/lustre") for node in ("head", "c-1")]
     assert v.verify_not_available_lines(checks) == [
-        "not available: efa on q-st-a-1, q-st-a-2 (not available in the sandbox)"]
-    assert v.verify_summary_line(checks) == "1 passed, 1 failed, 2 not available (of 4 checks)"
+        "not available: storage_type /fsx on head, c-1 (not an FSx file system)",
+        "not available: storage_type /lustre on head, c-1 (not an FSx file system)"]
 
 
 def test_slurm_settings_the_config_sets():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import http.server
+import json
 import os
 import socket
 import subprocess
@@ -66,13 +67,27 @@ class MotoServer:
                 self.process.wait()
 
 
+DENIED_PRINCIPAL = "arn:aws:iam::123456789012:user/pcluster-user"
+
+
+def access_denied(target: str) -> bytes:
+    """The body of AWS's AccessDeniedException for a JSON-protocol action (X-Amz-Target, e.g. DynamoDB_20120810.Scan)."""
+    action = "dynamodb:" + target.rsplit(".", 1)[-1]
+    return json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#AccessDeniedException", "message": (
+        "User: %s is not authorized to perform: %s because no identity-based policy allows the %s action"
+        % (DENIED_PRINCIPAL, action, action))}).encode()
+
+
 class CountingProxy:
-    """An HTTP forwarder in front of an AWS endpoint that records the API action of every request."""
+    """An HTTP forwarder in front of an AWS endpoint that records the API action of every request, and answers the
+    JSON-protocol actions in ``deny`` (X-Amz-Target values) as AWS answers an action the caller's policies do not
+    allow, as if the credentials lacked them."""
 
     def __init__(self, upstream: str):
         parsed = urllib.parse.urlparse(upstream)
         self.upstream = (parsed.hostname, parsed.port)
         self.actions: list[str] = []
+        self.deny: set[str] = set()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -82,8 +97,18 @@ class CountingProxy:
                 query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
                 action = (params.get("Action") or query.get("Action") or [self.headers.get("X-Amz-Target", "?")])[0]
                 proxy.actions.append(action)
+                if action in proxy.deny:
+                    data = access_denied(action)
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/x-amz-json-1.0")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 conn = http.client.HTTPConnection(*proxy.upstream, timeout=120)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                # The Host header as the client sent it: it is part of the request's signature, which a moto
+                # enforcing IAM checks.
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
                 conn.request(self.command, self.path, body=body, headers=headers)
                 response = conn.getresponse()
                 data = response.read()

@@ -393,6 +393,41 @@ def test_nodes_the_table_does_not_know_are_named_in_verbose_output(run_plugin, e
     assert "cluster beta are not in" not in out
 
 
+QUERY = "DynamoDB_20120810.Query"
+
+
+def test_without_scan_the_index_is_queried_per_node(run_plugin, moto_clusters, counting_proxy, capsys, monkeypatch):
+    from ansible.utils.display import Display
+
+    options = {"regions": ["us-east-1"], "endpoint_url": counting_proxy.endpoint_url}
+    scanned = run_plugin(options)
+    counting_proxy.actions.clear()
+    counting_proxy.deny = {SCAN}
+    monkeypatch.setattr(Display(), "verbosity", 1)
+    queried = run_plugin(options)
+
+    # ParallelCluster's user policies allow Query, not Scan: the same names, one Query per compute node listed.
+    assert queried.hosts == scanned.hosts
+    ids = moto_clusters.ids
+    compute = len(ids["alpha_gpu"]) + len(ids["alpha_cpu"]) + len(ids["beta_compute"])
+    assert counting_proxy.actions.count(SCAN) == 2 and counting_proxy.actions.count(QUERY) == compute
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("us-east-1: no dynamodb:Scan on parallelcluster-slurm-alpha (User: arn:aws:iam::123456789012:user/"
+            "pcluster-user is not authorized to perform: dynamodb:Scan") in out
+    assert "one Query of its InstanceId index per compute node (3)" in out
+
+
+def test_a_node_table_that_cannot_be_read_names_the_action(run_plugin, moto_clusters, counting_proxy, capsys):
+    counting_proxy.deny = {SCAN, QUERY}
+    inv = run_plugin({"regions": ["us-east-1"], "endpoint_url": counting_proxy.endpoint_url, "clusters": ["beta"]})
+
+    assert sorted(inv.hosts) == sorted(["beta-head"] + moto_clusters.ids["beta_compute"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("cannot read the node table parallelcluster-slurm-beta of cluster beta (AccessDeniedException: User: "
+            "arn:aws:iam::123456789012:user/pcluster-user is not authorized to perform: dynamodb:Query") in err
+    assert "its compute nodes are named by instance id" in err
+
+
 def test_hostnames_option_overrides_the_default_and_skips_the_node_table(run_plugin, moto_clusters, counting_proxy):
     ids = moto_clusters.ids
     inv = run_plugin({"regions": ["us-east-1"], "endpoint_url": counting_proxy.endpoint_url,

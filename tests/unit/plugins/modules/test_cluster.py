@@ -129,6 +129,25 @@ def test_check_mode_create_rejected_by_validation(fake):
     assert result["validation_messages"]["ERROR"][0]["type"] == "SubnetsValidator"
 
 
+def test_a_refused_dryrun_names_each_blocking_validator_once_and_how_to_skip_one(fake):
+    # Recorded: the sandbox's config under a new name, nothing suppressed - two validators refuse, two warn.
+    fake.create_dryrun = load("create_dryrun_invalid")
+
+    result = run({"config": CONFIG}, check_mode=True)
+
+    msg = result["msg"]
+    assert result["failed"] is True and msg.startswith("ParallelCluster would reject the creation of %s" % NAME)
+    for validator in ("HeadNodeLaunchTemplateValidator", "ComputeResourceLaunchTemplateValidator"):
+        assert msg.count(validator + ":") == 1, msg
+    assert msg.count("can be skipped") == 1 and "cluster_config_suppress_validators" in msg
+    assert "type:HeadNodeLaunchTemplateValidator" in msg
+    # The warnings are the module's warnings, once each, and not repeated in the failure.
+    assert "DetailedMonitoringValidator" not in msg and "KeyPairValidator" not in msg
+    assert [w.split(")")[0] for w in result["warnings"]] == [
+        "ParallelCluster validation warning (DetailedMonitoringValidator",
+        "ParallelCluster validation warning (KeyPairValidator"]
+
+
 def test_config_file_is_read(fake, tmp_path):
     path = tmp_path / "cluster-config.yaml"
     path.write_text(json.dumps(CONFIG))
@@ -240,6 +259,22 @@ def test_update_needing_stopped_fleet_fails_and_says_so(fake, tmp_path):
     assert operations(fake) == [("update_cluster", True)]
     assert fake.count("update_compute_fleet") == 0
     assert result["update_errors"][0]["parameter"].endswith("InstanceType")
+
+
+def test_a_validation_warning_is_given_once_however_many_dryruns_repeat_it(fake, tmp_path):
+    existing(fake, CONFIG)
+    warning = {"level": "WARNING", "type": "KeyPairValidator", "message": "If you do not specify a key pair, ..."}
+    dryruns = [load("update_dryrun_needs_fleet_stop"), load("update_dryrun_success")]
+    for dryrun in dryruns:
+        dryrun["content"]["configurationValidationErrors"] = [dict(warning)]
+    fake.update_dryruns = dryruns
+
+    result = run({"config": config_with(instance_type="g5.12xlarge"), "stop_fleet_for_update": True, "unfinished_jobs": 0})
+
+    assert not result.get("failed"), result["msg"]
+    assert result["actions"].count("dryrun update") == 2
+    assert result["warnings"] == ["ParallelCluster validation warning (KeyPairValidator): If you do not specify a key "
+                                  "pair, ..."]
 
 
 def test_update_with_stop_fleet_for_update_stops_updates_and_starts(fake, tmp_path):

@@ -12,6 +12,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster import errors as pcluster_errors
 from ansible_collections.hpc.pcluster.plugins.modules import config_validate
 from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import GUIDE_ENV, guide_text, valid_guide_config as valid_config
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import install, load
 
 
 @pytest.fixture(autouse=True)
@@ -150,6 +151,37 @@ def test_full_passes_dryrun_messages_by_level(capsys, monkeypatch, ec2):
     assert fake.calls[0]["cluster_name"] == "c1"
 
 
+@pytest.mark.parametrize("update, valid, message", [
+    ("update_dryrun_no_change", True, "No changes found"),
+    ("update_dryrun_success", True, "DryRun flag is set"),
+    ("update_dryrun_needs_fleet_stop", True, "needs the compute fleet stopped"),
+])
+def test_the_dryrun_of_an_existing_cluster_is_its_updates(monkeypatch, update, valid, message):
+    # pcluster refuses a create dryrun of an existing cluster ("already exists"): the update's dryrun checks the config.
+    fake = install(monkeypatch)
+    fake.add_cluster("ml-training-cluster", load("describe_cluster_complete"))
+    fake.create_dryrun = load("create_already_exists")
+    fake.update_dryruns = [load(update)]
+
+    dry = config_validate.run_dryrun("ml-training-cluster", valid_config(), "us-east-1", None, "ERROR")
+
+    assert (dry["operation"], dry["success"]) == ("update", valid) and message in dry["message"], dry
+    assert [(op, kw["dryrun"]) for op, kw in fake.calls if op.endswith("_cluster")] == [
+        ("create_cluster", True), ("update_cluster", True)]
+
+
+def test_the_dryrun_of_a_new_cluster_is_its_creates(monkeypatch):
+    fake = install(monkeypatch)
+    fake.create_dryrun = load("create_dryrun_invalid")
+
+    dry = config_validate.run_dryrun("other-cluster", valid_config(), "us-east-1", None, "ERROR")
+
+    assert (dry["operation"], dry["success"]) == ("create", False)
+    assert [m["type"] for m in dry["validation_messages"]["ERROR"]] == [
+        "HeadNodeLaunchTemplateValidator", "ComputeResourceLaunchTemplateValidator"]
+    assert [op for op, _kw in fake.calls if op.endswith("_cluster")] == ["create_cluster"]
+
+
 def test_full_error_messages_become_errors(capsys, monkeypatch, ec2):
     fake = FakeApi(dryrun_result(False, [{"id": "e", "type": "SubnetsValidator", "level": "ERROR",
                                           "message": "The subnet 'subnet-0123456789abcdef0' does not exist."}]))
@@ -157,7 +189,7 @@ def test_full_error_messages_become_errors(capsys, monkeypatch, ec2):
     failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True)
     assert failed and not result["valid"]
     assert "[ERROR SubnetsValidator] The subnet 'subnet-0123456789abcdef0' does not exist." in result["errors"][0]["message"]
-    assert "type:SubnetsValidator" in result["errors"][0]["fix"]
+    assert "'type:SubnetsValidator' to cluster_config_suppress_validators" in result["errors"][0]["fix"]
     assert fake.calls[0]["region"] == "us-east-1"  # from the config's Region
 
 
@@ -166,6 +198,23 @@ def test_full_warning_level_makes_warnings_blocking(capsys, monkeypatch, ec2):
         {"id": "w", "type": "KeyPairValidator", "level": "WARNING", "message": "no key pair"}])))
     failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True, validation_failure_level="WARNING")
     assert failed and "KeyPairValidator" in result["errors"][0]["message"]
+
+
+def test_full_names_an_rsa_key_pair_on_ubuntu_before_the_dryrun(capsys, monkeypatch):
+    class RsaKeyEc2(FakeEc2):
+        def describe_key_pairs(self, Filters):  # noqa: N803 - boto3's argument name
+            return {"KeyPairs": [{"KeyName": Filters[0]["Values"][0], "KeyType": "rsa"}]}
+
+    monkeypatch.setattr(config_validate, "boto3_client", lambda service, settings: RsaKeyEc2(
+        subnets=[GUIDE_ENV["PUBLIC_SUBNET_ID"], GUIDE_ENV["PRIVATE_SUBNET_ID"]], groups=[GUIDE_ENV["SECURITY_GROUP_ID"]]))
+    fake = FakeApi(dryrun_result(True, []))
+    monkeypatch.setattr(config_validate, "run_dryrun", fake)
+    config = valid_config()
+    config["HeadNode"]["Ssh"] = {"KeyName": "my-rsa-key", "AllowedIps": "10.0.0.0/16"}
+    failed, result = run(capsys, config=config, cluster_name="c1", full=True)
+    assert failed and fake.calls == [] and result["full_checked"]
+    assert [(e["path"], e["value"]) for e in result["errors"]] == [("HeadNode.Ssh.KeyName", "my-rsa-key")]
+    assert "ParallelCluster refuses on ubuntu2204" in result["errors"][0]["message"]
 
 
 def test_full_is_skipped_when_offline_check_fails(capsys, monkeypatch, ec2):

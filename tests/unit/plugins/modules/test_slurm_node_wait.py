@@ -58,8 +58,8 @@ def test_returns_the_nodes_still_on_their_way_at_the_timeout(fake, capsys):
     lines = progress.read_text().splitlines()
     host = socket.gethostname()
     assert lines == [
-        "[%s] waiting up to 2 s for 1 static node(s) in a transitional state: q-st-cr-1 IDLE+COMPLETING" % host,
-        "[%s] 1 static node(s) still in a transitional state after 2 s, judged as they are: "
+        "[%s] waiting up to 2s for 1 static node(s) in a transitional state: q-st-cr-1 IDLE+COMPLETING" % host,
+        "[%s] 1 static node(s) still in a transitional state after 2s, judged as they are: "
         "q-st-cr-1 IDLE+COMPLETING" % host]
     assert oct(progress.stat().st_mode & 0o777) == "0o600"
 

@@ -65,7 +65,7 @@ def test_defaults_differ_from_the_guide_only_where_it_is_wrong_or_too_open():
         assert node["Iam"]["S3Access"] == [{"BucketName": "my-bucket"}]
         node["Iam"] = guide_node["Iam"]
         node["CustomActions"] = guide_node["CustomActions"]
-    assert config["HeadNode"].pop("Ssh") == {"AllowedIps": "10.0.0.0/16"}
+    assert config["HeadNode"].pop("Ssh") == {"KeyName": "pcluster", "AllowedIps": "10.0.0.0/16"}
     assert config == guide
 
 
@@ -157,7 +157,24 @@ def test_ssh_is_required_and_its_problem_says_how_to_choose():
     assert "0.0.0.0/0" in only["message"]
     for choice in ("/32", "VPC's CIDR", "Session Manager", "pl-", "'0.0.0.0/0' opens it to the world"):
         assert choice in only["fix"], choice
-    assert "Ssh" not in built["config"]["HeadNode"]
+    assert built["config"]["HeadNode"]["Ssh"] == {"KeyName": "pcluster"}
+
+
+def test_a_key_pair_is_required_unless_the_nodes_are_reached_through_session_manager():
+    built = build(cluster_config_ssh_key_name="")
+    (only,) = built["problems"]
+    assert (only["path"], only["variable"]) == ("HeadNode.Ssh.KeyName", "cluster_config_ssh_key_name")
+    assert "nobody can log in" in only["message"]
+    for choice in ("ed25519", "refuses RSA", "create-key-pair --key-type ed25519", "cluster_config_use_ssm: true"):
+        assert choice in only["fix"], choice
+    # Session Manager only: no key pair, and the nodes get the SSM policy (the default has it).
+    built = build(cluster_config_ssh_key_name="", cluster_config_use_ssm=True)
+    assert built["problems"] == [] and built["config"]["HeadNode"]["Ssh"] == {"AllowedIps": "10.0.0.0/16"}
+    built = build(cluster_config_ssh_key_name="", cluster_config_use_ssm=True,
+                  cluster_config_iam_policies=["arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"])
+    (only,) = built["problems"]
+    assert (only["path"], only["variable"]) == ("HeadNode.Iam.AdditionalIamPolicies", "cluster_config_iam_policies")
+    assert "AmazonSSMManagedInstanceCore" in only["message"] and "Session Manager cannot reach them" in only["message"]
 
 
 def test_ssh_from_a_prefix_list_and_a_key_pair():
@@ -398,6 +415,11 @@ def test_every_declared_variable_is_read_by_the_builder():
     }
     unused = []
     for name, spec in role_options().items():
+        if name == "cluster_config_use_ssm":  # it changes what is required: a key pair
+            if build(cluster_config_ssh_key_name="")["problems"] == build(
+                    cluster_config_ssh_key_name="", cluster_config_use_ssm=True)["problems"]:
+                unused.append(name)
+            continue
         value = changed[spec["type"]] if spec["type"] != "bool" else not spec.get("default", False)
         if name == "cluster_config_queues":
             value = [{"name": "q", "compute_resources": [{"name": "c", "instance_type": "c5.large"}]}]

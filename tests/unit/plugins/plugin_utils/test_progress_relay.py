@@ -77,6 +77,17 @@ def test_lines_are_printed_as_they_come_and_the_result_is_the_modules(tmp_path, 
     assert os.listdir(tmp_path / "async") == []  # progress file and job result removed
 
 
+def test_the_result_is_collected_where_the_job_wrote_it(tmp_path, clock, printed):
+    # $HOME differs from the login user's home (sudo -E, an execution environment's HOME=/runner): async_wrapper
+    # writes the result under its own "~/.ansible_async", not under the directory the plugin expanded.
+    job = ScriptedJob([(1, "[c1] create cluster\n")], RESULT, finish_at=10)
+    action = make_action(plugin("action.cluster"), {"name": "c1", "config": {}}, tmp_path, clock, job,
+                         job_dir=tmp_path / "home" / ".ansible_async")
+
+    assert action.run(task_vars={}) == RESULT
+    assert [call[1]["_async_dir"] for call in action.calls[1:]] == [str(tmp_path / "home" / ".ansible_async")] * 2
+
+
 def test_reads_through_a_tty_are_relayed_too(tmp_path, clock, printed):
     # The ssh connection runs low-level commands with -tt: the output comes back with CR LF line ends.
     job = ScriptedJob([(1, "[c1] create cluster\n"), (10, "[c1] CREATE_COMPLETE, done\n")], RESULT, finish_at=11)

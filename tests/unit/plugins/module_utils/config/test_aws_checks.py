@@ -1,6 +1,11 @@
-"""The account checks' pure parts: which ids a config references, and a dryrun's answer as problems."""
+"""The account checks: which ids a config references, the key pair (against moto's EC2), a dryrun's answer as
+problems."""
 
 from __future__ import annotations
+
+import subprocess
+
+from moto import mock_aws
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.config import aws_checks as config_aws_checks
 
@@ -84,3 +89,37 @@ def test_a_failed_dryrun_without_validators_points_at_the_values_it_names():
 def test_a_failed_dryrun_naming_nothing_is_one_problem_at_the_top():
     problems = config_aws_checks.dryrun_problems(CONFIG, {"success": False, "message": "Throttled."})
     assert len(problems) == 1 and problems[0]["path"] == ""
+
+
+def imported_key_pairs(tmp_path, monkeypatch):
+    """moto's EC2 (in-process) holding an ed25519 and an RSA key pair imported as users import theirs."""
+    import boto3  # pylint: disable=import-outside-toplevel
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    for name, kind in (("ed-key", "ed25519"), ("rsa-key", "rsa")):
+        subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(tmp_path / name)], check=True)
+        ec2.import_key_pair(KeyName=name, PublicKeyMaterial=(tmp_path / (name + ".pub")).read_bytes())
+    return ec2
+
+
+def with_key(name, os_name="ubuntu2204"):
+    return {"Image": {"Os": os_name}, "HeadNode": {"Ssh": {"KeyName": name}}}
+
+
+def test_the_key_pair_must_exist_and_be_ed25519_where_parallelcluster_refuses_rsa(tmp_path, monkeypatch):
+    with mock_aws():
+        ec2 = imported_key_pairs(tmp_path, monkeypatch)
+        assert config_aws_checks.key_pair_problems(with_key("ed-key"), ec2, "us-east-1") == []
+        assert config_aws_checks.key_pair_problems(with_key("rsa-key", "alinux2023"), ec2) == []
+        assert config_aws_checks.key_pair_problems({"HeadNode": {}}, ec2) == []
+        for os_name in ("ubuntu2204", "ubuntu2404"):
+            (rsa,) = config_aws_checks.key_pair_problems(with_key("rsa-key", os_name), ec2, "us-east-1")
+            assert (rsa["path"], rsa["value"]) == ("HeadNode.Ssh.KeyName", "rsa-key")
+            assert "is RSA, which ParallelCluster refuses on %s" % os_name in rsa["message"]
+            assert "--key-type ed25519" in rsa["fix"]
+        (missing,) = config_aws_checks.key_pair_problems(with_key("nobody-s-key"), ec2, "us-east-1")
+        assert missing["message"] == "The key pair nobody-s-key does not exist in us-east-1"

@@ -240,3 +240,18 @@ def test_image_writes_are_never_retried():
         api.build_image("img", {"Build": {}})
 
     assert fake.count("build_image") == 1
+
+
+def test_denials_pcluster_logged_and_went_past_are_named_once(monkeypatch):
+    denied = ("Failed when retrieving fleet status from DynamoDB with error An error occurred (AccessDeniedException) "
+              "when calling the GetItem operation: User: arn:aws:iam::123456789012:user/u is not authorized to perform: "
+              "dynamodb:GetItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/parallelcluster-c because "
+              "no identity-based policy allows the dynamodb:GetItem action. This is expected if cluster "
+              "creation/deletion is in progress")
+    monkeypatch.setattr(pcluster_client.PCLUSTER_LOG, "records", ["Describing cluster c", denied, denied])
+
+    assert pcluster_client.denials_gone_past() == [
+        "AWS denied dynamodb:GetItem to arn:aws:iam::123456789012:user/u and ParallelCluster went on without it; "
+        "pcluster logged: " + denied]
+    monkeypatch.setattr(pcluster_client.PCLUSTER_LOG, "records", ["Describing cluster c"])
+    assert pcluster_client.denials_gone_past() == []

@@ -61,6 +61,44 @@ def test_classification_follows_codes_not_words(code, aws_code, kind):
     assert errors.classify(code, "InternalServiceException", message, aws_code) == kind
 
 
+# What pcluster 3.16.1 raised for describe_cluster when the caller may not call cloudformation:DescribeStacks (the
+# sandbox's moto, which says what AWS says): a 500 carrying only AWS's sentence, no "An error occurred (<Code>)".
+DENIED_BY_PCLUSTER = ("User: arn:aws:iam::123456789012:user/limited-1a2b3c is not authorized to perform: "
+                      "cloudformation:DescribeStacks because no identity-based policy allows the "
+                      "cloudformation:DescribeStacks action")
+
+
+def test_a_denial_pcluster_passes_on_without_a_code_is_recognised_by_awss_sentence():
+    error = convert_error(PclusterApiError(DENIED_BY_PCLUSTER, code=500, error_type="InternalServiceException"),
+                          "describe_cluster")
+
+    assert error.kind == errors.KIND_DENIED and not error.tolerable_while_waiting and not error.transient
+    assert error.to_result()["error"]["denied"] == {"principal": "arn:aws:iam::123456789012:user/limited-1a2b3c",
+                                                    "action": "cloudformation:DescribeStacks"}
+    explained = explain_error(error)
+    assert explained.startswith("AWS denied cloudformation:DescribeStacks to arn:aws:iam::123456789012:user/limited-1a2b3c:")
+    assert DENIED_BY_PCLUSTER in explained
+
+
+def test_a_botocore_denial_names_the_action_and_the_principal():
+    from botocore.exceptions import ClientError  # pylint: disable=import-outside-toplevel
+
+    message = ("User: arn:aws:sts::123456789012:assumed-role/RoleHeadNode-X/i-0123 is not authorized to perform: "
+               "dynamodb:Scan on resource: arn:aws:dynamodb:us-east-1:123456789012:table/parallelcluster-slurm-c "
+               "because no identity-based policy allows the dynamodb:Scan action")
+    error = convert_error(ClientError({"Error": {"Code": "AccessDeniedException", "Message": message},
+                                       "ResponseMetadata": {"HTTPStatusCode": 400}}, "Scan"))
+
+    assert error.kind == errors.KIND_DENIED and error.aws_code == "AccessDeniedException"
+    assert explain_error(error).startswith(
+        "AWS denied dynamodb:Scan to arn:aws:sts::123456789012:assumed-role/RoleHeadNode-X/i-0123:")
+
+
+def test_words_alone_decide_nothing_when_a_code_is_there():
+    message = "An error occurred (Throttling) when calling X: User: arn:aws:iam::1:user/u is not authorized to perform: a:B"
+    assert errors.classify(500, "InternalServiceException", message, "Throttling") == errors.KIND_THROTTLED
+
+
 def test_update_errors_and_change_set_are_kept():
     error = convert_error(recorded_error(load("update_dryrun_needs_fleet_stop")))
 

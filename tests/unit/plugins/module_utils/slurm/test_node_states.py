@@ -89,7 +89,7 @@ def test_wait_ends_when_the_nodes_are_up():
     assert result["settled"] is True and result["timed_out"] is False and result["waiting"] == {}
     assert result["elapsed"] == 15.0 and fake.sleeps == [5, 5, 5]
     assert result["states"] == {"n1": "IDLE+CLOUD", "n2": "IDLE"}
-    assert lines == ["waiting up to 10 min for 1 static node(s) in a transitional state: n1 IDLE+CLOUD+POWERED_DOWN"]
+    assert lines == ["waiting up to 10m00s for 1 static node(s) in a transitional state: n1 IDLE+CLOUD+POWERED_DOWN"]
 
 
 def test_a_progress_line_each_minute_and_one_when_it_gives_up():
@@ -99,12 +99,14 @@ def test_a_progress_line_each_minute_and_one_when_it_gives_up():
                                       progress=lines.append, clock=fake.clock, sleep=fake.sleep)
     assert result["settled"] is False and result["timed_out"] is True
     assert result["waiting"] == {"n1": "IDLE+CLOUD+POWERING_UP"} and result["elapsed"] == 150.0
+    # The collection's wait loop: a line at least every 55 s (the poll before one is due comes early enough).
     assert lines == [
-        "waiting up to 2.5 min for 1 static node(s) in a transitional state: n1 IDLE+CLOUD+POWERING_UP",
-        "1 static node(s) still in a transitional state after 1 min (of 2.5 min): n1 IDLE+CLOUD+POWERING_UP",
-        "1 static node(s) still in a transitional state after 2 min (of 2.5 min): n1 IDLE+CLOUD+POWERING_UP",
-        "1 static node(s) still in a transitional state after 2.5 min, judged as they are: n1 IDLE+CLOUD+POWERING_UP",
+        "waiting up to 2m30s for 1 static node(s) in a transitional state: n1 IDLE+CLOUD+POWERING_UP",
+        "1 static node(s) still in a transitional state after 54s (of 2m30s): n1 IDLE+CLOUD+POWERING_UP",
+        "1 static node(s) still in a transitional state after 1m48s (of 2m30s): n1 IDLE+CLOUD+POWERING_UP",
+        "1 static node(s) still in a transitional state after 2m30s, judged as they are: n1 IDLE+CLOUD+POWERING_UP",
     ]
+    assert max(fake.sleeps) == 5 and sum(fake.sleeps) == 150
 
 
 def test_a_timeout_of_zero_only_looks():

@@ -100,6 +100,8 @@ def test_fresh_file_system_root_is_not_a_failure():
     assert checks["storage_writable"]["seen"] == "/lustre is not writable by ubuntu and /lustre/ubuntu does not exist"
     assert "create /lustre/ubuntu owned by ubuntu" in checks["storage_writable"]["hint"]
     assert checks["storage_type"]["status"] == "not_available"
+    # Each of a node's storage checks names its mount: the report's not-available lines tell them apart.
+    assert {c["subject"] for c in checks.values()} == {"/lustre"}
 
 
 def test_the_users_own_directory_must_be_writable():

@@ -1,4 +1,4 @@
-"""Network bandwidth per instance type: EC2 NetworkInfo, the built-in table, overrides."""
+"""Network bandwidth per instance type (module_utils/instance_types.py): EC2 NetworkInfo, the built-in table, overrides."""
 
 import gzip
 import importlib.util
@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from ansible_collections.hpc.pcluster.plugins.module_utils import network_bandwidth as nb
+from ansible_collections.hpc.pcluster.plugins.module_utils import instance_types as nb
 
 
 def _moto_instance_types():
