@@ -247,6 +247,10 @@ def instance_files(sandbox: Sandbox, instance: dict, pid: int, dna: dict | None,
     (none for a stack's head node: its cfn-init writes it), the AWS configuration of the sandbox."""
     nodes.write(str(node_dir / "identity.json"), json.dumps(identity_document(instance, sandbox.region), indent=2), 0o644)
     write_in(pid, {**aws_files(sandbox), **({"/etc/chef/dna.json": (json.dumps(dna, indent=2), 0o644)} if dna else {})})
+    # Its instance profile as it is now, not as first seen: a profile associated right after RunInstances (a
+    # stack's instance) is the instance's when its user data runs, as on EC2.
+    current = sandbox.ec2().describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
+    instance = dict(instance, IamInstanceProfile=current.get("IamInstanceProfile") or instance.get("IamInstanceProfile"))
     write_imds(sandbox, instance, pid, "ip-" + instance["PrivateIpAddress"].replace(".", "-"))
 
 

@@ -12,9 +12,12 @@ import time
 
 import botocore.exceptions
 import pytest
+import yaml
 
 import moto_cluster
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.rules import check_rules
 from ansible_collections.hpc.pcluster.tests.integration.moto_cfn.cfn_helpers import (
+    FIXTURES,
     REGION,
     create_stack,
     events,
@@ -285,6 +288,12 @@ def test_an_update_change_set_lists_the_changes_and_runs_the_update(moto, create
     assert {("Add", new), ("Remove", old), ("Modify", "HeadNodeLaunchTemplate")} <= changes
     assert wait_for(moto, created)["StackStatus"] == "UPDATE_COMPLETE"
     assert the_wait_condition(resources(moto, created)) == new
+
+
+@pytest.mark.parametrize("variant", sorted(path.name for path in FIXTURES.iterdir() if path.is_dir()))
+def test_every_captured_config_is_one_the_collection_accepts(variant):
+    config = yaml.safe_load((FIXTURES / variant / "cluster-config.yaml").read_text())
+    assert check_rules(config) == []
 
 
 @pytest.mark.parametrize("variant", ["login-nodes", "two-queues", "dynamic"])
