@@ -7,9 +7,10 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 SANDBOX_COMPUTE_NODES ?= 2
 SANDBOX_GPUS_PER_NODE ?= 1
-# make demo DEMO_UP_ARGS=--no-cluster: the sandbox comes up without a cluster and deploy.yml creates it through
-# ParallelCluster's own template (the default sandbox keeps its registered cluster: tests/integration runs on it).
-DEMO_UP_ARGS ?=
+# make demo: the sandbox comes up without a cluster (--no-cluster) and deploy.yml creates it through
+# ParallelCluster's own template. make demo DEMO_UP_ARGS= : the sandbox with its pre-registered cluster, as
+# make sandbox-up brings it up (tests/integration runs on that one).
+DEMO_UP_ARGS ?= --no-cluster
 
 .PHONY: help setup demo test lint sanity unit integration molecule bench \
         sandbox-up sandbox-down sandbox-status clean

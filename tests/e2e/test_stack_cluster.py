@@ -33,6 +33,7 @@ PLAY = """
         suppress_validators: "{{ cluster_config_suppress_validators }}"
         wait_timeout: 900
       register: stack_cluster
+      ignore_errors: "{{ expect_failure }}"
     - name: Keep what the module returned
       ansible.builtin.copy:
         content: "{{ stack_cluster | to_json }}"
@@ -41,15 +42,16 @@ PLAY = """
 """
 
 
-def cluster(sandbox, tmp_path, state, config=None):
-    """The play above with state (and the config's file); returns (run, what the module returned, seconds)."""
+def cluster(sandbox, tmp_path, state, config=None, expect_failure=False):
+    """The play above with state (and the config's file); returns (run, what the module returned, seconds).
+    expect_failure: the module's failure is what the test looks at (the play goes on to keep it)."""
     (tmp_path / "play.yml").write_text(PLAY)
     config_file = tmp_path / "cluster-config.yaml"
     config_file.write_text(yaml.safe_dump(config or {}))
     started = time.monotonic()
     run = sandbox.playbook(str(tmp_path / "play.yml"), {
         "cluster_name": sandbox.cluster_name, "cluster_state": state, "cluster_config_file": str(config_file),
-        "result_file": str(tmp_path / "result.json")}, timeout=1200)
+        "result_file": str(tmp_path / "result.json"), "expect_failure": expect_failure}, timeout=1200)
     seconds = time.monotonic() - started
     assert run.rc == 0, run.output[-6000:] + boot_logs(sandbox)
     return run, json.loads((tmp_path / "result.json").read_text()), seconds
@@ -146,6 +148,26 @@ def test_a_second_create_changes_nothing(stack_sandbox, created, tmp_path):
     assert result["status"] == "CREATE_COMPLETE"
 
 
+# A user's own address (the cluster_config role's example): nothing in the sandbox seeded it.
+USER_SSH_CIDR = "203.0.113.7/32"
+
+
+def test_a_user_s_own_ssh_cidr_updates_the_stack_cleanly_through_deploy_yml(stack_sandbox, created, deploy_vars):
+    """deploy.yml from the sandbox's inventory with one value of the user's own: its update runs through the
+    stack (the head node's security group gets the CIDR), and the rest of deploy.yml runs on the updated cluster."""
+    started = time.monotonic()
+    run = stack_sandbox.playbook("deploy.yml", dict(deploy_vars, cluster_config_ssh_allowed_ips=USER_SSH_CIDR),
+                                 timeout=1800)
+    print("deploy.yml with an SSH CIDR of the user's: %.1f s" % (time.monotonic() - started))
+    assert run.rc == 0, run.output[-6000:] + boot_logs(stack_sandbox)
+    cfn = stack_sandbox.aws("cloudformation")
+    assert cfn.describe_stacks(StackName=stack_sandbox.cluster_name)["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
+    group = cfn.describe_stack_resource(StackName=stack_sandbox.cluster_name, LogicalResourceId="HeadNodeSecurityGroup")[
+        "StackResourceDetail"]["PhysicalResourceId"]
+    rules = stack_sandbox.aws("ec2").describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]
+    assert [r["CidrIp"] for rule in rules if rule.get("FromPort") == 22 for r in rule["IpRanges"]] == [USER_SSH_CIDR]
+
+
 def dynamic_nodes(sandbox, ip) -> list:
     listed = on_head(sandbox, ip, "sinfo -h -N -o '%N'")
     assert listed.returncode == 0, listed.stderr
@@ -177,7 +199,42 @@ def test_delete_removes_the_stack_its_instances_and_their_nodes(stack_sandbox, c
         {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])["Reservations"]
         for i in r["Instances"]]
     assert not alive
-    deadline = time.monotonic() + 30
-    while stack_sandbox.node_records() and time.monotonic() < deadline:
+    wait_for_no_nodes(stack_sandbox)
+
+
+def wait_for_no_nodes(sandbox, timeout=30):
+    deadline = time.monotonic() + timeout
+    while sandbox.node_records() and time.monotonic() < deadline:
         time.sleep(1)
-    assert not stack_sandbox.node_records()
+    assert not sandbox.node_records()
+
+
+def test_a_head_node_script_that_exits_1_fails_the_create_as_on_aws(stack_sandbox, tmp_path):
+    """After the delete: a create whose head node OnNodeConfigured script exits 1. The head node signals the
+    failure with its bootstrap_error_msg, the stack rolls back, and the module's failure report names
+    ParallelCluster's failure code and the log streams, which the head node's CloudWatch agent filled."""
+    config = sandbox_config(stack_sandbox)
+    bucket = config["HeadNode"]["Iam"]["S3Access"][0]["BucketName"]
+    stack_sandbox.aws("s3").put_object(Bucket=bucket, Key="bootstrap/fails.sh",
+                                       Body=b"#!/bin/bash\necho 'this OnNodeConfigured script fails'\nexit 1\n")
+    config["HeadNode"]["CustomActions"] = {"OnNodeConfigured": {"Sequence": [{"Script": "s3://%s/bootstrap/fails.sh" % bucket}]}}
+    _run, result, seconds = cluster(stack_sandbox, tmp_path, "present", config, expect_failure=True)
+    print("failed create through the stack: %.1f s" % seconds)
+
+    assert result.get("failed"), result
+    failure = result["failure"]
+    assert failure["cluster_status"] == "CREATE_FAILED", failure
+    assert [f["failure_code"] for f in failure["failures"]] == ["OnNodeConfiguredExecutionFailure"], failure
+    assert failure["log_group"].startswith("/aws/parallelcluster/%s-" % stack_sandbox.cluster_name), failure
+    error_stream = failure["log_streams"][0]
+    assert error_stream.endswith(".bootstrap_error_msg"), failure["log_streams"]
+    assert "OnNodeConfiguredExecutionFailure" in result["msg"] and error_stream in result["msg"], result["msg"]
+    events = stack_sandbox.aws("logs").get_log_events(logGroupName=failure["log_group"],
+                                                       logStreamName=error_stream)["events"]
+    assert any("Failed to execute OnNodeConfigured script 1 s3://%s/bootstrap/fails.sh" % bucket in e["message"]
+               for e in events), events
+    # The rollback terminated the head node instance, and the hypervisor stopped its node.
+    wait_for_no_nodes(stack_sandbox)
+
+    _run, deleted, _seconds = cluster(stack_sandbox, tmp_path, "absent")
+    assert deleted["changed"], deleted

@@ -88,8 +88,8 @@ def sandbox() -> Sandbox:
         pytest.fail("the sandbox is not up in %s (%s): start it with `make sandbox-up`"
                     % (DEFAULT_STATE_DIR, (status.stdout + status.stderr).strip()), pytrace=False)
     if box.state.get("no_cluster"):
-        pytest.fail("the sandbox in %s runs without a registered cluster (up --no-cluster, `make demo DEMO_UP_ARGS="
-                    "--no-cluster`): these tests need it registered; `make sandbox-down`, then `make sandbox-up`"
+        pytest.fail("the sandbox in %s runs without a registered cluster (up --no-cluster, as `make demo` brings it "
+                    "up): these tests need it registered; `make sandbox-down`, then `make sandbox-up`"
                     % DEFAULT_STATE_DIR, pytrace=False)
     release_node_setup_holds(box)
     return box
