@@ -72,7 +72,8 @@ def boot_logs(sandbox) -> str:
 
 
 HEAD_NODE_LOGS = ("/var/log/cfn-init.log", "/var/log/cfn-init-cmd.log", "/var/log/chef-client.log", "/var/log/cfn-hup.log",
-                  "/var/log/cfn-hup-runner.log", "/var/log/parallelcluster/bootstrap_error_msg")
+                  "/var/log/cfn-hup-runner.log", "/var/log/parallelcluster/bootstrap_error_msg",
+                  "/var/log/cloudwatch-agent.log")
 
 
 def sandbox_config(sandbox) -> dict:
@@ -137,7 +138,8 @@ def test_the_head_node_bootstrap_log_is_in_the_cluster_s_log_group(stack_sandbox
     assert len(groups) == 1, groups
     streams = [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=groups[0])["logStreams"]]
     prefix = "ip-%s.%s." % (created["result"]["head_node"]["private_ip_address"].replace(".", "-"), instance_id)
-    assert {prefix + "cfn-init", prefix + "chef-client", prefix + "clustermgtd"} <= set(streams), streams
+    assert {prefix + "cfn-init", prefix + "chef-client", prefix + "clustermgtd"} <= set(streams), (
+        streams, boot_logs(stack_sandbox))
     events = logs.get_log_events(logGroupName=groups[0], logStreamName=prefix + "cfn-init")["events"]
     assert any("ConfigSets completed: default" in event["message"] for event in events), events[-5:]
 

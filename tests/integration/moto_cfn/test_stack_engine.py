@@ -91,6 +91,10 @@ def test_create_waits_for_the_head_node_with_every_resource_real_in_moto(moto, c
     assert head["NetworkInterfaces"][0]["NetworkInterfaceId"] == listed["HeadNodeENI"][2]
     assert head["SubnetId"] == moto.seed["public_subnet_id"]
     assert head["IamInstanceProfile"]["Arn"].endswith("/" + listed["InstanceProfileHeadNode"][2])
+    role = listed["RoleHeadNode"][2]
+    attached = moto.client("iam").list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    assert sorted(p["PolicyArn"] for p in attached) == sorted(
+        captured["template"]["Resources"]["RoleHeadNode"]["Properties"]["ManagedPolicyArns"])
     group = ec2.describe_security_groups(GroupIds=[listed["HeadNodeSecurityGroup"][2]])["SecurityGroups"][0]
     assert [(p["IpProtocol"], p.get("FromPort"), [r["CidrIp"] for r in p["IpRanges"]])
             for p in group["IpPermissions"] if p["IpRanges"]] == [("tcp", 22, ["10.100.0.0/16"])]
@@ -190,6 +194,8 @@ def test_delete_runs_parallelclusters_cleanup_and_keeps_the_log_groups(moto, cre
     assert zone not in [z["Id"].split("/")[-1] for z in moto.client("route53").list_hosted_zones()["HostedZones"]]
     assert f"parallelcluster-{created}" not in moto.client("dynamodb").list_tables()["TableNames"]
     assert not moto.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    roles = [r["RoleName"] for r in moto.client("iam").list_roles()["Roles"]]
+    assert listed["RoleHeadNode"][2] not in roles  # its managed policies detached first, as CloudFormation does
     retained = sorted(lid for lid, value in template["Resources"].items() if value.get("DeletionPolicy") == "Retain")
     skipped = sorted(lid for lid, status, _r in events(moto, deleting["StackId"]) if status == "DELETE_SKIPPED")
     assert skipped == retained == ["CleanupResourcesFunctionLogGroup", "CleanupRoute53FunctionLogGroup",
