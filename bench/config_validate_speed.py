@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 
+import yaml
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PY = str(ROOT / ".venv" / "bin" / "python")
 PCLUSTER = str(ROOT / ".venv" / "bin" / "pcluster")
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT / "sandbox"))
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import render_yaml  # noqa: E402
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.rules import validate_config  # noqa: E402
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import role_options  # noqa: E402
 from env_file import read_env_sh  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 FRESH_PROCESS_CHECK = (
@@ -79,7 +82,8 @@ def bench_config(state):
         "cluster_config_fsx_lustre_enabled": False,
         "cluster_config_fsx_openzfs_enabled": False,
     }
-    built = build_cluster_config(variables)
+    spec = yaml.safe_load((ROOT / "roles" / "cluster_config" / "meta" / "argument_specs.yml").read_text())
+    built = build_cluster_config(variables, role_options(spec))
     assert not built["problems"], built["problems"]
     return built["config"]
 

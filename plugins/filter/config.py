@@ -18,13 +18,18 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems impor
 )
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.rules import validate_config
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.schema import HAS_PCLUSTER_SCHEMA
+from ansible_collections.hpc.pcluster.plugins.module_utils.plain_data import to_plain
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import role_options
 
 display = Display()
 
 
-def cluster_config_build(variables, schema=True):
+def cluster_config_build(variables, spec, schema=True):
     """``{cluster_config_* name: value}`` -> ``{config, problems, sources, warnings, schema_checked, ...}``.
+
+    ``spec`` is the role's meta/argument_specs.yml (parsed), which the role reads: every variable's type and
+    default, the queues' keys.
 
     ``problems`` holds what building found (missing or mistyped variables, unknown
     variables and keys), then the offline checks of the result: the collection's
@@ -34,7 +39,11 @@ def cluster_config_build(variables, schema=True):
     """
     if not isinstance(variables, dict):
         raise AnsibleFilterError("cluster_config_build expects a mapping of cluster_config_* variables")
-    built = build_cluster_config(variables)
+    try:
+        options = role_options(to_plain(spec))  # its defaults go into the config: plain data, not Ansible's
+    except ValueError as exc:
+        raise AnsibleFilterError("cluster_config_build: the second argument is %s" % exc)
+    built = build_cluster_config(variables, options)
     found, built["schema_checked"], built["schema_note"] = validate_config(built["config"], built["cluster_name"],
                                                                            use_schema=schema)
     built["problems"] = name_variables(merge_problems(built["problems"], found), built["sources"])

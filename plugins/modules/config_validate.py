@@ -226,17 +226,9 @@ msg:
 
 import copy  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster import client as pcluster_client  # noqa: E402
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster import errors as pcluster_errors  # noqa: E402
-from ansible_collections.hpc.pcluster.plugins.module_utils.aws import (  # noqa: E402
-    apply_aws_environment,
-    aws_argument_spec,
-    boto3_client,
-    missing_region_message,
-    resolve_aws_settings,
-)
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import PclusterModule  # noqa: E402
+from ansible_collections.hpc.pcluster.plugins.module_utils.aws import boto3_client  # noqa: E402
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.aws_checks import (  # noqa: E402
     DRYRUN_LEVELS,
     dryrun_problems,
@@ -248,13 +240,13 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems impor
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.rules import validate_config  # noqa: E402
 
 
-def run_dryrun(cluster_name, config, region, suppress_validators, validation_failure_level):
-    """ParallelCluster's dryrun (creates and changes nothing): {success, message, validation_messages, operation, ...}.
+def run_dryrun(api, cluster_name, config, suppress_validators, validation_failure_level):
+    """ParallelCluster's dryrun through api (a PclusterApi; creates and changes nothing):
+    {success, message, validation_messages, operation, ...}.
 
     A create's; for a cluster that exists already (pcluster refuses to dry-run its create) an update's, whose
     validators check the config the same way. An update that needs the compute fleet stopped is a valid config:
     the deploy playbook stops the fleet for it when asked (pcluster_stop_fleet_for_update)."""
-    api = pcluster_client.PclusterApi(region=region)
     try:
         return dict(api.dryrun_create(cluster_name, config, suppress_validators, validation_failure_level),
                     operation="create")
@@ -269,23 +261,17 @@ def run_dryrun(cluster_name, config, region, suppress_validators, validation_fai
     return dry
 
 
-def aws_settings_for(module, config, result):
-    """The AWS settings of the checks against AWS, exported for boto3 and pcluster; fails without a region."""
-    params = dict(module.params)
-    if not params.get("region") and isinstance(config.get("Region"), str):
-        params["region"] = config["Region"]
-    settings = resolve_aws_settings(params)
-    if not settings["region"]:
-        module.fail_json(msg=missing_region_message(), **result)
-    apply_aws_environment(settings)
-    if not pcluster_client.HAS_PCLUSTER:
-        module.fail_json(msg=pcluster_client.missing_pcluster_message(), **result)
-    return settings
+def aws_settings_for(module, config):
+    """The AWS settings of the checks against AWS (the module base's: exported for boto3 and pcluster, failing
+    without a region), the config's Region standing in for an unset region option."""
+    if not module.params.get("region") and isinstance(config.get("Region"), str):
+        module.params["region"] = config["Region"]
+    return module.settings
 
 
 def run_aws_checks(module, config, result):
     """Subnets, security groups and the key pair exist, then the dryrun; returns the blocking problems."""
-    settings = aws_settings_for(module, config, result)
+    settings = aws_settings_for(module, config)
     # Subnets, security groups and the key pair first: named by path, where pcluster either stops at the first
     # missing one or (for the head node's subnet, in its launch template check) reports no path.
     try:
@@ -299,14 +285,12 @@ def run_aws_checks(module, config, result):
         return missing
     level = module.params["validation_failure_level"]
     try:
-        dryrun = run_dryrun(module.params["cluster_name"], copy.deepcopy(config), settings["region"],
+        dryrun = run_dryrun(module.client(), module.params["cluster_name"], copy.deepcopy(config),
                             module.params["suppress_validators"] or None, level)
     except pcluster_errors.PclusterMissingError as error:
         module.fail_json(msg=str(error), **result)
     except pcluster_errors.PclusterApiError as error:
-        failure = dict(result)
-        failure.update(error.to_result())
-        module.fail_json(msg="The ParallelCluster dryrun could not run: %s" % error.describe(), **failure)
+        module.fail_json_pcluster(error, msg="The ParallelCluster dryrun could not run", **result)
     result["dryrun_message"] = dryrun["message"]
     result["dryrun_operation"] = dryrun.get("operation", "create")
     grouped = dryrun["validation_messages"]
@@ -331,8 +315,7 @@ def summary(result):
 
 
 def main():
-    argument_spec = aws_argument_spec()
-    argument_spec.update(
+    argument_spec = dict(
         config=dict(type="dict"),
         config_file=dict(type="path"),
         cluster_name=dict(type="str", required=True),
@@ -342,7 +325,7 @@ def main():
         validation_failure_level=dict(type="str", choices=list(DRYRUN_LEVELS), default="ERROR"),
         fail_on_invalid=dict(type="bool", default=True),
     )
-    module = AnsibleModule(
+    module = PclusterModule(
         argument_spec=argument_spec,
         mutually_exclusive=[("config", "config_file")],
         required_one_of=[("config", "config_file")],

@@ -154,36 +154,12 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.slurm import node_setup_holds
+from ansible_collections.hpc.pcluster.plugins.module_utils.slurm.node_states import node_setup_kind
 
 RESULT_MARK = "HPC_PCLUSTER_NODE_SETUP_RESULT"
-# sinfo's compact state flags that mean a node is not up to take a job now.
-POWER_FLAGS = "~#!%"
-UNRESPONSIVE_FLAGS = "*@^$"
-# Only an idle node is set up now: a node with jobs (alloc, mix, completing, draining with jobs) is left alone, as
-# the roles restart Docker (its containers stop) and slurmd.
-FREE = ("idle",)
-BUSY = ("alloc", "mix", "comp", "drng")
-# A node in a maintenance reservation; one held for setup (a reservation of this collection) is set up.
-HELD = "maint"
 # How often the nodes are planned and reserved again when one takes a job in between.
 RESERVE_ATTEMPTS = 3
 OK_STATUSES = ("ok", "up-to-date")
-
-
-def classify(state, held=False):
-    """A compact sinfo state (%t, e.g. idle, idle~, alloc, down*) -> target, busy, powered_down or unavailable.
-    held: whether the node is held for setup by this collection (then ``maint`` is a target)."""
-    base = state.rstrip(POWER_FLAGS + UNRESPONSIVE_FLAGS + "-")
-    flags = state[len(base):]
-    if any(flag in POWER_FLAGS for flag in flags) or base in ("pow_dn", "pow_up"):
-        return "powered_down"
-    if any(flag in UNRESPONSIVE_FLAGS for flag in flags):
-        return "unavailable"
-    if base in FREE or (base == HELD and held):
-        return "target"
-    if base in BUSY:
-        return "busy"
-    return "unavailable"
 
 
 def plan(sinfo_lines, partitions=(), held=()):
@@ -198,7 +174,7 @@ def plan(sinfo_lines, partitions=(), held=()):
         if node in seen or (partitions and partition not in partitions):
             continue
         seen.add(node)
-        kind = classify(state, node in held)
+        kind = node_setup_kind(state, node in held)
         if kind == "target":
             targets.setdefault(partition, []).append(node)
         else:

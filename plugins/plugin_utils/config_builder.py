@@ -72,11 +72,11 @@ class _Build:
         self.sources.add(path, name if "[" in name or name.startswith(PREFIX) or name == CLUSTER_NAME else PREFIX + name)
 
 
-def build_cluster_config(variables, options=None):
+def build_cluster_config(variables, options):
     """Build the config from the cluster_config role's variables (``cluster_config_*`` and ``pcluster_cluster_name``).
 
-    Unset variables take their default from the role's meta/argument_specs.yml (``options``
-    overrides it). Returns ``{config, problems, sources, warnings}`` and the role's own settings
+    Unset variables take their default from ``options``, the options of the role's meta/argument_specs.yml
+    (``role_variables.role_options``). Returns ``{config, problems, sources, warnings}`` and the role's own settings
     (``cluster_name``, ``output_path``, ``validate_full``, ``suppress_validators``, ``node_setup_script``:
     where the node-setup boot script the queues run goes in S3, None when no queue runs it). Problems found
     while building name their variable; the config rules are not run here.

@@ -1,16 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.pcluster contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The cluster_config role's variables as its meta/argument_specs.yml declares them: read, typed, defaulted."""
+"""The cluster_config role's variables as its meta/argument_specs.yml declares them: typed, defaulted.
+
+The role hands its spec over (``role_path``/meta/argument_specs.yml, read by the role); nothing here looks for it.
+"""
 
 from __future__ import annotations
 
 import difflib
-import functools
-import os
 import re
-
-import yaml
 
 from ansible.module_utils.common.parameters import DEFAULT_TYPE_VALIDATORS
 
@@ -25,17 +24,20 @@ CLUSTER_NAME = "pcluster_cluster_name"
 # Variables the role had and does not have any more: what to set instead.
 REPLACED = {"cluster_config_cluster_name": CLUSTER_NAME}
 
-ROLE_SPEC_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                              "roles", "cluster_config", "meta", "argument_specs.yml")
 _TYPE_NAMES = {"str": "string", "int": "whole number", "bool": "boolean", "list": "list", "dict": "mapping"}
 _MARKUP = re.compile(r"\b[COVIMP]\(([^)]*)\)")
 
 
-@functools.lru_cache(maxsize=4)
-def role_options(path=ROLE_SPEC_PATH):
-    """The options of the role's main entry point, from its argument_specs.yml."""
-    with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["argument_specs"]["main"]["options"]
+def role_options(spec):
+    """The options of the role's main entry point, from its meta/argument_specs.yml as parsed YAML."""
+    try:
+        options = spec["argument_specs"]["main"]["options"]
+    except (KeyError, TypeError):
+        options = None
+    if not isinstance(options, dict):
+        raise ValueError("not a role's argument spec: expected argument_specs.main.options (the role's "
+                         "meta/argument_specs.yml)")
+    return options
 
 
 def plain_description(spec):
@@ -54,9 +56,9 @@ def blank(value):
 class RoleVariables:
     """Typed access to the role's variables, collecting a problem for each one that cannot be used."""
 
-    def __init__(self, variables, options=None):
+    def __init__(self, variables, options):
         self.raw = dict(variables or {})
-        self.options = options if options is not None else role_options()
+        self.options = options
         self.problems = []
         self._cache = {}
 

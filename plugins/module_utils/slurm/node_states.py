@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.pcluster contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What a Slurm node state means for the verify role: usable, unhealthy, or on its way (worth waiting for)."""
+"""What a Slurm node state means: usable, unhealthy, or on its way (worth waiting for) for the verify role; a
+target, busy, powered down or unavailable for the node-setup fleet job. Long states (``IDLE+CLOUD+POWERED_DOWN``)
+and sinfo's compact ones (``idle~``, ``down*``, ``pow_up``) are read alike (slurm/parsers.parse_node_state)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,14 @@ TRANSITIONAL_FLAGS = POWER_FLAGS + ("REBOOT_REQUESTED", "REBOOT_ISSUED", "COMPLE
 STUCK_FLAGS = ("DRAIN", "FAIL", "FAILING", "MAINTENANCE")
 # Base states a dynamic node must never be in, powered down or not.
 DYNAMIC_BAD_BASE_STATES = ("DOWN", "FUTURE", "UNKNOWN")
+# sinfo's compact base states of a node powered down, or on its way up, that carry no power flag.
+POWER_BASE_STATES = ("POW_DN", "POW_UP")
+# Flags of a node that does not take a job now, whatever its base state: not responding, rebooting, in maintenance.
+NOT_READY_FLAGS = ("NOT_RESPONDING", "REBOOT_REQUESTED", "REBOOT_ISSUED", "MAINTENANCE")
+# Base states of a node running (or finishing) jobs; draining with jobs included.
+BUSY_BASE_STATES = ("ALLOCATED", "MIXED", "COMPLETING")
+# The base state sinfo shows for a node in a maintenance reservation.
+MAINT_BASE_STATE = "MAINT"
 
 
 def describe_flags(flags):
@@ -60,6 +70,23 @@ def judge_node_state(state, static):
 def node_is_powered_down(state):
     """Whether the node is powered down or powering up (no test job can run there yet)."""
     return bool(parse_node_state(state)[1].intersection(("POWERED_DOWN", "POWERING_UP")))
+
+
+def node_setup_kind(state, held=False):
+    """What the node-setup fleet job does with a node in this state: ``target`` (set it up now: idle, or held for
+    setup by this collection when held), ``busy`` (running or finishing jobs: left alone, as the roles restart Docker
+    and slurmd), ``powered_down`` (powered down, powering up or down: it sets itself up when it boots) or
+    ``unavailable`` (down, drained, failed, not responding, rebooting, another's maintenance)."""
+    base, flags = parse_node_state(state)
+    if flags.intersection(POWER_FLAGS) or base in POWER_BASE_STATES:
+        return "powered_down"
+    if flags.intersection(NOT_READY_FLAGS):
+        return "unavailable"
+    if (base == "IDLE" and "DRAIN" not in flags) or (base == MAINT_BASE_STATE and held):
+        return "target"
+    if base in BUSY_BASE_STATES:
+        return "busy"
+    return "unavailable"
 
 
 def static_node_transitional(state):

@@ -9,7 +9,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hpc.pcluster.plugins.filter import config as config_filters
 from ansible_collections.hpc.pcluster.plugins.module_utils.config import rules as config_rules
-from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import GUIDE_BEHAVIOUR, role_variables
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import GUIDE_BEHAVIOUR, ROLE_SPEC, role_variables
 
 
 class Warnings:
@@ -29,7 +29,7 @@ def shown(monkeypatch):
 
 def test_build_checks_offline_and_names_the_variable_of_each_problem(shown):
     built = config_filters.cluster_config_build(role_variables(cluster_config_compute_min_count=5,
-                                                               cluster_config_os="centos7"))
+                                                               cluster_config_os="centos7"), ROLE_SPEC)
     assert built["schema_checked"] is True and shown == []
     assert {(p["path"], p["variable"]) for p in built["problems"]} == {
         ("Scheduling.SlurmQueues[0].ComputeResources[0].MinCount", "cluster_config_compute_min_count"),
@@ -38,7 +38,7 @@ def test_build_checks_offline_and_names_the_variable_of_each_problem(shown):
 
 
 def test_build_shows_its_warnings_as_ansible_warnings(shown):
-    built = config_filters.cluster_config_build(role_variables(**GUIDE_BEHAVIOUR))
+    built = config_filters.cluster_config_build(role_variables(**GUIDE_BEHAVIOUR), ROLE_SPEC)
     assert built["problems"] == [] and shown == built["warnings"] and len(shown) == 3
 
 
@@ -49,14 +49,14 @@ def test_build_says_when_the_schema_did_not_run(shown, monkeypatch):
 
     monkeypatch.setattr(config_filters, "validate_config", refuse)
     monkeypatch.setattr(config_filters, "HAS_PCLUSTER_SCHEMA", False)
-    built = config_filters.cluster_config_build(role_variables())
+    built = config_filters.cluster_config_build(role_variables(), ROLE_SPEC)
     assert built["schema_checked"] is False
     assert shown == ["aws-parallelcluster is not installed for the controller's Python (%s): install "
                      "requirements.txt there." % sys.executable]
 
 
 def test_report_merges_the_checks_against_aws_and_names_their_variables(shown):
-    built = config_filters.cluster_config_build(role_variables())
+    built = config_filters.cluster_config_build(role_variables(), ROLE_SPEC)
     validation = {"errors": [{"path": "HeadNode.Networking.SubnetId", "value": "subnet-0123456789abcdef0",
                               "message": "The subnet subnet-0123456789abcdef0 does not exist in us-east-1",
                               "fix": "Use the id of an existing subnet."}]}
@@ -68,6 +68,8 @@ def test_report_merges_the_checks_against_aws_and_names_their_variables(shown):
 
 
 def test_bad_input():
-    for call in (lambda: config_filters.cluster_config_build("x"), lambda: config_filters.cluster_config_report([])):
+    for call in (lambda: config_filters.cluster_config_build("x", ROLE_SPEC),
+                 lambda: config_filters.cluster_config_build(role_variables(), {"argument_specs": {}}),
+                 lambda: config_filters.cluster_config_report([])):
         with pytest.raises(AnsibleFilterError):
             call()

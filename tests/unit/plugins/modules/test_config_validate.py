@@ -10,6 +10,7 @@ import yaml
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster import errors as pcluster_errors
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.client import PclusterApi
 from ansible_collections.hpc.pcluster.plugins.modules import config_validate
 from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import GUIDE_ENV, guide_text, valid_guide_config as valid_config
 from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import install, load
@@ -123,8 +124,8 @@ class FakeApi:
     def __init__(self, result=None, error=None):
         self.result, self.error, self.calls = result, error, []
 
-    def __call__(self, cluster_name, config, region, suppress_validators, validation_failure_level):
-        self.calls.append(dict(cluster_name=cluster_name, config=config, region=region,
+    def __call__(self, api, cluster_name, config, suppress_validators, validation_failure_level):
+        self.calls.append(dict(cluster_name=cluster_name, config=config, region=api.region,
                                suppress_validators=suppress_validators,
                                validation_failure_level=validation_failure_level))
         if self.error:
@@ -163,7 +164,8 @@ def test_the_dryrun_of_an_existing_cluster_is_its_updates(monkeypatch, update, v
     fake.create_dryrun = load("create_already_exists")
     fake.update_dryruns = [load(update)]
 
-    dry = config_validate.run_dryrun("ml-training-cluster", valid_config(), "us-east-1", None, "ERROR")
+    dry = config_validate.run_dryrun(PclusterApi(region="us-east-1"), "ml-training-cluster", valid_config(), None,
+                                     "ERROR")
 
     assert (dry["operation"], dry["success"]) == ("update", valid) and message in dry["message"], dry
     assert [(op, kw["dryrun"]) for op, kw in fake.calls if op.endswith("_cluster")] == [
@@ -174,7 +176,7 @@ def test_the_dryrun_of_a_new_cluster_is_its_creates(monkeypatch):
     fake = install(monkeypatch)
     fake.create_dryrun = load("create_dryrun_invalid")
 
-    dry = config_validate.run_dryrun("other-cluster", valid_config(), "us-east-1", None, "ERROR")
+    dry = config_validate.run_dryrun(PclusterApi(region="us-east-1"), "other-cluster", valid_config(), None, "ERROR")
 
     assert (dry["operation"], dry["success"]) == ("create", False)
     assert [m["type"] for m in dry["validation_messages"]["ERROR"]] == [
@@ -337,3 +339,12 @@ def test_a_line_break_elsewhere_is_still_refused(capsys):
     failed, result = run(capsys, config=config, cluster_name="ml-training-cluster", fail_on_invalid=False)
 
     assert not failed and [e["path"] for e in result["errors"]] == ["HeadNode.InstanceType"]
+
+
+def test_full_without_any_region_fails_with_the_module_base_s_message(capsys, monkeypatch):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    config = valid_config()
+    del config["Region"]
+    failed, result = run(capsys, config=config, cluster_name="c1", full=True)
+    assert failed and result["msg"].startswith("No AWS region: set the module's 'region' option")

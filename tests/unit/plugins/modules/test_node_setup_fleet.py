@@ -8,32 +8,11 @@ import json
 import pathlib
 import random
 
-import pytest
-
 from ansible_collections.hpc.pcluster.plugins.modules import node_setup_fleet as fleet
 from ansible_collections.hpc.pcluster.tests.unit.fixtures.pcluster.fake_pcluster import run_module
 
 FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "slurm"
-
-
-@pytest.mark.parametrize("state,kind", [
-    # A node with jobs is left alone: the roles restart Docker (its containers stop) and slurmd.
-    ("idle", "target"), ("mix", "busy"), ("alloc", "busy"), ("comp", "busy"), ("drng", "busy"),
-    ("idle~", "powered_down"), ("idle#", "powered_down"), ("alloc#", "powered_down"), ("idle%", "powered_down"),
-    ("idle!", "powered_down"), ("down~", "powered_down"), ("pow_up", "powered_down"),
-    ("down", "unavailable"), ("down*", "unavailable"), ("idle*", "unavailable"), ("drain", "unavailable"),
-    ("fail", "unavailable"), ("idle@", "unavailable"), ("maint", "unavailable"), ("unk*", "unavailable"),
-])
-def test_sinfo_states_are_classified(state, kind):
-    assert fleet.classify(state) == kind
-
-
-def test_a_node_held_for_setup_is_a_target_and_another_maintenance_is_not():
-    assert fleet.classify("maint", held=True) == "target"
-    assert fleet.classify("maint", held=False) == "unavailable"
-    assert fleet.classify("idle~", held=True) == "powered_down"
-
-
+# Which state is a target, busy, powered down or unavailable: slurm/node_states.node_setup_kind (its tests).
 SINFO = """\
 compute-gpu-st-distributed-ml-1|compute-gpu*|idle
 compute-gpu-st-distributed-ml-2|compute-gpu*|alloc

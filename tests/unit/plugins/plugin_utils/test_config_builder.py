@@ -10,10 +10,10 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import re
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems import merge_problems, variable_for
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.schema import schema_problems
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config
-from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import role_options
 from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import (
     ENV_VARIABLES,
     GUIDE_BEHAVIOUR,
+    ROLE_OPTIONS,
     role_variables,
     valid_guide_config,
 )
@@ -27,7 +27,7 @@ ECR_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"
 
 
 def build(**overrides):
-    return build_cluster_config(role_variables(**overrides))
+    return build_cluster_config(role_variables(**overrides), ROLE_OPTIONS)
 
 
 def default_config():
@@ -96,7 +96,7 @@ def test_docker_script_is_off_by_default_and_pinned_to_a_commit_when_turned_back
 
 
 def test_the_pinned_docker_script_is_the_argument_specs_default():
-    assert role_options()["cluster_config_docker_postinstall_url"]["default"] == PINNED_DOCKER_SCRIPT
+    assert ROLE_OPTIONS["cluster_config_docker_postinstall_url"]["default"] == PINNED_DOCKER_SCRIPT
 
 
 # --------------------------------------------------------------------------- IAM, S3, SSH
@@ -266,7 +266,7 @@ BAD_VARIABLES = [
 @pytest.mark.parametrize("name,overrides,path,message", BAD_VARIABLES, ids=[b[0] for b in BAD_VARIABLES])
 def test_bad_variable_is_reported_with_path_and_message(name, overrides, path, message):
     variables = role_variables(**overrides)
-    built = build_cluster_config(variables)
+    built = build_cluster_config(variables, ROLE_OPTIONS)
     problems = built["problems"] + config_rules.check_rules(built["config"], built["cluster_name"])
     problems = merge_problems(problems, schema_problems(built["config"], "ml-training-cluster"))
     matching = [p for p in problems if p["path"] == path]
@@ -277,7 +277,7 @@ def test_bad_variable_is_reported_with_path_and_message(name, overrides, path, m
 
 def test_missing_required_variables_are_all_named_at_once_with_what_to_set():
     variables = role_variables(**{name: "" for name in ENV_VARIABLES})
-    problems = build_cluster_config(variables)["problems"]
+    problems = build_cluster_config(variables, ROLE_OPTIONS)["problems"]
     assert sorted(p["variable"] for p in problems) == sorted(ENV_VARIABLES), problems
     fixes = {p["variable"]: p["fix"] for p in problems}
     assert fixes["cluster_config_public_subnet_id"] == (
@@ -414,7 +414,7 @@ def test_every_declared_variable_is_read_by_the_builder():
         "str": "changed-value", "int": 7, "bool": None, "list": ["x"], "dict": {"Changed": "x"}, "raw": "changed",
     }
     unused = []
-    for name, spec in role_options().items():
+    for name, spec in ROLE_OPTIONS.items():
         if name == "cluster_config_use_ssm":  # it changes what is required: a key pair
             if build(cluster_config_ssh_key_name="")["problems"] == build(
                     cluster_config_ssh_key_name="", cluster_config_use_ssm=True)["problems"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ansible_collections.hpc.pcluster.plugins.plugin_utils import node_access
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import RoleVariables, Sources
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import ROLE_OPTIONS
 
 
 def test_script_bucket_is_read_from_s3_urls_only():
@@ -42,7 +43,7 @@ def test_script_buckets_are_added_per_node_and_sourced_to_their_script_variable(
 
 
 def test_s3_access_entries_are_converted_and_checked():
-    variables = RoleVariables({})
+    variables = RoleVariables({}, ROLE_OPTIONS)
     entries = node_access.s3_access(variables, ["a", {"bucket_name": "b", "enable_write_access": "yes"},
                                                 {"key_name": "x"}, 5], "cluster_config_s3_access")
     assert entries == [{"BucketName": "a"}, {"BucketName": "b", "EnableWriteAccess": True}, {"KeyName": "x"}]
@@ -54,7 +55,7 @@ def test_s3_access_entries_are_converted_and_checked():
 def test_warnings_for_full_access_an_open_ssh_port_and_an_unpinned_script():
     variables = RoleVariables({"cluster_config_docker_postinstall_enabled": True,
                                "cluster_config_docker_postinstall_url":
-                               "https://raw.githubusercontent.com/o/r/v1.0/docker/postinstall.sh"})
+                               "https://raw.githubusercontent.com/o/r/v1.0/docker/postinstall.sh"}, ROLE_OPTIONS)
     config = {"HeadNode": {"Ssh": {"AllowedIps": "::/0"}, "Iam": {"AdditionalIamPolicies": [
         {"Policy": node_access.S3_FULL_ACCESS}]}},
         "LoginNodes": {"Pools": [{"Iam": {"AdditionalIamPolicies": [{"Policy": node_access.S3_FULL_ACCESS}]}}]}}
@@ -62,4 +63,4 @@ def test_warnings_for_full_access_an_open_ssh_port_and_an_unpinned_script():
     assert iam.startswith("HeadNode, LoginNodes.Pools[0] get AmazonS3FullAccess:")
     assert "(cluster_config_ssh_allowed_ips: ::/0)" in ssh
     assert "'v1.0'" in docker
-    assert node_access.warnings({"HeadNode": {"Ssh": {"AllowedIps": "10.0.0.0/8"}}}, RoleVariables({})) == []
+    assert node_access.warnings({"HeadNode": {"Ssh": {"AllowedIps": "10.0.0.0/8"}}}, RoleVariables({}, ROLE_OPTIONS)) == []

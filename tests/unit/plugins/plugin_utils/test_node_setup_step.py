@@ -17,7 +17,7 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config import rules a
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config
 from ansible_collections.hpc.pcluster.plugins.plugin_utils import node_setup_step
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_setup_step import BOOT_SCRIPT_PATH
-from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import role_variables
+from ansible_collections.hpc.pcluster.tests.unit.fixtures.guide.guide import ROLE_OPTIONS, role_variables
 
 SHA256 = hashlib.sha256(pathlib.Path(BOOT_SCRIPT_PATH).read_bytes()).hexdigest()
 # Named after the loader's interface, not its content: a release that changes the loader's body keeps every queue's
@@ -30,15 +30,17 @@ LOADER_INTERFACES = {1: ["--check", "--dir", "--fleet", "--force", "--wait"]}
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 # The cluster config a build of the collection renders, in a process of its own (that build's plugins and roles).
 RENDER = """
-import json, sys
+import json, sys, yaml
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.config_builder import build_cluster_config
-built = build_cluster_config(json.loads(sys.argv[1]))
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import role_options
+with open(sys.argv[2] + "/ansible_collections/hpc/pcluster/roles/cluster_config/meta/argument_specs.yml") as spec:
+    built = build_cluster_config(json.loads(sys.argv[1]), role_options(yaml.safe_load(spec)))
 print(json.dumps({"config": built["config"], "problems": built["problems"]}, sort_keys=True))
 """
 
 
 def build(**overrides):
-    return build_cluster_config(role_variables(**overrides))
+    return build_cluster_config(role_variables(**overrides), ROLE_OPTIONS)
 
 
 def sequence(section):
@@ -157,7 +159,7 @@ def collection_build(top, release_change=True, interface=1):
 
 
 def rendered(top, variables):
-    proc = subprocess.run([sys.executable, "-c", RENDER, json.dumps(variables)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", RENDER, json.dumps(variables), str(top)], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(top)), timeout=120, check=True)
     return json.loads(proc.stdout)
 

@@ -123,3 +123,30 @@ def test_wait_ends_when_slurm_does_not_answer():
                                       clock=fake.clock, sleep=fake.sleep)
     assert result["settled"] is True and result["error"].startswith("scontrol show node failed")
     assert fake.sleeps == []
+
+
+@pytest.mark.parametrize("state,kind", [
+    # A node with jobs is left alone: the roles restart Docker (its containers stop) and slurmd.
+    ("idle", "target"), ("mix", "busy"), ("alloc", "busy"), ("comp", "busy"), ("drng", "busy"),
+    ("idle~", "powered_down"), ("idle#", "powered_down"), ("alloc#", "powered_down"), ("idle%", "powered_down"),
+    ("idle!", "powered_down"), ("down~", "powered_down"), ("pow_up", "powered_down"),
+    ("down", "unavailable"), ("down*", "unavailable"), ("idle*", "unavailable"), ("drain", "unavailable"),
+    ("fail", "unavailable"), ("idle@", "unavailable"), ("maint", "unavailable"), ("unk*", "unavailable"),
+])
+def test_sinfo_s_compact_states_are_classified_for_the_node_setup_job(state, kind):
+    assert ns.node_setup_kind(state) == kind
+
+
+@pytest.mark.parametrize("state,kind", [
+    ("IDLE", "target"), ("IDLE+CLOUD+POWERED_DOWN", "powered_down"), ("MIXED+DRAIN", "busy"),
+    ("IDLE+DRAIN", "unavailable"), ("IDLE*+CLOUD", "unavailable"), ("ALLOCATED+COMPLETING", "busy"),
+    ("IDLE+MAINTENANCE", "unavailable"), ("idle-", "target"), ("pow_dn", "powered_down"),
+])
+def test_long_states_are_classified_as_their_compact_forms(state, kind):
+    assert ns.node_setup_kind(state) == kind
+
+
+def test_a_node_held_for_setup_is_a_target_and_another_maintenance_is_not():
+    assert ns.node_setup_kind("maint", held=True) == "target"
+    assert ns.node_setup_kind("maint", held=False) == "unavailable"
+    assert ns.node_setup_kind("idle~", held=True) == "powered_down"
