@@ -4,7 +4,9 @@
 The collection's cluster module runs the real pcluster create-cluster and delete-cluster; the sandbox's
 CloudFormation runs ParallelCluster's stack; the head node instance the stack creates is booted by the sandbox's
 hypervisor with the stack's own user data (cfn-init from the launch template's metadata, the cookbook's stand-in,
-cfn-signal to the stack's wait condition), and its clustermgtd launches the static compute node.
+cfn-signal to the stack's wait condition), and its clustermgtd launches the static compute node. One sandbox for
+the file: create, a second create, deploy.yml with an SSH CIDR of the user's (an update), an update of MaxCount,
+delete, and a create whose head node script fails.
 """
 
 from __future__ import annotations
