@@ -187,21 +187,11 @@ def node_layout(state_dir: Path, state: dict, name: str) -> dict:
 
 
 def aws_files(sandbox: Sandbox) -> dict:
-    """The node's AWS configuration: the sandbox's AWS (moto through the forwarder in the VPC) as its endpoint."""
+    """The node's AWS configuration: the sandbox's AWS (moto through the forwarder in the VPC) as its endpoint.
+    No credentials file: the node's calls sign with its instance role's, from the instance metadata service in
+    its namespace (imds.py), as on EC2."""
     config = f"[default]\nregion = {sandbox.region}\nendpoint_url = {sandbox.state['node_endpoint_url']}\n"
-    files = {"/root/.aws/config": (config, 0o600)}
-    if not imds_serves_credentials(sandbox.state):
-        # Until an instance metadata service serves the instance role's credentials in the node's namespace,
-        # the node gets the sandbox's own (moto accepts any while it does not enforce IAM).
-        files["/root/.aws/credentials"] = (
-            "[default]\n" + "".join(f"{key} = {value}\n" for key, value in moto_cluster.DUMMY_CREDENTIALS.items()), 0o600)
-    return files
-
-
-def imds_serves_credentials(state: dict) -> bool:
-    """Whether the sandbox runs an instance metadata service for its nodes (state.json: imds, the key
-    container_chain.node_credentials reads too)."""
-    return bool(state.get("imds"))
+    return {"/root/.aws/config": (config, 0o600)}
 
 
 def write_in(pid: int, files: dict) -> None:
