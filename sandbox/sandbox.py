@@ -624,7 +624,6 @@ def start_imds(state_dir: Path) -> subprocess.Popen:
                                 stdin=subprocess.DEVNULL, stdout=ilog, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-
 def stop_process_group(pid) -> None:
     """SIGKILL a process group the sandbox started (moto, the hypervisor, ...) and wait for its leader."""
     if not pid_alive(pid):
