@@ -233,8 +233,8 @@ def test_a_head_node_script_that_exits_1_fails_the_create_as_on_aws(stack_sandbo
     error_stream = failure["log_streams"][0]
     assert error_stream.endswith(".bootstrap_error_msg"), failure["log_streams"]
     assert "OnNodeConfiguredExecutionFailure" in result["msg"] and error_stream in result["msg"], result["msg"]
-    events = stack_sandbox.aws("logs").get_log_events(logGroupName=failure["log_group"],
-                                                       logStreamName=error_stream)["events"]
+    logs = stack_sandbox.aws("logs")
+    events = logs.get_log_events(logGroupName=failure["log_group"], logStreamName=error_stream)["events"]
     assert any("Failed to execute OnNodeConfigured script 1 s3://%s/bootstrap/fails.sh" % bucket in e["message"]
                for e in events), events
     # The rollback terminated the head node instance, and the hypervisor stopped its node.
