@@ -45,7 +45,7 @@ def test_script_buckets_are_added_per_node_and_sourced_to_their_script_variable(
 def test_s3_access_entries_are_converted_and_checked():
     variables = RoleVariables({}, ROLE_OPTIONS)
     entries = node_permissions.s3_access(variables, ["a", {"bucket_name": "b", "enable_write_access": "yes"},
-                                                {"key_name": "x"}, 5], "cluster_config_s3_access")
+                                                     {"key_name": "x"}, 5], "cluster_config_s3_access")
     assert entries == [{"BucketName": "a"}, {"BucketName": "b", "EnableWriteAccess": True}, {"KeyName": "x"}]
     assert [p["message"] for p in variables.problems] == [
         "cluster_config_s3_access[2].bucket_name is required",
