@@ -8,7 +8,12 @@ layer of its own (rootfs.py). The layer holds what ParallelCluster (>= 3.11) shi
   enabled as ParallelCluster's cookbook does), built from the vendored source archive;
 - Pyxis 0.24.0's ``/usr/local/lib/slurm/spank_pyxis.so``, built from its vendored archive
   against this machine's Slurm headers;
-- the example configs under ``/opt/parallelcluster/examples/{enroot,pyxis,spank}/``.
+- the example configs under ``/opt/parallelcluster/examples/{enroot,pyxis,spank}/``;
+- ParallelCluster's node package (``aws-parallelcluster-node``, pinned in ``requirements-node.txt``) in the
+  node virtualenv ``/opt/parallelcluster/pyenv/versions/<python>/envs/node_virtualenv``, and the cookbook
+  virtualenv beside it (``requirements-cookbook.txt``: supervisor, boto3, PyYAML), installed from PyPI with
+  this machine's ``/usr/bin/python3`` (the nodes' Python);
+- ``/usr/local/sbin/shutdown``, a link to the sandbox's ``bin/shutdown`` (the nodes have no init system).
 
 Both archives are checked against the sha256 pinned in ``VENDORED`` before anything is built.
 The layer is built once per machine into the cache directory (default
@@ -42,10 +47,13 @@ STANDIN_SOURCE = HERE / "spank" / "spank_pyxis_standin.c"
 DEFAULT_CACHE_DIR = Path("/var/cache/hpc-pcluster-sandbox")
 VENDOR_DIR_ENV = "HPC_PCLUSTER_VENDOR_DIR"
 CACHE_DIR_ENV = "HPC_PCLUSTER_SANDBOX_CACHE"
+NODE_REQUIREMENTS = HERE / "requirements-node.txt"
+COOKBOOK_REQUIREMENTS = HERE / "requirements-cookbook.txt"
+NODE_PYTHON = "/usr/bin/python3"
 # Where each running sandbox registers (sandbox.py's Registry): the layers they use are kept.
 REGISTRY_DIR = Path("/run/hpc-pcluster-sandbox")
 # Version of the layout below; bump it when the layer's content changes without a new archive.
-LAYER_FORMAT = 1
+LAYER_FORMAT = 2
 
 # Pinned upstream source archives (unmodified `git archive` of the tags).
 VENDORED = {
@@ -76,6 +84,8 @@ ENROOT_ROOTFS_WRITABLE     y
     "spank/plugstack.conf": "include /opt/slurm/etc/plugstack.conf.d/*\n",
     "pyxis/pyxis.conf": "required /usr/local/lib/slurm/spank_pyxis.so runtime_path=/run/pyxis\n",
 }
+# The nodes have no init system: their shutdown asks the sandbox's hypervisor to power the instance off.
+LINKS = {"usr/local/sbin/shutdown": "/run/sandbox/bin/shutdown"}
 # The top-level directories the layer provides to the nodes' overlays (rootfs.LAYERED).
 LAYER_DIRS = ("usr", "usr/local", "etc", "opt")
 
@@ -192,6 +202,18 @@ def run_build(args: list, log_file: Path) -> None:
         raise RuntimeError(f"{BUILD_SCRIPT.name} {args[0]} failed (exit {proc.returncode}); see {log_file}")
 
 
+def node_python_version() -> str:
+    """The version of the nodes' Python (this machine's /usr/bin/python3), which names the virtualenvs' directory."""
+    return subprocess.run([NODE_PYTHON, "-c", "import platform; print(platform.python_version())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def virtualenvs(version: str) -> dict:
+    """Where the nodes see ParallelCluster's virtualenvs (the cookbook's node_virtualenv_path and cookbook_virtualenv_path)."""
+    envs = f"/opt/parallelcluster/pyenv/versions/{version}/envs"
+    return {"node": f"{envs}/node_virtualenv", "cookbook": f"{envs}/cookbook_virtualenv"}
+
+
 def _write_extras(layer: Path, extras: dict) -> None:
     """Files (bytes) and symbolic links (str: the link's target) added to the layer, by path in it."""
     for rel, content in sorted(extras.items()):
@@ -204,7 +226,29 @@ def _write_extras(layer: Path, extras: dict) -> None:
             path.chmod(0o644)
 
 
-def _build_layer(target: Path, archives: dict, log_file: Path, extras: dict) -> None:
+def _ensure_venvs(cache: Path, log_file: Path, log) -> Path:
+    """The /opt tree of ParallelCluster's node and cookbook virtualenvs, built from PyPI once per machine for
+    their inputs and shared by every layer (real or stand-in chain); the caller holds the cache's lock."""
+    key = inputs_key([LAYER_FORMAT, BUILD_SCRIPT.read_bytes(), NODE_REQUIREMENTS.read_bytes(),
+                      COOKBOOK_REQUIREMENTS.read_bytes(), node_python_version()])
+    target = cache / "venvs" / f"venvs-{key}"
+    if not (target / "done").exists():
+        staging = target.with_name(target.name + ".new")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        log(f"building ParallelCluster's node package and cookbook virtualenvs once for this machine, from PyPI "
+            f"(log {log_file})")
+        started = time.monotonic()
+        run_build(["venvs", NODE_REQUIREMENTS, COOKBOOK_REQUIREMENTS, staging], log_file)
+        (staging / "done").write_text("")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        log(f"virtualenvs built in {time.monotonic() - started:.1f} s: {target}")
+        prune(target.parent, "venvs-", {target.name})
+    return target / "opt"
+
+
+def _build_layer(target: Path, archives: dict, log_file: Path, extras: dict, venvs: Path) -> None:
     staging = target.with_name(target.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     layer = staging / "layer"
@@ -215,6 +259,8 @@ def _build_layer(target: Path, archives: dict, log_file: Path, extras: dict) -> 
         run_build(["pyxis", archives["pyxis"], layer], log_file)
     else:
         run_build(["standin", STANDIN_SOURCE, layer], log_file)
+    # The virtualenvs, hard-linked (a layer is never written to: the nodes' overlays copy up what they change).
+    subprocess.run(["cp", "-al", str(venvs), str(layer)], check=True)
     for rel, text in EXAMPLES.items():
         path = layer / "opt" / "parallelcluster" / "examples" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,6 +268,7 @@ def _build_layer(target: Path, archives: dict, log_file: Path, extras: dict) -> 
     _write_extras(layer, extras)
     info = {"enroot": VENDORED["enroot"]["version"] if archives else None,
             "pyxis": VENDORED["pyxis"]["version"] if archives else "stand-in",
+            "python": node_python_version(),
             "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (staging / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     shutil.rmtree(target, ignore_errors=True)
@@ -257,8 +304,8 @@ def running_layers(registry: Path = REGISTRY_DIR) -> set:
 
 def ami_tools() -> dict:
     """What else the layer carries of a ParallelCluster AMI: the AWS CLI at /usr/local/bin/aws, where
-    ParallelCluster's cookbook installs it (here Debian's awscli, when this machine has it)."""
-    return {"usr/local/bin/aws": AWS_CLI} if os.access(AWS_CLI, os.X_OK) else {}
+    ParallelCluster's cookbook installs it (here Debian's awscli, when this machine has it), and LINKS."""
+    return dict(LINKS, **({"usr/local/bin/aws": AWS_CLI} if os.access(AWS_CLI, os.X_OK) else {}))
 
 
 def ensure_layer(vendor: Path, cache: Path, log_file: Path, in_use=running_layers, log=print, extras=None) -> dict:
@@ -283,7 +330,8 @@ def ensure_layer(vendor: Path, cache: Path, log_file: Path, in_use=running_layer
 
 
 def _ensure_layer(archives: dict, vendor: Path, cache: Path, log_file: Path, in_use, log, extras: dict) -> dict:
-    parts = [LAYER_FORMAT, BUILD_SCRIPT.read_bytes(), json.dumps(EXAMPLES, sort_keys=True), _slurm_headers_id()]
+    parts = [LAYER_FORMAT, BUILD_SCRIPT.read_bytes(), json.dumps(EXAMPLES, sort_keys=True), _slurm_headers_id(),
+             NODE_REQUIREMENTS.read_bytes(), COOKBOOK_REQUIREMENTS.read_bytes(), node_python_version()]
     parts += [f"{rel}={hashlib.sha256(c.encode() if isinstance(c, str) else c).hexdigest()}" for rel, c in sorted(extras.items())]
     parts += [VENDORED[n]["sha256"] for n in sorted(archives)] if archives else [STANDIN_SOURCE.read_bytes()]
     key = ("real-" if archives else "standin-") + inputs_key(parts)
@@ -294,15 +342,16 @@ def _ensure_layer(archives: dict, vendor: Path, cache: Path, log_file: Path, in_
             target.parent.mkdir(parents=True, exist_ok=True)
             what = (f"Enroot {VENDORED['enroot']['version']} and Pyxis {VENDORED['pyxis']['version']} from {vendor}"
                     if archives else "the stand-in SPANK plugin")
+            venvs = _ensure_venvs(cache, log_file, log)
             log(f"building the AMI layer once for this machine: {what} (log {log_file})")
             started = time.monotonic()
-            _build_layer(target, archives, log_file, extras)
+            _build_layer(target, archives, log_file, extras, venvs)
             log(f"AMI layer built in {time.monotonic() - started:.1f} s: {target}")
             built = True
             prune(target.parent, key.split("-", 1)[0] + "-", set(in_use()) | {key})
         info = json.loads((target / "info.json").read_text())
     return {"path": str(target / "layer"), "key": key, "enroot": info["enroot"], "pyxis": info["pyxis"],
-            "real": bool(archives), "built": built}
+            "real": bool(archives), "built": built, "virtualenvs": virtualenvs(info["python"])}
 
 
 def ensure_image(cache: Path, log_file: Path, log=print) -> tuple[str | None, str]:

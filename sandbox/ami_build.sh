@@ -7,6 +7,9 @@
 #                                         at DESTDIR/usr/local/lib/slurm (where ParallelCluster AMIs have it)
 #   ami_build.sh standin SOURCE DESTDIR   the stand-in SPANK plugin (spank/spank_pyxis_standin.c) there instead
 #   ami_build.sh image IMAGE              a busybox root file system packed as a squashfs container image
+#   ami_build.sh venvs NODE_REQS COOKBOOK_REQS DESTDIR
+#                                         ParallelCluster's node and cookbook virtualenvs under
+#                                         DESTDIR/opt/parallelcluster/pyenv/versions/<python>/envs, from PyPI
 #   ami_build.sh registry-image DIR       the same root file system as a container image for the sandbox's
 #                                         registry: laid out with umoci, kept in skopeo's dir: format as a
 #                                         Docker v2 schema 2 image (what `docker push` sends to ECR)
@@ -85,6 +88,23 @@ build_image() {
   mv "$tmp/image.sqsh" "$image"
 }
 
+build_venvs() {
+  node_reqs=$1 cookbook_reqs=$2 dest=$3
+  version=$(/usr/bin/python3 -c 'import platform; print(platform.python_version())')
+  envs=/opt/parallelcluster/pyenv/versions/$version/envs
+  mkdir -p "$dest/opt" "$tmp/opt-work"
+  # Built where the nodes see them, so that the virtualenvs' paths and their scripts' interpreter lines are
+  # the nodes' paths: in a mount namespace of its own, /opt is an overlay whose upper layer is the layer's
+  # /opt (this machine's /opt, which may hold pip's local indexes, stays visible below it).
+  # shellcheck disable=SC2016  # the inner script expands its own arguments
+  unshare --mount --propagation private /bin/sh -eu -c '
+    mount -t overlay sandbox-build-opt -o "lowerdir=/opt,upperdir=$1/opt,workdir=$5" /opt
+    for env in node_virtualenv cookbook_virtualenv; do /usr/bin/python3 -m venv "$2/$env"; done
+    "$2/node_virtualenv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$3"
+    "$2/cookbook_virtualenv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$4"
+  ' build-venvs "$dest" "$envs" "$node_reqs" "$cookbook_reqs" "$tmp/opt-work"
+}
+
 build_registry_image() {
   out=$1
   umoci init --layout "$tmp/oci"
@@ -100,7 +120,7 @@ build_registry_image() {
 }
 
 case $what in
-  enroot | pyxis | standin | image) "build_$what" "$@" ;;
+  enroot | pyxis | standin | image | venvs) "build_$what" "$@" ;;
   registry-image) build_registry_image "$@" ;;
-  *) echo "usage: $0 enroot|pyxis|standin|image|registry-image ..." >&2; exit 2 ;;
+  *) echo "usage: $0 enroot|pyxis|standin|image|venvs|registry-image ..." >&2; exit 2 ;;
 esac

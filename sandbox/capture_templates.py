@@ -49,7 +49,8 @@ def _sandbox_config(endpoint_url: str, seed: dict, work_dir: Path) -> dict:
     import sandbox  # pylint: disable=import-outside-toplevel
 
     state = {"cluster_name": CLUSTER, "region": REGION, "state_dir": str(work_dir)}
-    plan = {"computes": [{}, {}], "dynamic": [], "vpc_cidr": "10.100.0.0/16"}
+    plan = {"static": ["compute-gpu-st-distributed-ml-1", "compute-gpu-st-distributed-ml-2"], "dynamic": [],
+            "vpc_cidr": "10.100.0.0/16"}
     variables = sandbox.cluster_config_vars(state, plan, seed)
     vars_file = work_dir / "sandbox-vars.yml"
     vars_file.write_text(yaml.safe_dump(variables))

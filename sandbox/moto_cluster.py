@@ -240,47 +240,6 @@ def registered_config(endpoint_url: str, region: str, cluster_name: str) -> dict
     return yaml.safe_load(body)
 
 
-def compute_instance_up(endpoint_url: str, region: str, cluster_name: str, ip: str, node_name: str,
-                        head_ip: str) -> str:
-    """The running compute instance of node_name at ip: the instance the cluster's node table holds for it (as
-    slurm_resume and clustermgtd record it) started again, else a new one like the cluster's registered compute
-    instances (image, type, subnet, security groups, tags), recorded in the node table.
-
-    ParallelCluster launches a new instance each time (a dynamic node powered up, a static node replaced); moto
-    keeps a stopped or terminated instance's address in use, so the sandbox stops instances and starts them
-    again, and the instance id stays the node's. ParallelCluster and the inventory list running instances only
-    either way."""
-    ec2 = client("ec2", endpoint_url, region)
-    found = [i for r in ec2.describe_instances(Filters=[
-        {"Name": "tag:parallelcluster:cluster-name", "Values": [cluster_name]},
-        {"Name": "tag:parallelcluster:node-type", "Values": ["Compute"]}])["Reservations"] for i in r["Instances"]
-        if i["State"]["Name"] != "terminated"]
-    item = client("dynamodb", endpoint_url, region).get_item(
-        TableName=f"parallelcluster-slurm-{cluster_name}", Key={"Id": {"S": node_name}}).get("Item") or {}
-    mine = [i for i in found if i["InstanceId"] == item.get("InstanceId", {}).get("S")]
-    if mine:
-        ec2.start_instances(InstanceIds=[mine[0]["InstanceId"]])
-        return mine[0]["InstanceId"]
-    if not found:
-        raise RuntimeError(f"cluster {cluster_name} has no compute instance in moto to launch another like")
-    like = found[0]
-    tags = {t["Key"]: t["Value"] for t in like.get("Tags", []) if not t["Key"].startswith("aws:")}
-    kwargs = {"ImageId": like["ImageId"], "MinCount": 1, "MaxCount": 1, "InstanceType": like["InstanceType"],
-              "SubnetId": like["SubnetId"], "PrivateIpAddress": ip,
-              "TagSpecifications": [{"ResourceType": "instance", "Tags": _tags(tags)}]}
-    groups = [g["GroupId"] for g in like.get("SecurityGroups", [])]
-    if groups:
-        kwargs["SecurityGroupIds"] = groups
-    instance_id = ec2.run_instances(**kwargs)["Instances"][0]["InstanceId"]
-    register_slurm_nodes(endpoint_url, region, cluster_name, {node_name: instance_id}, head_ip)
-    return instance_id
-
-
-def compute_instance_down(endpoint_url: str, region: str, instance_id: str) -> None:
-    """Stop a compute instance (see compute_instance_up)."""
-    client("ec2", endpoint_url, region).stop_instances(InstanceIds=[instance_id])
-
-
 def fsx_standins(endpoint_url: str, region: str, vpc_id: str, subnet_id: str, security_group_id: str,
                  lustre_id: str, openzfs_volume_id: str, openzfs_file_system_id: str = "fs-0123456789abcdef1") -> dict:
     """The contents of moto_server.py's SANDBOX_FSX_PATH file: an existing FSx for Lustre file
@@ -372,7 +331,8 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
                      public_subnet_id: str | None = None, private_subnet_id: str | None = None,
                      security_group_ids: list | None = None, image_id: str = OFFICIAL_AMI_ID,
                      os_name: str = "ubuntu2204", fleet_status: str = "RUNNING",
-                     extra_tags: dict | None = None) -> dict:
+                     extra_tags: dict | None = None, head_instance_profile: str | None = None,
+                     artifacts: dict | None = None) -> dict:
     """Register a cluster in moto as ParallelCluster leaves a created one.
 
     ``compute_ips`` gives each compute instance its private IP (one EC2 call per
@@ -380,9 +340,11 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
     with addresses chosen by moto (fast for 1000 nodes). ``config`` is the
     cluster configuration (dict or YAML text) stored as the original config.
     ``node_names`` are the compute nodes' Slurm names, recorded in the node table (default: static
-    node names ``<queue>-st-<compute resource>-<n>``).
+    node names ``<queue>-st-<compute resource>-<n>``). ``head_instance_profile`` names the head node's instance
+    profile; ``artifacts`` ({file name: text}) are uploaded beside the config, as pcluster uploads
+    ``cluster-config-with-implied-values.yaml`` and ``instance-types-data.json``.
     Returns ids: stack_id, head_instance_id, compute_instance_ids, bucket, config_key,
-    config_version, table, node_table.
+    config_version, table, node_table, artifact_keys ({file name: key}).
     """
     if compute_ips is None and compute_count is None:
         raise ValueError("give compute_ips or compute_count")
@@ -397,6 +359,10 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
     artifact_dir = f"parallelcluster/{version}/clusters/{cluster_name}-{suffix}"
     config_key = f"{artifact_dir}/configs/cluster-config.yaml"
     config_version = s3.put_object(Bucket=bucket, Key=config_key, Body=text.encode())["VersionId"]
+    artifact_keys = {}
+    for name, body in (artifacts or {}).items():
+        artifact_keys[name] = f"{artifact_dir}/configs/{name}"
+        s3.put_object(Bucket=bucket, Key=artifact_keys[name], Body=body.encode())
 
     head_subnet = _subnet_for(ec2, public_subnet_id, head_ip)
     vpc_id = ec2.describe_subnets(SubnetIds=[head_subnet])["Subnets"][0]["VpcId"]
@@ -445,6 +411,8 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
         kwargs = {"ImageId": image_id, "MinCount": count, "MaxCount": count, "InstanceType": instance_type,
                   "SubnetId": subnet_id,
                   "TagSpecifications": [{"ResourceType": "instance", "Tags": _tags(tags)}]}
+        if node_type == "HeadNode" and head_instance_profile:
+            kwargs["IamInstanceProfile"] = {"Name": head_instance_profile}
         if ip:
             kwargs["PrivateIpAddress"] = ip
         if security_groups:
@@ -479,6 +447,7 @@ def register_cluster(endpoint_url: str, region: str, cluster_name: str, head_ip:
         "config_version": config_version,
         "table": table,
         "node_table": node_table,
+        "artifact_keys": artifact_keys,
     }
 
 

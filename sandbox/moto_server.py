@@ -12,6 +12,17 @@ by a given id, so pcluster cannot load a cluster config with existing FSx
 in the FSx API's own shape: DescribeVolumes answers from it (and only from it)
 and DescribeFileSystems answers the file systems it lists, in every region.
 
+Launch templates: moto 5.2.5's RunInstances takes a launch template's ImageId,
+InstanceType, UserData, SecurityGroupIds and TagSpecifications, but not its
+NetworkInterfaces (the subnet and security groups ParallelCluster's compute
+launch templates put there), its IamInstanceProfile or its
+InstanceInitiatedShutdownBehavior: an instance ParallelCluster's slurm_resume
+launches would land in the default VPC. ``_launch_template_instances`` makes
+RunInstances apply them as EC2 does when the request does not name them itself.
+And moto launches MinCount instances where EC2 launches as many as it has capacity
+for up to MaxCount (ParallelCluster's best-effort launches ask MinCount 1, MaxCount N);
+the sandbox has capacity for any count, so RunInstances launches MaxCount.
+
 CloudFormation: moto_cfn (the sandbox's CloudFormation engine, which runs
 ParallelCluster's cluster template) is installed by the preload thread; moto's
 CloudFormation app is created, on the first CloudFormation request, only after that.
@@ -47,6 +58,55 @@ def _preload():
         CFN_INSTALLED.set()
     if os.environ.get("SANDBOX_FSX_PATH"):
         _fsx_standins(os.environ["SANDBOX_FSX_PATH"])
+    _launch_template_instances()
+
+
+def _launch_template_instances():
+    """RunInstances with a launch template: its primary network interface's subnet and groups, its instance
+    profile and its shutdown behaviour, unless the request gives them."""
+    from moto.ec2.models import EC2Backend  # pylint: disable=import-outside-toplevel
+
+    original = EC2Backend.run_instances
+
+    def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
+        data = self._get_template_from_args(kwargs["launch_template"]).data if kwargs.get("launch_template") else {}
+        nics = [nic for nic in data.get("NetworkInterfaces") or [] if int(nic.get("DeviceIndex", 0)) == 0]
+        if nics and not kwargs.get("subnet_id") and not kwargs.get("nics"):
+            kwargs["nics"] = [{"DeviceIndex": 0, "SubnetId": nics[0].get("SubnetId")}]
+            kwargs["subnet_id"] = nics[0].get("SubnetId")
+            # The instance's groups are its primary interface's (moto gives them to both).
+            if nics[0].get("Groups") and not kwargs.get("security_group_ids"):
+                kwargs["security_group_ids"] = list(nics[0]["Groups"])
+        if data.get("InstanceInitiatedShutdownBehavior") and not kwargs.get("instance_initiated_shutdown_behavior"):
+            kwargs["instance_initiated_shutdown_behavior"] = data["InstanceInitiatedShutdownBehavior"]
+        reservation = original(self, image_id, count, user_data, security_group_names, **kwargs)
+        profile = data.get("IamInstanceProfile") or {}
+        if profile and not (kwargs.get("iam_instance_profile_name") or kwargs.get("iam_instance_profile_arn")):
+            for instance in reservation.instances:
+                self.associate_iam_instance_profile(instance_id=instance.id, iam_instance_profile_name=profile.get("Name"),
+                                                    iam_instance_profile_arn=profile.get("Arn"))
+        return reservation
+
+    EC2Backend.run_instances = run_instances
+
+    from moto.ec2.responses.instances import InstanceResponse  # pylint: disable=import-outside-toplevel
+
+    response = InstanceResponse.run_instances
+
+    def run_max_count(self):
+        get_param = self._get_param
+        most = get_param("MaxCount")
+
+        def param(name, *args, **kwargs):
+            return most if name == "MinCount" and most else get_param(name, *args, **kwargs)
+
+        self._get_param = param
+        try:
+            return response(self)
+        finally:
+            del self._get_param
+
+    InstanceResponse.run_instances = run_max_count
 
 
 def _after_cfn_install(create_backend_app):

@@ -1,38 +1,31 @@
-"""The sandbox's cluster nodes: network, munge, Slurm and sshd (file systems: rootfs.py).
+"""The sandbox's nodes: network, munge, sshd, the shared Slurm directory, teardown (file systems: rootfs.py).
 
-Networking: the head node's namespace holds a bridge with the head's address;
-each compute node has a veth on that bridge. One veth pair links the root
-namespace to the head node only (a /32 route each way): the head is reachable
-from the host, the compute nodes only from inside the cluster.
+Networking: the head node's namespace holds the VPC's bridge with the head's address; every other node
+(an instance booted by hypervisor.py) has a veth on that bridge with the private IP moto gave its instance.
+One veth pair links the root namespace to the head node only (a /32 route each way): the head is reachable
+from the host, the other nodes only from inside the cluster.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import shlex
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-from rootfs import NODE_SANDBOX_DIR
-
 QUEUE = "compute-gpu"
 COMPUTE_RESOURCE = "distributed-ml"
 SLURM_JOB_COMPLETIONS = "/home/slurm/slurm-job-completions.txt"
-
 # Routing protocol number marking the sandbox's routes in the root namespace (ip route ... proto N).
 ROUTE_PROTO = 177
-# Power saving of the dynamic nodes (seconds): a boot applies the node-setup bundle, which takes a while on a
-# busy machine. SUSPEND_TIME is ParallelCluster's default ScaledownIdletime (10 minutes) and holds until the
-# cluster config is applied: its ScaledownIdletime x 60 then replaces it, as on ParallelCluster (the guide's -1
-# gives -60, which Slurm 22.05 keeps as an unsigned 4294967236 s: power saving stays on, so dynamic nodes are still
-# powered up for jobs, and idle ones are never powered down).
-RESUME_TIMEOUT = 900
-SUSPEND_TIME = 600
-RESUME_PROGRAM = f"{NODE_SANDBOX_DIR}/bin/slurm-resume"
-SUSPEND_PROGRAM = f"{NODE_SANDBOX_DIR}/bin/slurm-suspend"
+# The Slurm commands of ParallelCluster's /opt/slurm/bin (its Slurm is installed there): Debian's, except scontrol,
+# the sandbox's (bin/scontrol, the node field InstanceId on Slurm 22.05).
+SLURM_COMMANDS = ("sinfo", "squeue", "sbatch", "srun", "salloc", "scancel", "sacct", "sacctmgr", "sattach", "sbcast",
+                  "sdiag", "sprio", "sreport", "sshare", "sstat", "strigger")
 
 
 def run(argv, check=True, **kwargs):
@@ -54,21 +47,11 @@ def ip_add(base: str, offset: int) -> str:
 
 
 def plan(index: int, compute_nodes: int, gpus_per_node: int, cluster_name: str, dynamic_nodes: int = 0) -> dict:
-    """Addresses and names of one sandbox instance (index chosen by the caller): static compute nodes
-    (computes, started by up) and dynamic ones (dynamic, powered up by the fleet stand-in)."""
+    """Addresses and names of one sandbox instance (index chosen by the caller). The compute nodes' names are
+    the Slurm names ParallelCluster gives the config's MinCount static and MaxCount - MinCount dynamic nodes;
+    their addresses are their instances' (moto's, in the private subnet)."""
     net = f"10.{100 + index}"
     head_ip = f"{net}.0.10"
-    computes = []
-    for k in range(1, compute_nodes + 1):
-        computes.append({
-            "name": f"{QUEUE}-st-{COMPUTE_RESOURCE}-{k}",
-            "ip": ip_add(f"{net}.16.0", 10 + k),
-            "netns": f"pcsbx{index}-c{k}",
-            "veth": f"c{k}",
-        })
-    dynamic = [{"name": f"{QUEUE}-dy-{COMPUTE_RESOURCE}-{k}", "ip": ip_add(f"{net}.17.0", 10 + k),
-                "netns": f"pcsbx{index}-d{k}", "veth": f"d{k}", "dynamic": True}
-               for k in range(1, dynamic_nodes + 1)]
     return {
         "index": index,
         "cluster_name": cluster_name,
@@ -79,8 +62,8 @@ def plan(index: int, compute_nodes: int, gpus_per_node: int, cluster_name: str, 
         "host_ip": f"{net}.0.1",
         "host_veth": f"pcsbx{index}up",
         "head": {"name": f"ip-{head_ip.replace('.', '-')}", "ip": head_ip, "netns": f"pcsbx{index}-head"},
-        "computes": computes,
-        "dynamic": dynamic,
+        "static": [f"{QUEUE}-st-{COMPUTE_RESOURCE}-{k}" for k in range(1, compute_nodes + 1)],
+        "dynamic": [f"{QUEUE}-dy-{COMPUTE_RESOURCE}-{k}" for k in range(1, dynamic_nodes + 1)],
         "gpus_per_node": gpus_per_node,
         "netns_prefix": f"pcsbx{index}-",
     }
@@ -109,7 +92,8 @@ def wait_holder(proc, what):
 
 # --------------------------------------------------------------------------- network
 
-def setup_network(p: dict, head_pid: int, compute_pids: list) -> None:
+def setup_network(p: dict, head_pid: int) -> None:
+    """The VPC's bridge in the head node's namespace, and the host's veth and routes to the head node."""
     head = p["head"]
     run(["ip", "link", "add", p["host_veth"], "type", "veth", "peer", "name", "up0", "netns", str(head_pid)])
     # The whole VPC range is unreachable from the host except the head node: no packet for a
@@ -119,184 +103,32 @@ def setup_network(p: dict, head_pid: int, compute_pids: list) -> None:
         f"addr add {p['host_ip']}/32 dev {p['host_veth']}\n"
         f"link set {p['host_veth']} up\n"
         f"route add {head['ip']}/32 dev {p['host_veth']} src {p['host_ip']} proto {ROUTE_PROTO}\n"))
-    for node, pid in zip(p["computes"], compute_pids):
-        _add_veth(node, head_pid, pid)
     batch = ["link set lo up", "link add br0 type bridge", "link set br0 up",
              f"addr add {head['ip']}/{p['prefix_len']} dev br0", "link set up0 up",
              f"route add {p['host_ip']}/32 dev up0"]
-    for node in p["computes"]:
-        batch += _bridge_commands(node)
     run(nsenter(head_pid, ["ip", "-b", "-"]), input="\n".join(batch) + "\n")
-    for node, pid in zip(p["computes"], compute_pids):
-        run(nsenter(pid, ["ip", "-b", "-"]), input=_node_commands(p, node))
-    for node, pid in [(head, head_pid)] + list(zip(p["computes"], compute_pids)):
-        run(["ip", "netns", "attach", node["netns"], str(pid)])
+    run(["ip", "netns", "attach", head["netns"], str(head_pid)])
 
 
-def connect_compute(p: dict, head_pid: int, node: dict, pid: int) -> None:
-    """The network of one compute node started after the others (a dynamic node powered up)."""
-    _add_veth(node, head_pid, pid)
-    run(nsenter(head_pid, ["ip", "-b", "-"]), input="\n".join(_bridge_commands(node)) + "\n")
-    run(nsenter(pid, ["ip", "-b", "-"]), input=_node_commands(p, node))
-    run(["ip", "netns", "attach", node["netns"], str(pid)])
-
-
-def _add_veth(node: dict, head_pid: int, pid: int) -> None:
-    run(["ip", "link", "add", "name", node["veth"], "netns", str(head_pid), "type", "veth",
+def connect_node(network_pid: int, pid: int, node: dict, prefix_len: int) -> None:
+    """A node's eth0 on the VPC's bridge (in network_pid's namespace) with node["ip"]; its namespace named
+    node["netns"]. node["veth"]: the name of its end on the bridge (at most 15 characters)."""
+    run(["ip", "link", "add", "name", node["veth"], "netns", str(network_pid), "type", "veth",
          "peer", "name", "eth0", "netns", str(pid)])
-
-
-def _bridge_commands(node: dict) -> list:
-    return [f"link set {node['veth']} master br0", f"link set {node['veth']} up"]
-
-
-def _node_commands(p: dict, node: dict) -> str:
-    return f"link set lo up\naddr add {node['ip']}/{p['prefix_len']} dev eth0\nlink set eth0 up\n"
+    run(nsenter(network_pid, ["ip", "-b", "-"]),
+        input=f"link set {node['veth']} master br0\nlink set {node['veth']} up\n")
+    run(nsenter(pid, ["ip", "-b", "-"]),
+        input=f"link set lo up\naddr add {node['ip']}/{prefix_len} dev eth0\nlink set eth0 up\n")
+    run(["ip", "netns", "attach", node["netns"], str(pid)])
 
 
 # --------------------------------------------------------------------------- files
 
-def config_slurm_settings(config: dict | None) -> list:
-    """(key, value) lines ParallelCluster adds to slurm.conf from a cluster config: SuspendTime (ScaledownIdletime
-    minutes, 10 by default, times 60) and the global CustomSlurmSettings."""
-    if not config:
-        return []
-    slurm = (config.get("Scheduling") or {}).get("SlurmSettings") or {}
-    idle = slurm.get("ScaledownIdletime")
-    settings = [("SuspendTime", str(int(10 if idle is None else idle) * 60))]
-    for entry in slurm.get("CustomSlurmSettings") or []:
-        settings += [(str(key), str(value)) for key, value in (entry.items() if isinstance(entry, dict) else ())]
-    return settings
-
-
-def config_queue(config: dict | None) -> dict:
-    """The config's queue that the sandbox's partition plays (named like it, else the first)."""
-    queues = ((config or {}).get("Scheduling") or {}).get("SlurmQueues") or []
-    return next((q for q in queues if q.get("Name") == QUEUE), queues[0] if queues else {})
-
-
-def slurm_conf(p: dict, log_dir: str, config: dict | None = None) -> str:
-    """slurm.conf of the sandbox; with the cluster config, its Slurm settings applied as ParallelCluster applies them
-    (a CustomSlurmSettings key replaces the sandbox's own line, JobExclusiveAllocation makes the partition exclusive).
-    log_dir: where the nodes see the sandbox's log directory."""
-    head = p["head"]
-    cpus = os.cpu_count() or 1
-    gres = f" Gres=gpu:{p['gpus_per_node']}" if p["gpus_per_node"] else ""
-    settings = config_slurm_settings(config)
-    overridden = {key.lower() for key, _value in settings}
-    lines = [
-        f"ClusterName={p['cluster_name']}",
-        f"SlurmctldHost={head['name']}({head['ip']})",
-        "SlurmUser=root",
-        "SlurmdUser=root",
-        "AuthType=auth/munge",
-        "CredType=cred/munge",
-        "SlurmctldPort=6817",
-        "SlurmdPort=6818",
-        "StateSaveLocation=/var/spool/slurmctld",
-        "SlurmdSpoolDir=/var/spool/slurmd",
-        "SlurmctldPidFile=/run/slurmctld.pid",
-        "SlurmdPidFile=/run/slurmd.pid",
-        f"SlurmctldLogFile={log_dir}/slurmctld.log",
-        f"SlurmdLogFile={log_dir}/slurmd-%n.log",
-        "PlugStackConfig=/opt/slurm/etc/plugstack.conf",
-        # No cgroups in the sandbox (jobacct_gather/linux reads /proc and needs none).
-        "ProctrackType=proctrack/linuxproc",
-        "TaskPlugin=task/none",
-        "JobAcctGatherType=jobacct_gather/none",
-        "MpiDefault=none",
-        "ReturnToService=2",
-        "SchedulerType=sched/backfill",
-        "SelectType=select/cons_tres",
-        "SelectTypeParameters=CR_CPU",
-        "SlurmdParameters=config_overrides",
-        "GresTypes=gpu",
-        "MessageTimeout=30",
-    ]
-    lines += power_saving(p)
-    lines = [line for line in lines if line.split("=", 1)[0].lower() not in overridden]
-    lines = ["# Slurm configuration of the sandbox cluster, laid out like AWS ParallelCluster's",
-             "# /opt/slurm/etc/slurm.conf (also visible as /etc/slurm/slurm.conf on every node)."] + lines
-    if settings:
-        lines.append("# What the cluster config asks for: ScaledownIdletime, CustomSlurmSettings.")
-        lines += [f"{key}={value}" for key, value in settings]
-    names = []
-    for node in p["computes"] + p.get("dynamic", []):
-        # Dynamic nodes are CLOUD nodes, powered down until Slurm's ResumeProgram brings them up; jobs go to
-        # the static ones first (ParallelCluster's StaticNodePriority 1, DynamicNodePriority 1000).
-        state = "CLOUD Weight=1000" if node.get("dynamic") else "UNKNOWN" + (" Weight=1" if p.get("dynamic") else "")
-        lines.append(f"NodeName={node['name']} NodeHostname={node['name']} NodeAddr={node['ip']} "
-                     f"CPUs={cpus}{gres} State={state}")
-        names.append(node["name"])
-    exclusive = " OverSubscribe=EXCLUSIVE" if config_queue(config).get("JobExclusiveAllocation") else ""
-    lines.append(f"PartitionName={QUEUE} Nodes={','.join(names)} Default=YES MaxTime=INFINITE State=UP{exclusive}")
-    return "\n".join(lines) + "\n"
-
-
-def _running(pid: int) -> bool:
-    """Whether a process exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def apply_cluster_config(opt_slurm: str, head_pid: int, p: dict, log_dir: str, config: dict) -> None:
-    """Write slurm.conf with the cluster config's Slurm settings and restart slurmctld, as ParallelCluster starts
-    it on a head node configured from the config: slurmctld loads plugins such as JobCompType only when it starts
-    (``scontrol reconfigure`` shows the new value without loading it). The slurmd daemons re-read it.
-    opt_slurm: where the host reaches the shared /opt/slurm (rootfs.shared_path)."""
-    write(f"{opt_slurm}/etc/slurm.conf", slurm_conf(p, log_dir, config))
-    pid_file = f"/proc/{head_pid}/root/run/slurmctld.pid"
-    with open(pid_file, encoding="utf-8") as handle:
-        old_pid = int(handle.read().strip() or 0)
-    run(nsenter(head_pid, ["scontrol", "shutdown", "slurmctld"]))
-    deadline = time.monotonic() + 20
-    while old_pid and _running(old_pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    start_slurmctld(head_pid)
-    wait_slurmctld(head_pid)
-    run(nsenter(head_pid, ["scontrol", "reconfigure"]))
-    wait_idle(head_pid, len(p["computes"]))
-
-
-def power_saving(p: dict) -> list:
-    """Slurm's power saving for the dynamic nodes, as ParallelCluster sets it up: its ResumeProgram and
-    SuspendProgram (slurm_resume, slurm_suspend) are the sandbox's fleet stand-in here."""
-    if not p.get("dynamic"):
-        return []
-    return [
-        "# Dynamic nodes: Slurm hands the nodes to power up or down to the fleet stand-in (sandbox/fleet.py).",
-        f"ResumeProgram={RESUME_PROGRAM}",
-        f"SuspendProgram={SUSPEND_PROGRAM}",
-        f"ResumeTimeout={RESUME_TIMEOUT}",
-        f"SuspendTime={SUSPEND_TIME}",
-        "SuspendTimeout=30",
-        f"SuspendExcNodes={','.join(n['name'] for n in p['computes'])}",
-        "SlurmctldParameters=idle_on_node_suspend",
-        # Powered-down nodes are listed (idle~), as on ParallelCluster.
-        "PrivateData=cloud",
-        # No node relays another's messages: a powered-down node cannot.
-        "TreeWidth=65533",
-    ]
-
-
-def gres_conf(p: dict) -> str:
-    lines = ["AutoDetect=off"]
-    g = p["gpus_per_node"]
-    if g:
-        files = "/dev/nvidia0" if g == 1 else f"/dev/nvidia[0-{g - 1}]"
-        for node in p["computes"] + p.get("dynamic", []):
-            lines.append(f"NodeName={node['name']} Name=gpu File={files}")
-    return "\n".join(lines) + "\n"
-
-
-def hosts_file(p: dict) -> str:
-    lines = ["127.0.0.1 localhost", f"{p['head']['ip']} {p['head']['name']}"]
-    lines += [f"{n['ip']} {n['name']}" for n in p["computes"] + p.get("dynamic", [])]
-    lines += p.get("extra_hosts", [])
-    return "\n".join(lines) + "\n"
+def hosts_file(head_ip: str, head_name: str, extra=()) -> str:
+    """A node's /etc/hosts: itself and the head node (a compute node adds its own name when it knows it), then
+    extra lines (the sandbox's ECR names, container_chain.hosts_lines). No compute node names: ParallelCluster's
+    nodes find each other through Slurm's NodeAddr."""
+    return "\n".join(["127.0.0.1 localhost", f"{head_ip} {head_name}", *extra]) + "\n"
 
 
 def sshd_config(node_dir: str, authorized_keys: str, ip: str) -> str:
@@ -326,20 +158,24 @@ def write(path: str, text: str, mode=0o644):
     os.chmod(path, mode)
 
 
-def populate_shared(shared: dict, p: dict, log_dir: str) -> None:
-    """/opt/slurm/etc and /home/slurm, shared by every node. shared: {name: host path} (rootfs.shared_path);
-    log_dir: where the nodes see the sandbox's log directory."""
+def populate_shared(shared: dict) -> None:
+    """What the shared file systems hold before the head node configures Slurm. shared: {name: host path}
+    (rootfs.shared_path). /opt/slurm: ParallelCluster's layout (etc/, etc/plugstack.conf.d/, bin/ with the
+    Slurm commands); /home/slurm."""
     etc = f"{shared['opt-slurm']}/etc"
-    write(f"{etc}/slurm.conf", slurm_conf(p, log_dir))
-    write(f"{etc}/gres.conf", gres_conf(p))
     os.makedirs(f"{etc}/plugstack.conf.d", exist_ok=True)
+    os.makedirs(f"{etc}/pcluster/.slurm_plugin", exist_ok=True)
+    os.makedirs(f"{shared['opt-slurm']}/bin", exist_ok=True)
+    for command in SLURM_COMMANDS:
+        os.symlink(f"/usr/bin/{command}", f"{shared['opt-slurm']}/bin/{command}")
+    os.symlink("/run/sandbox/bin/scontrol", f"{shared['opt-slurm']}/bin/scontrol")
     os.makedirs(f"{shared['home']}/slurm", exist_ok=True)
 
 
-def populate_node(pid: int, p: dict, munge_key: bytes, apt_proxy: str | None = None) -> None:
+def populate_node(pid: int, hosts: str, munge_key: bytes, apt_proxy: str | None = None) -> None:
     """The node's own files: /etc/hosts, the munge key and, with a proxy, apt's way out of the private subnet."""
     root = f"/proc/{pid}/root"
-    write(f"{root}/etc/hosts", hosts_file(p))
+    write(f"{root}/etc/hosts", hosts)
     key = f"{root}/etc/munge/munge.key"
     with open(key, "wb") as handle:
         handle.write(munge_key)
@@ -364,43 +200,39 @@ def start_munge(pid: int) -> None:
     run(nsenter(pid, ["setpriv", "--reuid=munge", "--regid=munge", "--init-groups", "munged"]))
 
 
-def start_slurmctld(pid: int) -> None:
-    run(nsenter(pid, ["slurmctld"]))
-
-
-def wait_slurmctld(pid: int, timeout=20.0) -> None:
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        r = run(nsenter(pid, ["scontrol", "ping"]), check=False)
-        last = r.stdout + r.stderr
-        if r.returncode == 0 and "UP" in r.stdout:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"slurmctld did not answer scontrol ping within {timeout:.0f} s: {last.strip()}")
-
-
-def start_slurmd(pid: int, name: str) -> None:
-    run(nsenter(pid, ["slurmd", "-N", name]))
-
-
 def start_sshd(pid: int, config_path: str, log_path: str) -> None:
     run(nsenter(pid, ["/usr/sbin/sshd", "-f", config_path, "-E", log_path]))
 
 
-def wait_idle(head_pid: int, count: int, timeout=30.0) -> str:
+def node_states(head_pid: int, names: list) -> dict:
+    """{node: the flags of its state} of the named nodes, as the head node's scontrol shows them (IDLE, CLOUD, ...)."""
+    r = run(nsenter(head_pid, ["scontrol", "show", "nodes", "--oneliner", ",".join(names)]), check=False)
+    return {m.group(1): set(m.group(2).split("+"))
+            for m in re.finditer(r"^NodeName=(\S+) .*?\bState=(\S+)", r.stdout, re.M)}
+
+
+# A node with one of these is not up: down, drained, or powered down, powering up or down (a CLOUD node).
+NOT_UP = {"DOWN", "DRAIN", "FAIL", "NOT_RESPONDING", "POWER_DOWN", "POWERING_DOWN", "POWERED_DOWN", "POWERING_UP"}
+
+
+def node_up(flags: set) -> bool:
+    """Idle and answering: sinfo's idle, or maint while the collection's node-setup loader holds the node out of
+    scheduling until a playbook sets it up (ParallelCluster's is_fleet_ready.sh accepts maint too)."""
+    return "IDLE" in flags and not flags & NOT_UP
+
+
+def wait_idle(head_pid: int, names: list, timeout=120.0, alive=lambda: True) -> dict:
+    """Wait until every named node is up in Slurm (node_up); alive() False stops the wait early. Returns their
+    states."""
     deadline = time.monotonic() + timeout
-    out = ""
-    while time.monotonic() < deadline:
-        r = run(nsenter(head_pid, ["sinfo", "--noheader", "-p", QUEUE, "-N", "-o", "%N %t"]), check=False)
-        out = r.stdout.strip()
-        # Powered-down dynamic nodes (idle~) are not started by up.
-        states = [line.split()[1] for line in out.splitlines() if len(line.split()) == 2
-                  and not line.split()[1].endswith("~")]
-        if len(states) == count and all(s == "idle" for s in states):
-            return out
-        time.sleep(0.1)
-    raise RuntimeError(f"the compute nodes did not become idle within {timeout:.0f} s: {out}")
+    states = {}
+    while time.monotonic() < deadline and alive():
+        states = node_states(head_pid, names)
+        if names and all(node_up(states.get(name, set())) for name in names):
+            return states
+        time.sleep(0.25)
+    shown = {name: "+".join(sorted(flags)) for name, flags in states.items()}
+    raise RuntimeError(f"the static compute nodes did not become idle within {timeout:.0f} s: {shown}")
 
 
 # --------------------------------------------------------------------------- teardown

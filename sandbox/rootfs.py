@@ -4,7 +4,8 @@ Every node is a long-lived holder process (``sleep infinity``) owning the node's
 network namespaces; daemons are started in them with ``nsenter --target <holder>``.
 
 **Shared storage.** A "base" holder's mount namespace mounts one tmpfs per shared file system
-(``/opt/slurm`` as the head node's NFS export, ``/home``, ``/fsx``, ``/lustre``) under
+(``/opt/slurm`` and ``/opt/parallelcluster/shared`` as the head node's NFS exports, ``/home``, ``/fsx``,
+``/lustre``) under
 ``<state>/shared``; every node's namespace is a copy of the base's, so they all see the same
 file systems, and the host sees only an empty directory.
 
@@ -17,7 +18,7 @@ file systems, and the host sees only an empty directory.
 | ``/usr/local``, ``/opt`` | overlay of the AMI layer only (the machine's own ``/usr/local`` and ``/opt`` are not part of the node) |
 | ``/var`` | overlay of this machine's ``/var`` |
 | ``/``, ``/root``, ``/tmp``, ``/srv`` ... | the node's own directory (``rootfs``) |
-| ``/opt/slurm``, ``/home``, ``/fsx``, ``/lustre`` | the shared file systems |
+| ``/opt/slurm``, ``/opt/parallelcluster/shared``, ``/home``, ``/fsx``, ``/lustre`` | the shared file systems |
 | ``/scratch`` (compute) | a tmpfs of the node's own, like instance storage |
 | ``/run`` | a tmpfs of the node's own |
 | ``/proc``, ``/sys`` | the machine's |
@@ -39,7 +40,7 @@ import os
 import subprocess
 from pathlib import Path
 
-SHARED = ("opt-slurm", "home", "fsx", "lustre")
+SHARED = ("opt-slurm", "pcluster-shared", "home", "fsx", "lustre")
 # Where a node sees what is bound into it from the machine (in its own /run, so that no directory a
 # user or Enroot may bind-mount, such as /root or /tmp, has a mount of the sandbox's below it).
 NODE_SANDBOX_DIR = "/run/sandbox"
@@ -79,8 +80,9 @@ echo "$LAYER_MOUNTS" | while IFS='|' read -r layer target lowers; do
   mkdir -p "$target"
   mount -t overlay "sandbox-$layer" -o "lowerdir=$lowers,upperdir=$R/upper/$layer,workdir=$R/work/$layer" "$target"
 done
-mkdir -p opt/slurm
+mkdir -p opt/slurm opt/parallelcluster/shared
 mount --bind "$SHARED/opt-slurm" opt/slurm
+mount --bind "$SHARED/pcluster-shared" opt/parallelcluster/shared
 for d in home fsx lustre; do mount --bind "$SHARED/$d" "$d"; done
 mount --rbind /proc proc
 mount --rbind /sys sys
@@ -162,11 +164,12 @@ def start_base(shared_dir: Path) -> subprocess.Popen:
 
 
 def start_node(base_pid: int, name: str, compute: bool, gpus: int, layout: dict, netns: str | None = None):
-    """A node holder with a root of its own. layout: {"shared", "roots", "ami",
-    "binds": [(machine path, node path under NODE_SANDBOX_DIR, "ro"|"rw")]}.
+    """A node holder with a root of its own, name its host name. layout: {"shared", "roots", "ami",
+    "binds": [(machine path, node path under NODE_SANDBOX_DIR, "ro"|"rw")], optional "root_name" (the
+    directory of its root under "roots"; default name)}.
     netns: the path of an existing network namespace to join (a node started again), else a new one."""
     env = dict(os.environ, NODE_NAME=name, GPUS=str(gpus if compute else 0), SHARED=layout["shared"],
-               NODE_ROOT=str(Path(layout["roots"]) / name),
+               NODE_ROOT=str(Path(layout["roots"]) / layout.get("root_name", name)),
                LAYER_NAMES=" ".join(layer[0] for layer in LAYERED), LAYER_MOUNTS=layer_mounts(layout["ami"]),
                HOST_BINDS="\n".join("|".join(bind) for bind in layout["binds"]))
     script = ROOT_SCRIPT + NODE_SCRIPT + (COMPUTE_SCRIPT if compute else "")

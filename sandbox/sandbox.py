@@ -36,6 +36,8 @@ DEFAULT_STATE_DIR = HERE / ".state"
 REGISTRY = ami.REGISTRY_DIR
 MAX_INSTANCES = 100
 DEFAULT_CLUSTER_NAME = "ml-training-cluster"
+# ScaledownIdletime (minutes) of a sandbox with dynamic nodes when up is given none: ParallelCluster's default.
+DYNAMIC_SCALEDOWN_IDLETIME = 10
 DEFAULT_REGION = "us-east-1"
 # Well-formed but fake: moto has no FSx (see README).
 FAKE_FSX_LUSTRE_ID = "fs-0123456789abcdef0"
@@ -57,6 +59,8 @@ VERIFY_NOT_AVAILABLE = {
     "os_release": f"{NOT_AVAILABLE}: the nodes run this machine's OS, not the ParallelCluster AMI of Image.Os",
 }
 
+# How long up waits for clustermgtd's static nodes to be idle in Slurm (its first loop, the launch, the boots).
+STATIC_FLEET_TIMEOUT = 300.0
 # The MPI all-reduce (Python, TCP, every node on this machine's cores) reaches 0.24-1.1 of one TCP stream
 # between two nodes (bench/allreduce_sandbox.py, 2 and 4 nodes, on a loaded 2-core machine); it passes at 0.1.
 SANDBOX_MPI_MIN_FRACTION = 0.1
@@ -180,17 +184,20 @@ class Registry:
 # --------------------------------------------------------------------------- state
 
 def load_state(state_dir: Path) -> dict | None:
-    try:
-        return json.loads((state_dir / "state.json").read_text())
-    except (OSError, ValueError):
-        return None
+    import state_file
+    return state_file.load(state_dir)
 
 
 def save_state(state_dir: Path, state: dict) -> None:
-    tmp = state_dir / "state.json.tmp"
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-    os.chmod(tmp, 0o600)
-    tmp.replace(state_dir / "state.json")
+    """Write state.json whole: only while up starts the sandbox, before the hypervisor runs (later: update_state)."""
+    import state_file
+    state_file.save(state_dir, state)
+
+
+def update_state(state_dir: Path, values: dict) -> dict:
+    """Set keys of state.json (the hypervisor changes others meanwhile); returns the whole state."""
+    import state_file
+    return state_file.update(state_dir, lambda state: state.update(values))
 
 
 def pid_alive(pid) -> bool:
@@ -214,13 +221,15 @@ def health(state: dict) -> dict:
             urllib.request.urlopen(state["endpoint_url"] + "/moto-api/", timeout=10).read(1)
         except OSError as exc:
             problems.append(f"moto server does not answer: {exc}")
-    for name, pid in state.get("holders", {}).items():
-        if not pid_alive(pid):
+    for name in ("base", "head"):
+        if name in state.get("holders", {}) and not pid_alive(state["holders"][name]):
             problems.append(f"node {name} is gone")
-    if "fleet_pid" in state and not pid_alive(state["fleet_pid"]):
-        problems.append("the compute fleet stand-in (fleet.py) is not running")
+    if "hypervisor_pid" in state and not pid_alive(state["hypervisor_pid"]):
+        problems.append("the hypervisor (hypervisor.py) is not running")
     if "proxy_pid" in state and not pid_alive(state["proxy_pid"]):
         problems.append("the package-mirror proxy (proxy.py) is not running")
+    if "forwarder_pid" in state and not pid_alive(state["forwarder_pid"]):
+        problems.append("the nodes' AWS endpoint (forwarder.py) is not running")
     if "imds_pid" in state and not pid_alive(state["imds_pid"]):
         problems.append("the instance metadata service (imds.py) is not running")
     if not all(pid_alive(pid) for pid in state.get("containers", {}).get("registry", {}).get("pids", [])):
@@ -230,7 +239,7 @@ def health(state: dict) -> dict:
         r = nodes.run(nodes.nsenter(head, ["scontrol", "ping"]), check=False)
         if "UP" not in r.stdout:
             problems.append("slurmctld does not answer scontrol ping")
-    alive = pid_alive(state.get("moto_pid")) and all(pid_alive(p) for p in state.get("holders", {}).values())
+    alive = pid_alive(state.get("moto_pid")) and all(pid_alive(state.get("holders", {}).get(n)) for n in ("base", "head"))
     return {"running": not problems and state.get("status") == "running", "problems": problems,
             "processes_alive": bool(alive and state.get("holders"))}
 
@@ -376,7 +385,11 @@ def aws_side(state_dir: Path, state: dict, moto_proc, p: dict, timings: dict) ->
 
 
 def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
+    import iam_identities
     import moto_cluster
+    import pcluster_resources
+    # pcluster's schema (the config's implied values) takes about a second to import: while moto starts.
+    import pcluster.schemas.cluster_schema  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
     for service in ("ec2", "s3", "cloudformation", "dynamodb"):
         moto_cluster.client(service, state["endpoint_url"], state["region"])
     # Render with the ids moto is expected to create while it is being seeded (see
@@ -409,29 +422,15 @@ def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
     timings["warmed_up"] = time.monotonic() - t0
     text, source = finish_render(state_dir, renders[-1], group_vars)
     timings["rendered"] = time.monotonic() - t0
-    reg = moto_cluster.register_cluster(
-        state["endpoint_url"], state["region"], state["cluster_name"], p["head"]["ip"],
-        [c["ip"] for c in p["computes"]], config=text, node_names=[c["name"] for c in p["computes"]],
-        public_subnet_id=seed["public_subnet_id"], private_subnet_id=seed["private_subnet_id"],
-        security_group_ids=[seed["security_group_id"]])
+    registered = pcluster_resources.register(state["endpoint_url"], state["region"], state["cluster_name"],
+                                             p["head"]["ip"], text, seed, p["gpus_per_node"])
     timings["registered"] = time.monotonic() - t0
     moto_cluster.upload_node_setup_scripts(state["endpoint_url"], state["region"], yaml_load(text),
                                            str(ROOT / "roles" / "node_setup" / "files" / "hpc-pcluster-node-setup.sh"))
-    identities.update(node_identities(state, yaml_load(text), reg))
+    identities.update(node_roles=registered["node_roles"],
+                      ec2_service=iam_identities.create_service_identity(state["endpoint_url"]))
     timings["node_roles"] = time.monotonic() - t0
-    return {"registration": reg, "config_source": source, "config_text": text, "iam": identities}
-
-
-def node_identities(state: dict, config: dict, registration: dict) -> dict:
-    """The registered cluster's instance roles and profiles, as its template would create them, given to its
-    instances; and the identity of the EC2 service that the instance metadata service signs as."""
-    import iam_identities
-    import iam_roles
-    import moto_cluster
-    roles = iam_roles.create_for_cluster(state["endpoint_url"], state["region"], state["cluster_name"], config,
-                                         registration, moto_cluster.OFFICIAL_AMI_ID)
-    iam_roles.associate(state["endpoint_url"], state["region"], state["cluster_name"], roles)
-    return {"node_roles": roles, "ec2_service": iam_identities.create_service_identity(state["endpoint_url"])}
+    return dict(registered, config_source=source, config_text=text, iam=identities)
 
 
 def controller_identity(endpoint_url: str, seed: dict) -> dict:
@@ -447,7 +446,7 @@ def controller_identity(endpoint_url: str, seed: dict) -> dict:
 def cluster_config_vars(state: dict, p: dict, seed: dict) -> dict:
     """The variables role hpc.pcluster.cluster_config renders the sandbox's cluster config from."""
     import real_account
-    n = len(p["computes"])
+    n = len(p["static"])
     return {
         "pcluster_cluster_name": state["cluster_name"],
         "pcluster_region": state["region"],
@@ -465,9 +464,7 @@ def cluster_config_vars(state: dict, p: dict, seed: dict) -> dict:
         "cluster_config_compute_instance_type": "g5.8xlarge",
         "cluster_config_compute_min_count": n,
         "cluster_config_compute_max_count": n + len(p["dynamic"]),
-        # ScaledownIdletime -1 (the role's default) turns Slurm's power saving off, and the role refuses it with
-        # dynamic nodes: an hour, longer than any test keeps a powered-up node idle.
-        **({"cluster_config_scaledown_idletime": 60} if p["dynamic"] else {}),
+        **({"cluster_config_scaledown_idletime": p["scaledown_idletime"]} if p.get("scaledown_idletime") is not None else {}),
         "cluster_config_output_path": str(Path(state["state_dir"]) / "cluster-config.yaml"),
         # moto cannot dry-run launch templates: every ParallelCluster dryrun of the sandbox skips these two.
         "cluster_config_suppress_validators": SUPPRESS_VALIDATORS,
@@ -484,6 +481,7 @@ def sandbox_group_vars(state_dir: Path, state: dict, p: dict, seed: dict) -> dic
 
 def up(args) -> int:
     check_platform()
+    import boot
     import nodes
     state_dir = Path(args.state_dir).resolve()
     existing = load_state(state_dir)
@@ -507,6 +505,15 @@ def up(args) -> int:
         raise SandboxError(f"--dynamic-nodes must be between 0 and 200 (got {args.dynamic_nodes})")
     if args.gpus_per_node < 0:
         raise SandboxError(f"--gpus-per-node must be 0 or more (got {args.gpus_per_node})")
+    if args.scaledown_idletime is not None and args.scaledown_idletime < -1:
+        raise SandboxError(f"--scaledown-idletime must be -1 or more (got {args.scaledown_idletime}), as "
+                           f"ParallelCluster's ScaledownIdletime")
+    if args.scaledown_idletime == -1 and args.dynamic_nodes:
+        # ParallelCluster writes SuspendTime=-1, which turns Slurm's power saving off: the collection's
+        # validation refuses -1 with dynamic nodes, whose ResumeProgram would never run.
+        raise SandboxError(f"--scaledown-idletime -1 turns Slurm's power saving off (SuspendTime=-1), so the "
+                           f"{args.dynamic_nodes} dynamic node(s) of --dynamic-nodes would never be powered up: give "
+                           f"1 or more minutes, or leave it out ({DYNAMIC_SCALEDOWN_IDLETIME} with dynamic nodes)")
     import rootfs
     problem = rootfs.check_state_dir(state_dir)
     if problem:
@@ -524,9 +531,13 @@ def up(args) -> int:
         index = reg.claim(str(state_dir))
         reg.note_created([], not os.path.isdir("/run/netns"))
     p = nodes.plan(index, args.compute_nodes, args.gpus_per_node, args.cluster_name, args.dynamic_nodes)
+    p["scaledown_idletime"] = args.scaledown_idletime
+    if p["scaledown_idletime"] is None and p["dynamic"]:
+        # The collection's default (-1, the guide's) is for static nodes only.
+        p["scaledown_idletime"] = DYNAMIC_SCALEDOWN_IDLETIME
     state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(state_dir, 0o700)
-    for sub in ("logs", "ssh", "nodes", "roots", "shared", "cp", "ansible-tmp", "fleet/requests"):
+    for sub in ("logs", "ssh", "nodes", "roots", "shared", "cp", "ansible-tmp"):
         (state_dir / sub).mkdir(parents=True, exist_ok=True)
     state = {
         "status": "starting",
@@ -542,15 +553,19 @@ def up(args) -> int:
         "host_veth": p["host_veth"],
         "vpc_cidr": p["vpc_cidr"],
         "netns_prefix": p["netns_prefix"],
-        "netns": [p["head"]["netns"]] + [c["netns"] for c in p["computes"] + p["dynamic"]],
-        "compute_nodes": [c["name"] for c in p["computes"]],
-        # Powered up on demand by the fleet stand-in (instances.py records them in fleet/nodes.json).
-        "dynamic_count": len(p["dynamic"]),
-        "dynamic_nodes": [c["name"] for c in p["dynamic"]],
-        "compute_ips": [c["ip"] for c in p["computes"]],
+        # The head node's; each instance the hypervisor boots has one named <netns_prefix><instance id>.
+        "netns": [p["head"]["netns"]],
+        "prefix_len": p["prefix_len"],
+        # The Slurm names of the static and dynamic compute nodes; the static nodes' current holders and
+        # addresses (holders, compute_ips) follow their instances (hypervisor.py); every instance's node:
+        # nodes.json.
+        "compute_nodes": p["static"],
+        "dynamic_nodes": p["dynamic"],
+        "compute_ips": [""] * len(p["static"]),
         "nodes": [{"name": p["head"]["name"], "ip": p["head"]["ip"], "netns": p["head"]["netns"], "role": "head"}]
-        + [{"name": c["name"], "ip": c["ip"], "netns": c["netns"], "role": "compute"} for c in p["computes"]]
-        + [{"name": c["name"], "ip": c["ip"], "netns": c["netns"], "role": "dynamic"} for c in p["dynamic"]],
+        + [{"name": name, "ip": "", "netns": "", "role": "compute"} for name in p["static"]]
+        + [{"name": name, "ip": "", "netns": "", "role": "dynamic"} for name in p["dynamic"]],
+        "node_endpoint_url": f"http://{p['head']['ip']}:{boot.ENDPOINT_PORT}",
         "gpus_per_node": args.gpus_per_node,
         "queue": nodes.QUEUE,
         "compute_resource": nodes.COMPUTE_RESOURCE,
@@ -583,6 +598,13 @@ def up(args) -> int:
         return EXIT_FAILED
 
 
+def start_hypervisor(state_dir: Path) -> subprocess.Popen:
+    """The hypervisor (hypervisor.py), in a process group of its own; down kills it."""
+    with open(state_dir / "logs" / "hypervisor.log", "ab") as out:
+        return subprocess.Popen([sys.executable, str(HERE / "hypervisor.py"), "--state-dir", str(state_dir)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
 def start_imds(state_dir: Path) -> subprocess.Popen:
     """The instance metadata service of every node (imds.py), in a process group of its own; down kills it."""
     with open(state_dir / "logs" / "imds.log", "ab") as ilog:
@@ -590,19 +612,8 @@ def start_imds(state_dir: Path) -> subprocess.Popen:
                                 stdin=subprocess.DEVNULL, stdout=ilog, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def start_fleet(state_dir: Path, state: dict, head_pid: int) -> subprocess.Popen:
-    """The compute fleet stand-in (fleet.py), in a process group of its own; down kills it."""
-    with open(state_dir / "logs" / "fleet.log", "ab") as flog:
-        return subprocess.Popen(
-            [sys.executable, str(HERE / "fleet.py"), "--endpoint-url", state["endpoint_url"], "--region",
-             state["region"], "--cluster-name", state["cluster_name"], "--head-pid", str(head_pid),
-             "--partition", state["queue"], "--nodes", ",".join(state["compute_nodes"]),
-             "--state-dir", str(state_dir)],
-            stdin=subprocess.DEVNULL, stdout=flog, stderr=subprocess.STDOUT, start_new_session=True)
-
-
 def stop_process_group(pid) -> None:
-    """SIGKILL a process group the sandbox started (moto, the fleet stand-in) and wait for its leader."""
+    """SIGKILL a process group the sandbox started (moto, the hypervisor, ...) and wait for its leader."""
     if not pid_alive(pid):
         return
     try:
@@ -619,15 +630,9 @@ def stop_process_group(pid) -> None:
         pass
 
 
-def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
-    import boot
-    import instances
-    import container_chain
+def start_moto(state_dir: Path, state: dict) -> subprocess.Popen:
+    """moto, with only the ParallelCluster AMI loaded (fast start, and found by pcluster's AMI search)."""
     import moto_cluster
-    import netbench
-    import real_account
-    timings = {}
-    # moto, with only the ParallelCluster AMI loaded (fast start, and found by pcluster's AMI search).
     amis = state_dir / "moto-amis.json"
     amis.write_text(json.dumps([moto_cluster.official_ami_record()]))
     # IAM enforced from the first request (moto_server.py creates the admin first; iam_moto.py).
@@ -635,88 +640,131 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
                     SANDBOX_FSX_PATH=str(state_dir / "moto-fsx.json"), INITIAL_NO_AUTH_ACTION_COUNT="0")
     with open(state_dir / "logs" / "moto.log", "wb") as mlog:
         port = state["endpoint_url"].rsplit(":", 1)[1]
-        moto_proc = subprocess.Popen([sys.executable, str(HERE / "moto_server.py"), "-H", "127.0.0.1", "-p", port],
-                                     stdin=subprocess.DEVNULL, stdout=mlog, stderr=subprocess.STDOUT, env=moto_env,
-                                     start_new_session=True)
+        return subprocess.Popen([sys.executable, str(HERE / "moto_server.py"), "-H", "127.0.0.1", "-p", port],
+                                stdin=subprocess.DEVNULL, stdout=mlog, stderr=subprocess.STDOUT, env=moto_env,
+                                start_new_session=True)
+
+
+def measure_network(state: dict) -> dict:
+    """One TCP stream between two compute nodes (netbench.py): the figure the MPI all-reduce is judged against."""
+    import netbench
+    names = state["compute_nodes"][:2]
+    return netbench.measure(names, [state["holders"][n] for n in names], state["compute_ips"][:2])
+
+
+def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
+    import boot
+    import container_chain
+    import moto_cluster
+    import netbench
+    import real_account
+    timings = {}
+    moto_proc = start_moto(state_dir, state)
     state["moto_pid"] = moto_proc.pid
     save_state(state_dir, state)
     # The AMI layer and the container image (built once per machine), then the keys.
     state["containers"] = container_chain.prepare(args.vendor_dir, args.cache_dir, state_dir, p, state["region"],
                                                   ami.running_layers, log)
-    # ECR's private DNS names, in every node's /etc/hosts (instances.py reads them from the state too).
+    # ECR's private DNS names, in every node's /etc/hosts (the hypervisor reads them from the state too).
     p["extra_hosts"] = state["extra_hosts"] = container_chain.hosts_lines(state["containers"])
     state["verify_not_available"] = verify_not_available(state["containers"])
     save_state(state_dir, state)
     timings["ami_layer"] = time.monotonic() - started
-    keygens = [subprocess.Popen(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hpc-pcluster-sandbox",
-                                 "-f", state["ssh_key"]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)]
-    for node in state["nodes"]:
-        ndir = state_dir / "nodes" / node["name"]
-        ndir.mkdir(exist_ok=True)
-        keygens.append(subprocess.Popen(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", node["name"],
-                                         "-f", str(ndir / "ssh_host_ed25519_key")],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-
+    head_dir = state_dir / "nodes" / p["head"]["name"]
+    head_dir.mkdir(parents=True, exist_ok=True)
+    keygens = [subprocess.Popen(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+               for comment, path in (("hpc-pcluster-sandbox", state["ssh_key"]),
+                                     (p["head"]["name"], str(head_dir / "ssh_host_ed25519_key")))]
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     aws_future = pool.submit(aws_side, state_dir, state, moto_proc, p, timings)
     try:
-        head_pid = boot.start_nodes(state_dir, state, p, keygens, lambda st: save_state(state_dir, st), started, timings)
-        aws = aws_future.result()
-        # The registry (it needs moto's token) starts while slurmctld restarts; only its thread saves the state meanwhile.
+        try:
+            head_pid = boot.start_head(state_dir, state, p, keygens, lambda st: save_state(state_dir, st))
+            timings["head_node"] = time.monotonic() - started
+            aws = aws_future.result()
+        except boot.BootError as exc:
+            raise SandboxError(str(exc)) from None
+        state.update(registration=aws["registration"], config_source=aws["config_source"],
+                     launch_templates=aws["launch_templates"], cluster_config_path=str(state_dir / "cluster-config.yaml"),
+                     head_instance_id=aws["registration"]["head_instance_id"], iam=aws["iam"])
+        # The nodes' instance metadata service, before the head node's bootstrap calls AWS with its role.
+        state["imds_pid"] = start_imds(state_dir).pid
+        save_state(state_dir, state)
+        # The registry (it needs moto's token) starts while the head node boots; only its thread saves the state
+        # meanwhile.
         registry_future = pool.submit(container_chain.start_registry, state_dir, state, head_pid,
                                       lambda st: save_state(state_dir, st))
-        # Slurm started before the config was rendered: now it gets the config's settings.
-        boot.configure_slurm(state_dir, state, p, head_pid, yaml_load(aws["config_text"]))
-        timings["slurm_configured"] = time.monotonic() - started
+        try:
+            boot.boot_head(state_dir, describe_head_instance(state, state["head_instance_id"]), aws["head_dna"])
+        except (boot.BootError, RuntimeError) as exc:
+            raise SandboxError(f"{exc} (see {state_dir / 'logs'}: boot-<instance>.log)") from None
+        timings["slurm_started"] = time.monotonic() - started
         registry_future.result()
         timings["registry"] = time.monotonic() - started
-    except boot.BootError as exc:
-        raise SandboxError(str(exc)) from None
     finally:
         pool.shutdown(wait=True)
-    state["registration"] = aws["registration"]
-    state["config_source"] = aws["config_source"]
-    state["iam"] = aws["iam"]
-    state["imds_pid"] = start_imds(state_dir).pid
-    save_state(state_dir, state)
-    instances.instance_metadata_of_static_nodes(state_dir, state)
-    timings["instance_metadata"] = time.monotonic() - started
-    network_vars = {}
-    if len(p["computes"]) >= 2:
-        # Measured when nothing else of `up` runs: the figure the MPI all-reduce is judged against.
-        compute_pids = [state["holders"][c["name"]] for c in p["computes"]]
-        state["network"] = netbench.measure(state["compute_nodes"], compute_pids, state["compute_ips"])
-        network_vars = netbench.verify_vars(state["network"], SANDBOX_MPI_MIN_FRACTION)
-        timings["network_measured"] = time.monotonic() - started
+    # The sandbox's login key as the EC2 key pair the config names, before any instance is launched with it.
     real_account.import_key_pair(moto_cluster.client("ec2", state["endpoint_url"], state["region"]),
                                  state["ssh_key"] + ".pub")
+    # From here on the hypervisor changes state.json too: only update_state.
+    try:
+        update_state(state_dir, {"hypervisor_pid": start_hypervisor(state_dir).pid})
+        # As a create waits for it (the head node's wait_static_fleet_running): clustermgtd launches the static
+        # nodes, the hypervisor boots them, each runs its bootstrap and its slurmd registers.
+        wait_static_fleet(state_dir, head_pid, p["static"])
+    except (boot.BootError, RuntimeError) as exc:
+        raise SandboxError(f"{exc} (see {state_dir / 'logs'}: hypervisor.log, boot-<instance>.log)") from None
+    timings["static_nodes_idle"] = time.monotonic() - started
+    state = load_state(state_dir)
+    network_vars = {}
+    if len(p["static"]) >= 2:
+        # Measured when nothing else of `up` runs: the figure the MPI all-reduce is judged against.
+        state["network"] = measure_network(state)
+        network_vars = netbench.verify_vars(state["network"], SANDBOX_MPI_MIN_FRACTION)
+        timings["network_measured"] = time.monotonic() - started
     write_file(real_account.sandbox_only_path(state_dir), "# Written by sandbox/sandbox.py up: what only the "
                "sandbox needs (sandbox/README.md, \"Trying the real-account steps here\").\n" + yaml_dump(
                    real_account.sandbox_only_vars(state, p["vpc_cidr"], SUPPRESS_VALIDATORS, container_chain.group_vars(
                        state["containers"], container_chain.node_credentials(state)), network_vars)),
                0o600)
-    save_state(state_dir, state)
-    instances.known_hosts_of_dynamic_nodes(state_dir, state)
-    # As a create does: every static compute node runs its OnNodeConfigured sequence.
-    state["first_boot"] = instances.first_boot(state_dir)
-    timings["first_boot"] = time.monotonic() - started
-    state["fleet_pid"] = start_fleet(state_dir, state, head_pid).pid
-    state["cluster_config_path"] = str(state_dir / "cluster-config.yaml")
-    state["status"] = "running"
-    state["up_seconds"] = round(time.monotonic() - started, 2)
-    state["timings"] = {k: round(v, 2) for k, v in timings.items()}
-    save_state(state_dir, state)
+    state = update_state(state_dir, {"status": "running", "up_seconds": round(time.monotonic() - started, 2),
+                                     "timings": {k: round(v, 2) for k, v in timings.items()},
+                                     "network": state.get("network")})
     write_env(state_dir, state)
     log(f"up in {state['up_seconds']} s: cluster {state['cluster_name']} in {state['region']}, "
         f"moto {state['endpoint_url']}, head node {state['head_ip']} ({state['head_name']}), "
-        f"{len(p['computes'])} compute node(s) with {p['gpus_per_node']} stand-in GPU(s) each; "
-        f"config from {state['config_source']}")
+        f"{len(p['static'])} static compute node(s) launched by clustermgtd "
+        f"({len(p['dynamic'])} dynamic) with {p['gpus_per_node']} stand-in GPU(s) each; config from {state['config_source']}")
     log(f"use it: . {state_dir / 'env.sh'}; ssh -i $SANDBOX_SSH_KEY -o UserKnownHostsFile=$SANDBOX_KNOWN_HOSTS "
         f"root@$SANDBOX_HEAD_IP sinfo")
     for line in real_account.seeded_values(state, yaml_load((state_dir / "inventory" / "group_vars" / "all"
                                                              / "sandbox.yml").read_text())):
         log(line)
     return 0
+
+
+def wait_static_fleet(state_dir: Path, head_pid: int, names: list) -> None:
+    """Until every static node is idle in Slurm and its bootstrap has ended (the hypervisor has recorded it)."""
+    import nodes
+    deadline = time.monotonic() + STATIC_FLEET_TIMEOUT
+    while True:
+        state = load_state(state_dir)
+        if not pid_alive(state.get("hypervisor_pid")):
+            raise SandboxError("the hypervisor exited while the static compute nodes booted")
+        left = max(1.0, deadline - time.monotonic())
+        nodes.wait_idle(head_pid, names, timeout=left)
+        if all(name in state["holders"] for name in names):
+            return
+        if time.monotonic() > deadline:
+            raise SandboxError(f"the static compute nodes' bootstraps did not end within {STATIC_FLEET_TIMEOUT:.0f} s")
+        time.sleep(0.25)
+
+
+def describe_head_instance(state: dict, instance_id: str) -> dict:
+    import moto_cluster
+    ec2 = moto_cluster.client("ec2", state["endpoint_url"], state["region"])
+    return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
 
 
 # --------------------------------------------------------------------------- down
@@ -727,14 +775,19 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
     import nodes
     problems = []
     state = state or {}
-    stop_process_group(state.get("fleet_pid"))
-    stop_process_group(state.get("proxy_pid"))
-    stop_process_group(state.get("imds_pid"))
-    stop_process_group(state.get("moto_pid"))
+    for key in ("hypervisor_pid", "forwarder_pid", "proxy_pid", "imds_pid", "moto_pid"):
+        stop_process_group(state.get(key))
     for pid in state.get("containers", {}).get("registry", {}).get("pids", []):
         stop_process_group(pid)
-    holders = list(state.get("holders", {}).values())
-    survivors = nodes.kill_all(holders, state.get("netns", []))
+    # Every node: the head, the base and every instance the hypervisor booted (their namespaces carry the prefix).
+    import state_file
+    records = state_file.load(state_dir, state_file.NODES) or {}
+    holders = list(state.get("holders", {}).values()) + [r.get("pid") for r in records.values()]
+    prefix = state.get("netns_prefix")
+    netns = set(state.get("netns", [])) | {r["netns"] for r in records.values() if r.get("netns")}
+    if prefix and os.path.isdir("/run/netns"):
+        netns |= {name for name in os.listdir("/run/netns") if name.startswith(prefix)}
+    survivors = nodes.kill_all([pid for pid in holders if pid], sorted(netns))
     if survivors:
         problems.append(f"processes survived SIGKILL: {survivors}")
     cgroup_root = state.get("containers", {}).get("docker_cgroup_root")
@@ -751,9 +804,9 @@ def teardown(state_dir: Path, state: dict | None, keep_logs: bool = False) -> li
         if state.get("created_state_dir", True) and not keep_logs:
             shutil.rmtree(state_dir, ignore_errors=True)
         else:
-            ours = ["ssh", "nodes", "roots", "shared", "fleet", "build", "cp", "ansible-tmp", "inventory", "env.sh",
-                    "admin-env.sh", "imds", "state.json", "registry",
-                    "moto-amis.json", "moto-fsx.json", "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
+            ours = ["ssh", "nodes", "roots", "shared", "imds", "build", "cp", "ansible-tmp", "inventory", "env.sh",
+                    "admin-env.sh", "state.json", "nodes.json", "state.lock", "registry", "moto-amis.json",
+                    "moto-fsx.json", "cluster-config.yaml", "sandbox-vars.yml.tmp"] + ([] if keep_logs else ["logs"])
             for sub in ours:
                 path = state_dir / sub
                 if path.is_dir():
@@ -835,27 +888,6 @@ def status(args) -> int:
     return 0 if h["running"] else EXIT_NOT_RUNNING
 
 
-def replace_node(args) -> int:
-    """Hand a replacement to the fleet stand-in and wait for its outcome (printed as JSON)."""
-    check_platform()
-    import instances
-    state_dir = Path(args.state_dir).resolve()
-    state = load_state(state_dir)
-    # The node itself may be gone: a replacement whose bootstrap failed terminated it, and this one replaces it.
-    problems = [p for p in (health(state)["problems"] if state else []) if p != f"node {args.node} is gone"]
-    if state is None or state.get("status") != "running" or problems:
-        raise SandboxError(f"no running sandbox in {state_dir}{': ' + '; '.join(problems) if problems else ''}")
-    if args.node not in state["compute_nodes"]:
-        raise SandboxError(f"{args.node} is not a static compute node of this sandbox "
-                           f"({', '.join(state['compute_nodes'])})")
-    try:
-        outcome = instances.request(state_dir, "replace", args.node, args.timeout)
-    except RuntimeError as exc:
-        raise SandboxError(str(exc)) from None
-    print(json.dumps(outcome, indent=2, sort_keys=True))
-    return 0 if outcome["nodes"].get(args.node, {}).get("ok") else EXIT_FAILED
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="sandbox.py", description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -864,6 +896,10 @@ def main(argv=None) -> int:
     p_up.add_argument("--dynamic-nodes", type=int, default=0,
                       help="dynamic compute nodes, powered up by Slurm for jobs (default 0)")
     p_up.add_argument("--gpus-per-node", type=int, default=1, help="stand-in GPUs (GRES gpu) per compute node")
+    p_up.add_argument("--scaledown-idletime", type=int, default=None,
+                      help="the config's ScaledownIdletime in minutes (default: the collection's, -1, which turns "
+                           "Slurm's power saving off; with --dynamic-nodes %d, and -1 is refused)"
+                           % DYNAMIC_SCALEDOWN_IDLETIME)
     p_up.add_argument("--cluster-name", default=DEFAULT_CLUSTER_NAME)
     p_up.add_argument("--region", default=DEFAULT_REGION)
     p_up.add_argument("--if-needed", action="store_true", help="exit 0 if a sandbox already runs here")
@@ -877,15 +913,11 @@ def main(argv=None) -> int:
     p_down.add_argument("--all", action="store_true", help="every sandbox instance on this machine")
     p_status = sub.add_parser("status", help="exit 0 if the sandbox runs and answers")
     p_status.add_argument("--json", action="store_true")
-    p_replace = sub.add_parser("replace-node", help="replace a static compute node's instance: a new, empty root "
-                               "that boots (OnNodeConfigured, then slurmd), as clustermgtd does")
-    p_replace.add_argument("node")
-    p_replace.add_argument("--timeout", type=float, default=900.0)
-    for p in (p_up, p_down, p_status, p_replace):
+    for p in (p_up, p_down, p_status):
         p.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
     args = parser.parse_args(argv)
     try:
-        return {"up": up, "down": down, "status": status, "replace-node": replace_node}[args.command](args)
+        return {"up": up, "down": down, "status": status}[args.command](args)
     except SandboxError as exc:
         log(f"error: {exc}")
         return EXIT_FAILED

@@ -29,7 +29,9 @@ APT_PACKAGES=(slurm-wlm slurm-client libslurm-dev munge openssh-server openssh-c
               # The sandbox's ECR: Distribution (docker-registry), its htpasswd (apache2-utils), the image
               # tools (umoci, skopeo); the AWS CLI the AMI layer links at /usr/local/bin/aws, with certifi
               # pointing it at the system's CA store.
-              docker-registry apache2-utils umoci skopeo awscli python3-certifi)
+              docker-registry apache2-utils umoci skopeo awscli python3-certifi
+              # ParallelCluster's node daemons run Slurm commands with sudo; its AMIs' Python virtualenvs.
+              sudo python3-venv)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -216,6 +216,10 @@ class InstanceDriver(Driver):
             monitoring_state="enabled" if (merged.get("Monitoring") or {}).get("Enabled") else "disabled",
             instance_initiated_shutdown_behavior=merged.get("InstanceInitiatedShutdownBehavior"), **kwargs)
         instance = reservation.instances[0]
+        # moto_server.py's RunInstances associates a launch template's profile itself: the stack's wins.
+        association = ec2.iam_instance_profile_associations.get(instance.id)
+        if association is not None:
+            ec2.disassociate_iam_instance_profile(association.association_id)
         if profile.get("Name") or profile.get("Arn"):
             ec2.associate_iam_instance_profile(instance_id=instance.id, iam_instance_profile_name=profile.get("Name"),
                                                iam_instance_profile_arn=profile.get("Arn"))

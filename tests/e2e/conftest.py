@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -95,6 +96,40 @@ class E2ESandbox:
         return subprocess.run(_sandbox_cmd(*args, "--state-dir", str(self.state_dir)), capture_output=True, text=True,
                               timeout=timeout, check=False)
 
+    def head_file(self, path):
+        """A file of the head node's own root (e.g. the node daemons' logs under /var/log/parallelcluster)."""
+        return pathlib.Path("/proc/%d/root%s" % (self.state["holders"]["head"], path)).read_text()
+
+    def node_records(self):
+        """The hypervisor's records of the running instances: {instance id: {name, ip, pid, bootstrap, ...}}."""
+        return json.loads((self.state_dir / "nodes.json").read_text())
+
+    def wait_not_in_replacement(self, node, timeout=120):
+        """Until ParallelCluster's clustermgtd has seen a static node it launched up (its log's list of nodes in
+        replacement no longer names it): until then it leaves a drained or down node alone, as on AWS, for up to
+        node_replacement_timeout. Its last word counts: the loop's "Following nodes are currently in replacement"
+        or, right after it launched the node, "After node maintenance, following nodes are ..."."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = [line for line in self.head_file("/var/log/parallelcluster/clustermgtd").splitlines()
+                     if "following nodes are currently in replacement:" in line.lower()]
+            if lines and node not in lines[-1]:
+                return
+            time.sleep(2)
+        raise AssertionError("clustermgtd still counts %s as in replacement after %d s" % (node, timeout))
+
+    def instance_of(self, node):
+        """The instance ParallelCluster's node table names for a Slurm node."""
+        ddb = self.aws("dynamodb")
+        item = ddb.get_item(TableName="parallelcluster-slurm-%s" % self.cluster_name, Key={"Id": {"S": node}})
+        return item.get("Item", {}).get("InstanceId", {}).get("S")
+
+    def aws(self, service):
+        import boto3  # pylint: disable=import-outside-toplevel
+        from iam_identities import ADMIN_CREDENTIALS  # pylint: disable=import-outside-toplevel  # sandbox/
+        return boto3.session.Session(region_name=self.state["region"], **ADMIN_CREDENTIALS).client(
+            service, endpoint_url=self.state["endpoint_url"])
+
     def latest_report(self):
         latest = self.report_dir / self.cluster_name / "latest"
         return latest.resolve()
@@ -154,7 +189,8 @@ def e2e_sandbox_4_nodes():
     yield from private_sandbox(4)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dynamic_sandbox():
-    """A static compute node and a dynamic one (powered down until a job needs it)."""
-    yield from private_sandbox(1, "--dynamic-nodes", "1")
+    """A static compute node and a dynamic one (powered down until a job needs it: ScaledownIdletime 10, so that
+    Slurm's power saving is on and an idle dynamic node stays up for 10 minutes)."""
+    yield from private_sandbox(1, "--dynamic-nodes", "1", "--scaledown-idletime", "10")

@@ -1,13 +1,14 @@
 """Nodes that join after the playbook ran set themselves up at boot, from the node-setup bundle.
 
 One sandbox of its own: a static compute node and a dynamic one (powered down, a CLOUD node that
-Slurm's ResumeProgram - the sandbox's fleet stand-in - launches when a job needs it). Its static node
-boots at `up` before any bundle exists, as on a cluster's first create; playbooks/containers.yml then
-stages the bundle and sets that node up with the fleet-wide Slurm job. After that no playbook runs:
+Slurm's ResumeProgram - ParallelCluster's slurm_resume - launches an instance for when a job needs it).
+Its static node boots at `up` before any bundle exists, as on a cluster's first create; playbooks/containers.yml
+then stages the bundle and sets that node up with the fleet-wide Slurm job. After that no playbook runs:
 a container job sent to the dynamic node powers it up, and its boot (the queue's OnNodeConfigured
-sequence fetched from moto's S3) applies the bundle before slurmd starts; at the same time the static
-node is replaced (a new, empty root) and boots the same way. Both then run a container through Pyxis.
-The two boots run at once, so the module costs one play on a node, not two.
+sequence fetched from moto's S3 by the node itself) applies the bundle before slurmd starts; at the same time
+the static node is drained, so that ParallelCluster's clustermgtd replaces it (a new instance, an empty root),
+and it boots the same way. Both then run a container through Pyxis. The two boots run at once, so the module
+costs one play on a node, not two.
 """
 
 import json
@@ -69,6 +70,26 @@ def node_result(sandbox, node):
     return json.loads(on_node(sandbox, node, "cat", RESULT))
 
 
+def replace_static_node(sandbox, node, timeout=600):
+    """Drain a static node, as an admin does to have ParallelCluster's clustermgtd replace it (a DRAINED static node
+    is unhealthy); wait until a new instance backs it and it is idle. Returns (old instance, new instance)."""
+    old = sandbox.instance_of(node)
+    sandbox.wait_not_in_replacement(node)
+    sandbox.head("scontrol", "update", "nodename=%s" % node, "state=drain", "reason=e2e: replace the instance")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = sandbox.instance_of(node)
+        state = sandbox.head("sinfo", "--noheader", "--nodes=%s" % node, "--format=%t", check=False).strip()
+        if new != old and state == "idle":
+            return old, new
+        time.sleep(2)
+    raise AssertionError("clustermgtd did not replace %s within %d s (instance %s)" % (node, timeout, sandbox.instance_of(node)))
+
+
+def boot_log(sandbox, instance):
+    return (sandbox.state_dir / "logs" / ("boot-%s.log" % instance)).read_text()
+
+
 @pytest.fixture(scope="module", name="joining")
 def fixture_joining(dynamic_sandbox):
     sandbox = dynamic_sandbox
@@ -92,7 +113,10 @@ def fixture_joined(joining):
     outcome = {}
 
     def replace():
-        outcome["replace"] = sandbox.sandbox("replace-node", STATIC)
+        try:
+            outcome["replace"] = replace_static_node(sandbox, STATIC)
+        except AssertionError as exc:
+            outcome["replace"] = exc
 
     thread = threading.Thread(target=replace)
     thread.start()
@@ -143,15 +167,21 @@ def test_dynamic_node_powered_up_by_slurm_sets_itself_up_and_runs_a_container_jo
     assert result["failed"] == 0 and result["changed"] > 0, result
     runs = [line for line in on_node(sandbox, DYNAMIC, "cat", LOG).splitlines() if line.startswith("=== ")]
     assert len(runs) == 1 and " boot %s " % DYNAMIC in runs[0], runs
-    boot_log = (sandbox.state_dir / "logs" / ("boot-%s.log" % DYNAMIC)).read_text()
-    assert "OnNodeConfigured step 1: s3://" in boot_log and "hpc-pcluster-node-setup-" in boot_log, boot_log
+    log = boot_log(sandbox, sandbox.instance_of(DYNAMIC))
+    assert "Slurm node name: %s" % DYNAMIC in log, log
+    assert "OnNodeConfigured step 1: s3://" in log and "hpc-pcluster-node-setup-" in log, log
+    # ParallelCluster's slurm_resume launched it (Slurm's ResumeProgram), from the queue's launch template.
+    resume = sandbox.head_file("/var/log/parallelcluster/slurm_resume.log")
+    assert "Launching EC2 instances for the following Slurm nodes: %s" % DYNAMIC in resume, resume[-3000:]
+    assert "Successfully launched nodes (x1) ['%s']" % DYNAMIC in resume, resume[-3000:]
 
 
 def test_replaced_static_node_gets_its_setup_back_at_boot(joining, joined):
     sandbox = joining["sandbox"]
-    replace = joined["replace"]
-    assert replace.returncode == 0, replace.stdout + replace.stderr
-    assert json.loads(replace.stdout)["nodes"][STATIC]["ok"] is True, replace.stdout
+    assert not isinstance(joined["replace"], Exception), joined["replace"]
+    old, new = joined["replace"]
+    assert new and new != old
+    assert "Found the following unhealthy static nodes" in sandbox.head_file("/var/log/parallelcluster/clustermgtd")
     # A new root: what the old instance wrote is gone.
     assert on_node(sandbox, STATIC, "sh", "-c", "test -e %s && echo kept || echo gone" % MARKER).strip() == "gone"
     result = node_result(sandbox, STATIC)

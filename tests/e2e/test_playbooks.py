@@ -231,11 +231,15 @@ def test_verify_of_a_cluster_that_does_not_exist_says_so(e2e_sandbox):
 
 def test_a_node_set_down_is_reported_by_name(e2e_sandbox):
     node = e2e_sandbox.compute_nodes[-1]
+    # ParallelCluster's clustermgtd replaces a static node that is down: paused while the node stays down.
+    supervisorctl = "%s/bin/supervisorctl" % e2e_sandbox.state["containers"]["ami"]["virtualenvs"]["cookbook"]
+    e2e_sandbox.head(supervisorctl, "stop", "clustermgtd")
     e2e_sandbox.head("scontrol", "update", "nodename=%s" % node, "state=down", "reason=e2e-down-test")
     try:
         run = e2e_sandbox.playbook("playbooks/verify.yml")
     finally:
         e2e_sandbox.head("scontrol", "update", "nodename=%s" % node, "state=resume")
+        e2e_sandbox.head(supervisorctl, "start", "clustermgtd")
     assert run.rc != 0
     assert "node_state on %s: expected idle, alloc or mix, seen DOWN" % node in run.output
     assert "Reason=e2e-down-test" in run.output

@@ -7,10 +7,14 @@ playbook and reads the report; the situation is undone afterwards for the other 
 
 import json
 import pathlib
+import re
 import subprocess
 import time
 
+import pytest
+
 from ansible_collections.hpc.pcluster.tests.e2e.test_playbooks import checks_of, read_report
+from ansible_collections.hpc.pcluster.tests.integration.conftest import RELEASE_NODE_SETUP_HOLDS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The container checks depend on containers.yml having run; these tests are about the rest.
@@ -25,6 +29,12 @@ def on_node(sandbox, node, script, check=True):
     if check and proc.returncode != 0:
         raise AssertionError("%s on %s failed (rc %s): %s" % (script, node, proc.returncode, proc.stderr))
     return proc.stdout
+
+
+@pytest.fixture(scope="module", autouse=True)
+def nodes_in_service(e2e_sandbox):
+    """The static nodes out of their node-setup holds, whether deploy.yml ran before these tests or not."""
+    on_node(e2e_sandbox, "head", RELEASE_NODE_SETUP_HOLDS)
 
 
 def test_compute_probe_does_not_follow_a_planted_symlink(e2e_sandbox):
@@ -66,6 +76,12 @@ def playbook_releasing(sandbox, playbook, extra_vars, when_printed, release):
     return rc, "".join(lines)
 
 
+def node_state(sandbox, node):
+    """The node's state and its flags, as scontrol prints them (IDLE+CLOUD+COMPLETING -> {IDLE, CLOUD, COMPLETING})."""
+    shown = re.search(r"\bState=(\S+)", sandbox.head("scontrol", "-o", "show", "node", node))
+    return set(shown.group(1).split("+")) if shown else set()
+
+
 def test_a_static_node_still_completing_a_job_is_waited_for(e2e_sandbox):
     node = e2e_sandbox.compute_nodes[0]
     release = "/home/e2e-release-completing"
@@ -83,7 +99,7 @@ def test_a_static_node_still_completing_a_job_is_waited_for(e2e_sandbox):
             time.sleep(0.5)
         e2e_sandbox.head("scancel", job)
         deadline = time.time() + 20
-        while "State=IDLE+COMPLETING " not in e2e_sandbox.head("scontrol", "-o", "show", "node", node):
+        while not {"IDLE", "COMPLETING"} <= node_state(e2e_sandbox, node):
             assert time.time() < deadline, "node %s did not go COMPLETING" % node
             time.sleep(0.5)
         rc, output = playbook_releasing(e2e_sandbox, "playbooks/verify.yml", NO_CONTAINERS,
@@ -93,10 +109,13 @@ def test_a_static_node_still_completing_a_job_is_waited_for(e2e_sandbox):
         on_node(e2e_sandbox, "head", "touch {r}; cp /root/slurm.conf.e2e /opt/slurm/etc/slurm.conf; "
                 "scontrol reconfigure; sleep 1; rm -f {r}".format(r=release))
     assert rc == 0, output[-6000:]
-    assert "waiting up to 15m00s for 1 static node(s) in a transitional state: %s IDLE+COMPLETING" % node in output
+    # ParallelCluster's static nodes are CLOUD nodes: the state reads IDLE+CLOUD+COMPLETING (flags in Slurm's order).
+    waiting = re.search(r"waiting up to 15m00s for 1 static node\(s\) in a transitional state: %s (\S+)" % node, output)
+    assert waiting and {"IDLE", "COMPLETING"} <= set(waiting.group(1).split("+")), output[-6000:]
     report = read_report(e2e_sandbox)[0]
     state = [c for c in checks_of(report, "node_state") if c["node"] == node][0]
-    assert state["status"] == "passed" and state["seen"] == "IDLE", state
+    # ParallelCluster's static nodes are CLOUD nodes (IDLE+CLOUD), on AWS as here.
+    assert state["status"] == "passed" and state["seen"].split("+")[0] == "IDLE", state
     assert report["node_wait"]["settled"] is True and report["node_wait"]["waited"] > 0
     # The settings the config asks for are the ones the sandbox's Slurm runs.
     settings = {c["expected"].split(" = ")[0]: c for c in checks_of(report, "slurm_setting")}
@@ -106,7 +125,8 @@ def test_a_static_node_still_completing_a_job_is_waited_for(e2e_sandbox):
 
 
 def test_settings_that_drifted_from_the_config_are_named(e2e_sandbox):
-    conf = "/opt/slurm/etc/slurm.conf"
+    # ParallelCluster's cookbook writes the global CustomSlurmSettings to this file, which slurm.conf includes.
+    conf = "/opt/slurm/etc/pcluster/custom_slurm_settings_include_file_slurm.conf"
     on_node(e2e_sandbox, "head", "cp %s /root/slurm.conf.e2e && sed -i 's/^SlurmdTimeout=.*/SlurmdTimeout=300/' %s"
             " && scontrol reconfigure && scontrol update partitionname=compute-gpu oversubscribe=no" % (conf, conf))
     try:

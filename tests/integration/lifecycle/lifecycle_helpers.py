@@ -1,4 +1,4 @@
-"""Helpers of the lifecycle integration tests: playbook runs, throwaway cluster configs, the fleet stand-in's log."""
+"""Helpers of the lifecycle integration tests: playbook runs, throwaway cluster configs, the sandbox's fleet log."""
 
 from __future__ import annotations
 
@@ -101,8 +101,8 @@ def lifecycle_config(ids, max_count=1, instance_type="g5.8xlarge"):
 
 
 def fleet_transitions(sandbox, region, cluster_name):
-    """The compute fleet status changes the sandbox's clustermgtd stand-in (sandbox/fleet.py) made
-    for one cluster, from its log lines ``<time> <region> <cluster> <from> -> <to>``: [to, ...]."""
+    """The compute fleet status changes the sandbox made for one cluster registered without nodes
+    (sandbox/headless_fleet.py), from its log lines ``<time> <region> <cluster> <from> -> <to>``: [to, ...]."""
     seen = []
     for line in (sandbox.state_dir / "logs" / "fleet.log").read_text().splitlines():
         parts = line.split()

@@ -171,7 +171,8 @@ def head_node_tags(sandbox, name):
 
 
 def test_fleet_stop_and_start(sandbox, playbook, throwaway_cluster):
-    # The sandbox's clustermgtd stand-in (sandbox/fleet.py) moves the requested status on.
+    # A registered cluster has no head node: the sandbox moves the requested status on as clusterstatusmgtd would
+    # (sandbox/headless_fleet.py).
     name, _config = throwaway_cluster()
     args = {"name": name, "region": LIFECYCLE_REGION}
 
@@ -220,7 +221,7 @@ def test_delete_of_a_registered_cluster(sandbox, playbook, throwaway_cluster):
 
 def test_the_next_run_starts_a_fleet_an_interrupted_update_left_stopped(sandbox, playbook, throwaway_cluster):
     # What an interrupted update leaves: the fleet STOPPED and the head node tagged. The real pcluster reads
-    # the fleet from moto's DynamoDB; the sandbox's clustermgtd stand-in (sandbox/fleet.py) moves it on.
+    # the fleet from moto's DynamoDB; the sandbox moves it on as clusterstatusmgtd would (sandbox/headless_fleet.py).
     name, config = throwaway_cluster(fleet_status="STOPPED")
     ec2 = moto_cluster.client("ec2", sandbox.endpoint_url, LIFECYCLE_REGION)
     head = ec2.describe_instances(Filters=[{"Name": "tag:parallelcluster:cluster-name", "Values": [name]},

@@ -123,10 +123,14 @@ def test_the_clusters_instances_carry_their_nodes_instance_profiles(sandbox):
     ec2 = moto_cluster.client("ec2", sandbox.endpoint_url, sandbox.region)
     reg = sandbox.state["registration"]
     roles = sandbox.state["iam"]["node_roles"]
+    # The compute instances clustermgtd launched from the queue's launch template (the hypervisor's records).
+    computes = [i for i, r in json.loads((sandbox.state_dir / "nodes.json").read_text()).items()
+                if r.get("node_type") != "HeadNode"]
+    assert len(computes) == len(sandbox.compute_nodes)
     described = {i["InstanceId"]: i for r in ec2.describe_instances(
-        InstanceIds=[reg["head_instance_id"], *reg["compute_instance_ids"]])["Reservations"] for i in r["Instances"]}
+        InstanceIds=[reg["head_instance_id"], *computes])["Reservations"] for i in r["Instances"]}
     assert described[reg["head_instance_id"]]["IamInstanceProfile"]["Arn"] == roles["HeadNode"]["instance_profile_arn"]
-    for instance_id in reg["compute_instance_ids"]:
+    for instance_id in computes:
         assert described[instance_id]["IamInstanceProfile"]["Arn"] == (
             roles[sandbox.state["queue"]]["instance_profile_arn"])
     assert re.fullmatch(r"%s-RoleHeadNode-[A-Z2-7]{13}" % sandbox.cluster_name, roles["HeadNode"]["role_name"])

@@ -56,7 +56,9 @@ def instance(tmp_path_factory):
                      "--vendor-dir", str(state_dir.parent / "no-vendor"))
     assert up.returncode == 0, up.stdout + up.stderr
     state = json.loads((state_dir / "state.json").read_text())
-    net_inodes = {os.stat("/run/netns/%s" % name).st_ino for name in state["netns"]}
+    # The head node's namespace and one per instance the hypervisor booted, all named with the instance's prefix.
+    net_inodes = {os.stat("/run/netns/%s" % name).st_ino for name in os.listdir("/run/netns")
+                  if name.startswith(state["netns_prefix"])}
     yield {"state_dir": state_dir, "state": state, "net_inodes": net_inodes, "up": up}
     sandbox_cmd("down", "--state-dir", str(state_dir))
 
@@ -112,17 +114,18 @@ def test_down_leaves_nothing_behind(instance):
     state, state_dir = instance["state"], instance["state_dir"]
     # The registry and ECR's API front too (registry.py), which run whether the real chain is there or not.
     registry_pids = state["containers"]["registry"].get("pids", [])
-    pids = [state["moto_pid"], state["fleet_pid"], *state["holders"].values(), *registry_pids]
+    pids = [state[key] for key in ("moto_pid", "hypervisor_pid", "forwarder_pid")] + list(state["holders"].values())
     in_ns = pids_in_namespaces(instance["net_inodes"])
+    assert len(instance["net_inodes"]) == 2, "the head node and the static node's instance should have namespaces"
     assert in_ns, "the instance should have processes before down"
-    assert live_pids([state["fleet_pid"]]), "the compute fleet stand-in should run before down"
+    assert len(live_pids(pids)) == len(pids), "moto, the hypervisor, the forwarder and the nodes should run before down"
     assert len(live_pids(registry_pids)) == 2 or state["containers"]["registry"]["note"], state["containers"]["registry"]
     port = int(state["endpoint_url"].rsplit(":", 1)[1])
 
     down = sandbox_cmd("down", "--state-dir", str(state_dir))
     assert down.returncode == 0, down.stdout + down.stderr
 
-    assert live_pids(pids + in_ns) == []
+    assert live_pids(pids + registry_pids + in_ns) == []
     assert pids_in_namespaces(instance["net_inodes"]) == []
     netns = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
     assert [n for n in netns if n.startswith(state["netns_prefix"])] == []
@@ -152,4 +155,12 @@ def test_up_without_root_says_so(tmp_path):
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 1
     assert "needs root" in proc.stdout
+    assert not (tmp_path / "state").exists()
+
+
+def test_up_refuses_dynamic_nodes_with_power_saving_off_before_starting_anything(tmp_path):
+    # ScaledownIdletime -1 makes ParallelCluster write SuspendTime=-1: Slurm would never power a dynamic node up.
+    proc = sandbox_cmd("up", "--state-dir", str(tmp_path / "state"), "--dynamic-nodes", "1", "--scaledown-idletime", "-1")
+    assert proc.returncode == 1
+    assert "--scaledown-idletime -1" in proc.stdout and "--dynamic-nodes" in proc.stdout and "1 or more" in proc.stdout
     assert not (tmp_path / "state").exists()

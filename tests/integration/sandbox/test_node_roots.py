@@ -76,7 +76,9 @@ def test_every_node_has_the_ami_s_enroot_and_pyxis_and_not_this_machine_s_usr_lo
     n = len(sandbox.compute_nodes)
     probe = ("echo $(enroot version) $(command -v enroot) "
              "$(strings /usr/local/lib/slurm/spank_pyxis.so | grep -c '^pyxis: version v%s$') "
-             "$(ls /usr/local/bin 2>/dev/null | tr '\\n' ,) $(test -e /opt/parallelcluster/examples/pyxis/pyxis.conf && echo ex)"
+             # The head node's /usr/local/bin also has ParallelCluster's fleet status scripts (its bootstrap writes them).
+             "$(ls /usr/local/bin 2>/dev/null | grep -v '^\\(get\\|update\\)-compute-fleet-status.sh$' | tr '\\n' ,) "
+             "$(test -e /opt/parallelcluster/examples/pyxis/pyxis.conf && echo ex)"
              % real_chain["pyxis"])
     head = sandbox.ssh(probe).stdout.split()
     computes = sandbox.ssh("srun --quiet --nodes=%d --ntasks-per-node=1 sh -c %s" % (n, shlex.quote(probe))).stdout

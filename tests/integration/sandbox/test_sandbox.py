@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import pathlib
+import re
 import secrets
 import socket
 import urllib.request
@@ -16,6 +18,11 @@ import iam_identities  # sandbox/iam_identities.py
 import moto_cluster  # sandbox/moto_cluster.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
+
+
+def sandbox_state(sandbox):
+    """state.json as it is now (the static nodes' addresses follow their instances)."""
+    return json.loads((sandbox.state_dir / "state.json").read_text())
 
 
 def pcluster(sandbox, *args, check_json=True):
@@ -47,7 +54,7 @@ def test_describe_cluster_instances_lists_head_and_compute_nodes(sandbox):
         by_type.setdefault(instance["nodeType"], []).append(instance)
     assert [i["privateIpAddress"] for i in by_type["HeadNode"]] == [sandbox.head_ip]
     computes = by_type["ComputeNode"]
-    assert sorted(i["privateIpAddress"] for i in computes) == sorted(sandbox.compute_ips)
+    assert sorted(i["privateIpAddress"] for i in computes) == sorted(sandbox_state(sandbox)["compute_ips"])
     assert {i["queueName"] for i in computes} == {"compute-gpu"}
     assert {i["instanceType"] for i in computes} == {"g5.8xlarge"}
 
@@ -117,7 +124,7 @@ def test_gpu_gres_schedules_and_sets_cuda_visible_devices(sandbox):
 
 def test_only_the_head_node_is_routed_from_the_host(sandbox):
     # Routes only: no packet is sent to the compute nodes' addresses from the host.
-    for ip in sandbox.compute_ips:
+    for ip in sandbox_state(sandbox)["compute_ips"]:
         proc = sandbox.run(["ip", "route", "get", ip])
         assert proc.returncode != 0 and "No route to host" in proc.stderr, proc
     route = sandbox.run(["ip", "route", "get", sandbox.head_ip], check=True).stdout
@@ -146,8 +153,8 @@ def test_slurm_runs_the_slurm_settings_of_the_config(sandbox):
     for entry in slurm["CustomSlurmSettings"]:
         for key, value in entry.items():
             assert shown[key].replace(" sec", "") == str(value), key
-    # ScaledownIdletime -1: SuspendTime=-60, which Slurm 22.05 shows unsigned.
-    assert slurm["ScaledownIdletime"] == -1 and shown["SuspendTime"] == "%d sec" % (2 ** 32 - 60)
+    # ScaledownIdletime -1: SuspendTime=-1, Slurm's power saving off (no dynamic node is ever powered up).
+    assert slurm["ScaledownIdletime"] == -1 and shown["SuspendTime"] == "INFINITE"
     partition = sandbox.ssh("scontrol -o show partition %s" % config["Scheduling"]["SlurmQueues"][0]["Name"]).stdout
     assert "OverSubscribe=EXCLUSIVE" in partition
     # slurmctld loaded the job completion plugin (it does so only when it starts): a job is recorded.
@@ -235,27 +242,54 @@ def test_register_cluster_helper_adds_a_cluster_in_another_region(sandbox):
         moto_cluster.deregister_cluster(sandbox.endpoint_url, region, name)
 
 
-def test_a_compute_node_gets_the_instance_its_node_table_names_again_and_a_new_node_a_recorded_one(sandbox):
-    # What the fleet stand-in does when it replaces a static node or powers a dynamic one up (sandbox/instances.py).
-    region, name = "ap-south-1", "sandbox-nodes-%s" % secrets.token_hex(3)
-    ids = register_elsewhere(sandbox, region, name, "10.251", ["10.251.16.11", "10.251.16.12"],
-                             node_names=["q-st-cr-1", "q-st-cr-2"])["compute_instance_ids"]
-    ec2 = moto_cluster.client("ec2", sandbox.endpoint_url, region)
-    ddb = moto_cluster.client("dynamodb", sandbox.endpoint_url, region)
-    try:
-        moto_cluster.compute_instance_down(sandbox.endpoint_url, region, ids[1])
-        again = moto_cluster.compute_instance_up(sandbox.endpoint_url, region, name, "10.251.16.12", "q-st-cr-2",
-                                                 "10.251.0.10")
-        assert again == ids[1]
-        state = ec2.describe_instances(InstanceIds=[again])["Reservations"][0]["Instances"][0]["State"]["Name"]
-        assert state in ("pending", "running")
-        new = moto_cluster.compute_instance_up(sandbox.endpoint_url, region, name, "10.251.17.11", "q-dy-cr-1",
-                                               "10.251.0.10")
-        assert new not in ids
-        item = ddb.get_item(TableName="parallelcluster-slurm-%s" % name, Key={"Id": {"S": "q-dy-cr-1"}})["Item"]
-        assert item["InstanceId"]["S"] == new and item["HeadNodePrivateIp"]["S"] == "10.251.0.10"
-    finally:
-        moto_cluster.deregister_cluster(sandbox.endpoint_url, region, name)
+def test_the_static_nodes_are_instances_clustermgtd_launched_from_the_launch_template(sandbox):
+    # ParallelCluster's clustermgtd launched them (RunInstances with the cluster's launch template): they carry the
+    # template's tags, subnet, security groups and instance profile, the node table names their Slurm nodes, and
+    # Slurm's nodes point at them (NodeAddr, and the InstanceId the node daemons set).
+    ec2 = moto_cluster.client("ec2", sandbox.endpoint_url, sandbox.region)
+    template = "%s-compute-gpu-distributed-ml" % sandbox.cluster_name
+    version = ec2.describe_launch_template_versions(LaunchTemplateName=template)["LaunchTemplateVersions"][0]
+    data = version["LaunchTemplateData"]
+    instances = [i for r in ec2.describe_instances(Filters=[
+        {"Name": "tag:parallelcluster:cluster-name", "Values": [sandbox.cluster_name]},
+        {"Name": "tag:parallelcluster:node-type", "Values": ["Compute"]},
+        {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"] for i in r["Instances"]]
+    assert sorted(i["PrivateIpAddress"] for i in instances) == sorted(sandbox_state(sandbox)["compute_ips"])
+    node_table = moto_cluster.client("dynamodb", sandbox.endpoint_url, sandbox.region)
+    for instance in instances:
+        tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+        assert tags["aws:ec2launchtemplate:id"] == version["LaunchTemplateId"]
+        assert tags["parallelcluster:queue-name"] == "compute-gpu" and tags["parallelcluster:node-type"] == "Compute"
+        assert instance["SubnetId"] == data["NetworkInterfaces"][0]["SubnetId"] == sandbox.aws["private_subnet_id"]
+        assert [g["GroupId"] for g in instance["SecurityGroups"]] == data["NetworkInterfaces"][0]["Groups"]
+        assert instance["IamInstanceProfile"]["Arn"].endswith("/" + data["IamInstanceProfile"]["Name"])
+        item = node_table.query(TableName="parallelcluster-slurm-%s" % sandbox.cluster_name, IndexName="InstanceId",
+                                KeyConditionExpression="InstanceId = :i",
+                                ExpressionAttributeValues={":i": {"S": instance["InstanceId"]}})["Items"][0]
+        node = sandbox.ssh("/opt/slurm/bin/scontrol show node %s" % item["Id"]["S"]).stdout
+        assert "NodeAddr=%s " % instance["PrivateIpAddress"] in node and "InstanceId=%s" % instance["InstanceId"] in node
+    behaviour = ec2.describe_instance_attribute(InstanceId=instances[0]["InstanceId"],
+                                                Attribute="instanceInitiatedShutdownBehavior")
+    assert behaviour["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
+
+
+def test_the_node_daemons_run_as_parallelcluster_runs_them(sandbox):
+    # supervisord on the head node runs clustermgtd (aws-parallelcluster-node) and clusterstatusmgtd; clustermgtd
+    # beats; slurmctld's ResumeProgram and SuspendProgram are ParallelCluster's wrappers of slurm_resume / slurm_suspend.
+    status = sandbox.ssh("%s/bin/supervisorctl status" % sandbox.state["containers"]["ami"]["virtualenvs"]["cookbook"]).stdout
+    assert re.search(r"^clustermgtd\s+RUNNING", status, re.M) and re.search(r"^clusterstatusmgtd\s+RUNNING", status, re.M)
+    node = sandbox.state["containers"]["ami"]["virtualenvs"]["node"]
+    assert sandbox.ssh("%s/bin/pip show aws-parallelcluster-node | grep ^Version" % node).stdout.strip() == "Version: 3.16.1"
+    heartbeat = sandbox.ssh("cat /opt/slurm/etc/pcluster/.slurm_plugin/clustermgtd_heartbeat").stdout.strip()
+    beat = datetime.datetime.strptime(heartbeat, "%Y-%m-%d %H:%M:%S.%f%z")
+    assert (datetime.datetime.now(tz=datetime.timezone.utc) - beat).total_seconds() < 60
+    config = dict(line.partition("=")[::2] for line in sandbox.ssh("scontrol show config").stdout.splitlines())
+    programs = {key.strip(): value.strip() for key, value in config.items()}
+    assert programs["ResumeProgram"] == "/opt/parallelcluster/scripts/slurm/slurm_resume"
+    assert programs["SuspendProgram"] == programs["ResumeFailProgram"] == "/opt/parallelcluster/scripts/slurm/slurm_suspend"
+    computemgtd = sandbox.ssh("srun --quiet --nodes=1 %s/bin/supervisorctl status computemgtd"
+                              % sandbox.state["containers"]["ami"]["virtualenvs"]["cookbook"], check=False).stdout
+    assert "RUNNING" in computemgtd, computemgtd
 
 
 def test_moto_created_the_predicted_ids(sandbox):

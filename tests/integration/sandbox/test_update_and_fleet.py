@@ -1,8 +1,10 @@
-"""The real pcluster against the default sandbox: update dry runs of the registered cluster, and
-compute fleet stop/start carried out by the sandbox's clustermgtd stand-in (sandbox/fleet.py).
+"""The real pcluster against the default sandbox: update dry runs of the registered cluster, and the compute fleet
+of a cluster registered without nodes (no head node runs for it: the sandbox moves its status on as
+clusterstatusmgtd would, sandbox/headless_fleet.py).
 
-The update checks are dry runs only: the default sandbox's stored config is never changed. The fleet
-test stops the default sandbox's compute fleet for a few seconds and always starts it again.
+The update checks are dry runs only: the default sandbox's stored config is never changed. The fleet of the
+sandbox's own cluster, stopped and started by ParallelCluster's own code on its head node, is
+tests/e2e/test_node_daemons.py's (it needs Slurm's power saving on, which the guide's ScaledownIdletime -1 turns off).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import pathlib
 import secrets
 import time
 
-import pytest
 import yaml
 
 import moto_cluster  # sandbox/moto_cluster.py
@@ -117,8 +118,8 @@ def node_states(sandbox):
     return {line.split()[0]: (line.split()[1], " ".join(line.split()[2:])) for line in out.strip().splitlines()}
 
 
-def transitions(sandbox, name, region):
-    """The stand-in's log lines for one cluster: [(from, to), ...]."""
+def headless_transitions(sandbox, name, region):
+    """The status changes the sandbox made for a cluster registered without nodes (logs/fleet.log)."""
     log = (sandbox.state_dir / "logs" / "fleet.log").read_text().splitlines()
     out = []
     for line in log:
@@ -126,44 +127,6 @@ def transitions(sandbox, name, region):
         if len(parts) == 6 and parts[1:3] == [region, name] and parts[4] == "->":
             out.append((parts[3], parts[5]))
     return out
-
-
-@pytest.fixture(name="fleet_restored")
-def fleet_restored_fixture(sandbox):
-    """Starts the default sandbox's compute fleet again after the test, whatever happened."""
-    yield
-    name, region = sandbox.cluster_name, sandbox.region
-    if fleet_status(sandbox, name, region) != "RUNNING":
-        if fleet_status(sandbox, name, region) not in ("START_REQUESTED", "STARTING"):
-            request_fleet(sandbox, name, region, "START_REQUESTED")
-        wait_fleet(sandbox, name, region, "RUNNING")
-    assert all(state == "idle" for state, _reason in node_states(sandbox).values())
-
-
-def test_fleet_stop_and_start_reach_slurm(sandbox, fleet_restored):  # pylint: disable=unused-argument
-    name, region = sandbox.cluster_name, sandbox.region
-    before = len(transitions(sandbox, name, region))
-    assert fleet_status(sandbox, name, region) == "RUNNING"
-
-    # pcluster answers with the status it reads back after writing the request; the fleet stand-in may
-    # already have moved it on (as clustermgtd may). The transitions asserted at the end show the request.
-    assert request_fleet(sandbox, name, region, "STOP_REQUESTED") in ("STOP_REQUESTED", "STOPPING")
-    seen = wait_fleet(sandbox, name, region, "STOPPED")
-    assert set(seen) <= {"STOP_REQUESTED", "STOPPING", "STOPPED"}, seen
-    stopped = node_states(sandbox)
-    assert sorted(stopped) == sorted(sandbox.compute_nodes)
-    assert all(state.startswith("down") and reason == "compute fleet stopped"
-               for state, reason in stopped.values()), stopped
-    partition = sandbox.ssh("sinfo --noheader --partition=compute-gpu --format=%a").stdout.strip()
-    assert partition.startswith("inact"), partition
-
-    assert request_fleet(sandbox, name, region, "START_REQUESTED") in ("START_REQUESTED", "STARTING")
-    wait_fleet(sandbox, name, region, "RUNNING")
-    assert all(state == "idle" for state, _reason in node_states(sandbox).values()), node_states(sandbox)
-    assert sandbox.ssh("sinfo --noheader --partition=compute-gpu --format=%a").stdout.strip() == "up"
-    assert transitions(sandbox, name, region)[before:] == [
-        ("STOP_REQUESTED", "STOPPING"), ("STOPPING", "STOPPED"),
-        ("START_REQUESTED", "STARTING"), ("STARTING", "RUNNING")]
 
 
 def test_fleet_of_a_registered_cluster_in_another_region_moves_on(sandbox):
@@ -179,7 +142,7 @@ def test_fleet_of_a_registered_cluster_in_another_region_moves_on(sandbox):
         wait_fleet(sandbox, name, region, "STOPPED")
         request_fleet(sandbox, name, region, "START_REQUESTED")
         wait_fleet(sandbox, name, region, "RUNNING")
-        assert transitions(sandbox, name, region) == [
+        assert headless_transitions(sandbox, name, region) == [
             ("STOP_REQUESTED", "STOPPING"), ("STOPPING", "STOPPED"),
             ("START_REQUESTED", "STARTING"), ("STARTING", "RUNNING")]
         # Slurm is the sandbox's own cluster's only: its nodes were not touched.
