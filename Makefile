@@ -7,6 +7,10 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 SANDBOX_COMPUTE_NODES ?= 2
 SANDBOX_GPUS_PER_NODE ?= 1
+# make demo: the sandbox comes up without a cluster (--no-cluster) and deploy.yml creates it through
+# ParallelCluster's own template. make demo DEMO_UP_ARGS= : the sandbox with its pre-registered cluster, as
+# make sandbox-up brings it up (tests/integration runs on that one).
+DEMO_UP_ARGS ?= --no-cluster
 
 .PHONY: help setup demo test lint sanity unit integration molecule bench \
         sandbox-up sandbox-down sandbox-status clean
@@ -31,7 +35,7 @@ sandbox-status:
 	@$(PY) sandbox/sandbox.py status
 
 demo: setup
-	@$(PY) sandbox/sandbox.py up --if-needed --compute-nodes $(SANDBOX_COMPUTE_NODES) --gpus-per-node $(SANDBOX_GPUS_PER_NODE)
+	@$(PY) sandbox/sandbox.py up --if-needed --compute-nodes $(SANDBOX_COMPUTE_NODES) --gpus-per-node $(SANDBOX_GPUS_PER_NODE) $(DEMO_UP_ARGS)
 	@source sandbox/.state/env.sh && \
 	  ansible-playbook -i sandbox/.state/inventory playbooks/deploy.yml
 

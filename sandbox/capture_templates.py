@@ -62,6 +62,15 @@ def _sandbox_config(endpoint_url: str, seed: dict, work_dir: Path) -> dict:
     return yaml.safe_load((work_dir / "cluster-config.yaml").read_text())
 
 
+def _import_key_pair(endpoint_url: str, work_dir: Path) -> None:
+    """The EC2 key pair the sandbox's config names (pcluster's KeyPairValidator reads it), with a key of its own."""
+    import real_account  # pylint: disable=import-outside-toplevel
+
+    key = work_dir / "capture_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    real_account.import_key_pair(moto_cluster.client("ec2", endpoint_url, REGION), f"{key}.pub")
+
+
 def variants(base: dict, seed: dict) -> dict:
     """name -> config: the sandbox's own, and the shapes ParallelCluster builds other templates for."""
     out = {"sandbox": base}
@@ -79,6 +88,9 @@ def variants(base: dict, seed: dict) -> dict:
     dynamic = copy.deepcopy(base)
     dynamic["Scheduling"]["SlurmQueues"][0]["ComputeResources"][0].update(MinCount=0, MaxCount=4)
     out["dynamic"] = dynamic
+    for config in (queues, dynamic):
+        # Dynamic nodes need Slurm's power saving on: the sandbox's ScaledownIdletime -1 turns it off.
+        config["Scheduling"]["SlurmSettings"]["ScaledownIdletime"] = 10
     return out
 
 
@@ -178,6 +190,7 @@ def main(argv=None) -> int:
                       **{k.upper(): v for k, v in moto_cluster.DUMMY_CREDENTIALS.items()})
     try:
         seed = moto_cluster.prepare_account(endpoint_url, REGION, work_dir)
+        _import_key_pair(endpoint_url, work_dir)
         base = _sandbox_config(endpoint_url, seed, work_dir)
         for name, config in variants(base, seed).items():
             if args.variant and name not in args.variant:

@@ -53,6 +53,7 @@ import imds
 import moto_cluster
 import nodes
 import rootfs
+import stack_head_node
 import state_file
 
 HERE = Path(__file__).resolve().parent
@@ -184,7 +185,8 @@ def node_layout(state_dir: Path, state: dict, name: str, image_id: str | None = 
                       (str(node_dir / "power"), f"{inside}/power", "rw"),
                       (str(Path(state_dir) / "ssh" / "authorized_keys"), f"{inside}/authorized_keys", "ro"),
                       (str(HERE / "bin"), f"{inside}/bin", "ro"),
-                      (str(HERE / "cookbook"), f"{inside}/cookbook", "ro")]}
+                      (str(HERE / "cookbook"), f"{inside}/cookbook", "ro"),
+                      (str(stack_head_node.NODE_DIR), stack_head_node.NODE_CFN, "ro")]}
 
 
 def aws_files(sandbox: Sandbox) -> dict:
@@ -233,15 +235,19 @@ def start_services(pid: int, ip: str, node_dir: Path) -> None:
     nodes.start_sshd(pid, f"{inside}/node/sshd_config", f"{inside}/logs/sshd-{node_dir.name}.log")
 
 
-def instance_files(sandbox: Sandbox, instance: dict, pid: int, dna: dict, node_dir: Path) -> None:
-    """What EC2 gives an instance before its user data runs: its identity (and metadata), its user data's dna.json,
-    the AWS configuration of the sandbox."""
+def instance_files(sandbox: Sandbox, instance: dict, pid: int, dna: dict | None, node_dir: Path) -> None:
+    """What EC2 gives an instance before its user data runs: its identity (and metadata), its user data's dna.json
+    (none for a stack's head node: its cfn-init writes it), the AWS configuration of the sandbox."""
     nodes.write(str(node_dir / "identity.json"), json.dumps(identity_document(instance, sandbox.region), indent=2), 0o644)
-    write_in(pid, {**aws_files(sandbox), "/etc/chef/dna.json": (json.dumps(dna, indent=2), 0o644)})
+    write_in(pid, {**aws_files(sandbox), **({"/etc/chef/dna.json": (json.dumps(dna, indent=2), 0o644)} if dna else {})})
+    # Its instance profile as it is now, not as first seen: a profile associated right after RunInstances (a
+    # stack's instance) is the instance's when its user data runs, as on EC2.
+    current = sandbox.ec2().describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
+    instance = dict(instance, IamInstanceProfile=current.get("IamInstanceProfile") or instance.get("IamInstanceProfile"))
     write_imds(sandbox, instance, pid, "ip-" + instance["PrivateIpAddress"].replace(".", "-"))
 
 
-def prepare_instance(sandbox: Sandbox, instance: dict, pid: int, dna: dict, head_ip: str) -> None:
+def prepare_instance(sandbox: Sandbox, instance: dict, pid: int, dna: dict | None, head_ip: str) -> None:
     """Everything an instance has before its user data runs (the holder pid is up and networked)."""
     node_dir = sandbox.node_dir(instance["InstanceId"])
     proxy = sandbox.state["containers"]["proxy"]
@@ -271,8 +277,9 @@ def slurm_nodename(pid: int) -> str | None:
         return None
 
 
-def launch(sandbox: Sandbox, instance: dict, dna: dict, timeout: int) -> None:
-    """Boot one instance as a node on the VPC's bridge, then run its bootstrap."""
+def launch(sandbox: Sandbox, instance: dict, dna: dict | None, timeout: int, head_node_script: str | None = None) -> None:
+    """Boot one instance as a node on the VPC's bridge, then run its bootstrap (a stack's head node: its user data's
+    script, head_node_script, stack_head_node.py)."""
     instance_id, ip = instance["InstanceId"], instance["PrivateIpAddress"]
     node_dir = sandbox.node_dir(instance_id)
     node_dir.mkdir(parents=True, exist_ok=True)
@@ -281,22 +288,27 @@ def launch(sandbox: Sandbox, instance: dict, dna: dict, timeout: int) -> None:
     if keygen.returncode != 0:
         raise RuntimeError(f"ssh-keygen failed: {keygen.stderr.decode(errors='replace')}")
     netns = f"{sandbox.state['netns_prefix']}{instance_id}"
-    compute = dna["cluster"]["node_type"] == "ComputeFleet"
+    node_type = "HeadNode" if head_node_script else dna["cluster"]["node_type"]
+    compute = node_type == "ComputeFleet"
     layout = node_layout(sandbox.state_dir, sandbox.state, instance_id, instance.get("ImageId"))
     proc = rootfs.start_node(sandbox.state["holders"]["base"], "ip-" + ip.replace(".", "-"), compute,
                              sandbox.state["gpus_per_node"], layout)
     pid = nodes.wait_holder(proc, f"instance {instance_id}")
     link = "v" + instance_id[-12:]
-    sandbox.record(instance_id, pid=pid, ip=ip, netns=netns, veth=link, node_type=dna["cluster"]["node_type"],
-                   launched=time.time())
+    sandbox.record(instance_id, pid=pid, ip=ip, netns=netns, veth=link, node_type=node_type, launched=time.time())
     nodes.connect_node(sandbox.network_pid, pid, {"ip": ip, "veth": link, "netns": netns}, sandbox.state["prefix_len"])
-    prepare_instance(sandbox, instance, pid, dna, dna["cluster"]["head_node_private_ip"])
+    prepare_instance(sandbox, instance, pid, dna, ip if head_node_script else dna["cluster"]["head_node_private_ip"])
+    if head_node_script:
+        stack_head_node.prepare(sandbox.state, sandbox.network_pid, pid, ip, head_node_script)
     public_key = " ".join((node_dir / "ssh_host_ed25519_key.pub").read_text().split()[:2])
     known_hosts(sandbox, ip, public_key)
     log(f"{instance_id} ({ip}) booted as a node (holder {pid}) from {instance.get('ImageId')} "
         f"({'its image layer' if layout['images'] else 'the AMI layer'}); bootstrap")
     started = time.monotonic()
-    rc = run_bootstrap(sandbox, pid, instance_id, timeout)
+    if head_node_script:
+        rc = stack_head_node.run_user_data(sandbox.state_dir, pid, instance_id, timeout)
+    else:
+        rc = run_bootstrap(sandbox, pid, instance_id, timeout)
     name = slurm_nodename(pid)
     sandbox.record(instance_id, name=name, bootstrap="ok" if rc == 0 else f"failed ({rc})")
     if rc == 0 and name:
@@ -370,11 +382,13 @@ class Hypervisor:
             data = self.sandbox.ec2().describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
             encoded = (data.get("UserData") or {}).get("Value")
             dna = dna_from_user_data(encoded)
-            if dna is None:
+            script = stack_head_node.head_node_script(encoded) if dna is None else None
+            if dna is None and script is None:
                 self.unbootable.add(instance_id)
-                log(f"{instance_id}: no ParallelCluster dna.json in its user data; not booted")
+                log(f"{instance_id}: no ParallelCluster dna.json or head node user data in its user data; not booted")
                 return
-            launch(self.sandbox, instance, dna, user_data_timeout(encoded))
+            launch(self.sandbox, instance, dna, stack_head_node.bootstrap_timeout(script) if script
+                   else user_data_timeout(encoded), script)
         except Exception:  # pylint: disable=broad-except  # one instance's failure is logged, the others go on
             log(f"{instance_id}: boot failed: {traceback.format_exc()}")
         finally:

@@ -285,6 +285,12 @@ def warm_up(endpoint_url: str, region: str) -> None:
     client("s3", endpoint_url, region).list_buckets()
 
 
+def ensure_pcluster_bucket(endpoint_url: str, region: str) -> str:
+    """ParallelCluster's default bucket of the region, as its first create leaves it (the bucket policy left out:
+    moto applies its Deny for the CloudWatch Logs service principal to every caller, pcluster's uploads included)."""
+    return _ensure_pcluster_bucket(client("s3", endpoint_url, region), region)
+
+
 def _ensure_pcluster_bucket(s3, region: str) -> str:
     """ParallelCluster's default bucket, configured as S3BucketFactory leaves it."""
     name = pcluster_bucket_name(region)
@@ -623,3 +629,12 @@ def signal_wait_condition(url: str, success: bool = True, reason: str = "", uniq
     request = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": ""})
     with urllib.request.urlopen(request, timeout=30) as response:
         response.read()
+
+
+def reserve_address(endpoint_url: str, region: str, subnet_id: str, ip: str) -> str:
+    """A network interface holding ip in moto (so that moto gives it to no instance): the sandbox's VPC router and
+    endpoint (`sandbox.py up --no-cluster`). Returns its id."""
+    return client("ec2", endpoint_url, region).create_network_interface(
+        SubnetId=subnet_id, PrivateIpAddress=ip,
+        Description="the sandbox's VPC network: its bridge, package proxy and AWS endpoint")["NetworkInterface"][
+        "NetworkInterfaceId"]

@@ -55,8 +55,10 @@ def tcp_stream(sender_pid: int, receiver_pid: int, receiver_ip: str, mib: int = 
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         port = int(receiver.stdout.readline())
-        subprocess.run(_in_netns(sender_pid, [sys.executable, "-c", SENDER, receiver_ip, str(port), str(mib)]),
-                       check=True, capture_output=True, timeout=120)
+        sent = subprocess.run(_in_netns(sender_pid, [sys.executable, "-c", SENDER, receiver_ip, str(port), str(mib)]),
+                              check=False, capture_output=True, text=True, timeout=120)
+        if sent.returncode != 0:
+            raise RuntimeError(f"the TCP stream to {receiver_ip}:{port} failed: {sent.stderr.strip()[-500:]}")
         total, seconds = receiver.stdout.readline().split()
         receiver.wait(timeout=30)
     finally:
@@ -84,3 +86,49 @@ def verify_vars(network: dict, mpi_min_fraction: float) -> dict:
         }},
         "verify_distributed_mpi_min_fraction": mpi_min_fraction,
     }
+
+
+def _wait_own_netns(pid: int, timeout: float = 10.0) -> None:
+    """Until pid runs in a network namespace of its own (unshare has made it and exec'd)."""
+    import os
+    import time
+
+    ours = os.stat("/proc/self/ns/net").st_ino
+    deadline = time.monotonic() + timeout
+    while os.stat(f"/proc/{pid}/ns/net").st_ino == ours:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"process {pid} did not get a network namespace of its own")
+        time.sleep(0.01)
+
+
+def measure_bridge(state: dict, p: dict, rounds: int = ROUNDS) -> dict:
+    """The same figure before any compute node runs (sandbox.py up --no-cluster): between two network namespaces of
+    its own on the VPC's bridge, each with a veth like a compute node's, near the end of the private subnet (where
+    moto gives no instance an address) below the sandbox's ECR addresses, removed afterwards."""
+    import ipaddress
+    import nodes
+    import registry
+
+    subnet = ipaddress.ip_network(p["private_cidr"])
+    # Below the addresses of the sandbox's ECR, which the bridge holds.
+    below = min(registry.API_OFFSET, registry.REGISTRY_OFFSET)
+    ips = [str(subnet[below - 2]), str(subnet[below - 1])]
+    names = [f"{state['netns_prefix']}bench{k}" for k in (1, 2)]
+    holders = []
+    try:
+        for k, (ip, name) in enumerate(zip(ips, names), 1):
+            holder = subprocess.Popen(["unshare", "--net", "--", "sleep", "infinity"])  # pylint: disable=consider-using-with
+            holders.append(holder)
+            _wait_own_netns(holder.pid)
+            nodes.connect_node(state["holders"]["head"], holder.pid, {"ip": ip, "veth": f"bench{k}", "netns": name},
+                               state["prefix_len"])
+        samples = [tcp_stream(holders[0].pid, holders[1].pid, ips[1]) for _round in range(rounds)]
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+        for name in names:
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
+    how = (f"one TCP stream between two namespaces on the sandbox's VPC bridge, each with a veth as a compute node "
+           f"has, best of {rounds} x {MIB_PER_ROUND} MiB, measured by sandbox up --no-cluster (sandbox/netbench.py)")
+    return {"tcp_gbs": round(max(samples) / 1e9, 3), "samples_gbs": [round(s / 1e9, 3) for s in samples], "how": how}

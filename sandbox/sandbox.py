@@ -235,7 +235,7 @@ def health(state: dict) -> dict:
     if not all(pid_alive(pid) for pid in state.get("containers", {}).get("registry", {}).get("pids", [])):
         problems.append("the registry (docker-registry) or ECR's API front (registry.py) is not running")
     head = state.get("holders", {}).get("head")
-    if state.get("status") == "running" and pid_alive(head):
+    if state.get("status") == "running" and pid_alive(head) and not state.get("no_cluster"):
         r = nodes.run(nodes.nsenter(head, ["scontrol", "ping"]), check=False)
         if "UP" not in r.stdout:
             problems.append("slurmctld does not answer scontrol ping")
@@ -331,7 +331,8 @@ def sandbox_env(state: dict, identity: dict) -> dict:
         "AWS_REGION": state["region"],
         **iam_identities.environment(identity),
         "SANDBOX_CLUSTER_NAME": state["cluster_name"],
-        "SANDBOX_HEAD_IP": state["head_ip"],
+        # up --no-cluster: the head node is the instance deploy.yml's create launches (the inventory finds it).
+        "SANDBOX_HEAD_IP": "" if state.get("no_cluster") else state["head_ip"],
         "SANDBOX_SSH_KEY": state["ssh_key"],
         "SANDBOX_KNOWN_HOSTS": state["known_hosts"],
         "SANDBOX_STATE_DIR": state["state_dir"],
@@ -368,7 +369,8 @@ def finish_render(state_dir: Path, proc: subprocess.Popen, group_vars: dict) -> 
 
 
 def aws_side(state_dir: Path, state: dict, moto_proc, p: dict, timings: dict) -> dict:
-    """Seed moto, write the inventory, render and register the cluster (runs in a thread)."""
+    """Seed moto, write the inventory, render and register the cluster, unless state says no_cluster (runs in a
+    thread)."""
     t0 = time.monotonic()
     inv = state_dir / "inventory"
     write_file(inv / "hosts.yml", "# Written by sandbox/sandbox.py up.\n" + yaml_dump({"all": {"hosts": {"localhost": {
@@ -422,9 +424,16 @@ def _aws_side(state_dir, state, moto_proc, p, timings, renders, t0) -> dict:
     timings["warmed_up"] = time.monotonic() - t0
     text, source = finish_render(state_dir, renders[-1], group_vars)
     timings["rendered"] = time.monotonic() - t0
-    registered = pcluster_resources.register(state["endpoint_url"], state["region"], state["cluster_name"],
-                                             p["head"]["ip"], text, seed, p["gpus_per_node"])
-    timings["registered"] = time.monotonic() - t0
+    if state.get("no_cluster"):
+        # The VPC's router holds the head node's address in the namespaces: moto must not give it to an instance.
+        registered = {"registration": None, "head_dna": None, "launch_templates": None, "node_roles": {},
+                      "router_eni": moto_cluster.reserve_address(state["endpoint_url"], state["region"],
+                                                                 seed["public_subnet_id"], p["head"]["ip"]),
+                      "pcluster_bucket": moto_cluster.ensure_pcluster_bucket(state["endpoint_url"], state["region"])}
+    else:
+        registered = pcluster_resources.register(state["endpoint_url"], state["region"], state["cluster_name"],
+                                                 p["head"]["ip"], text, seed, p["gpus_per_node"])
+        timings["registered"] = time.monotonic() - t0
     moto_cluster.upload_node_setup_scripts(state["endpoint_url"], state["region"], yaml_load(text),
                                            str(ROOT / "roles" / "node_setup" / "files" / "hpc-pcluster-node-setup.sh"))
     identities.update(node_roles=registered["node_roles"],
@@ -579,8 +588,11 @@ def up(args) -> int:
         "verify_not_available": VERIFY_NOT_AVAILABLE,
         "holders": {},
         "pcluster_version": "3.16.1",
-        # The nodes' instance metadata service (imds.py, started once the cluster is registered): where its records
-        # are. The nodes get their instance roles' credentials from it.
+        # up --no-cluster: no registered cluster; the head node's holder is the VPC's network only (its bridge,
+        # the proxy, the nodes' AWS endpoint), and a cluster's head node is an instance the hypervisor boots.
+        "no_cluster": bool(getattr(args, "no_cluster", False)),
+        # The nodes' instance metadata service (imds.py, started before any node boots): where its records are.
+        # The nodes get their instance roles' credentials from it.
         "imds": {"records": str(state_dir / "imds")},
     }
     port = free_port()
@@ -635,9 +647,11 @@ def start_moto(state_dir: Path, state: dict) -> subprocess.Popen:
     import moto_cluster
     amis = state_dir / "moto-amis.json"
     amis.write_text(json.dumps([moto_cluster.official_ami_record()]))
-    # IAM enforced from the first request (moto_server.py creates the admin first; iam_moto.py).
+    # IAM enforced from the first request (moto_server.py creates the admin first; iam_moto.py). The wait condition
+    # handles' URLs: where the nodes reach moto (the host reaches it there too).
     moto_env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true", MOTO_AMIS_PATH=str(amis),
                     SANDBOX_FSX_PATH=str(state_dir / "moto-fsx.json"), INITIAL_NO_AUTH_ACTION_COUNT="0",
+                    SANDBOX_CFN_SIGNAL_BASE=state["node_endpoint_url"],
                     # Image builds go to the image builder in the hypervisor's process (image_layers.py).
                     SANDBOX_IMAGE_BUILDS=str(state_dir / "image-builds"))
     with open(state_dir / "logs" / "moto.log", "wb") as mlog:
@@ -689,7 +703,7 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
             raise SandboxError(str(exc)) from None
         state.update(registration=aws["registration"], config_source=aws["config_source"],
                      launch_templates=aws["launch_templates"], cluster_config_path=str(state_dir / "cluster-config.yaml"),
-                     head_instance_id=aws["registration"]["head_instance_id"], iam=aws["iam"])
+                     head_instance_id=(aws["registration"] or {}).get("head_instance_id"), iam=aws["iam"])
         # The nodes' instance metadata service, before the head node's bootstrap calls AWS with its role.
         state["imds_pid"] = start_imds(state_dir).pid
         save_state(state_dir, state)
@@ -697,11 +711,12 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
         # meanwhile.
         registry_future = pool.submit(container_chain.start_registry, state_dir, state, head_pid,
                                       lambda st: save_state(state_dir, st))
-        try:
-            boot.boot_head(state_dir, describe_head_instance(state, state["head_instance_id"]), aws["head_dna"])
-        except (boot.BootError, RuntimeError) as exc:
-            raise SandboxError(f"{exc} (see {state_dir / 'logs'}: boot-<instance>.log)") from None
-        timings["slurm_started"] = time.monotonic() - started
+        if not state.get("no_cluster"):
+            try:
+                boot.boot_head(state_dir, describe_head_instance(state, state["head_instance_id"]), aws["head_dna"])
+            except (boot.BootError, RuntimeError) as exc:
+                raise SandboxError(f"{exc} (see {state_dir / 'logs'}: boot-<instance>.log)") from None
+            timings["slurm_started"] = time.monotonic() - started
         registry_future.result()
         timings["registry"] = time.monotonic() - started
     finally:
@@ -709,6 +724,8 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     # The sandbox's login key as the EC2 key pair the config names, before any instance is launched with it.
     real_account.import_key_pair(moto_cluster.client("ec2", state["endpoint_url"], state["region"]),
                                  state["ssh_key"] + ".pub")
+    if state.get("no_cluster"):
+        return _up_without_cluster(state_dir, state, p, started, timings)
     # From here on the hypervisor changes state.json too: only update_state.
     try:
         update_state(state_dir, {"hypervisor_pid": start_hypervisor(state_dir).pid})
@@ -725,11 +742,7 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
         state["network"] = measure_network(state)
         network_vars = netbench.verify_vars(state["network"], SANDBOX_MPI_MIN_FRACTION)
         timings["network_measured"] = time.monotonic() - started
-    write_file(real_account.sandbox_only_path(state_dir), "# Written by sandbox/sandbox.py up: what only the "
-               "sandbox needs (sandbox/README.md, \"Trying the real-account steps here\").\n" + yaml_dump(
-                   real_account.sandbox_only_vars(state, p["vpc_cidr"], SUPPRESS_VALIDATORS, container_chain.group_vars(
-                       state["containers"], container_chain.node_credentials(state)), network_vars)),
-               0o600)
+    write_sandbox_only(state_dir, state, p, network_vars)
     state = update_state(state_dir, {"status": "running", "up_seconds": round(time.monotonic() - started, 2),
                                      "timings": {k: round(v, 2) for k, v in timings.items()},
                                      "network": state.get("network")})
@@ -743,6 +756,36 @@ def _up(args, state_dir: Path, state: dict, p: dict, started: float) -> int:
     for line in real_account.seeded_values(state, yaml_load((state_dir / "inventory" / "group_vars" / "all"
                                                              / "sandbox.yml").read_text())):
         log(line)
+    return 0
+
+
+def write_sandbox_only(state_dir: Path, state: dict, p: dict, network_vars: dict) -> None:
+    """sandbox_only.yml: what only the sandbox needs, beside the seeded account's values (real_account.py)."""
+    import container_chain
+    import real_account
+    write_file(real_account.sandbox_only_path(state_dir), "# Written by sandbox/sandbox.py up: what only the "
+               "sandbox needs (sandbox/README.md, \"Trying the real-account steps here\").\n" + yaml_dump(
+                   real_account.sandbox_only_vars(state, p["vpc_cidr"], SUPPRESS_VALIDATORS, container_chain.group_vars(
+                       state["containers"], container_chain.node_credentials(state)), network_vars)),
+               0o600)
+
+
+def _up_without_cluster(state_dir: Path, state: dict, p: dict, started: float, timings: dict) -> int:
+    """up --no-cluster, once moto, the config and the VPC's network run: the hypervisor (it boots the instances a
+    cluster's stack and its daemons launch), and the network figure, measured between two namespaces on the VPC's
+    bridge as it is between two compute nodes."""
+    import netbench
+    update_state(state_dir, {"hypervisor_pid": start_hypervisor(state_dir).pid})
+    network = netbench.measure_bridge(state, p)
+    write_sandbox_only(state_dir, state, p, netbench.verify_vars(network, SANDBOX_MPI_MIN_FRACTION))
+    timings["network_measured"] = time.monotonic() - started
+    state = update_state(state_dir, {"status": "running", "up_seconds": round(time.monotonic() - started, 2),
+                                     "timings": {k: round(v, 2) for k, v in timings.items()}, "network": network})
+    write_env(state_dir, state)
+    log(f"up in {state['up_seconds']} s without a cluster: moto {state['endpoint_url']} in {state['region']} with the "
+        f"network, buckets and AMI; deploy.yml creates cluster {state['cluster_name']} (config from "
+        f"{state['config_source']})")
+    log(f"use it: . {state_dir / 'env.sh'}; ansible-playbook -i {state_dir / 'inventory'} playbooks/deploy.yml")
     return 0
 
 
@@ -902,6 +945,9 @@ def main(argv=None) -> int:
                       help="the config's ScaledownIdletime in minutes (default: the collection's, -1, which turns "
                            "Slurm's power saving off; with --dynamic-nodes %d, and -1 is refused)"
                            % DYNAMIC_SCALEDOWN_IDLETIME)
+    p_up.add_argument("--no-cluster", action="store_true",
+                      help="the account, network, buckets and AMI only: no cluster (deploy.yml creates it through "
+                           "ParallelCluster's template)")
     p_up.add_argument("--cluster-name", default=DEFAULT_CLUSTER_NAME)
     p_up.add_argument("--region", default=DEFAULT_REGION)
     p_up.add_argument("--if-needed", action="store_true", help="exit 0 if a sandbox already runs here")

@@ -204,19 +204,22 @@ compose:
 """
 
 import concurrent.futures
-import os
-import shlex
 
 from ansible.errors import AnsibleError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.os_table import IMAGE_NAME_PART_OS, OS_DEFAULT_USER
-from ansible_collections.hpc.pcluster.plugins.module_utils.plain_data import to_plain
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.ec2_instances import (
     aws_error,
     boto3_session,
     describe_instance_records,
     regional_clients,
+)
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.inventory_options import (
+    ADDRESS_SOURCES,
+    NODE_TYPES,
+    PRIVATE_SOURCES,
+    InventoryOptions,
 )
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_connection import (
     proxy_command_args,
@@ -225,7 +228,7 @@ from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_connection impor
     ssm_plugin_problem,
 )
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_groups import NODE_TYPE_GROUPS, host_groups
-from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_names import NODE_NAME_SOURCE, assign_host_names
+from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_names import assign_host_names
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.node_names import read_slurm_node_names
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.pcluster_tags import (
     ATTRIBUTES_TAG,
@@ -239,24 +242,7 @@ from ansible_collections.hpc.pcluster.plugins.plugin_utils.pcluster_tags import 
 )
 
 IMAGE_OS_TAG = "parallelcluster:os"
-
-NODE_TYPES = ("HeadNode", "LoginNode", "Compute")
 LISTED_STATES = ("pending", "running")
-
-# Record field that each hostnames / address_preference source reads.
-ADDRESS_SOURCES = {
-    "instance-id": "instance_id",
-    "private-ip-address": "private_ip_address",
-    "public-ip-address": "public_ip_address",
-    "private-dns-name": "private_dns_name",
-    "public-dns-name": "public_dns_name",
-    "dns-name": "public_dns_name",
-}
-CONNECT_SOURCES = ("public-ip-address", "private-ip-address", "public-dns-name", "private-dns-name")
-PRIVATE_SOURCES = ("private-ip-address", "private-dns-name")
-
-# Bumped whenever the cached record layout changes, so an old cache is refetched instead of misread.
-CACHE_FORMAT = 2
 
 
 def os_from_attributes(value):
@@ -290,10 +276,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache=cache)
         self._read_config_data(path)
-        self._validate_options()
+        self._settings = InventoryOptions(self.get_option)
+        self._settings.check()
 
-        regions = self._resolve_regions()
-        query = self._query_fingerprint(regions)
+        regions = self._settings.regions(self._session)
+        query = self._settings.query_fingerprint(regions)
         cache_key = self.get_cache_key(path)
 
         use_cache = self.get_option("cache")
@@ -312,106 +299,28 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
         self._populate(records)
 
-    # -- options -------------------------------------------------------------------------------------
-
-    def _validate_options(self):
-        problems = []
-        for entry in self.get_option("hostnames"):
-            if entry != NODE_NAME_SOURCE and entry not in ADDRESS_SOURCES and not (isinstance(entry, str) and entry.startswith("tag:") and entry[4:]):
-                problems.append(
-                    "hostnames: %r is not one of %s or tag:<key>"
-                    % (entry, ", ".join([NODE_NAME_SOURCE] + sorted(ADDRESS_SOURCES)))
-                )
-        preference = self.get_option("address_preference")
-        if not preference:
-            problems.append("address_preference: give at least one of %s" % ", ".join(CONNECT_SOURCES))
-        for entry in preference:
-            if entry not in CONNECT_SOURCES:
-                problems.append("address_preference: %r is not one of %s" % (entry, ", ".join(CONNECT_SOURCES)))
-        node_types = self.get_option("node_types")
-        if not node_types:
-            problems.append("node_types: give at least one of %s" % ", ".join(NODE_TYPES))
-        for entry in node_types:
-            if entry not in NODE_TYPES:
-                problems.append("node_types: %r is not one of %s" % (entry, ", ".join(NODE_TYPES)))
-        for option in ("regions", "clusters"):
-            for entry in self.get_option(option):
-                if not isinstance(entry, str) or not entry.strip():
-                    problems.append("%s: %r is not a non-empty string" % (option, entry))
-        try:
-            shlex.split(self.get_option("ssh_common_args") or "")
-        except ValueError as e:
-            problems.append("ssh_common_args: cannot be split like a shell command line (%s)" % e)
-        if self.get_option("ssm_bucket_name") and not self.get_option("use_ssm"):
-            problems.append("ssm_bucket_name: only used with use_ssm: true")
-        if problems:
-            raise AnsibleError(
-                "hpc.pcluster.nodes: invalid inventory options:\n  - " + "\n  - ".join(problems)
-            )
-
-    def _plain(self, option):
-        """An option's value as plain data (no Ansible data tags), so records and the cache stay small."""
-        return to_plain(self.get_option(option))
-
-    def _resolve_regions(self):
-        regions = list(dict.fromkeys(self._plain("regions")))
-        if regions:
-            return regions
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        if not region:
-            region = self._session().region_name
-        if not region:
-            raise AnsibleError(
-                "hpc.pcluster.nodes: no region: set the 'regions' option in the inventory file, "
-                "or AWS_REGION / AWS_DEFAULT_REGION, or a region for the AWS profile"
-            )
-        return [region]
-
-    def _query_fingerprint(self, regions):
-        """Everything that changes what AWS returns; a cached result made with other values is not used."""
-        return {
-            "format": CACHE_FORMAT,
-            "regions": regions,
-            "clusters": sorted(self._plain("clusters")),
-            "node_types": sorted(self._queried_node_types()),
-            "profile": self._plain("profile"),
-            "endpoint_url": self._plain("endpoint_url"),
-            "node_names": self._wants_node_names(),
-        }
-
-    def _wants_node_names(self):
-        """Whether the Slurm node names are needed: node-name is a host name source and compute nodes are listed."""
-        return NODE_NAME_SOURCE in self._plain("hostnames") and "Compute" in self._plain("node_types")
-
-    def _queried_node_types(self):
-        node_types = set(self._plain("node_types"))
-        # Jumping through the head node needs its address even when head nodes are not listed.
-        if self.get_option("proxy_jump") and not self.get_option("use_ssm"):
-            node_types.add("HeadNode")
-        return node_types
-
     # -- AWS -----------------------------------------------------------------------------------------
 
     def _session(self):
         if getattr(self, "_boto_session", None) is None:
-            self._boto_session = boto3_session(self._plain("profile"))
+            self._boto_session = boto3_session(self._settings.plain("profile"))
         return self._boto_session
 
     def _fetch(self, regions):
         """Cluster node records of every region, with their OS and, when wanted, their Slurm node names."""
         session = self._session()
-        endpoint_url = self._plain("endpoint_url")
-        clients = regional_clients(session, "ec2", regions, endpoint_url, self._plain("profile"))
-        node_tables = regional_clients(session, "dynamodb", regions, endpoint_url) if self._wants_node_names() else {}
+        endpoint_url = self._settings.plain("endpoint_url")
+        clients = regional_clients(session, "ec2", regions, endpoint_url, self._settings.plain("profile"))
+        node_tables = regional_clients(session, "dynamodb", regions, endpoint_url) if self._settings.wants_node_names() else {}
 
         # Only the filters that narrow the result: each tag filter costs the service time per instance.
         filters = [{"Name": "instance-state-name", "Values": list(LISTED_STATES)}]
-        clusters = self._plain("clusters")
+        clusters = self._settings.plain("clusters")
         if clusters:
             filters.append({"Name": "tag:" + CLUSTER_TAG, "Values": list(clusters)})
         else:
             filters.append({"Name": "tag-key", "Values": [CLUSTER_TAG]})
-        node_types = self._queried_node_types()
+        node_types = self._settings.queried_node_types()
         if node_types != set(NODE_TYPES):
             filters.append({"Name": "tag:" + NODE_TYPE_TAG, "Values": sorted(node_types)})
 
@@ -469,11 +378,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     # -- inventory -----------------------------------------------------------------------------------
 
     def _populate(self, records):
-        listed_types = set(self._plain("node_types"))
-        hostnames = self._plain("hostnames")
-        preference = self._plain("address_preference")
-        common_args = (self._plain("ssh_common_args") or "").strip()
-        remote_user = self._plain("remote_user")
+        listed_types = set(self._settings.plain("node_types"))
+        hostnames = self._settings.plain("hostnames")
+        preference = self._settings.plain("address_preference")
+        common_args = (self._settings.plain("ssh_common_args") or "").strip()
+        remote_user = self._settings.plain("remote_user")
         use_ssm = self.get_option("use_ssm")
         proxy_jump = self.get_option("proxy_jump") and not use_ssm
         strict = self.get_option("strict")
@@ -605,12 +514,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             ("ansible_aws_ssm_endpoint_url", "endpoint_url"),
         ):
             if self.get_option(option):
-                hostvars[var] = self._plain(option)
+                hostvars[var] = self._settings.plain(option)
         if self._ssm_problem:
             hostvars["pcluster_node_connection_problem"] = self._ssm_problem
         if node_type != "Compute":
             hostvars["pcluster_node_connect_command"] = ssm_command(
-                record["instance_id"], record["aws_region"], self._plain("profile"), self._plain("endpoint_url"))
+                record["instance_id"], record["aws_region"], self._settings.plain("profile"), self._settings.plain("endpoint_url"))
         return hostvars
 
     def _ssh_vars(self, record, preference, common_args, remote_user, proxy_jump, heads, source, user, address):

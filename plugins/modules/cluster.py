@@ -87,17 +87,6 @@ options:
       - Set it to V(false) to keep the head node of a failed creation for debugging.
     type: bool
     default: true
-  suppress_validators:
-    description:
-      - ParallelCluster validators to suppress, as C(ALL) or C(type:<ValidatorName>) entries.
-    type: list
-    elements: str
-  validation_failure_level:
-    description:
-      - The lowest validation level that makes a create or update fail.
-      - ParallelCluster's default is V(ERROR).
-    type: str
-    choices: [INFO, WARNING, ERROR]
   stop_fleet_for_update:
     description:
       - When an update needs the compute fleet stopped ("All compute nodes must be stopped"), stop the fleet,
@@ -106,6 +95,7 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - hpc.pcluster.pcluster_validation
   - hpc.pcluster.aws
   - hpc.pcluster.progress
   - hpc.pcluster.fleet_guard
@@ -318,45 +308,18 @@ waited:
   sample: 1520.4
 """
 
-from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import JOBS_GUARD_OPTIONS, check_jobs_guard_options
+from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.fleet import JOBS_GUARD_OPTIONS, jobs_guard_problems
 from ansible_collections.hpc.pcluster.plugins.module_utils.cluster.lifecycle import ClusterRun
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import PclusterApiError
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import PclusterModule
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_options import lifecycle_argument_spec, run_lifecycle
 
 
 def argument_spec():
-    return dict(
-        name=dict(type="str", required=True, aliases=["cluster_name"]),
-        state=dict(type="str", default="present", choices=["present", "absent"]),
-        config=dict(type="dict"),
-        config_file=dict(type="path"),
-        wait=dict(type="bool", default=True),
-        wait_timeout=dict(type="int", default=3600),
-        rollback_on_failure=dict(type="bool", default=True),
-        suppress_validators=dict(type="list", elements="str"),
-        validation_failure_level=dict(type="str", choices=["INFO", "WARNING", "ERROR"]),
-        stop_fleet_for_update=dict(type="bool", default=False),
-        **JOBS_GUARD_OPTIONS
-    )
+    return lifecycle_argument_spec("cluster_name", wait_timeout=3600, rollback_on_failure=True,
+                                   stop_fleet_for_update=dict(type="bool", default=False), **JOBS_GUARD_OPTIONS)
 
 
 def main():
-    module = PclusterModule(
-        argument_spec=argument_spec(),
-        progress=True,
-        mutually_exclusive=[("config", "config_file")],
-        required_if=[("state", "present", ("config", "config_file"), True)],
-        supports_check_mode=True,
-    )
-    if module.params["wait_timeout"] <= 0:
-        module.fail_json(msg="wait_timeout must be a positive number of seconds, got %d." % module.params["wait_timeout"])
-    check_jobs_guard_options(module)
-    runner = ClusterRun(module, module.client())
-    try:
-        result = runner.run()
-    except PclusterApiError as error:
-        runner.fail_error(error, "Cluster %s (state=%s)" % (module.params["name"], module.params["state"]))
-    module.exit_json(**result)
+    run_lifecycle(argument_spec(), ClusterRun, "Cluster", problems=jobs_guard_problems)
 
 
 if __name__ == "__main__":

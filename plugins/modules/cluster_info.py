@@ -52,29 +52,8 @@ options:
       - Requires O(name).
     type: bool
     default: false
-  stack_progress:
-    description:
-      - Also return how far the current CloudFormation operation has got, counted from the stack events.
-      - Counted the way the progress lines of M(hpc.pcluster.cluster) count them.
-      - Requires O(name).
-    type: bool
-    default: false
-  failure_details:
-    description:
-      - When the cluster is in a C(*_FAILED) state, also return the failure report (failure codes with hints,
-        the first failed stack events and the log streams to read).
-      - Requires O(name).
-    type: bool
-    default: false
-  stored_config:
-    description:
-      - Also return the cluster configuration ParallelCluster stored for the cluster (the S3 object behind
-        describe-cluster's C(clusterConfiguration.url)), read over https only (http only from the host of an
-        explicit http O(endpoint_url)) with the collection's config loader.
-      - Requires O(name).
-    type: bool
-    default: false
 extends_documentation_fragment:
+  - hpc.pcluster.describe_details
   - hpc.pcluster.aws
 attributes:
   check_mode:
@@ -251,6 +230,7 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.config.file import fe
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.failure_report import failure_report
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import PclusterApiError
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import PclusterModule, cluster_summary
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_options import describe_argument_spec
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.wait import ClusterPoller
 
 CLUSTER_STATUSES = [
@@ -267,16 +247,13 @@ NEEDS_NAME = ("instances", "compute_fleet", "stack_progress", "failure_details",
 
 
 def argument_spec():
-    return dict(
-        name=dict(type="str", aliases=["cluster_name"]),
+    return describe_argument_spec(
+        "cluster_name",
         cluster_status=dict(type="list", elements="str", choices=CLUSTER_STATUSES),
         instances=dict(type="bool", default=False),
         node_type=dict(type="str", choices=["HeadNode", "ComputeNode", "LoginNode"]),
         queue_name=dict(type="str"),
         compute_fleet=dict(type="bool", default=False),
-        stack_progress=dict(type="bool", default=False),
-        failure_details=dict(type="bool", default=False),
-        stored_config=dict(type="bool", default=False),
     )
 
 

@@ -46,12 +46,14 @@ options:
         keys are none of ParallelCluster's is refused without showing its content, and so is a key no config can
         have (named by its line only).
     type: path
-  cluster_name:
+  name:
     description:
       - The name the cluster will have. Its form is checked (letters, digits and hyphens, starting with a
         letter, at most 60 characters) and it is used by the schema and the dryrun.
+      - Named O(name) as in the collection's other modules; O(cluster_name) is its alias.
     type: str
     required: true
+    aliases: [cluster_name]
   offline:
     description:
       - Run the offline check (the collection's rules and ParallelCluster's schema, no AWS call).
@@ -64,7 +66,7 @@ options:
     description:
       - Also check against AWS (or the endpoint set by O(endpoint_url)) that every subnet and security group
         exists and that the key pair exists (ed25519 on Ubuntu 22.04/24.04), then run ParallelCluster's
-        create-cluster dryrun (its update-cluster dryrun when the cluster O(cluster_name) exists; an update that
+        create-cluster dryrun (its update-cluster dryrun when the cluster O(name) exists; an update that
         needs the compute fleet stopped is valid).
       - Runs only when the offline check found no problem; the dryrun runs only when every subnet, security
         group and the key pair pass.
@@ -114,26 +116,26 @@ EXAMPLES = r"""
 - name: Check a config file offline (no AWS call)
   hpc.pcluster.config_validate:
     config_file: "{{ cluster_config_file }}"
-    cluster_name: ml-training-cluster
+    name: ml-training-cluster
 
 - name: Check a config built in the playbook, then against the AWS account
   hpc.pcluster.config_validate:
     config: "{{ my_cluster_config }}"
-    cluster_name: ml-training-cluster
+    name: ml-training-cluster
     region: us-east-1
     full: true
 
 - name: Only the checks against AWS, for a config the offline check already passed
   hpc.pcluster.config_validate:
     config: "{{ cluster_config_data }}"
-    cluster_name: ml-training-cluster
+    name: ml-training-cluster
     offline: false
     full: true
 
 - name: Report problems without failing, then show them
   hpc.pcluster.config_validate:
     config_file: cluster-config.yaml
-    cluster_name: ml-training-cluster
+    name: ml-training-cluster
     fail_on_invalid: false
   register: check
 
@@ -285,7 +287,7 @@ def run_aws_checks(module, config, result):
         return missing
     level = module.params["validation_failure_level"]
     try:
-        dryrun = run_dryrun(module.client(), module.params["cluster_name"], copy.deepcopy(config),
+        dryrun = run_dryrun(module.client(), module.params["name"], copy.deepcopy(config),
                             module.params["suppress_validators"] or None, level)
     except pcluster_errors.PclusterMissingError as error:
         module.fail_json(msg=str(error), **result)
@@ -300,7 +302,7 @@ def run_aws_checks(module, config, result):
 
 def offline_check(module, config, result):
     """The collection's rules and ParallelCluster's schema, in this process: no AWS call."""
-    problems, result["schema_checked"], note = validate_config(config, module.params["cluster_name"])
+    problems, result["schema_checked"], note = validate_config(config, module.params["name"])
     result["offline_checked"] = True
     if note:
         module.warn(note + ".")
@@ -318,7 +320,7 @@ def main():
     argument_spec = dict(
         config=dict(type="dict"),
         config_file=dict(type="path"),
-        cluster_name=dict(type="str", required=True),
+        name=dict(type="str", required=True, aliases=["cluster_name"]),
         offline=dict(type="bool", default=True),
         full=dict(type="bool", default=False),
         suppress_validators=dict(type="list", elements="str", default=[]),
@@ -352,7 +354,7 @@ def main():
     result["errors"] = problems
     result["valid"] = not problems
     if problems:
-        result["msg"] = format_problems(problems, cluster_name=module.params["cluster_name"])
+        result["msg"] = format_problems(problems, cluster_name=module.params["name"])
         if module.params["fail_on_invalid"]:
             module.fail_json(**result)
     else:

@@ -75,16 +75,6 @@ options:
         events, for the failure report.
     type: bool
     default: false
-  suppress_validators:
-    description:
-      - ParallelCluster validators to suppress, as C(ALL) or C(type:<ValidatorName>) entries.
-    type: list
-    elements: str
-  validation_failure_level:
-    description:
-      - The lowest validation level that makes a build fail. ParallelCluster's default is V(ERROR).
-    type: str
-    choices: [INFO, WARNING, ERROR]
   replace:
     description:
       - Delete an image of this name that failed or has another configuration, and build it again.
@@ -96,6 +86,7 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - hpc.pcluster.pcluster_validation
   - hpc.pcluster.aws
   - hpc.pcluster.progress
 attributes:
@@ -255,48 +246,23 @@ import re
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.image.config import IMAGE_ID_PATTERN
 from ansible_collections.hpc.pcluster.plugins.module_utils.image.lifecycle import ImageRun
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import PclusterApiError
-from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import PclusterModule
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_options import lifecycle_argument_spec, run_lifecycle
 
 
 def argument_spec():
-    return dict(
-        name=dict(type="str", required=True, aliases=["image_id"]),
-        state=dict(type="str", default="present", choices=["present", "absent"]),
-        config=dict(type="dict"),
-        config_file=dict(type="path"),
-        wait=dict(type="bool", default=True),
-        wait_timeout=dict(type="int", default=7200),
-        rollback_on_failure=dict(type="bool", default=False),
-        suppress_validators=dict(type="list", elements="str"),
-        validation_failure_level=dict(type="str", choices=["INFO", "WARNING", "ERROR"]),
-        replace=dict(type="bool", default=False),
-        force=dict(type="bool", default=False),
-    )
+    return lifecycle_argument_spec("image_id", wait_timeout=7200, rollback_on_failure=False,
+                                   replace=dict(type="bool", default=False), force=dict(type="bool", default=False))
+
+
+def name_problems(params):
+    if re.match(IMAGE_ID_PATTERN, params["name"]):
+        return []
+    return ["name=%r must start with a letter and hold only letters, digits and hyphens (at most 128): it names the "
+            "image and its CloudFormation stack" % params["name"]]
 
 
 def main():
-    module = PclusterModule(
-        argument_spec=argument_spec(),
-        progress=True,
-        mutually_exclusive=[("config", "config_file")],
-        required_if=[("state", "present", ("config", "config_file"), True)],
-        supports_check_mode=True,
-    )
-    problems = []
-    if not re.match(IMAGE_ID_PATTERN, module.params["name"]):
-        problems.append("name=%r must start with a letter and hold only letters, digits and hyphens (at most 128): it "
-                        "names the image and its CloudFormation stack" % module.params["name"])
-    if module.params["wait_timeout"] <= 0:
-        problems.append("wait_timeout must be a positive number of seconds, got %d" % module.params["wait_timeout"])
-    if problems:
-        module.fail_json(msg="; ".join(problems) + ".")
-    runner = ImageRun(module, module.client())
-    try:
-        result = runner.run()
-    except PclusterApiError as error:
-        runner.fail_error(error, "Image %s (state=%s)" % (module.params["name"], module.params["state"]))
-    module.exit_json(**result)
+    run_lifecycle(argument_spec(), ImageRun, "Image", problems=name_problems)
 
 
 if __name__ == "__main__":

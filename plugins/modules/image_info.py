@@ -48,22 +48,8 @@ options:
       - With O(official=true), only the AMIs of this architecture.
     type: str
     choices: [x86_64, arm64]
-  stored_config:
-    description:
-      - Also return the image configuration ParallelCluster stored for the image. Requires O(name).
-    type: bool
-    default: false
-  stack_progress:
-    description:
-      - Also return how far the build stack has got, counted as M(hpc.pcluster.image) counts it. Requires O(name).
-    type: bool
-    default: false
-  failure_details:
-    description:
-      - For a failed build, also return the failure report M(hpc.pcluster.image) fails with. Requires O(name).
-    type: bool
-    default: false
 extends_documentation_fragment:
+  - hpc.pcluster.describe_details
   - hpc.pcluster.aws
 attributes:
   check_mode:
@@ -171,21 +157,19 @@ from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.failure_repo
 from ansible_collections.hpc.pcluster.plugins.module_utils.image.lifecycle import ImagePoller, image_summary
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.errors import PclusterApiError
 from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_base import PclusterModule
+from ansible_collections.hpc.pcluster.plugins.module_utils.pcluster.module_options import describe_argument_spec
 
 NEEDS_NAME = ("stored_config", "stack_progress", "failure_details")
 OFFICIAL_FILTERS = ("os", "architecture")
 
 
 def argument_spec():
-    return dict(
-        name=dict(type="str", aliases=["image_id"]),
+    return describe_argument_spec(
+        "image_id",
         image_status=dict(type="str", default="AVAILABLE", choices=["AVAILABLE", "PENDING", "FAILED"]),
         official=dict(type="bool", default=False),
         os=dict(type="str", choices=["alinux2023", "ubuntu2204", "ubuntu2404", "rhel8", "rocky8", "rhel9", "rocky9"]),
         architecture=dict(type="str", choices=["x86_64", "arm64"]),
-        stored_config=dict(type="bool", default=False),
-        stack_progress=dict(type="bool", default=False),
-        failure_details=dict(type="bool", default=False),
     )
 
 

@@ -35,7 +35,7 @@ options:
     type: str
     required: true
   run_py:
-    description: The bundle's runner (C(node_setup_run.py) of role C(hpc.pcluster.node_setup)).
+    description: The bundle's runner (C(files/run.py) of role C(hpc.pcluster.node_setup)).
     type: path
     required: true
   ansible_cfg:
@@ -89,7 +89,7 @@ EXAMPLES = r"""
   hpc.pcluster.node_setup_bake:
     collection_archive: "{{ archive.path }}"
     vars_text: "{{ vars_text }}"
-    run_py: "{{ role_path }}/files/node_setup_run.py"
+    run_py: "{{ role_path }}/files/run.py"
     ansible_cfg: "{{ lookup('ansible.builtin.template', 'ansible.cfg.j2') }}"
     manifest: {collection: "{{ archive.digest }}", vars_digest: 0a1b2c3d4e5f6a7b, node_rendered: []}
     wheels: ~/.cache/hpc-pcluster/wheels/py3.10-x86_64-ansible-core-2.17.14

@@ -11,7 +11,7 @@ import re
 from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean
 
 from ansible_collections.hpc.pcluster.plugins.module_utils.config.problems import problem, short_repr
-from ansible_collections.hpc.pcluster.plugins.plugin_utils import node_access, node_setup_step
+from ansible_collections.hpc.pcluster.plugins.plugin_utils import node_permissions, node_setup_step
 from ansible_collections.hpc.pcluster.plugins.plugin_utils.role_variables import (
     CLUSTER_NAME,
     PREFIX,
@@ -99,7 +99,7 @@ def build_cluster_config(variables, options):
         config["SharedStorage"] = storage
     _monitoring_and_tags(b, config)
     config = _overrides(b, config)
-    node_access.add_script_buckets(config, b.sources)
+    node_permissions.add_script_buckets(config, b.sources)
     _drop_none(config)
     if b.node_setup_script is not None:
         b.problems.extend(node_setup_step.writable_dir_problems(b.common["node_setup_dir"], config))
@@ -107,7 +107,7 @@ def build_cluster_config(variables, options):
     if blank(output_path):
         output_path = "~/.hpc-pcluster/%s/cluster-config.yaml" % cluster_name
     return {"config": config, "problems": b.problems, "sources": b.sources.paths,
-            "warnings": node_access.warnings(config, b.vars), "cluster_name": cluster_name,
+            "warnings": node_permissions.warnings(config, b.vars), "cluster_name": cluster_name,
             "output_path": output_path, "validate_full": bool(b.var("validate_full")),
             "suppress_validators": b.var("suppress_validators") or [], "node_setup_script": b.node_setup_script}
 
@@ -168,7 +168,7 @@ def _common_node_settings(b):
     """What the head node, the queues and the login nodes share unless a queue or pool sets its own."""
     b.common = {
         "security_group": b.vars.required("security_group_id", ("HeadNode", "Networking", "AdditionalSecurityGroups")),
-        "s3_access": node_access.s3_access(b.vars, b.var("s3_access"), PREFIX + "s3_access"),
+        "s3_access": node_permissions.s3_access(b.vars, b.var("s3_access"), PREFIX + "s3_access"),
         "policies": list(b.var("iam_policies") or []) + list(b.var("extra_iam_policies") or []),
         "full_access": bool(b.var("iam_full_access")),
         "docker": b.var("docker_postinstall_enabled"),
@@ -216,12 +216,12 @@ def _head_node(b):
     if common["security_group"] is not None:
         networking["AdditionalSecurityGroups"] = [common["security_group"]]
     head = {"InstanceType": b.var("head_node_instance_type"), "Networking": networking}
-    ssh = {"KeyName": node_access.ssh_key_name(b.vars, base + ("Ssh", "KeyName"), base + ("Iam", "AdditionalIamPolicies")),
-           "AllowedIps": node_access.ssh_allowed_ips(b.vars, base + ("Ssh", "AllowedIps"))}
+    ssh = {"KeyName": node_permissions.ssh_key_name(b.vars, base + ("Ssh", "KeyName"), base + ("Iam", "AdditionalIamPolicies")),
+           "AllowedIps": node_permissions.ssh_allowed_ips(b.vars, base + ("Ssh", "AllowedIps"))}
     head["Ssh"] = ssh if any(value is not None for value in ssh.values()) else None
     head["LocalStorage"] = {"RootVolume": {"Size": b.var("head_node_root_volume_size"), "DeleteOnTermination":
                                            b.var("head_node_root_volume_delete_on_termination")}}
-    head["Iam"] = node_access.iam(common["policies"], common["s3_access"], common["full_access"])
+    head["Iam"] = node_permissions.iam(common["policies"], common["s3_access"], common["full_access"])
     step = 1 if common["docker"] else 0
     script = b.vars.required("head_node_bootstrap_script",
                              base + ("CustomActions", "OnNodeConfigured", "Sequence", step, "Script"))
@@ -303,7 +303,7 @@ def _queue_item(b, item, index, defaults):
     settings = dict(defaults)
     settings.update(given)
     if "s3_access" in given:
-        settings["s3_access"] = node_access.s3_access(b.vars, given["s3_access"], variable + ".s3_access")
+        settings["s3_access"] = node_permissions.s3_access(b.vars, given["s3_access"], variable + ".s3_access")
     path = QUEUES + (index,)
     b.source(path, variable)
     b.vars.missing_keys(settings, variable, options, path, {"name": "Name", "compute_resources": "ComputeResources"})
@@ -352,7 +352,7 @@ def _queue(b, settings):
         "Image": {"CustomAmi": settings["custom_ami"]} if not blank(settings.get("custom_ami")) else (
             {"CustomAmi": b.queue_image} if b.queue_image else None),
         "ComputeResources": [_compute_resource(resource) for resource in settings.get("compute_resources") or []],
-        "Iam": node_access.iam(settings.get("iam_policies"), settings.get("s3_access"), b.common["full_access"]),
+        "Iam": node_permissions.iam(settings.get("iam_policies"), settings.get("s3_access"), b.common["full_access"]),
         "CustomActions": _on_node_configured(b, settings.get("docker_postinstall_enabled"),
                                              settings.get("bootstrap_script"), settings.get("bootstrap_args"),
                                              node_setup=settings.get("node_setup_enabled")),
@@ -407,7 +407,7 @@ def _login_pool(b, item, index):
             "GracetimePeriod": settings.get("gracetime_period"),
             "Image": None if blank(settings.get("custom_ami")) else {"CustomAmi": settings["custom_ami"]}}
     policies = settings.get("iam_policies") or b.common["policies"]
-    pool["Iam"] = {"AdditionalIamPolicies": node_access.policies(policies, b.common["full_access"])}
+    pool["Iam"] = {"AdditionalIamPolicies": node_permissions.policies(policies, b.common["full_access"])}
     return pool
 
 

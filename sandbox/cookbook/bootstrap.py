@@ -132,10 +132,11 @@ def start_supervisord(node_type: str, venvs: dict) -> None:
 
 # --------------------------------------------------------------------------- head node
 
-def head_node(dna: dict, identity: dict, skip_actions: bool) -> None:
+def head_node_config(dna: dict, identity: dict, aws) -> tuple:
+    """The cluster config and instance types data from the cluster's bucket into the shared directory, and the
+    facts the Slurm and daemon configuration is written from: (config, instance types, cluster)."""
     import yaml  # pylint: disable=import-outside-toplevel  # the cookbook virtualenv's
 
-    aws = session(dna["region"])
     s3 = aws.client("s3")
     shared = node_configs.SHARED_DIR
     os.makedirs(shared, exist_ok=True)
@@ -147,10 +148,18 @@ def head_node(dna: dict, identity: dict, skip_actions: bool) -> None:
     with open(f"{shared}/instance-types-data.json", encoding="utf-8") as handle:
         instance_types = json.load(handle)
     timeout = ((config.get("DevSettings") or {}).get("Timeouts") or {}).get("ComputeNodeBootstrapTimeout") or 1800
-    cluster = {"cluster_name": dna["cluster_name"], "region": dna["region"], "slurm_ddb_table": dna["slurm_ddb_table"],
+    # A stack's dna.json names the cluster by its stack (stack_name); the registered cluster's carries cluster_name.
+    cluster = {"cluster_name": dna.get("cluster_name") or dna["stack_name"], "region": dna["region"],
+               "slurm_ddb_table": dna["slurm_ddb_table"],
                "head_node_private_ip": identity["privateIp"], "head_node_hostname": socket.gethostname(),
                "instance_id": identity["instanceId"], "compute_node_bootstrap_timeout": timeout,
                "scaling_strategy": (config.get("Scheduling") or {}).get("ScalingStrategy")}
+    return config, instance_types, cluster
+
+
+def head_node(dna: dict, identity: dict, skip_actions: bool) -> None:
+    aws = session(dna["region"])
+    config, instance_types, cluster = head_node_config(dna, identity, aws)
     custom_action_steps("OnNodeStart", config, None, aws, skip_actions)
     venvs = virtualenvs()
     write_files({**node_configs.slurm_files(cluster, config, instance_types), **node_configs.daemon_configs(cluster),
@@ -165,6 +174,28 @@ def head_node(dna: dict, identity: dict, skip_actions: bool) -> None:
     custom_action_steps("OnNodeConfigured", config, None, aws, skip_actions)
     start_supervisord("HeadNode", venvs)
     say("supervisord started: clustermgtd, clusterstatusmgtd")
+
+
+def head_node_update(dna: dict, identity: dict) -> None:
+    """The cookbook's update recipe on the head node (update_head_node.rb), after cfn-init deployed the stack
+    update's dna.json: clustermgtd stopped, the stored config's Slurm and daemon configuration written,
+    slurmctld restarted (nodes a changed queue adds need it with Slurm 22.05) and reconfigured, clustermgtd
+    started again."""
+    aws = session(dna["region"])
+    venvs = virtualenvs()
+    run([f"{venvs['cookbook']}/bin/supervisorctl", "stop", "clustermgtd"], "supervisorctl stop clustermgtd")
+    config, instance_types, cluster = head_node_config(dna, identity, aws)
+    write_files({**node_configs.slurm_files(cluster, config, instance_types), **node_configs.daemon_configs(cluster)})
+    run(["scontrol", "shutdown", "slurmctld"], "scontrol shutdown slurmctld")
+    for _attempt in range(100):
+        if subprocess.run(["scontrol", "ping"], capture_output=True, text=True, check=False).returncode != 0:
+            break
+        time.sleep(0.1)
+    run(["slurmctld"], "slurmctld")
+    wait_for_slurmctld()
+    run(["scontrol", "reconfigure"], "scontrol reconfigure")
+    run([f"{venvs['cookbook']}/bin/supervisorctl", "start", "clustermgtd"], "supervisorctl start clustermgtd")
+    say("head node updated: Slurm's configuration from the stored config, slurmctld restarted, clustermgtd started")
 
 
 def wait_for_slurmctld(timeout: float = 60.0) -> None:
@@ -259,13 +290,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--skip-custom-actions", action="store_true",
                         help="a head node registered as created: its custom actions ran at the create")
+    parser.add_argument("--update", action="store_true",
+                        help="a stack update on the head node (the sandbox's cinc-client, update entry point)")
     args = parser.parse_args(argv)
     with open(DNA, encoding="utf-8") as handle:
         dna = json.load(handle)["cluster"]
     try:
         identity = instance_identity()
-        say(f"bootstrap of {dna['node_type']} instance {identity['instanceId']} ({identity['privateIp']})")
-        if dna["node_type"] == "HeadNode":
+        say(f"{'update' if args.update else 'bootstrap'} of {dna['node_type']} instance {identity['instanceId']} "
+            f"({identity['privateIp']})")
+        if args.update:
+            head_node_update(dna, identity)
+        elif dna["node_type"] == "HeadNode":
             head_node(dna, identity, args.skip_custom_actions)
         else:
             compute_node(dna, identity, booted)

@@ -6,7 +6,7 @@ import functools
 
 from moto.cloudformation.parsing import get_model_map
 
-from . import ec2, elb, imagebuilder, monitoring
+from . import ec2, elb, iam, imagebuilder, monitoring
 from .custom_resources import CustomResourceDriver
 from .resources import MotoModelDriver, PlaceholderDriver
 from .waits import NestedStackDriver, WaitConditionDriver, WaitConditionHandleDriver
@@ -15,7 +15,6 @@ from .waits import NestedStackDriver, WaitConditionDriver, WaitConditionHandleDr
 # physical resource (CloudFormation's "Update requires: Replacement"); other changes go through
 # moto's update of the model, or leave the resource as it is when moto has none.
 MOTO_MODEL_REPLACES = {
-    "AWS::IAM::Role": ("RoleName", "Path"),
     "AWS::IAM::Policy": (),
     "AWS::IAM::InstanceProfile": ("InstanceProfileName", "Path"),
     "AWS::IAM::ManagedPolicy": ("ManagedPolicyName", "Path"),
@@ -32,6 +31,7 @@ MOTO_MODEL_REPLACES = {
 OWN_DRIVERS = {
     **ec2.DRIVERS,
     **elb.DRIVERS,
+    **iam.DRIVERS,
     **monitoring.DRIVERS,
     **imagebuilder.DRIVERS,
     # The image template's build notifications: Image Builder's message to ParallelCluster's cleanup function,

@@ -179,6 +179,11 @@ NIC_KEYS = ("DeviceIndex", "NetworkInterfaceId", "SubnetId", "PrivateIpAddress",
             "DeleteOnTermination", "Description", "Groups")
 
 
+def _same_profile(instance_profile, wanted: dict) -> bool:
+    """Whether moto's instance profile is the one a template names ({"Name"} or {"Arn"})."""
+    return bool(wanted) and (wanted.get("Arn") == instance_profile.arn or wanted.get("Name") == instance_profile.name)
+
+
 class InstanceDriver(Driver):
     """AWS::EC2::Instance, with its launch template's settings as RunInstances takes them."""
 
@@ -216,9 +221,12 @@ class InstanceDriver(Driver):
             monitoring_state="enabled" if (merged.get("Monitoring") or {}).get("Enabled") else "disabled",
             instance_initiated_shutdown_behavior=merged.get("InstanceInitiatedShutdownBehavior"), **kwargs)
         instance = reservation.instances[0]
-        # moto_server.py's RunInstances associates a launch template's profile itself: the stack's wins.
+        # moto_server.py's RunInstances associates a launch template's profile itself: the stack's wins (and the
+        # same profile stays associated: the hypervisor may be reading the instance for its metadata service).
         association = ec2.iam_instance_profile_associations.get(instance.id)
-        if association is not None:
+        if association is not None and _same_profile(association.iam_instance_profile, profile):
+            profile = {}
+        elif association is not None:
             ec2.disassociate_iam_instance_profile(association.association_id)
         if profile.get("Name") or profile.get("Arn"):
             ec2.associate_iam_instance_profile(instance_id=instance.id, iam_instance_profile_name=profile.get("Name"),

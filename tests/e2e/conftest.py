@@ -189,6 +189,13 @@ def e2e_sandbox_4_nodes():
     yield from private_sandbox(4)
 
 
+@pytest.fixture(scope="module")
+def stack_sandbox():
+    """No cluster (`up --no-cluster`): its tests create it through ParallelCluster's template; one static compute
+    node; up only while their module runs."""
+    yield from private_sandbox(1, "--no-cluster")
+
+
 @pytest.fixture(scope="session")
 def dynamic_sandbox():
     """A static compute node and a dynamic one (powered down until a job needs it: ScaledownIdletime 10, so that

@@ -87,6 +87,10 @@ def sandbox() -> Sandbox:
     if box is None:
         pytest.fail("the sandbox is not up in %s (%s): start it with `make sandbox-up`"
                     % (DEFAULT_STATE_DIR, (status.stdout + status.stderr).strip()), pytrace=False)
+    if box.state.get("no_cluster"):
+        pytest.fail("the sandbox in %s runs without a registered cluster (up --no-cluster, as `make demo` brings it "
+                    "up): these tests need it registered; `make sandbox-down`, then `make sandbox-up`"
+                    % DEFAULT_STATE_DIR, pytrace=False)
     release_node_setup_holds(box)
     return box
 

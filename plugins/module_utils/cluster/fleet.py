@@ -76,9 +76,16 @@ JOBS_GUARD_OPTIONS = dict(
 )
 
 
+def jobs_guard_problems(params):
+    """What is wrong with the guard's options (a list)."""
+    if params["unfinished_jobs"] is not None and params["unfinished_jobs"] < 0:
+        return ["unfinished_jobs must be 0 or more, got %d" % params["unfinished_jobs"]]
+    return []
+
+
 def check_jobs_guard_options(module):
-    if module.params["unfinished_jobs"] is not None and module.params["unfinished_jobs"] < 0:
-        module.fail_json(msg="unfinished_jobs must be 0 or more, got %d." % module.params["unfinished_jobs"])
+    for found in jobs_guard_problems(module.params):
+        module.fail_json(msg=found + ".")
 
 
 def jobs_guard_refusal(cluster_name, unfinished_jobs, force, purpose=""):

@@ -12,9 +12,12 @@ import time
 
 import botocore.exceptions
 import pytest
+import yaml
 
 import moto_cluster
+from ansible_collections.hpc.pcluster.plugins.module_utils.config.rules import check_rules
 from ansible_collections.hpc.pcluster.tests.integration.moto_cfn.cfn_helpers import (
+    FIXTURES,
     REGION,
     create_stack,
     events,
@@ -88,6 +91,10 @@ def test_create_waits_for_the_head_node_with_every_resource_real_in_moto(moto, c
     assert head["NetworkInterfaces"][0]["NetworkInterfaceId"] == listed["HeadNodeENI"][2]
     assert head["SubnetId"] == moto.seed["public_subnet_id"]
     assert head["IamInstanceProfile"]["Arn"].endswith("/" + listed["InstanceProfileHeadNode"][2])
+    role = listed["RoleHeadNode"][2]
+    attached = moto.client("iam").list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    assert sorted(p["PolicyArn"] for p in attached) == sorted(
+        captured["template"]["Resources"]["RoleHeadNode"]["Properties"]["ManagedPolicyArns"])
     group = ec2.describe_security_groups(GroupIds=[listed["HeadNodeSecurityGroup"][2]])["SecurityGroups"][0]
     assert [(p["IpProtocol"], p.get("FromPort"), [r["CidrIp"] for r in p["IpRanges"]])
             for p in group["IpPermissions"] if p["IpRanges"]] == [("tcp", 22, ["10.100.0.0/16"])]
@@ -187,6 +194,8 @@ def test_delete_runs_parallelclusters_cleanup_and_keeps_the_log_groups(moto, cre
     assert zone not in [z["Id"].split("/")[-1] for z in moto.client("route53").list_hosted_zones()["HostedZones"]]
     assert f"parallelcluster-{created}" not in moto.client("dynamodb").list_tables()["TableNames"]
     assert not moto.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    roles = [r["RoleName"] for r in moto.client("iam").list_roles()["Roles"]]
+    assert listed["RoleHeadNode"][2] not in roles  # its managed policies detached first, as CloudFormation does
     retained = sorted(lid for lid, value in template["Resources"].items() if value.get("DeletionPolicy") == "Retain")
     skipped = sorted(lid for lid, status, _r in events(moto, deleting["StackId"]) if status == "DELETE_SKIPPED")
     assert skipped == retained == ["CleanupResourcesFunctionLogGroup", "CleanupRoute53FunctionLogGroup",
@@ -285,6 +294,12 @@ def test_an_update_change_set_lists_the_changes_and_runs_the_update(moto, create
     assert {("Add", new), ("Remove", old), ("Modify", "HeadNodeLaunchTemplate")} <= changes
     assert wait_for(moto, created)["StackStatus"] == "UPDATE_COMPLETE"
     assert the_wait_condition(resources(moto, created)) == new
+
+
+@pytest.mark.parametrize("variant", sorted(path.name for path in FIXTURES.iterdir() if path.is_dir()))
+def test_every_captured_config_is_one_the_collection_accepts(variant):
+    config = yaml.safe_load((FIXTURES / variant / "cluster-config.yaml").read_text())
+    assert check_rules(config) == []
 
 
 @pytest.mark.parametrize("variant", ["login-nodes", "two-queues", "dynamic"])

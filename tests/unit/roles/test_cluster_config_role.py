@@ -242,7 +242,7 @@ def test_two_builds_that_differ_in_the_node_setup_roles_render_the_same_cluster_
     shutil.copytree(playbook_run.ROOT, later, ignore=BUILD_TREE_IGNORE, symlinks=True)
     galaxy_yml = later / "galaxy.yml"
     galaxy_yml.write_text(re.sub(r"(?m)^version: .*$", "version: 99.1.0", galaxy_yml.read_text()))
-    for name in ("files/hpc-pcluster-node-setup.sh", "files/node_setup_run.py", "tasks/stage.yml", "tasks/fleet.yml"):
+    for name in ("files/hpc-pcluster-node-setup.sh", "files/run.py", "tasks/stage.yml", "tasks/fleet.yml"):
         with open(later / "roles" / "node_setup" / name, "a", encoding="utf-8") as handle:
             handle.write("# a change of release 99.1.0\n")
     rendered = []

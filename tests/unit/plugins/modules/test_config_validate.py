@@ -36,7 +36,7 @@ def run(capsys, **args):
 def test_guide_config_file_fails_with_the_fsx_path(capsys, tmp_path):
     path = tmp_path / "cluster-config.yaml"
     path.write_text(guide_text())
-    failed, result = run(capsys, config_file=str(path), cluster_name="ml-training-cluster")
+    failed, result = run(capsys, config_file=str(path), name="ml-training-cluster")
     assert failed and result["changed"] is False and result["valid"] is False
     assert [e["path"] for e in result["errors"]] == ["SharedStorage[1].FsxLustreSettings.DeploymentType"]
     assert result["errors"][0]["value"] == "PERSISTENT_1"
@@ -45,7 +45,7 @@ def test_guide_config_file_fails_with_the_fsx_path(capsys, tmp_path):
 
 
 def test_valid_config_dict(capsys):
-    failed, result = run(capsys, config=valid_config(), cluster_name="ml-training-cluster")
+    failed, result = run(capsys, config=valid_config(), name="ml-training-cluster")
     assert not failed
     assert result == {**result, "changed": False, "valid": True, "errors": []}
     assert result["validation_messages"] == {"ERROR": [], "WARNING": [], "INFO": []}
@@ -56,6 +56,7 @@ def test_fail_on_invalid_false_reports_without_failing(capsys):
     config = valid_config()
     config["Scheduling"]["SlurmQueues"][0]["ComputeResources"][0]["MinCount"] = 5
     config["Scheduling"]["SlurmSettings"]["CustomSlurmSettings"].append({"TaskPlugin": "task/none"})
+    # cluster_name: the alias of name, as in the cluster module.
     failed, result = run(capsys, config=config, cluster_name="bad_name", fail_on_invalid=False)
     assert not failed and result["valid"] is False
     assert sorted(e["path"] for e in result["errors"]) == [
@@ -69,21 +70,21 @@ def test_fail_on_invalid_false_reports_without_failing(capsys):
 def test_config_and_config_file_are_mutually_exclusive(capsys, tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(guide_text())
-    failed, result = run(capsys, config=valid_config(), config_file=str(path), cluster_name="c1")
+    failed, result = run(capsys, config=valid_config(), config_file=str(path), name="c1")
     assert failed and "mutually exclusive" in result["msg"]
 
 
 def test_unreadable_file_and_invalid_yaml(capsys, tmp_path):
-    failed, result = run(capsys, config_file=str(tmp_path / "missing.yaml"), cluster_name="c1")
+    failed, result = run(capsys, config_file=str(tmp_path / "missing.yaml"), name="c1")
     assert failed and "Cannot read config_file" in result["msg"]
     bad = tmp_path / "bad.yaml"
     bad.write_text("Region: [unclosed\n")
-    failed, result = run(capsys, config_file=str(bad), cluster_name="c1")
+    failed, result = run(capsys, config_file=str(bad), name="c1")
     assert failed and "is not valid YAML" in result["errors"][0]["message"]
 
 
 def test_check_mode_runs_the_same_checks(capsys):
-    failed, result = run(capsys, config=yaml.safe_load(guide_text()), cluster_name="c1", _ansible_check_mode=True)
+    failed, result = run(capsys, config=yaml.safe_load(guide_text()), name="c1", _ansible_check_mode=True)
     assert failed and result["changed"] is False
     assert [e["path"] for e in result["errors"]] == ["SharedStorage[1].FsxLustreSettings.DeploymentType"]
 
@@ -143,7 +144,7 @@ def test_full_passes_dryrun_messages_by_level(capsys, monkeypatch, ec2):
     fake = FakeApi(dryrun_result(True, [{"id": "w", "type": "KeyPairValidator", "level": "WARNING",
                                          "message": "no key pair"}]))
     monkeypatch.setattr(config_validate, "run_dryrun", fake)
-    failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True,
+    failed, result = run(capsys, config=valid_config(), name="c1", full=True,
                          suppress_validators=["type:HeadNodeLaunchTemplateValidator"], region="eu-west-1")
     assert not failed and result["valid"] and result["full_checked"]
     assert result["validation_messages"]["WARNING"][0]["type"] == "KeyPairValidator"
@@ -188,7 +189,7 @@ def test_full_error_messages_become_errors(capsys, monkeypatch, ec2):
     fake = FakeApi(dryrun_result(False, [{"id": "e", "type": "SubnetsValidator", "level": "ERROR",
                                           "message": "The subnet 'subnet-0123456789abcdef0' does not exist."}]))
     monkeypatch.setattr(config_validate, "run_dryrun", fake)
-    failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True)
+    failed, result = run(capsys, config=valid_config(), name="c1", full=True)
     assert failed and not result["valid"]
     assert "[ERROR SubnetsValidator] The subnet 'subnet-0123456789abcdef0' does not exist." in result["errors"][0]["message"]
     assert "'type:SubnetsValidator' to cluster_config_suppress_validators" in result["errors"][0]["fix"]
@@ -198,7 +199,7 @@ def test_full_error_messages_become_errors(capsys, monkeypatch, ec2):
 def test_full_warning_level_makes_warnings_blocking(capsys, monkeypatch, ec2):
     monkeypatch.setattr(config_validate, "run_dryrun", FakeApi(dryrun_result(True, [
         {"id": "w", "type": "KeyPairValidator", "level": "WARNING", "message": "no key pair"}])))
-    failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True, validation_failure_level="WARNING")
+    failed, result = run(capsys, config=valid_config(), name="c1", full=True, validation_failure_level="WARNING")
     assert failed and "KeyPairValidator" in result["errors"][0]["message"]
 
 
@@ -213,7 +214,7 @@ def test_full_names_an_rsa_key_pair_on_ubuntu_before_the_dryrun(capsys, monkeypa
     monkeypatch.setattr(config_validate, "run_dryrun", fake)
     config = valid_config()
     config["HeadNode"]["Ssh"] = {"KeyName": "my-rsa-key", "AllowedIps": "10.0.0.0/16"}
-    failed, result = run(capsys, config=config, cluster_name="c1", full=True)
+    failed, result = run(capsys, config=config, name="c1", full=True)
     assert failed and fake.calls == [] and result["full_checked"]
     assert [(e["path"], e["value"]) for e in result["errors"]] == [("HeadNode.Ssh.KeyName", "my-rsa-key")]
     assert "ParallelCluster refuses on ubuntu2204" in result["errors"][0]["message"]
@@ -222,14 +223,14 @@ def test_full_names_an_rsa_key_pair_on_ubuntu_before_the_dryrun(capsys, monkeypa
 def test_full_is_skipped_when_offline_check_fails(capsys, monkeypatch, ec2):
     fake = FakeApi(dryrun_result(True, []))
     monkeypatch.setattr(config_validate, "run_dryrun", fake)
-    failed, result = run(capsys, config=yaml.safe_load(guide_text()), cluster_name="c1", full=True)
+    failed, result = run(capsys, config=yaml.safe_load(guide_text()), name="c1", full=True)
     assert failed and fake.calls == [] and result["full_checked"] is False
 
 
 def test_full_reports_an_api_failure(capsys, monkeypatch, ec2):
     error = pcluster_errors.PclusterApiError("Could not connect to the endpoint URL", code=None, error_type="EndpointError")
     monkeypatch.setattr(config_validate, "run_dryrun", FakeApi(error=error))
-    failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True)
+    failed, result = run(capsys, config=valid_config(), name="c1", full=True)
     assert failed and "could not run" in result["msg"] and "Could not connect" in result["msg"]
     assert result["error"]["type"] == "EndpointError"
 
@@ -239,7 +240,7 @@ def test_full_names_every_missing_subnet_and_security_group_by_path(capsys, monk
                         lambda service, settings: FakeEc2(subnets=[GUIDE_ENV["PRIVATE_SUBNET_ID"]]))
     fake = FakeApi(dryrun_result(True, []))
     monkeypatch.setattr(config_validate, "run_dryrun", fake)
-    failed, result = run(capsys, config=valid_config(), cluster_name="c1", full=True)
+    failed, result = run(capsys, config=valid_config(), name="c1", full=True)
     assert failed and fake.calls == [] and result["full_checked"]
     assert [(e["path"], e["message"]) for e in result["errors"]] == [
         ("HeadNode.Networking.SubnetId", "The subnet subnet-0123456789abcdef0 does not exist in us-east-1"),
@@ -256,7 +257,7 @@ def test_full_rejection_without_messages_points_at_the_named_value(capsys, monke
     monkeypatch.setattr(config_validate, "run_dryrun", FakeApi(result))
     config = valid_config()
     config["Scheduling"]["SlurmQueues"][0]["ComputeResources"][0]["InstanceType"] = "g5.nope"
-    failed, result = run(capsys, config=config, cluster_name="c1", full=True)
+    failed, result = run(capsys, config=config, name="c1", full=True)
     assert failed
     assert [(e["path"], e["value"]) for e in result["errors"]] == [
         ("Scheduling.SlurmQueues[0].ComputeResources[0].InstanceType", "g5.nope")]
@@ -269,7 +270,7 @@ def test_offline_false_runs_only_the_checks_against_aws(capsys, monkeypatch, ec2
     monkeypatch.setattr(config_validate, "validate_config", lambda *a, **k: offline_runs.append(a) or ([], True, ""))
     fake = FakeApi(dryrun_result(True, []))
     monkeypatch.setattr(config_validate, "run_dryrun", fake)
-    failed, result = run(capsys, config=valid_config(), cluster_name="c1", offline=False, full=True)
+    failed, result = run(capsys, config=valid_config(), name="c1", offline=False, full=True)
     assert not failed and result["valid"] and result["full_checked"]
     assert offline_runs == [] and len(fake.calls) == 1
     assert result["offline_checked"] is False and result["schema_checked"] is False
@@ -277,14 +278,14 @@ def test_offline_false_runs_only_the_checks_against_aws(capsys, monkeypatch, ec2
 
 
 def test_offline_false_without_full_is_refused(capsys):
-    failed, result = run(capsys, config=valid_config(), cluster_name="c1", offline=False)
+    failed, result = run(capsys, config=valid_config(), name="c1", offline=False)
     assert failed and "leave nothing to check" in result["msg"]
 
 
 def test_config_file_with_duplicate_keys_is_reported(capsys, tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("Region: us-east-1\nImage:\n  Os: ubuntu2204\n  Os: alinux2023\n")
-    failed, result = run(capsys, config_file=str(path), cluster_name="c1", fail_on_invalid=False)
+    failed, result = run(capsys, config_file=str(path), name="c1", fail_on_invalid=False)
     assert not failed and not result["valid"]
     duplicate = [e for e in result["errors"] if "appears twice" in e["message"]]
     assert len(duplicate) == 1 and "line 4" in duplicate[0]["message"]
@@ -296,7 +297,7 @@ def test_a_config_file_linked_to_a_secret_file_echoes_none_of_it(capsys, tmp_pat
     link = tmp_path / "cluster-config.yaml"
     link.symlink_to(secret)
 
-    failed, result = run(capsys, config_file=str(link), cluster_name="c1")
+    failed, result = run(capsys, config_file=str(link), name="c1")
 
     assert failed and len(result["errors"]) == 1
     assert "is not a ParallelCluster cluster config" in result["msg"]
@@ -308,7 +309,7 @@ def test_an_unknown_key_is_named_without_its_value_and_long_values_are_cut(capsy
     config["HeadNode"]["Passwords"] = "hunter2-" * 10
     config["HeadNode"]["InstanceType"] = "x" * 5000
 
-    failed, result = run(capsys, config=config, cluster_name="c1", fail_on_invalid=False)
+    failed, result = run(capsys, config=config, name="c1", fail_on_invalid=False)
 
     assert not failed and not result["valid"]
     errors = {e["path"]: e for e in result["errors"]}
@@ -327,7 +328,7 @@ def test_extra_chef_attributes_written_as_a_block_are_accepted(capsys, tmp_path)
     path.write_text(yaml.safe_dump(config) + "DevSettings:\n  Cookbook:\n    ExtraChefAttributes: |\n"
                     "      {\"cluster\": {\"nvidia\": {\"enabled\": true}}}\n")
 
-    failed, result = run(capsys, config_file=str(path), cluster_name="ml-training-cluster")
+    failed, result = run(capsys, config_file=str(path), name="ml-training-cluster")
 
     assert not failed and result["valid"], result["msg"]
 
@@ -336,7 +337,7 @@ def test_a_line_break_elsewhere_is_still_refused(capsys):
     config = valid_config()
     config["HeadNode"]["InstanceType"] = "m5.8xlarge\n"
 
-    failed, result = run(capsys, config=config, cluster_name="ml-training-cluster", fail_on_invalid=False)
+    failed, result = run(capsys, config=config, name="ml-training-cluster", fail_on_invalid=False)
 
     assert not failed and [e["path"] for e in result["errors"]] == ["HeadNode.InstanceType"]
 
@@ -346,5 +347,5 @@ def test_full_without_any_region_fails_with_the_module_base_s_message(capsys, mo
         monkeypatch.delenv(name, raising=False)
     config = valid_config()
     del config["Region"]
-    failed, result = run(capsys, config=config, cluster_name="c1", full=True)
+    failed, result = run(capsys, config=config, name="c1", full=True)
     assert failed and result["msg"].startswith("No AWS region: set the module's 'region' option")

@@ -103,7 +103,7 @@ def test_this_collection_packs_its_roles_plugins_and_playbooks_and_nothing_of_th
     with tarfile.open(result["path"]) as tar:
         names = tar.getnames()
     assert "playbooks/node_local.yml" in names and "plugins/callback/node_setup_result.py" in names
-    assert "roles/node_setup/files/node_setup_run.py" in names and "roles/pyxis/tasks/main.yml" in names
+    assert "roles/node_setup/files/run.py" in names and "roles/pyxis/tasks/main.yml" in names
     assert {n.split("/")[0] for n in names} == {"galaxy.yml", "meta", "plugins", "roles", "playbooks"}
     assert not [n for n in names if "/molecule" in n or "__pycache__" in n]
     assert not [n for n in names if "/molecule/" in n or n.endswith(".pyc")]

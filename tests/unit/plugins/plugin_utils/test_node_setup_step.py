@@ -149,7 +149,7 @@ def collection_build(top, release_change=True, interface=1):
     text = loader.read_text().replace("loader - interface 1.", "loader - interface %d." % interface)
     if release_change:
         loader.write_text(text.replace("\nset ", "\n# a release's change\nset ", 1))
-        with (files / "node_setup_run.py").open("a") as run_py:
+        with (files / "run.py").open("a") as run_py:
             run_py.write("\n# a release's change\n")
         with (collection / "roles" / "docker" / "defaults" / "main.yml").open("a") as defaults:
             defaults.write("docker_release_note: a release's change\n")

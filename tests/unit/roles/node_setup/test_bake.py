@@ -29,7 +29,7 @@ FILES = ROOT / "roles" / "node_setup" / "files"
 VENV = ROOT / ".venv"
 SYSTEM_PYTHON = "/usr/bin/python3"
 
-run = test_run.run  # node_setup_run.py
+run = test_run.run  # run.py
 
 
 def system_python():
@@ -81,7 +81,7 @@ def bake(tmp_path, wheels, variables, check_mode=False):
     identity = node_setup_vars_identity(vars_text)
     return run_module(node_setup_bake, {
         "collection_archive": str(collection_archive(tmp_path)), "vars_text": vars_text,
-        "run_py": str(FILES / "node_setup_run.py"), "header": str(FILES / "hpc-pcluster-node-bake.sh"),
+        "run_py": str(FILES / "run.py"), "header": str(FILES / "hpc-pcluster-node-bake.sh"),
         "ansible_cfg": "[defaults]\ncallbacks_enabled = hpc.pcluster.node_setup_result\nretry_files_enabled = false\n",
         "manifest": {"collection": "c0ffee", "vars_digest": identity["vars_digest"],
                      "node_rendered": identity["node_rendered"], "python": "py%s" % version},

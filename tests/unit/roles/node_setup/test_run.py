@@ -1,4 +1,4 @@
-"""The bundle's runner (roles/node_setup/files/node_setup_run.py) and the boot script, run for real on this machine.
+"""The bundle's runner (roles/node_setup/files/run.py) and the boot script, run for real on this machine.
 
 The bundles here hold a stand-in collection whose node_local.yml only touches a temporary directory; the
 real ansible-playbook of the project's virtualenv runs it, with the collection's result callback.
@@ -25,7 +25,7 @@ FILES = ROOT / "roles" / "node_setup" / "files"
 BOOT_SCRIPT = FILES / "hpc-pcluster-node-setup.sh"
 VENV = ROOT / ".venv"
 
-spec = importlib.util.spec_from_file_location("node_setup_run", FILES / "node_setup_run.py")
+spec = importlib.util.spec_from_file_location("node_setup_run", FILES / "run.py")
 run = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(run)
 
@@ -64,7 +64,7 @@ def make_bundle(tmp_path, variables, bundle_id="b1"):
     (bundle / "ansible.cfg").write_text("[defaults]\ncallbacks_enabled = hpc.pcluster.node_setup_result\n"
                                         "retry_files_enabled = false\n")
     (bundle / "manifest.json").write_text(json.dumps({"id": bundle_id}))
-    (bundle / "run.py").write_bytes((FILES / "node_setup_run.py").read_bytes())
+    (bundle / "run.py").write_bytes((FILES / "run.py").read_bytes())
     (bundle / "run.py").chmod(0o755)
     current = top / "current"
     if current.is_symlink():
@@ -439,4 +439,4 @@ def test_no_slurmd_or_no_spank_configuration_means_no_restart(tmp_path):
 
 
 def test_runner_parses_as_python_3_9():
-    ast.parse((FILES / "node_setup_run.py").read_text(), feature_version=(3, 9))
+    ast.parse((FILES / "run.py").read_text(), feature_version=(3, 9))
