@@ -48,10 +48,10 @@ def register_ami(endpoint_url: str, region: str, request: dict, build_date: str 
     parent = ec2.describe_images(ImageIds=[request["parent_image"]])["Images"][0]
     date = build_date or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S.000Z")
     name = re.sub(r"\{\{\s*imagebuilder:buildDate\s*\}\}", date, request.get("ami_name") or request["stack_name"])
-    root = parent.get("RootDeviceName") or "/dev/sda1"
-    ami = ec2.register_image(Name=name, Architecture=parent.get("Architecture") or "x86_64", RootDeviceName=root,
-                             VirtualizationType="hvm", Description="AWS ParallelCluster AMI for %s" % os_of(parent.get("Name")),
-                             BlockDeviceMappings=[{"DeviceName": root, "Ebs": {"VolumeSize": 35, "VolumeType": "gp3"}}])
+    # Image Builder's AMI is made from the build instance's disk: the parent's architecture, virtualization and root
+    # device (moto's RegisterImage keeps only a name and a description; its CopyImage keeps those).
+    ami = ec2.copy_image(SourceImageId=request["parent_image"], SourceRegion=region, Name=name,
+                         Description="AWS ParallelCluster AMI for %s" % os_of(parent.get("Name")))
     tags = {key: str(value) for key, value in (request.get("ami_tags") or {}).items()}
     if os_of(parent.get("Name")):
         tags["parallelcluster:os"] = os_of(parent.get("Name"))

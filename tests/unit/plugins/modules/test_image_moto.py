@@ -95,6 +95,9 @@ def test_build_find_compare_and_delete_with_the_real_pcluster(aws_env, moto):
     assert built["changed"] is True and built["actions"] == ["build image"]
     assert built["status"] == "BUILD_COMPLETE" and built["ami_id"].startswith("ami-")
     assert built["stack_status"] is None  # the cleanup function deleted the build stack, as on AWS
+    # The AMI has the parent's architecture, which pcluster's InstanceTypeBaseAMICompatibleValidator checks.
+    ami = moto_cluster.client("ec2", moto, REGION).describe_images(ImageIds=[built["ami_id"]])["Images"][0]
+    assert ami["Architecture"] == "x86_64" and ami["RootDeviceName"], ami
     assert cleanup_roles(moto)  # the real build set the account's role up, as on AWS
     info = run("image_info", moto, {"name": NAME, "stored_config": True})
     assert info["ami_id"] == built["ami_id"] and info["stored_config"] == config()
