@@ -48,6 +48,7 @@ import time
 import traceback
 from pathlib import Path
 
+import image_layers
 import imds
 import moto_cluster
 import nodes
@@ -168,8 +169,9 @@ class Sandbox:
         return removed
 
 
-def node_layout(state_dir: Path, state: dict, name: str) -> dict:
-    """Where node name's root is built (rootfs.start_node: <state>/roots/<name>) and what of the machine it sees
+def node_layout(state_dir: Path, state: dict, name: str, image_id: str | None = None) -> dict:
+    """Where node name's root is built (rootfs.start_node: <state>/roots/<name>), over which layers (image_id's when
+    it is a custom image the sandbox built: image_layers.py, then the AMI layer) and what of the machine it sees
     under /run/sandbox: the logs, its own directory <state>/nodes/<name> (sshd files, identity) and power
     button, the login key, sandbox/bin and sandbox/cookbook."""
     inside = rootfs.NODE_SANDBOX_DIR
@@ -177,6 +179,7 @@ def node_layout(state_dir: Path, state: dict, name: str) -> dict:
     (node_dir / "power").mkdir(parents=True, exist_ok=True)
     return {"shared": str(Path(state_dir) / "shared"), "roots": str(Path(state_dir) / "roots"),
             "root_name": name, "ami": state["containers"]["ami"]["path"],
+            "images": image_layers.layers_of(state_dir, image_id),
             "binds": [(str(Path(state_dir) / "logs"), f"{inside}/logs", "rw"),
                       (str(node_dir), f"{inside}/node", "ro"),
                       (str(node_dir / "power"), f"{inside}/power", "rw"),
@@ -287,8 +290,9 @@ def launch(sandbox: Sandbox, instance: dict, dna: dict | None, timeout: int, hea
     netns = f"{sandbox.state['netns_prefix']}{instance_id}"
     node_type = "HeadNode" if head_node_script else dna["cluster"]["node_type"]
     compute = node_type == "ComputeFleet"
+    layout = node_layout(sandbox.state_dir, sandbox.state, instance_id, instance.get("ImageId"))
     proc = rootfs.start_node(sandbox.state["holders"]["base"], "ip-" + ip.replace(".", "-"), compute,
-                             sandbox.state["gpus_per_node"], node_layout(sandbox.state_dir, sandbox.state, instance_id))
+                             sandbox.state["gpus_per_node"], layout)
     pid = nodes.wait_holder(proc, f"instance {instance_id}")
     link = "v" + instance_id[-12:]
     sandbox.record(instance_id, pid=pid, ip=ip, netns=netns, veth=link, node_type=node_type, launched=time.time())
@@ -298,7 +302,8 @@ def launch(sandbox: Sandbox, instance: dict, dna: dict | None, timeout: int, hea
         stack_head_node.prepare(sandbox.state, sandbox.network_pid, pid, ip, head_node_script)
     public_key = " ".join((node_dir / "ssh_host_ed25519_key.pub").read_text().split()[:2])
     known_hosts(sandbox, ip, public_key)
-    log(f"{instance_id} ({ip}) booted as a node (holder {pid}); bootstrap")
+    log(f"{instance_id} ({ip}) booted as a node (holder {pid}) from {instance.get('ImageId')} "
+        f"({'its image layer' if layout['images'] else 'the AMI layer'}); bootstrap")
     started = time.monotonic()
     if head_node_script:
         rc = stack_head_node.run_user_data(sandbox.state_dir, pid, instance_id, timeout)
@@ -424,6 +429,7 @@ class Hypervisor:
         log(f"hypervisor for VPC {self.vpc_id} ({self.sandbox.region}) at {self.sandbox.endpoint_url}")
         fleet = headless_fleet.HeadlessFleet(self.sandbox.endpoint_url, self.sandbox.region, self.sandbox.state_dir)
         threading.Thread(target=fleet.run, args=(self.network_alive,), daemon=True).start()
+        image_layers.start_builder(self.sandbox, self.network_alive)
         while self.network_alive():
             try:
                 self.step()

@@ -21,16 +21,17 @@ from __future__ import annotations
 import datetime
 import re
 
-import boto3
+import moto_cluster
 
-DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 # The OS part of a ParallelCluster AMI's name -> its Image.Os name (pcluster's OS_TO_IMAGE_NAME_PART_MAP).
 OS_NAME_PARTS = {"amzn2023-hvm": "alinux2023", "ubuntu-2204-lts-hvm": "ubuntu2204", "ubuntu-2404-lts-hvm": "ubuntu2404",
                  "rhel8-hvm": "rhel8", "rocky8-hvm": "rocky8", "rhel9-hvm": "rhel9", "rocky9-hvm": "rocky9"}
 
 
 def client(service, endpoint_url, region):
-    return boto3.client(service, endpoint_url=endpoint_url, region_name=region, **DUMMY_CREDENTIALS)
+    """Image Builder's and the cleanup function's calls, signed as the sandbox's admin (AWS's services act as
+    themselves; moto enforcing IAM would refuse a key it does not know)."""
+    return moto_cluster.client(service, endpoint_url, region)
 
 
 def os_of(ami_name: str | None) -> str | None:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 # The EC2 key pair of the sandbox's login key (ed25519: ParallelCluster refuses RSA key pairs on Ubuntu).
@@ -46,9 +47,19 @@ def sandbox_only_vars(state: dict, vpc_cidr: str, suppress_validators: list, con
         "verify_distributed_mpirun_args": ["--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", vpc_cidr,
                                            "--mca", "oob_tcp_if_include", vpc_cidr,
                                            "--mca", "mpi_yield_when_idle", "1"],
+        # The nodes' Python is this machine's (Debian 12), not Ubuntu 22.04's: an image's bake carries wheels for it.
+        **node_python(),
         # What the all-reduce is judged against: the network `up` measured (2 or more compute nodes).
         **network_vars,
     }
+
+
+def node_python() -> dict:
+    """The image config's Python for the bake: the nodes' /usr/bin/python3 and glibc (this machine's)."""
+    import ami  # pylint: disable=import-outside-toplevel
+
+    return {"image_config_python_version": ".".join(ami.node_python_version().split(".")[:2]),
+            "image_config_python_glibc": os.confstr("CS_GNU_LIBC_VERSION").split()[-1]}
 
 
 def import_key_pair(ec2, public_key_file: str) -> str:

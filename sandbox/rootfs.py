@@ -143,10 +143,13 @@ def check_state_dir(state_dir: Path) -> str:
     return ""
 
 
-def layer_mounts(ami_layer: str) -> str:
+def layer_mounts(ami_layer: str, images=()) -> str:
+    """Each overlay's line for ROOT_SCRIPT. images: the layers of a custom image (image_layers.py), top first, each
+    holding what its build changed per overlay (``<layer>/<name>``), above the AMI layer and the machine's."""
     lines = []
     for name, target, lowers in LAYERED:
-        lines.append("|".join([name, target, ":".join(low.format(ami=ami_layer) for low in lowers)]))
+        below = [low.format(ami=ami_layer) for low in lowers]
+        lines.append("|".join([name, target, ":".join([f"{image}/{name}" for image in images] + below)]))
     return "\n".join(lines)
 
 
@@ -164,13 +167,15 @@ def start_base(shared_dir: Path) -> subprocess.Popen:
 
 
 def start_node(base_pid: int, name: str, compute: bool, gpus: int, layout: dict, netns: str | None = None):
-    """A node holder with a root of its own, name its host name. layout: {"shared", "roots", "ami",
+    """A node holder with a root of its own, name its host name. layout: {"shared", "roots", "ami", optional "images"
+    (a custom image's layers over the AMI layer, top first: layer_mounts),
     "binds": [(machine path, node path under NODE_SANDBOX_DIR, "ro"|"rw")], optional "root_name" (the
     directory of its root under "roots"; default name)}.
     netns: the path of an existing network namespace to join (a node started again), else a new one."""
     env = dict(os.environ, NODE_NAME=name, GPUS=str(gpus if compute else 0), SHARED=layout["shared"],
                NODE_ROOT=str(Path(layout["roots"]) / layout.get("root_name", name)),
-               LAYER_NAMES=" ".join(layer[0] for layer in LAYERED), LAYER_MOUNTS=layer_mounts(layout["ami"]),
+               LAYER_NAMES=" ".join(layer[0] for layer in LAYERED),
+               LAYER_MOUNTS=layer_mounts(layout["ami"], layout.get("images", ())),
                HOST_BINDS="\n".join("|".join(bind) for bind in layout["binds"]))
     script = ROOT_SCRIPT + NODE_SCRIPT + (COMPUTE_SCRIPT if compute else "")
     argv = ["nsenter", "-t", str(base_pid), "-m", "--"]

@@ -653,7 +653,9 @@ def start_moto(state_dir: Path, state: dict) -> subprocess.Popen:
     # handles' URLs: where the nodes reach moto (the host reaches it there too).
     moto_env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true", MOTO_AMIS_PATH=str(amis),
                     SANDBOX_FSX_PATH=str(state_dir / "moto-fsx.json"), INITIAL_NO_AUTH_ACTION_COUNT="0",
-                    SANDBOX_CFN_SIGNAL_BASE=state["node_endpoint_url"])
+                    SANDBOX_CFN_SIGNAL_BASE=state["node_endpoint_url"],
+                    # Image builds go to the image builder in the hypervisor's process (image_layers.py).
+                    SANDBOX_IMAGE_BUILDS=str(state_dir / "image-builds"))
     with open(state_dir / "logs" / "moto.log", "wb") as mlog:
         port = state["endpoint_url"].rsplit(":", 1)[1]
         return subprocess.Popen([sys.executable, str(HERE / "moto_server.py"), "-H", "127.0.0.1", "-p", port],

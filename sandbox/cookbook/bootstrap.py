@@ -242,9 +242,11 @@ def cfnconfig(dna: dict, nodename: str) -> str:
 
 def boottime_offset(machine_uptime: float, since_bootstrap: float) -> int:
     """The CLOCK_BOOTTIME offset (whole seconds) of a node whose bootstrap started since_bootstrap seconds ago: it
-    booted 2 s after that (so never before the Slurm power-up request that launched it), and its clock shows at
-    least 1 s (the kernel refuses an offset that makes the clock negative)."""
-    return -math.floor(machine_uptime - max(1.0, since_bootstrap - 2))
+    booted 2 s after that (so never before the Slurm power-up request that launched it), or 1 s ago when that is
+    later, its clock showing no more than that (Slurm reads the uptime in whole seconds rounded up: a bootstrap of
+    under a second, from a baked image, must not seem to have booted before the request) and more than 0 (the
+    kernel refuses an offset that makes the clock negative)."""
+    return -math.ceil(machine_uptime - max(1.0, since_bootstrap - 2))
 
 
 def start_slurmd(nodename: str, booted: float) -> None:

@@ -28,7 +28,7 @@ have=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>&1) ||
   exit 1
 }
 if [ "$have" != "$want" ]; then
-  say "$python is Python $have, but this bake carries ansible-core for Python $want: set image_config_python (and its version) to the parent image's Python"
+  say "$python is Python $have, but this bake carries ansible-core for Python $want: set image_config_python and image_config_python_version to the parent image's Python"
   exit 1
 fi
 

@@ -80,3 +80,12 @@ def test_rhel8s_python_is_refused_with_the_fix(tmp_path):
 
     assert result.returncode != 0 and "the image's Python 3.6" in result.stdout
     assert "Bake on a parent image with Python 3.9 or later" in result.stdout
+
+
+def test_a_parent_image_with_another_python_gets_a_bake_for_it(default, tmp_path):
+    result = render(tmp_path, image_config_python_version="3.11", image_config_python_glibc="2.36")
+    facts = json.loads((tmp_path / "facts.json").read_text())
+
+    assert result.returncode == 0, result.stdout
+    assert facts["image_config_bake"]["manifest"]["python"] == "py3.11-x86_64-ansible-core-2.19.4"
+    assert facts["image_config_id"] != default[1]["image_config_id"]
