@@ -497,8 +497,10 @@ def up(args) -> int:
     if existing:
         h = health(existing)
         if h["running"]:
-            log(f"a sandbox is already running on {state_dir} (cluster {existing['cluster_name']}, head node "
-                f"{existing['head_ip']}, moto {existing['endpoint_url']}); nothing changed")
+            where = ("created by deploy.yml, not by up" if existing.get("no_cluster")
+                     else f"head node {existing['head_ip']}")
+            log(f"a sandbox is already running on {state_dir} (cluster {existing['cluster_name']}, {where}, "
+                f"moto {existing['endpoint_url']}); nothing changed")
             return 0 if args.if_needed else EXIT_ALREADY_RUNNING
         if existing.get("status") == "starting" and pid_alive(existing.get("up_pid")):
             log(f"another `up` (pid {existing['up_pid']}) is starting a sandbox on {state_dir}; nothing changed")
