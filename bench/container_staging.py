@@ -34,8 +34,6 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "sandbox"))
 
-import container_chain  # noqa: E402  pylint: disable=import-error,wrong-import-position
-import iam_identities  # noqa: E402  pylint: disable=import-error,wrong-import-position
 import registry  # noqa: E402  pylint: disable=import-error,wrong-import-position
 from env_file import controller_env  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
@@ -82,15 +80,6 @@ def bench_image(work, size_mb):
     run(["umoci", "config", "--image", "%s:bench" % layout, "--config.env", "PATH=/bin", "--os", "linux",
          "--architecture", run(["dpkg", "--print-architecture"]).strip()])
     return "oci:%s:bench" % layout
-
-
-def give_nodes_credentials(state):
-    """Where the sandbox gives its nodes no credentials of their own, root's credentials file on each node holds the
-    sandbox admin's keys for the bench (registry.lend_root_credentials)."""
-    if not container_chain.node_credentials(state):
-        return False
-    registry.lend_root_credentials(state, iam_identities.environment(iam_identities.ADMIN_CREDENTIALS))
-    return True
 
 
 def cache_dir(state):
@@ -145,20 +134,15 @@ def main():
     sizes = [int(s) for s in args.sizes.split(",")]
     work = pathlib.Path(tempfile.mkdtemp(prefix="hpc-pcluster-bench-staging-"))
     state_dir = pathlib.Path(args.state_dir).resolve() if args.state_dir else work / "sandbox"
-    lent, state = False, None
     try:
         if not args.state_dir:
             run([str(PY), str(SANDBOX), "up", "--state-dir", str(state_dir), "--compute-nodes", str(max(sizes))])
         state = json.loads((state_dir / "state.json").read_text())
         if state["containers"]["registry"].get("note"):
             sys.exit("the sandbox has no registry: %s" % state["containers"]["registry"]["note"])
-        lent = give_nodes_credentials(state)
         image, staged, import_seconds = prepare(state_dir, state, work, args.size_mb)
         print("image: %s (%d MiB of random bytes on busybox)" % (image, args.size_mb))
         print("staged once on shared storage in %.1f s: %s" % (import_seconds, staged))
-        if lent:
-            print("credentials: %s; root's credentials file on each node holds the sandbox's keys"
-                  % container_chain.node_credentials(state))
         print("\n%5s  %14s  %14s  %22s" % ("nodes", "registry (s)", "staged (s)", "ratio registry/staged"))
         for size in sizes:
             medians = measure(state, state["compute_nodes"][:size], image, staged, args.runs)
@@ -166,8 +150,6 @@ def main():
                 size, medians["registry"], medians["staged"], medians["registry"] / medians["staged"]))
         print("\nmedians of %d run(s) each, Enroot's layer cache emptied before each registry run" % args.runs)
     finally:
-        if lent and args.state_dir:
-            registry.lend_root_credentials(state, {}, remove=True)
         if not args.state_dir:
             subprocess.run([str(PY), str(SANDBOX), "down", "--state-dir", str(state_dir)], capture_output=True,
                            check=False)

@@ -1,9 +1,8 @@
 """A job on a dynamic node: from its submission to its start, with the node setup at boot against a baked image.
 
 One sandbox with a static and a dynamic compute node (or --state-dir of a running one with a dynamic node):
-playbooks/containers.yml stages the node-setup bundle (Enroot and Pyxis; Docker left out, and the sandbox's
-per-node docker_daemon_options replaced by one value, since an image cannot carry what each node renders for
-itself), then playbooks/tasks/custom_image.yml bakes the same setup into an image with `pcluster build-image`
+playbooks/containers.yml stages the node-setup bundle (Enroot and Pyxis; Docker left out: the sandbox's nodes have
+no init system to start an image's dockerd at boot), then playbooks/tasks/custom_image.yml bakes the same setup into an image with `pcluster build-image`
 (the sandbox's image builder: the bake script run on a build node, its changes kept as the image's layer). Then,
 for each of --runs rounds, each way in turn:
 
@@ -45,7 +44,7 @@ import container_staging as staging  # noqa: E402  pylint: disable=import-error,
 PY = ROOT / ".venv" / "bin" / "python"
 SANDBOX = ROOT / "sandbox" / "sandbox.py"
 # What a baked image can carry in the sandbox (see the docstring).
-VARS = {"containers_docker_enabled": False, "docker_daemon_options": {}}
+VARS = {"containers_docker_enabled": False}
 BAKE_PLAY = ROOT / "tests" / "e2e" / "bake_image.yml"
 
 

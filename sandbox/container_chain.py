@@ -34,9 +34,10 @@ IMAGE_NAME = "busybox.sqsh"
 # dockerd inside a node: no bridge or iptables in the node's network namespace, and vfs
 # because the node's /var/lib/docker is itself on overlayfs (measured: docker run works so).
 DOCKER_DAEMON_OPTIONS = {"storage-driver": "vfs", "bridge": "none", "iptables": False, "ip6tables": False}
-# The nodes share this machine's cgroup file systems: each node's containers get cgroups under
-# /<docker_cgroup_root>/<node>, which down removes (rather than under the machine's /docker).
-DOCKER_CGROUP_PARENT = "/{root}/{{{{ inventory_hostname }}}}"
+# The nodes share this machine's cgroup file systems: every node's containers get cgroups under
+# /<docker_cgroup_root>/<container id>, which down removes (rather than under the machine's /docker).
+# One value for every node: a custom image built in the sandbox carries the nodes' docker settings.
+DOCKER_CGROUP_PARENT = "/{root}"
 
 
 def check_mirrors(mirrors: list, timeout=3.0) -> str:
@@ -127,7 +128,7 @@ def start_proxy(state_dir: Path, containers: dict, head_pid: int) -> subprocess.
             stdin=subprocess.DEVNULL, stdout=plog, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def group_vars(containers: dict, credentials_note: str = "") -> dict:
+def group_vars(containers: dict) -> dict:
     """The container roles' variables for the sandbox's nodes."""
     layer = containers["ami"]
     docker = not containers["proxy"]["note"]
@@ -144,22 +145,15 @@ def group_vars(containers: dict, credentials_note: str = "") -> dict:
         "pyxis_slurm_include_dir": "/usr/include",
         "pyxis_slurmd_restart_command": [f"{rootfs.NODE_SANDBOX_DIR}/bin/restart-slurmd"],
         "verify_container_smoke_image": containers["image"],
-        **registry_vars(containers, credentials_note),
+        **registry_vars(containers),
     }
 
 
-def node_credentials(state: dict) -> str:
-    """Why the nodes have no credentials of their instance role ("" when they have): the registry's pull needs them."""
-    if state.get("imds"):
-        return ""
-    return "the sandbox's nodes have no instance metadata service, so no credentials of their instance role"
-
-
-def registry_vars(containers: dict, credentials_note: str = "") -> dict:
-    """With the registry (and the nodes' credentials for it): the verify role pulls its image on every compute node,
-    and deploy.yml stages it once."""
+def registry_vars(containers: dict) -> dict:
+    """With the registry: the verify role pulls its image on every compute node (each node signing ECR's calls with
+    its instance role's credentials), and deploy.yml stages it once."""
     ecr = containers.get("registry", {})
-    if ecr.get("note", "no registry") or not containers["ami"]["real"] or credentials_note:
+    if ecr.get("note", "no registry") or not containers["ami"]["real"]:
         return {}
     image = f"{ecr['registry_host']}/{registry.REPOSITORY}:{registry.TAG}"
     return {"verify_container_registry_image": image, "enroot_stage_images": [image]}

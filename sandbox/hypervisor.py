@@ -7,7 +7,8 @@ moto (DescribeInstances every half second) and boots it as EC2 would boot it fro
 1. a node of its own: a holder process with its network, mount and UTS namespaces and a new root over the
    AMI layer (rootfs.py), on the VPC's bridge with the private IP moto gave the instance;
 2. what the AMI and EC2 give an instance before its user data runs: ``/etc/hosts``, the cluster's munge key,
-   apt's way out (proxy.py), munged and sshd (the nodes have no init system), the AWS endpoint of the sandbox
+   apt's way out (proxy.py), munged and sshd (the nodes have no init system; dockerd too when the instance's
+   image carries it, as its docker.service would start), the AWS endpoint of the sandbox
    (moto, through forwarder.py) in the node's AWS configuration, and its instance metadata (below);
 3. its user data: ``dna.json`` from the cloud-config part of the instance's user data (ParallelCluster's
    ``write_files``) into ``/etc/chef/dna.json``, then the bootstrap (cookbook/bootstrap.py, the sandbox's
@@ -228,11 +229,15 @@ def known_hosts(sandbox: Sandbox, ip: str, public_key: str | None) -> None:
 # --------------------------------------------------------------------------- booting and stopping nodes
 
 def start_services(pid: int, ip: str, node_dir: Path) -> None:
-    """munged and sshd, as the AMI's services start them."""
+    """munged and sshd, as the AMI's services start them; dockerd when the instance's image carries it (a custom
+    image baked with the docker role), as its enabled docker.service starts at boot, beside the user data."""
     inside = rootfs.NODE_SANDBOX_DIR
     nodes.write(str(node_dir / "sshd_config"), nodes.sshd_config(f"{inside}/node", f"{inside}/authorized_keys", ip), 0o600)
     nodes.start_munge(pid)
     nodes.start_sshd(pid, f"{inside}/node/sshd_config", f"{inside}/logs/sshd-{node_dir.name}.log")
+    if os.path.exists(f"/proc/{pid}/root/usr/sbin/dockerd"):
+        nodes.run(nodes.nsenter(pid, ["sh", "-c", f"{inside}/bin/docker-service start </dev/null "
+                                      f">>{inside}/logs/docker-service-{node_dir.name}.log 2>&1 &"]))
 
 
 def instance_files(sandbox: Sandbox, instance: dict, pid: int, dna: dict | None, node_dir: Path) -> None:

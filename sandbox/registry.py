@@ -273,27 +273,6 @@ def push_image(state_dir: Path, state: dict, head_pid: int, ends: dict, image: P
     return {"image": f"{ends['registry_host']}/{REPOSITORY}:{TAG}", "digest": digest}
 
 
-def lend_root_credentials(state: dict, keys: dict, remove: bool = False) -> list:
-    """For the tests and benchmarks while the sandbox's nodes have no credentials of their own (no instance
-    metadata service): root's shared credentials file in each running node holds keys ({"AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY"}), as `aws configure` writes it; remove=True takes it away. Returns the nodes."""
-    text = "" if remove else (f"[default]\naws_access_key_id = {keys['AWS_ACCESS_KEY_ID']}\n"
-                              f"aws_secret_access_key = {keys['AWS_SECRET_ACCESS_KEY']}\n")
-    done = []
-    for name, pid in state["holders"].items():
-        if name == "base" or not Path(f"/proc/{pid}/root/root").is_dir():
-            continue
-        directory = Path(f"/proc/{pid}/root/root/.aws")
-        if remove:
-            (directory / "credentials").unlink(missing_ok=True)
-        else:
-            directory.mkdir(mode=0o700, exist_ok=True)
-            (directory / "credentials").write_text(text)
-            (directory / "credentials").chmod(0o600)
-        done.append(name)
-    return done
-
-
 def password_of(state: dict) -> str:
     """The registry's password for user AWS, as a node gets it (moto's GetAuthorizationToken)."""
     return _token(state)

@@ -768,7 +768,7 @@ def write_sandbox_only(state_dir: Path, state: dict, p: dict, network_vars: dict
     write_file(real_account.sandbox_only_path(state_dir), "# Written by sandbox/sandbox.py up: what only the "
                "sandbox needs (sandbox/README.md, \"Trying the real-account steps here\").\n" + yaml_dump(
                    real_account.sandbox_only_vars(state, p["vpc_cidr"], SUPPRESS_VALIDATORS, container_chain.group_vars(
-                       state["containers"], container_chain.node_credentials(state)), network_vars)),
+                       state["containers"]), network_vars)),
                0o600)
 
 

@@ -159,6 +159,13 @@ options:
     description: Check Docker, Enroot and Pyxis.
     type: bool
     default: true
+  docker:
+    description:
+      - With O(containers), check Docker too.
+      - False when the nodes are not meant to have Docker (the containers playbook's
+        C(containers_docker_enabled=false)); Enroot and Pyxis are checked either way.
+    type: bool
+    default: true
   pyxis_plugin_path:
     description: Where the Pyxis SPANK plugin must be.
     type: str
@@ -330,6 +337,7 @@ ARGUMENT_SPEC = dict(
         value=dict(type="str", required=True), source=dict(type="str", default=""))),
     storage_on_compute=dict(type="bool", default=True),
     containers=dict(type="bool", default=True),
+    docker=dict(type="bool", default=True),
     pyxis_plugin_path=dict(type="str", default="/usr/local/lib/slurm/spank_pyxis.so"),
     container_smoke_image=dict(type="str", default=""),
     job_comp_loc=dict(type="str", default=""),

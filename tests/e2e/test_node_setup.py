@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+import container_chain  # sandbox/ (pytest.ini: pythonpath)
+
 from ansible_collections.hpc.pcluster.plugins.modules.node_setup_fleet import parse_results
 
 RESULT = "/var/lib/hpc-pcluster/node-setup/result.json"
@@ -90,6 +92,13 @@ def boot_log(sandbox, instance):
     return (sandbox.state_dir / "logs" / ("boot-%s.log" % instance)).read_text()
 
 
+def per_node_docker(sandbox):
+    """The sandbox's docker_daemon_options with a value each node renders for itself (its cgroup parent named after
+    the node): the bundle carries the template, and each node's daemon.json has its own name."""
+    parent = "/%s/{{ inventory_hostname }}" % sandbox.state["containers"]["docker_cgroup_root"]
+    return {"docker_daemon_options": dict(container_chain.DOCKER_DAEMON_OPTIONS, **{"cgroup-parent": parent})}
+
+
 @pytest.fixture(scope="module", name="joining")
 def fixture_joining(dynamic_sandbox):
     sandbox = dynamic_sandbox
@@ -98,7 +107,7 @@ def fixture_joining(dynamic_sandbox):
         pytest.skip("the sandbox runs the stand-ins: %s" % containers["ami"]["fallback"])
     at_create = node_result(sandbox, STATIC)
     held_at_create = slurm_view(sandbox, STATIC)
-    run = sandbox.playbook("playbooks/containers.yml")
+    run = sandbox.playbook("playbooks/containers.yml", per_node_docker(sandbox))
     assert run.rc == 0, run.output[-6000:]
     return {"sandbox": sandbox, "image": containers["image"], "at_create": at_create, "run": run,
             "held_at_create": held_at_create, "after_run": slurm_view(sandbox, STATIC)}
@@ -193,11 +202,12 @@ def test_replaced_static_node_gets_its_setup_back_at_boot(joining, joined):
 
 def test_nodes_set_up_at_boot_are_what_the_same_roles_over_ssh_leave(joining, joined):
     # The boot path and the SSH path reach one state: the roles applied to both compute nodes over SSH after their
-    # boots change nothing there. The sandbox's docker_daemon_options name each node (cgroup-parent); the bundle was
-    # staged while only the static node was in the inventory, and the dynamic node must still render its own name.
+    # boots change nothing there. The docker_daemon_options staged here name each node (cgroup-parent, per_node_docker);
+    # the bundle was staged while only the static node was in the inventory, and the dynamic node must still render
+    # its own name.
     sandbox = joining["sandbox"]
-    run = sandbox.playbook("playbooks/containers.yml", {"containers_hosts": "compute", "node_setup_compute_path": "ssh"},
-                           args=["--diff"])
+    run = sandbox.playbook("playbooks/containers.yml", dict(per_node_docker(sandbox), containers_hosts="compute",
+                                                            node_setup_compute_path="ssh"), args=["--diff"])
     assert run.rc == 0, run.output[-6000:]
     assert {STATIC, DYNAMIC} <= set(run.recap), run.recap
     changed = {host: run.recap[host]["changed"] for host in (STATIC, DYNAMIC) if run.recap[host]["changed"]}
@@ -239,7 +249,7 @@ def test_a_bundle_others_can_write_is_refused_and_busy_nodes_are_left_alone(join
         # checks before it runs anything): the node is held.
         sandbox.head("chmod", "g+w", NODE_SETUP_DIR)
         try:
-            refused = sandbox.playbook("playbooks/containers.yml")
+            refused = sandbox.playbook("playbooks/containers.yml", per_node_docker(sandbox))
             fleet = sandbox.playbook(str(fleet_only))
         finally:
             sandbox.head("chmod", "g-w", NODE_SETUP_DIR)
@@ -252,7 +262,8 @@ def test_a_bundle_others_can_write_is_refused_and_busy_nodes_are_left_alone(join
         assert slurm_view(sandbox, STATIC) == ("maint", HOLD % STATIC)
         # Once fixed, the held node is set up and released. A secret among the nodes' variables (a new bundle, so
         # vars.yml is written again) never shows, not with -v and --diff either.
-        run = sandbox.playbook("playbooks/containers.yml", {"docker_e2e_registry_password": SECRET}, args=["-v", "--diff"])
+        run = sandbox.playbook("playbooks/containers.yml", dict(per_node_docker(sandbox), docker_e2e_registry_password=SECRET),
+                               args=["-v", "--diff"])
     finally:
         sandbox.head("scancel", job, check=False)
     assert run.rc == 0, run.output[-6000:]

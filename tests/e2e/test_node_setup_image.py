@@ -9,8 +9,8 @@ Image.CustomAmi leaves it; the dynamic node is powered down, and a container job
 ParallelCluster's slurm_resume launches an instance of the image, which boots over the image's layer, and its boot
 step answers up-to-date from the image.
 
-The variables: Docker left out, and the sandbox's docker_daemon_options (which name each node, which no image can
-carry) replaced by one value, as bench/dynamic_node_image.py does.
+The variables: Docker left out (the image build then installs no packages from the mirror, and the sandbox's nodes
+have no init system to start an image's dockerd at boot), as bench/dynamic_node_image.py does.
 """
 
 import json
@@ -18,7 +18,7 @@ import time
 
 import image_layers  # sandbox/ (pytest.ini: pythonpath)
 
-VARS = {"containers_docker_enabled": False, "docker_daemon_options": {}}
+VARS = {"containers_docker_enabled": False}
 DYNAMIC = "compute-gpu-dy-distributed-ml-1"
 LOG = "/var/log/hpc-pcluster/node-setup.log"
 RESULT = "/var/lib/hpc-pcluster/node-setup/result.json"

@@ -8,9 +8,6 @@ import re
 
 import pytest
 
-import container_chain  # sandbox/container_chain.py
-import iam_identities  # sandbox/iam_identities.py
-import registry  # sandbox/registry.py
 
 # What takes the node's credentials away for one job: no instance metadata, no shared files.
 NO_CREDENTIALS = "--export=ALL,AWS_EC2_METADATA_DISABLED=true,AWS_SHARED_CREDENTIALS_FILE=/dev/null,AWS_CONFIG_FILE=/dev/null"
@@ -25,15 +22,8 @@ def fixture_ecr(e2e_sandbox, first_deploy, deploy_vars):  # pylint: disable=unus
         pytest.skip(state["containers"]["registry"]["note"])
     if deploy_vars.get("pcluster_containers_enabled") is False:
         pytest.skip("HPC_PCLUSTER_E2E_DEPLOY_VARS turns the container roles off")
-    # Nodes without credentials of their own (no instance metadata service) get the sandbox admin's keys in root's
-    # credentials file for these tests (the controller's pcluster user may not read ECR images: its policies are
-    # ParallelCluster's user policies, not a node's).
-    lent = bool(container_chain.node_credentials(state))
-    if lent:
-        registry.lend_root_credentials(state, iam_identities.environment(iam_identities.ADMIN_CREDENTIALS))
-    yield state["containers"]["registry"]
-    if lent:
-        registry.lend_root_credentials(state, {}, remove=True)
+    # The nodes pull with their instance role's credentials (ECR read-only), from the metadata service.
+    return state["containers"]["registry"]
 
 
 def srun(e2e_sandbox, *argv, nodes=None, check=True):

@@ -242,3 +242,33 @@ def test_a_head_node_script_that_exits_1_fails_the_create_as_on_aws(stack_sandbo
 
     _run, deleted, _seconds = cluster(stack_sandbox, tmp_path, "absent")
     assert deleted["changed"], deleted
+
+
+def test_a_head_node_role_that_may_not_read_its_script_fails_the_create_naming_the_download(stack_sandbox, tmp_path):
+    """A create whose head node role lacks the script's bucket (no Iam.S3Access for it): the head node's download,
+    signed with its instance role's credentials, is refused; the create fails with ParallelCluster's
+    OnNodeConfiguredDownloadFailure, and the module's report says to check the role's S3 access."""
+    config = sandbox_config(stack_sandbox)
+    bucket = config["HeadNode"]["Iam"]["S3Access"][0]["BucketName"]
+    stack_sandbox.aws("s3").put_object(Bucket=bucket, Key="bootstrap/succeeds.sh", Body=b"#!/bin/bash\nexit 0\n")
+    config["HeadNode"]["CustomActions"] = {
+        "OnNodeConfigured": {"Sequence": [{"Script": "s3://%s/bootstrap/succeeds.sh" % bucket}]}}
+    config["HeadNode"]["Iam"]["S3Access"] = [a for a in config["HeadNode"]["Iam"]["S3Access"] if a["BucketName"] != bucket]
+    if not config["HeadNode"]["Iam"]["S3Access"]:
+        del config["HeadNode"]["Iam"]["S3Access"]
+    _run, result, seconds = cluster(stack_sandbox, tmp_path, "present", config, expect_failure=True)
+    print("create refused the head node's download: %.1f s" % seconds)
+
+    assert result.get("failed"), result
+    failure = result["failure"]
+    assert failure["cluster_status"] == "CREATE_FAILED", failure
+    assert [f["failure_code"] for f in failure["failures"]] == ["OnNodeConfiguredDownloadFailure"], failure
+    assert "OnNodeConfiguredDownloadFailure" in result["msg"] and "Iam.S3Access" in result["msg"], result["msg"]
+    error_stream = failure["log_streams"][0]
+    events = stack_sandbox.aws("logs").get_log_events(logGroupName=failure["log_group"], logStreamName=error_stream)["events"]
+    assert any("Failed to download OnNodeConfigured script 1 s3://%s/bootstrap/succeeds.sh" % bucket in e["message"]
+               and "403" in e["message"] for e in events), events
+    wait_for_no_nodes(stack_sandbox)
+
+    _run, deleted, _seconds = cluster(stack_sandbox, tmp_path, "absent")
+    assert deleted["changed"], deleted

@@ -19,12 +19,13 @@ DEFAULT_PLUGSTACK = "/opt/slurm/etc/plugstack.conf"
 CONTAINERS_HINT = "apply the %s role (playbooks/containers.yml)"
 
 
-def check_node_containers(report, name, facts):
-    """docker and enroot of a compute node, from its probe answers."""
+def check_node_containers(report, name, facts, docker_wanted=True):
+    """docker (when wanted) and enroot of a compute node, from its probe answers."""
     docker = (facts.get("docker") or ["absent"])[0]
     enroot = (facts.get("enroot") or ["absent"])[0]
-    report.add("docker", name, "docker installed", docker_version(docker) or docker,
-               docker != "absent" and bool(docker_version(docker)), CONTAINERS_HINT % "docker")
+    if docker_wanted:
+        report.add("docker", name, "docker installed", docker_version(docker) or docker,
+                   docker != "absent" and bool(docker_version(docker)), CONTAINERS_HINT % "docker")
     report.add("enroot", name, "enroot installed", enroot_version(enroot) or enroot,
                enroot != "absent" and bool(enroot_version(enroot)), CONTAINERS_HINT % "enroot")
 
@@ -38,11 +39,13 @@ def plugstack_text(path, read_file):
 
 
 def check_containers(report, runner, params, head, slurm_config, usable, check_mode, read_file):
-    """docker, enroot, pyxis_plugin, pyxis_loaded (and container_smoke when an image is given) on the head node."""
-    rc, out, err = runner.run(["docker", "--version"])
-    version = docker_version(out)
-    report.add("docker", head, "docker installed", version or (err or out).strip() or "not found", rc == 0 and bool(version),
-               CONTAINERS_HINT % "docker")
+    """docker (unless params' docker is false), enroot, pyxis_plugin, pyxis_loaded (and container_smoke when an image
+    is given) on the head node."""
+    if params["docker"]:
+        rc, out, err = runner.run(["docker", "--version"])
+        version = docker_version(out)
+        report.add("docker", head, "docker installed", version or (err or out).strip() or "not found",
+                   rc == 0 and bool(version), CONTAINERS_HINT % "docker")
     rc, out, err = runner.run(["enroot", "version"])
     version = enroot_version(out) if rc == 0 else ""
     report.add("enroot", head, "enroot installed", version or (err or out).strip() or "not found", bool(version),

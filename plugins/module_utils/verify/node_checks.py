@@ -315,4 +315,4 @@ def check_node_results(report, params, expected_nodes, usable, jobs, check_mode)
         if node.get("efa"):
             check_efa(report, name, facts)
         if params["containers"]:
-            check_node_containers(report, name, facts)
+            check_node_containers(report, name, facts, params["docker"])

@@ -50,9 +50,13 @@ def test_a_build_without_a_layer_registers_nothing(tmp_path):
     assert image_layers.layers_of(tmp_path, "ami-0bbbbbbbbbbbbbbbb") == []
 
 
-def test_a_queue_launches_the_image_from_a_new_version_of_its_launch_template_with_the_same_data():
+def test_a_queue_launches_the_image_from_a_new_version_of_its_launch_template_with_the_same_data(monkeypatch):
     import boto3  # pylint: disable=import-outside-toplevel
     from moto import mock_aws  # pylint: disable=import-outside-toplevel
+
+    # moto's mock answers AWS's own endpoints: not a sandbox's that the environment may name.
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
 
     with mock_aws():
         ec2 = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")

@@ -243,3 +243,20 @@ def test_check_mode_runs_no_job(fake_slurm, capsys):
     assert checks[("srun", "compute-gpu-st-distributed-ml-1")]["status"] == "not_available"
     assert checks[("job_completion_log", "head")]["status"] == "not_available"
     assert result["failed_checks"] == 0
+
+
+def test_docker_is_not_checked_when_the_nodes_are_not_meant_to_have_it(fake_slurm, capsys, monkeypatch):
+    # containers_docker_enabled=false (verify_docker): no docker check on the head node nor on the compute nodes,
+    # Enroot and Pyxis checked as ever.
+    bindir = fake_slurm / "bin"
+    plugin = fake_slurm / "spank_pyxis.so"
+    plugin.write_text("")
+    (fake_slurm / "plugstack.conf.d" / "pyxis.conf").write_text("required %s runtime_path=/run/pyxis\n" % plugin)
+    monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ["PATH"]))
+    result = run_module(capsys, base_args(fake_slurm, containers=True, docker=False, pyxis_plugin_path=str(plugin),
+                                          not_available={"nvidia_smi": "sandbox"}))
+    checks = by_key(result)
+    assert not [key for key in checks if key[0] == "docker"], sorted(checks)
+    assert checks[("enroot", "head")]["status"] == "failed"
+    assert checks[("enroot", "compute-gpu-st-distributed-ml-1")]["status"] == "failed"
+    assert checks[("pyxis_plugin", "head")]["status"] == "passed"

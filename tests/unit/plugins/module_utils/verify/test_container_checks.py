@@ -24,3 +24,9 @@ def test_node_containers_from_the_probe():
     assert [(c["check"], c["status"], c["seen"]) for c in report.checks] == [
         ("docker", "passed", "24.0.7"), ("enroot", "failed", "absent")]
     assert report.checks[1]["hint"] == "apply the enroot role (playbooks/containers.yml)"
+
+
+def test_node_containers_without_docker_wanted():
+    report = CheckReport({})
+    cc.check_node_containers(report, "n1", {"docker": ["absent"], "enroot": ["enroot version 4.1.2"]}, docker_wanted=False)
+    assert [(c["check"], c["status"]) for c in report.checks] == [("enroot", "passed")]
