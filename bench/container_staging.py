@@ -21,6 +21,7 @@ Usage: .venv/bin/python bench/container_staging.py [--sizes 1,2,4] [--runs 2] [-
 """
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -124,6 +125,23 @@ def measure(state, nodes, image, staged, runs):
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+@contextlib.contextmanager
+def bench_sandbox(prefix, state_dir, up_args):
+    """(work directory, sandbox state directory): state_dir when given (a running sandbox, left running), else a
+    sandbox of the bench's own brought up with `up up_args` and brought down afterwards."""
+    work = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+    state_dir = pathlib.Path(state_dir).resolve() if state_dir else None
+    own = work / "sandbox"
+    try:
+        if state_dir is None:
+            run([str(PY), str(SANDBOX), "up", "--state-dir", str(own), *up_args])
+        yield work, state_dir or own
+    finally:
+        if state_dir is None:
+            subprocess.run([str(PY), str(SANDBOX), "down", "--state-dir", str(own)], capture_output=True, check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--sizes", default="1,2,4")
@@ -132,11 +150,8 @@ def main():
     parser.add_argument("--state-dir", help="a running sandbox with enough compute nodes (default: one of its own)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    work = pathlib.Path(tempfile.mkdtemp(prefix="hpc-pcluster-bench-staging-"))
-    state_dir = pathlib.Path(args.state_dir).resolve() if args.state_dir else work / "sandbox"
-    try:
-        if not args.state_dir:
-            run([str(PY), str(SANDBOX), "up", "--state-dir", str(state_dir), "--compute-nodes", str(max(sizes))])
+    with bench_sandbox("hpc-pcluster-bench-staging-", args.state_dir,
+                       ["--compute-nodes", str(max(sizes))]) as (work, state_dir):
         state = json.loads((state_dir / "state.json").read_text())
         if state["containers"]["registry"].get("note"):
             sys.exit("the sandbox has no registry: %s" % state["containers"]["registry"]["note"])
@@ -149,11 +164,6 @@ def main():
             print("%5d  %14.1f  %14.1f  %22.1f" % (
                 size, medians["registry"], medians["staged"], medians["registry"] / medians["staged"]))
         print("\nmedians of %d run(s) each, Enroot's layer cache emptied before each registry run" % args.runs)
-    finally:
-        if not args.state_dir:
-            subprocess.run([str(PY), str(SANDBOX), "down", "--state-dir", str(state_dir)], capture_output=True,
-                           check=False)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -27,11 +27,9 @@ Usage: .venv/bin/python bench/dynamic_node_image.py [--runs 2] [--state-dir DIR]
 import argparse
 import json
 import pathlib
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -41,8 +39,6 @@ import image_layers  # noqa: E402  pylint: disable=import-error,wrong-import-pos
 import moto_cluster  # noqa: E402  pylint: disable=import-error,wrong-import-position
 import container_staging as staging  # noqa: E402  pylint: disable=import-error,wrong-import-position  # bench/
 
-PY = ROOT / ".venv" / "bin" / "python"
-SANDBOX = ROOT / "sandbox" / "sandbox.py"
 # What a baked image can carry in the sandbox (see the docstring).
 VARS = {"containers_docker_enabled": False}
 BAKE_PLAY = ROOT / "tests" / "e2e" / "bake_image.yml"
@@ -118,12 +114,8 @@ def main():
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--state-dir", help="a running sandbox with a dynamic node (default: one of its own)")
     args = parser.parse_args()
-    work = pathlib.Path(tempfile.mkdtemp(prefix="hpc-pcluster-bench-image-"))
-    state_dir = pathlib.Path(args.state_dir).resolve() if args.state_dir else work / "sandbox"
-    try:
-        if not args.state_dir:
-            staging.run([str(PY), str(SANDBOX), "up", "--state-dir", str(state_dir), "--compute-nodes", "1",
-                         "--dynamic-nodes", "1", "--scaledown-idletime", "10", "--gpus-per-node", "1"])
+    up_args = ["--compute-nodes", "1", "--dynamic-nodes", "1", "--scaledown-idletime", "10", "--gpus-per-node", "1"]
+    with staging.bench_sandbox("hpc-pcluster-bench-image-", args.state_dir, up_args) as (work, state_dir):
         state = json.loads((state_dir / "state.json").read_text())
         if not state.get("dynamic_nodes"):
             sys.exit("the sandbox in %s has no dynamic node (up --dynamic-nodes 1)" % state_dir)
@@ -138,11 +130,6 @@ def main():
         for index, what in enumerate(("submission to start", "instance launch to start")):
             print("%-26s  %17.1f  %15.1f  %22.2f" % (what, boot[index], baked[index], boot[index] / baked[index]))
         print("\nmedians of %d run(s) each, the node powered down before each" % args.runs)
-    finally:
-        if not args.state_dir:
-            subprocess.run([str(PY), str(SANDBOX), "down", "--state-dir", str(state_dir)], capture_output=True,
-                           check=False)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

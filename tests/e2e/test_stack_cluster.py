@@ -213,35 +213,46 @@ def wait_for_no_nodes(sandbox, timeout=30):
     assert not sandbox.node_records()
 
 
-def test_a_head_node_script_that_exits_1_fails_the_create_as_on_aws(stack_sandbox, tmp_path):
-    """After the delete: a create whose head node OnNodeConfigured script exits 1. The head node signals the
-    failure with its bootstrap_error_msg, the stack rolls back, and the module's failure report names
-    ParallelCluster's failure code and the log streams, which the head node's CloudWatch agent filled."""
-    config = sandbox_config(stack_sandbox)
-    bucket = config["HeadNode"]["Iam"]["S3Access"][0]["BucketName"]
-    stack_sandbox.aws("s3").put_object(Bucket=bucket, Key="bootstrap/fails.sh",
-                                       Body=b"#!/bin/bash\necho 'this OnNodeConfigured script fails'\nexit 1\n")
-    config["HeadNode"]["CustomActions"] = {"OnNodeConfigured": {"Sequence": [{"Script": "s3://%s/bootstrap/fails.sh" % bucket}]}}
-    _run, result, seconds = cluster(stack_sandbox, tmp_path, "present", config, expect_failure=True)
-    print("failed create through the stack: %.1f s" % seconds)
-
+def failed_create(sandbox, tmp_path, config, code):
+    """A create that fails with ParallelCluster's failure code: the module's report names the code and the head node's
+    error log stream (in the cluster's log group, filled by the head node's CloudWatch agent). Once the rollback has
+    stopped the head node, the failed cluster is deleted. Returns (the module's message, the stream's messages)."""
+    _run, result, seconds = cluster(sandbox, tmp_path, "present", config, expect_failure=True)
+    print("failed create through the stack (%s): %.1f s" % (code, seconds))
     assert result.get("failed"), result
     failure = result["failure"]
     assert failure["cluster_status"] == "CREATE_FAILED", failure
-    assert [f["failure_code"] for f in failure["failures"]] == ["OnNodeConfiguredExecutionFailure"], failure
-    assert failure["log_group"].startswith("/aws/parallelcluster/%s-" % stack_sandbox.cluster_name), failure
+    assert [f["failure_code"] for f in failure["failures"]] == [code], failure
+    assert failure["log_group"].startswith("/aws/parallelcluster/%s-" % sandbox.cluster_name), failure
     error_stream = failure["log_streams"][0]
     assert error_stream.endswith(".bootstrap_error_msg"), failure["log_streams"]
-    assert "OnNodeConfiguredExecutionFailure" in result["msg"] and error_stream in result["msg"], result["msg"]
-    logs = stack_sandbox.aws("logs")
-    events = logs.get_log_events(logGroupName=failure["log_group"], logStreamName=error_stream)["events"]
-    assert any("Failed to execute OnNodeConfigured script 1 s3://%s/bootstrap/fails.sh" % bucket in e["message"]
-               for e in events), events
+    assert code in result["msg"] and error_stream in result["msg"], result["msg"]
+    events = sandbox.aws("logs").get_log_events(logGroupName=failure["log_group"], logStreamName=error_stream)["events"]
     # The rollback terminated the head node instance, and the hypervisor stopped its node.
-    wait_for_no_nodes(stack_sandbox)
-
-    _run, deleted, _seconds = cluster(stack_sandbox, tmp_path, "absent")
+    wait_for_no_nodes(sandbox)
+    _run, deleted, _seconds = cluster(sandbox, tmp_path, "absent")
     assert deleted["changed"], deleted
+    return result["msg"], [e["message"] for e in events]
+
+
+def head_node_script(sandbox, config, name, body):
+    """The config with one OnNodeConfigured script of the head node, uploaded to its bootstrap bucket; the bucket."""
+    bucket = config["HeadNode"]["Iam"]["S3Access"][0]["BucketName"]
+    sandbox.aws("s3").put_object(Bucket=bucket, Key="bootstrap/%s" % name, Body=body)
+    config["HeadNode"]["CustomActions"] = {"OnNodeConfigured": {"Sequence": [{"Script": "s3://%s/bootstrap/%s" % (bucket, name)}]}}
+    return bucket
+
+
+def test_a_head_node_script_that_exits_1_fails_the_create_as_on_aws(stack_sandbox, tmp_path):
+    """After the delete: a create whose head node OnNodeConfigured script exits 1. The head node signals the
+    failure with its bootstrap_error_msg, the stack rolls back, and the module's failure report names
+    ParallelCluster's failure code and the log streams."""
+    config = sandbox_config(stack_sandbox)
+    bucket = head_node_script(stack_sandbox, config, "fails.sh",
+                              b"#!/bin/bash\necho 'this OnNodeConfigured script fails'\nexit 1\n")
+    _msg, messages = failed_create(stack_sandbox, tmp_path, config, "OnNodeConfiguredExecutionFailure")
+    assert any("Failed to execute OnNodeConfigured script 1 s3://%s/bootstrap/fails.sh" % bucket in m
+               for m in messages), messages
 
 
 def test_a_head_node_role_that_may_not_read_its_script_fails_the_create_naming_the_download(stack_sandbox, tmp_path):
@@ -249,26 +260,11 @@ def test_a_head_node_role_that_may_not_read_its_script_fails_the_create_naming_t
     signed with its instance role's credentials, is refused; the create fails with ParallelCluster's
     OnNodeConfiguredDownloadFailure, and the module's report says to check the role's S3 access."""
     config = sandbox_config(stack_sandbox)
-    bucket = config["HeadNode"]["Iam"]["S3Access"][0]["BucketName"]
-    stack_sandbox.aws("s3").put_object(Bucket=bucket, Key="bootstrap/succeeds.sh", Body=b"#!/bin/bash\nexit 0\n")
-    config["HeadNode"]["CustomActions"] = {
-        "OnNodeConfigured": {"Sequence": [{"Script": "s3://%s/bootstrap/succeeds.sh" % bucket}]}}
+    bucket = head_node_script(stack_sandbox, config, "succeeds.sh", b"#!/bin/bash\nexit 0\n")
     config["HeadNode"]["Iam"]["S3Access"] = [a for a in config["HeadNode"]["Iam"]["S3Access"] if a["BucketName"] != bucket]
     if not config["HeadNode"]["Iam"]["S3Access"]:
         del config["HeadNode"]["Iam"]["S3Access"]
-    _run, result, seconds = cluster(stack_sandbox, tmp_path, "present", config, expect_failure=True)
-    print("create refused the head node's download: %.1f s" % seconds)
-
-    assert result.get("failed"), result
-    failure = result["failure"]
-    assert failure["cluster_status"] == "CREATE_FAILED", failure
-    assert [f["failure_code"] for f in failure["failures"]] == ["OnNodeConfiguredDownloadFailure"], failure
-    assert "OnNodeConfiguredDownloadFailure" in result["msg"] and "Iam.S3Access" in result["msg"], result["msg"]
-    error_stream = failure["log_streams"][0]
-    events = stack_sandbox.aws("logs").get_log_events(logGroupName=failure["log_group"], logStreamName=error_stream)["events"]
-    assert any("Failed to download OnNodeConfigured script 1 s3://%s/bootstrap/succeeds.sh" % bucket in e["message"]
-               and "403" in e["message"] for e in events), events
-    wait_for_no_nodes(stack_sandbox)
-
-    _run, deleted, _seconds = cluster(stack_sandbox, tmp_path, "absent")
-    assert deleted["changed"], deleted
+    msg, messages = failed_create(stack_sandbox, tmp_path, config, "OnNodeConfiguredDownloadFailure")
+    assert "Iam.S3Access" in msg, msg
+    assert any("Failed to download OnNodeConfigured script 1 s3://%s/bootstrap/succeeds.sh" % bucket in m and "403" in m
+               for m in messages), messages
