@@ -60,7 +60,12 @@ import state_file
 HERE = Path(__file__).resolve().parent
 # The node-side stand-ins (clusterstatusmgtd for the clusters without nodes) are modules of their own directory.
 sys.path.append(str(HERE / "cookbook"))
+# How often the hypervisor asks moto for the VPC's instances: every POLL seconds while instances come, go or boot,
+# every IDLE_POLL seconds once nothing has changed for QUIET seconds (an idle sandbox's describe calls were most of
+# its moto server's work).
 POLL = 0.5
+IDLE_POLL = 2.0
+QUIET = 10.0
 ALIVE = ("pending", "running")
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BOOTSTRAP = f"{rootfs.NODE_SANDBOX_DIR}/cookbook/bootstrap.py"
@@ -414,7 +419,8 @@ class Hypervisor:
             else:
                 ec2.stop_instances(InstanceIds=[instance_id])
 
-    def step(self) -> None:
+    def step(self) -> frozenset:
+        """One look at the VPC's instances; returns what it saw (the instances' states and the nodes' records)."""
         instances = self.instances()
         self.power_requests(instances)
         records = self.sandbox.records()
@@ -427,6 +433,7 @@ class Hypervisor:
                     and instance_id not in self.unbootable and instance.get("PrivateIpAddress")):
                 self.booting[instance_id] = thread = threading.Thread(target=self.boot, args=(instance,), daemon=True)
                 thread.start()
+        return frozenset([(i, instance["State"]["Name"]) for i, instance in instances.items()] + list(records))
 
     def run(self) -> int:
         import headless_fleet  # pylint: disable=import-outside-toplevel
@@ -435,12 +442,15 @@ class Hypervisor:
         fleet = headless_fleet.HeadlessFleet(self.sandbox.endpoint_url, self.sandbox.region, self.sandbox.state_dir)
         threading.Thread(target=fleet.run, args=(self.network_alive,), daemon=True).start()
         image_layers.start_builder(self.sandbox, self.network_alive)
+        seen, changed_at = None, time.monotonic()
         while self.network_alive():
             try:
-                self.step()
+                now = self.step()
+                if now != seen or self.booting:
+                    seen, changed_at = now, time.monotonic()
             except Exception:  # pylint: disable=broad-except  # moto busy or restarting: again on the next poll
                 log(f"poll failed: {traceback.format_exc(limit=3)}")
-            time.sleep(POLL)
+            time.sleep(POLL if time.monotonic() - changed_at < QUIET else IDLE_POLL)
         log("the sandbox's network (head node) is gone; exiting")
         return 0
 

@@ -204,6 +204,12 @@ def test_delete_removes_the_stack_its_instances_and_their_nodes(stack_sandbox, c
         for i in r["Instances"]]
     assert not alive
     wait_for_no_nodes(stack_sandbox)
+    # Its log group stays (DeletionPolicy Retain, ParallelCluster's default); the next tests' creates need the name free.
+    logs = stack_sandbox.aws("logs")
+    kept = [g["logGroupName"] for g in logs.describe_log_groups(
+        logGroupNamePrefix="/aws/parallelcluster/%s-" % stack_sandbox.cluster_name)["logGroups"]]
+    assert len(kept) == 1, kept
+    logs.delete_log_group(logGroupName=kept[0])
 
 
 def wait_for_no_nodes(sandbox, timeout=30):
@@ -216,7 +222,8 @@ def wait_for_no_nodes(sandbox, timeout=30):
 def failed_create(sandbox, tmp_path, config, code):
     """A create that fails with ParallelCluster's failure code: the module's report names the code and the head node's
     error log stream (in the cluster's log group, filled by the head node's CloudWatch agent). Once the rollback has
-    stopped the head node, the failed cluster is deleted. Returns (the module's message, the stream's messages)."""
+    stopped the head node, the failed cluster is deleted, and its retained log group after it. Returns (the module's
+    message, the stream's messages)."""
     _run, result, seconds = cluster(sandbox, tmp_path, "present", config, expect_failure=True)
     print("failed create through the stack (%s): %.1f s" % (code, seconds))
     assert result.get("failed"), result
@@ -232,6 +239,13 @@ def failed_create(sandbox, tmp_path, config, code):
     wait_for_no_nodes(sandbox)
     _run, deleted, _seconds = cluster(sandbox, tmp_path, "absent")
     assert deleted["changed"], deleted
+    # The log group outlives the cluster (Monitoring.Logs.CloudWatch.DeletionPolicy defaults to Retain). Its name
+    # carries the minute of the create, so a create of the same name within that minute would fail on it
+    # (ClusterCreationFailure, CloudWatchLogGroup already exists) until it is deleted, as on AWS.
+    logs = sandbox.aws("logs")
+    assert [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix=failure["log_group"])["logGroups"]] == [
+        failure["log_group"]]
+    logs.delete_log_group(logGroupName=failure["log_group"])
     return result["msg"], [e["message"] for e in events]
 
 
