@@ -11,6 +11,9 @@ SANDBOX_GPUS_PER_NODE ?= 1
 # ParallelCluster's own template. make demo DEMO_UP_ARGS= : the sandbox with its pre-registered cluster, as
 # make sandbox-up brings it up (tests/integration runs on that one).
 DEMO_UP_ARGS ?= --no-cluster
+# The sandbox of make sandbox-up (tests/integration's, which watch ParallelCluster's clustermgtd replace nodes and
+# stop the fleet): clustermgtd loops every 10 s instead of ParallelCluster's 60.
+SANDBOX_UP_ARGS ?= --clustermgtd-loop-time 10
 
 .PHONY: help setup demo test lint sanity unit integration molecule bench \
         sandbox-up sandbox-down sandbox-status clean
@@ -26,7 +29,7 @@ setup:
 	@bash scripts/setup.sh
 
 sandbox-up: setup
-	@$(PY) sandbox/sandbox.py up --if-needed --compute-nodes $(SANDBOX_COMPUTE_NODES) --gpus-per-node $(SANDBOX_GPUS_PER_NODE)
+	@$(PY) sandbox/sandbox.py up --if-needed --compute-nodes $(SANDBOX_COMPUTE_NODES) --gpus-per-node $(SANDBOX_GPUS_PER_NODE) $(SANDBOX_UP_ARGS)
 
 sandbox-down:
 	@$(PY) sandbox/sandbox.py down

@@ -203,6 +203,14 @@ def aws_files(sandbox: Sandbox) -> dict:
     return {"/root/.aws/config": (config, 0o600)}
 
 
+def sandbox_settings(sandbox: Sandbox) -> dict:
+    """The sandbox's own settings for the node-side code (cookbook/node_configs.py, SETTINGS_FILE)."""
+    import node_configs  # pylint: disable=import-outside-toplevel  # cookbook/, on sys.path above
+
+    settings = {"clustermgtd_loop_time": sandbox.state.get("clustermgtd_loop_time")}
+    return {node_configs.SETTINGS_FILE: (json.dumps({k: v for k, v in settings.items() if v is not None}), 0o644)}
+
+
 def write_in(pid: int, files: dict) -> None:
     """Write {path: (text or bytes, mode)} inside the node held by pid."""
     for path, (content, mode) in files.items():
@@ -249,7 +257,8 @@ def instance_files(sandbox: Sandbox, instance: dict, pid: int, dna: dict | None,
     """What EC2 gives an instance before its user data runs: its identity (and metadata), its user data's dna.json
     (none for a stack's head node: its cfn-init writes it), the AWS configuration of the sandbox."""
     nodes.write(str(node_dir / "identity.json"), json.dumps(identity_document(instance, sandbox.region), indent=2), 0o644)
-    write_in(pid, {**aws_files(sandbox), **({"/etc/chef/dna.json": (json.dumps(dna, indent=2), 0o644)} if dna else {})})
+    write_in(pid, {**aws_files(sandbox), **sandbox_settings(sandbox),
+                   **({"/etc/chef/dna.json": (json.dumps(dna, indent=2), 0o644)} if dna else {})})
     # Its instance profile as it is now, not as first seen: a profile associated right after RunInstances (a
     # stack's instance) is the instance's when its user data runs, as on EC2.
     current = sandbox.ec2().describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]

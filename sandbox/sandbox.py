@@ -59,6 +59,9 @@ VERIFY_NOT_AVAILABLE = {
     "os_release": f"{NOT_AVAILABLE}: the nodes run this machine's OS, not the ParallelCluster AMI of Image.Os",
 }
 
+# clustermgtd's loop_time: ParallelCluster's default. Each loop costs the machine about 0.5 s of CPU (the fleet
+# status script, its EC2 and DynamoDB calls to moto), so an idle sandbox at 10 s spent 2.5 times the CPU of one at 60 s.
+CLUSTERMGTD_LOOP_TIME = 60
 # How long up waits for clustermgtd's static nodes to be idle in Slurm (its first loop, the launch, the boots).
 STATIC_FLEET_TIMEOUT = 300.0
 # The MPI all-reduce (Python, TCP, every node on this machine's cores) reaches 0.09-1.1 of one TCP stream
@@ -520,6 +523,8 @@ def up(args) -> int:
     if args.scaledown_idletime is not None and args.scaledown_idletime < -1:
         raise SandboxError(f"--scaledown-idletime must be -1 or more (got {args.scaledown_idletime}), as "
                            f"ParallelCluster's ScaledownIdletime")
+    if not 1 <= args.clustermgtd_loop_time <= 600:
+        raise SandboxError(f"--clustermgtd-loop-time must be between 1 and 600 seconds (got {args.clustermgtd_loop_time})")
     if args.scaledown_idletime == -1 and args.dynamic_nodes:
         # ParallelCluster writes SuspendTime=-1, which turns Slurm's power saving off: the collection's
         # validation refuses -1 with dynamic nodes, whose ResumeProgram would never run.
@@ -597,6 +602,8 @@ def up(args) -> int:
         # The nodes' instance metadata service (imds.py, started before any node boots): where its records are.
         # The nodes get their instance roles' credentials from it.
         "imds": {"records": str(state_dir / "imds")},
+        # clustermgtd's loop_time on the cluster's head node (hypervisor.py gives it to the nodes it boots).
+        "clustermgtd_loop_time": args.clustermgtd_loop_time,
     }
     port = free_port()
     state["endpoint_url"] = f"http://127.0.0.1:{port}"
@@ -951,6 +958,10 @@ def main(argv=None) -> int:
     p_up.add_argument("--no-cluster", action="store_true",
                       help="the account, network, buckets and AMI only: no cluster (deploy.yml creates it through "
                            "ParallelCluster's template)")
+    p_up.add_argument("--clustermgtd-loop-time", type=int, default=CLUSTERMGTD_LOOP_TIME, metavar="SECONDS",
+                      help="how often ParallelCluster's clustermgtd runs its loop on the head node (default %d, "
+                           "ParallelCluster's; the tests that watch it replace nodes or stop the fleet give 10)"
+                           % CLUSTERMGTD_LOOP_TIME)
     p_up.add_argument("--cluster-name", default=DEFAULT_CLUSTER_NAME)
     p_up.add_argument("--region", default=DEFAULT_REGION)
     p_up.add_argument("--if-needed", action="store_true", help="exit 0 if a sandbox already runs here")

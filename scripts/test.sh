@@ -8,7 +8,7 @@
 # The suites run in three lanes at once: the sandbox suites spend most of their time waiting on
 # Slurm, ssh and the nodes, not on this machine's cores, so the static checks and the molecule
 # scenarios (each in a sandbox of its own) run beside the integration tests (whose tests/e2e,
-# on sandboxes of their own, run beside tests/integration):
+# on sandboxes of their own and in two processes, run beside tests/integration):
 #   integration | molecule | lint, sanity, unit
 # tests/e2e takes longest, so everything else runs at a lower priority (nice 10) and takes the
 # cores while it waits. Each suite's output goes to tests/output/suites/<suite>.log and is printed whole when the suite
@@ -61,19 +61,25 @@ run_unit() {
 
 run_integration() {
   # tests/integration runs on the default sandbox (sandbox/.state: started here when it is not up,
-  # and brought down after); tests/e2e brings up sandboxes of its own. The two run at once.
-  local started=0 rc=0 e2e_pid
+  # and brought down after); tests/e2e brings up sandboxes of its own, in two processes beside it:
+  # tests/e2e/test_node_*.py (the sandbox with a dynamic node) and the others.
+  local started=0 rc=0 pid pids=()
   if ! "$PY" sandbox/sandbox.py status >/dev/null 2>&1; then
-    $background "$PY" sandbox/sandbox.py up || return 1
+    # As make sandbox-up: these tests watch clustermgtd replace nodes and stop the fleet (its loop: 10 s).
+    $background "$PY" sandbox/sandbox.py up --clustermgtd-loop-time 10 || return 1
     started=1
   fi
-  "$PY" -m pytest -q --durations=15 tests/e2e >"$LOGS/integration-e2e.log" 2>&1 &
-  e2e_pid=$!
+  "$PY" -m pytest -q --durations=15 tests/e2e/test_node_*.py >"$LOGS/integration-e2e-nodes.log" 2>&1 &
+  pids+=($!)
+  "$PY" -m pytest -q --durations=15 --ignore-glob='*/e2e/test_node_*' tests/e2e >"$LOGS/integration-e2e.log" 2>&1 &
+  pids+=($!)
   echo "--- pytest tests/integration"
   $background "$PY" -m pytest -q --durations=15 tests/integration || rc=1
-  wait "$e2e_pid" || rc=1
-  echo "--- pytest tests/e2e"
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  echo "--- pytest tests/e2e (all but test_node_*.py)"
   cat "$LOGS/integration-e2e.log"
+  echo "--- pytest tests/e2e/test_node_*.py"
+  cat "$LOGS/integration-e2e-nodes.log"
   [ "$started" -eq 1 ] && "$PY" sandbox/sandbox.py down >/dev/null 2>&1
   return "$rc"
 }

@@ -153,7 +153,8 @@ def head_node_config(dna: dict, identity: dict, aws) -> tuple:
                "slurm_ddb_table": dna["slurm_ddb_table"],
                "head_node_private_ip": identity["privateIp"], "head_node_hostname": socket.gethostname(),
                "instance_id": identity["instanceId"], "compute_node_bootstrap_timeout": timeout,
-               "scaling_strategy": (config.get("Scheduling") or {}).get("ScalingStrategy")}
+               "scaling_strategy": (config.get("Scheduling") or {}).get("ScalingStrategy"),
+               "clustermgtd_loop_time": node_configs.sandbox_settings().get("clustermgtd_loop_time")}
     return config, instance_types, cluster
 
 

@@ -31,16 +31,29 @@ SANDBOX_LOGS = "/run/sandbox/logs"
 # Where the nodes see the sandbox's stand-ins for the cookbook's node-side files (this directory).
 SANDBOX_COOKBOOK = "/run/sandbox/cookbook"
 
+# The settings of the sandbox the node runs in (hypervisor.py writes them before the node's user data runs).
+SETTINGS_FILE = "/etc/sandbox/settings.json"
+
 # The sandbox's own settings, each a ParallelCluster option or a difference said in sandbox/README.md.
 SANDBOX = {
     # The nodes have one user, root: ParallelCluster's cluster admin user (pcluster-admin) and SlurmUser (slurm).
     "admin_user": "root",
-    # clustermgtd and clusterstatusmgtd loop every 60 s by default; loop_time is their option.
-    "clustermgtd_loop_time": 10,
+    # clustermgtd and clusterstatusmgtd loop every 60 s by default; loop_time is their option. clustermgtd's is
+    # the sandbox's (up --clustermgtd-loop-time, SETTINGS_FILE), 60 s when it says none.
+    "clustermgtd_loop_time": 60,
     "clusterstatusmgtd_loop_time": 5,
     # Slurm 22.05 passes no SLURM_RESUME_FILE (Slurm >= 23.02 does), which job-level scaling needs.
     "job_level_scaling": False,
 }
+
+
+def sandbox_settings() -> dict:
+    """SETTINGS_FILE's settings ({} without it)."""
+    try:
+        with open(SETTINGS_FILE, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return {}
 
 
 def _ini(section: str, values: dict, comment: str = "") -> str:
@@ -156,7 +169,8 @@ def daemon_configs(cluster: dict) -> dict:
                        node_replacement_timeout=cluster["compute_node_bootstrap_timeout"],
                        insufficient_capacity_timeout=600, compute_console_logging_enabled="true",
                        compute_console_logging_max_sample_size=1, compute_console_wait_time=300,
-                       instance_id=cluster["instance_id"], loop_time=SANDBOX["clustermgtd_loop_time"])
+                       instance_id=cluster["instance_id"],
+                       loop_time=cluster.get("clustermgtd_loop_time") or SANDBOX["clustermgtd_loop_time"])
     resume = dict(common, dynamodb_table=cluster["slurm_ddb_table"], **dns, **head,
                   clustermgtd_heartbeat_file_path=HEARTBEAT, instance_id=cluster["instance_id"],
                   scaling_strategy=cluster.get("scaling_strategy") or "all-or-nothing",

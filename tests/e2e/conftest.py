@@ -199,5 +199,6 @@ def stack_sandbox():
 @pytest.fixture(scope="session")
 def dynamic_sandbox():
     """A static compute node and a dynamic one (powered down until a job needs it: ScaledownIdletime 10, so that
-    Slurm's power saving is on and an idle dynamic node stays up for 10 minutes)."""
-    yield from private_sandbox(1, "--dynamic-nodes", "1", "--scaledown-idletime", "10")
+    Slurm's power saving is on and an idle dynamic node stays up for 10 minutes). Its tests watch clustermgtd replace
+    nodes and stop the fleet: clustermgtd loops every 10 s (the other sandboxes: ParallelCluster's 60 s)."""
+    yield from private_sandbox(1, "--dynamic-nodes", "1", "--scaledown-idletime", "10", "--clustermgtd-loop-time", "10")

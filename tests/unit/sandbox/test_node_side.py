@@ -39,7 +39,11 @@ def test_daemon_configs_hold_the_cookbook_keys_and_the_sandbox_choices():
         "head_node_private_ip": "10.1.0.10", "head_node_hostname": "ip-10-1-0-10", "node_replacement_timeout": "7200",
         "insufficient_capacity_timeout": "600", "compute_console_logging_enabled": "true",
         "compute_console_logging_max_sample_size": "1", "compute_console_wait_time": "300", "instance_id": "i-0123",
-        "loop_time": "10"}
+        "loop_time": "60"}
+    # The sandbox's (up --clustermgtd-loop-time) when it gives one.
+    fast = node_configs.daemon_configs(dict(CLUSTER, clustermgtd_loop_time=10))
+    assert ini(fast["/etc/parallelcluster/slurm_plugin/parallelcluster_clustermgtd.conf"][0])["clustermgtd"][
+        "loop_time"] == "10"
     resume = ini(files["/etc/parallelcluster/slurm_plugin/parallelcluster_slurm_resume.conf"][0])["slurm_resume"]
     assert resume["job_level_scaling"] == "false" and resume["scaling_strategy"] == "all-or-nothing"
     assert resume["clustermgtd_heartbeat_file_path"] == clustermgtd["heartbeat_file_path"]
