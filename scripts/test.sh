@@ -75,12 +75,13 @@ run_integration() {
   pids+=($!)
   echo "--- pytest tests/integration"
   $background "$PY" -m pytest -q --durations=15 tests/integration || rc=1
+  # Its sandbox goes as soon as it is done with: an idle sandbox still costs the machine CPU.
+  [ "$started" -eq 1 ] && "$PY" sandbox/sandbox.py down >/dev/null 2>&1
   for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
   echo "--- pytest tests/e2e (all but test_node_*.py)"
   cat "$LOGS/integration-e2e.log"
   echo "--- pytest tests/e2e/test_node_*.py"
   cat "$LOGS/integration-e2e-nodes.log"
-  [ "$started" -eq 1 ] && "$PY" sandbox/sandbox.py down >/dev/null 2>&1
   return "$rc"
 }
 

@@ -158,11 +158,10 @@ USER_SSH_CIDR = "203.0.113.7/32"
 
 def test_a_user_s_own_ssh_cidr_updates_the_stack_cleanly_through_deploy_yml(stack_sandbox, created, deploy_vars):
     """deploy.yml from the sandbox's inventory with one value of the user's own: its update runs through the
-    stack (the head node's security group gets the CIDR), and the rest of deploy.yml runs on the updated cluster
-    (without the container runtimes, which test_containers.py installs through the same playbook)."""
+    stack (the head node's security group gets the CIDR), and the rest of deploy.yml runs on the updated cluster."""
     started = time.monotonic()
-    run = stack_sandbox.playbook("deploy.yml", dict(deploy_vars, cluster_config_ssh_allowed_ips=USER_SSH_CIDR,
-                                                    pcluster_containers_enabled=False), timeout=1800)
+    run = stack_sandbox.playbook("deploy.yml", dict(deploy_vars, cluster_config_ssh_allowed_ips=USER_SSH_CIDR),
+                                 timeout=1800)
     print("deploy.yml with an SSH CIDR of the user's: %.1f s" % (time.monotonic() - started))
     assert run.rc == 0, run.output[-6000:] + boot_logs(stack_sandbox)
     cfn = stack_sandbox.aws("cloudformation")

@@ -83,6 +83,26 @@ def test_render_writes_0600_file_sets_facts_and_is_idempotent(tmp_path):
     assert out.read_bytes() == before
 
 
+def test_without_the_container_roles_the_queues_get_no_node_setup_step(tmp_path):
+    """pcluster_containers_enabled: false leaves the containers playbook, and so the node-setup bundle, out of
+    deploy.yml: a node-setup step would hold every compute node for a setup that never comes. The step follows
+    it unless cluster_config_node_setup_enabled says otherwise."""
+    def render(name, **variables):
+        out, facts = tmp_path / name / "cluster-config.yaml", tmp_path / name / "facts.json"
+        run = ansible_playbook("render.yml", extra=dict(variables, cluster_config_output_path=str(out),
+                                                        facts_out=str(facts)))
+        assert run.returncode == 0, run.stdout + run.stderr
+        sequence = yaml.safe_load(out.read_text())["Scheduling"]["SlurmQueues"][0]["CustomActions"][
+            "OnNodeConfigured"]["Sequence"]
+        return [step["Script"] for step in sequence], json.loads(facts.read_text())["cluster_config_node_setup_script"]
+
+    scripts, node_setup = render("off", pcluster_containers_enabled=False)
+    assert node_setup is None
+    assert scripts == [ENV_VALUES["cluster_config_compute_node_bootstrap_script"]]
+    scripts, node_setup = render("asked", pcluster_containers_enabled=False, cluster_config_node_setup_enabled=True)
+    assert scripts == [node_setup["url"], ENV_VALUES["cluster_config_compute_node_bootstrap_script"]]
+
+
 def test_check_mode_writes_nothing(tmp_path):
     out = tmp_path / "new" / "cluster-config.yaml"
     result = ansible_playbook("render.yml", "--check",
