@@ -24,7 +24,8 @@ def test_role_defaults_file_sets_only_the_defaults_that_come_from_other_variable
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     assert defaults == {"cluster_config_region": "{{ pcluster_region | default('') }}",
                         "cluster_config_node_setup_dir":
-                            "{{ pcluster_node_setup_dir | default('/opt/slurm/hpc-pcluster/node-setup') }}"}
+                            "{{ pcluster_node_setup_dir | default('/opt/slurm/hpc-pcluster/node-setup') }}",
+                        "cluster_config_node_setup_enabled": "{{ pcluster_containers_enabled | default(True) }}"}
     assert set(defaults) <= set(ROLE_OPTIONS)
 
 
