@@ -59,8 +59,8 @@ def main():
         print("idle sandbox, %d compute nodes, clustermgtd loop_time %2d s: %.1f%% of one core (%.1f CPU s a minute)"
               % (args.compute_nodes, loop, 100 * shares[loop], 60 * shares[loop]))
     if shares[BASELINE_LOOP] > 0:
-        print("ratio loop_time %d s / %d s (baseline): %.2f" % (LOOPS[1], BASELINE_LOOP,
-                                                                 shares[LOOPS[1]] / shares[BASELINE_LOOP]))
+        ratio = shares[LOOPS[1]] / shares[BASELINE_LOOP]
+        print("ratio loop_time %d s / %d s (baseline): %.2f" % (LOOPS[1], BASELINE_LOOP, ratio))
 
 
 if __name__ == "__main__":
