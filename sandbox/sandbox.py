@@ -60,7 +60,8 @@ VERIFY_NOT_AVAILABLE = {
 }
 
 # clustermgtd's loop_time: ParallelCluster's default. Each loop costs the machine about 0.5 s of CPU (the fleet
-# status script, its EC2 and DynamoDB calls to moto), so an idle sandbox at 10 s spent 2.5 times the CPU of one at 60 s.
+# status script, its EC2 and DynamoDB calls to moto): an idle sandbox at 10 s takes 2.4 times the CPU of one at 60 s
+# (bench/sandbox_idle_cpu.py: 8.7% and 3.7% of one core with two compute nodes).
 CLUSTERMGTD_LOOP_TIME = 60
 # How long up waits for clustermgtd's static nodes to be idle in Slurm (its first loop, the launch, the boots).
 STATIC_FLEET_TIMEOUT = 300.0
