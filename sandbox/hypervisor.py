@@ -454,9 +454,9 @@ class Hypervisor:
         seen, changed_at = None, time.monotonic()
         while self.network_alive():
             try:
-                now = self.step()
-                if now != seen or self.booting:
-                    seen, changed_at = now, time.monotonic()
+                view = self.step()
+                if view != seen or self.booting:
+                    seen, changed_at = view, time.monotonic()
             except Exception:  # pylint: disable=broad-except  # moto busy or restarting: again on the next poll
                 log(f"poll failed: {traceback.format_exc(limit=3)}")
             time.sleep(POLL if time.monotonic() - changed_at < QUIET else IDLE_POLL)
