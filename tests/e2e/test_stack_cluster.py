@@ -204,12 +204,19 @@ def test_delete_removes_the_stack_its_instances_and_their_nodes(stack_sandbox, c
         for i in r["Instances"]]
     assert not alive
     wait_for_no_nodes(stack_sandbox)
-    # Its log group stays (DeletionPolicy Retain, ParallelCluster's default); the next tests' creates need the name free.
-    logs = stack_sandbox.aws("logs")
-    kept = [g["logGroupName"] for g in logs.describe_log_groups(
-        logGroupNamePrefix="/aws/parallelcluster/%s-" % stack_sandbox.cluster_name)["logGroups"]]
+    delete_kept_log_group(stack_sandbox, "/aws/parallelcluster/%s-" % stack_sandbox.cluster_name)
+
+
+def delete_kept_log_group(sandbox, prefix):
+    """The deleted cluster's log group, the one whose name starts with prefix, is still there: it outlives the
+    cluster (Monitoring.Logs.CloudWatch.DeletionPolicy defaults to Retain). Its name carries the minute of the
+    create, so a create of the same name within that minute would fail on it (ClusterCreationFailure,
+    CloudWatchLogGroup already exists) until it is deleted, as on AWS: delete it. Returns its name."""
+    logs = sandbox.aws("logs")
+    kept = [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix=prefix)["logGroups"]]
     assert len(kept) == 1, kept
     logs.delete_log_group(logGroupName=kept[0])
+    return kept[0]
 
 
 def wait_for_no_nodes(sandbox, timeout=30):
@@ -239,13 +246,7 @@ def failed_create(sandbox, tmp_path, config, code):
     wait_for_no_nodes(sandbox)
     _run, deleted, _seconds = cluster(sandbox, tmp_path, "absent")
     assert deleted["changed"], deleted
-    # The log group outlives the cluster (Monitoring.Logs.CloudWatch.DeletionPolicy defaults to Retain). Its name
-    # carries the minute of the create, so a create of the same name within that minute would fail on it
-    # (ClusterCreationFailure, CloudWatchLogGroup already exists) until it is deleted, as on AWS.
-    logs = sandbox.aws("logs")
-    assert [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix=failure["log_group"])["logGroups"]] == [
-        failure["log_group"]]
-    logs.delete_log_group(logGroupName=failure["log_group"])
+    assert delete_kept_log_group(sandbox, failure["log_group"]) == failure["log_group"]
     return result["msg"], [e["message"] for e in events]
 
 
