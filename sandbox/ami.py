@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -88,6 +89,11 @@ ENROOT_ROOTFS_WRITABLE     y
 LINKS = {"usr/local/sbin/shutdown": "/run/sandbox/bin/shutdown"}
 # The top-level directories the layer provides to the nodes' overlays (rootfs.LAYERED).
 LAYER_DIRS = ("usr", "usr/local", "etc", "opt")
+# What the layer hides of this machine's own files (overlayfs whiteouts): settings of this machine's container
+# image that no EC2 AMI has. docker-clean turns off apt's binary caches (and deletes them after every dpkg run), so
+# every apt, apt-mark and python-apt call on a node parsed the whole package lists again (0.9 s of CPU where the
+# cache takes 0.2 s).
+HIDDEN = ("etc/apt/apt.conf.d/docker-clean",)
 
 
 class AmiError(Exception):
@@ -266,6 +272,9 @@ def _build_layer(target: Path, archives: dict, log_file: Path, extras: dict, ven
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     _write_extras(layer, extras)
+    for rel in HIDDEN:
+        (layer / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.mknod(layer / rel, 0o600 | stat.S_IFCHR, os.makedev(0, 0))
     info = {"enroot": VENDORED["enroot"]["version"] if archives else None,
             "pyxis": VENDORED["pyxis"]["version"] if archives else "stand-in",
             "python": node_python_version(),
@@ -330,7 +339,7 @@ def ensure_layer(vendor: Path, cache: Path, log_file: Path, in_use=running_layer
 
 
 def _ensure_layer(archives: dict, vendor: Path, cache: Path, log_file: Path, in_use, log, extras: dict) -> dict:
-    parts = [LAYER_FORMAT, BUILD_SCRIPT.read_bytes(), json.dumps(EXAMPLES, sort_keys=True), _slurm_headers_id(),
+    parts = [LAYER_FORMAT, BUILD_SCRIPT.read_bytes(), json.dumps(EXAMPLES, sort_keys=True), _slurm_headers_id(), HIDDEN,
              NODE_REQUIREMENTS.read_bytes(), COOKBOOK_REQUIREMENTS.read_bytes(), node_python_version()]
     parts += [f"{rel}={hashlib.sha256(c.encode() if isinstance(c, str) else c).hexdigest()}" for rel, c in sorted(extras.items())]
     parts += [VENDORED[n]["sha256"] for n in sorted(archives)] if archives else [STANDIN_SOURCE.read_bytes()]

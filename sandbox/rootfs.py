@@ -14,9 +14,9 @@ file systems, and the host sees only an empty directory.
 
 | path | what |
 |---|---|
-| ``/usr``, ``/etc`` | overlay: this machine's directory, the AMI layer (ami.py) on top, the node's own changes on top of both |
+| ``/usr``, ``/etc`` | overlay: this machine's directory, the AMI layer (ami.py) on top, the node's own changes on top of both (the layer hides some of the machine's files: ami.HIDDEN) |
 | ``/usr/local``, ``/opt`` | overlay of the AMI layer only (the machine's own ``/usr/local`` and ``/opt`` are not part of the node) |
-| ``/var`` | overlay of this machine's ``/var`` |
+| ``/var`` | overlay of this machine's ``/var`` (without man-db's ``auto-update``, as in Ubuntu's minimized cloud images: no index rebuild after every package install) |
 | ``/``, ``/root``, ``/tmp``, ``/srv`` ... | the node's own directory (``rootfs``) |
 | ``/opt/slurm``, ``/opt/parallelcluster/shared``, ``/home``, ``/fsx``, ``/lustre`` | the shared file systems |
 | ``/scratch`` (compute) | a tmpfs of the node's own, like instance storage |
@@ -80,6 +80,9 @@ echo "$LAYER_MOUNTS" | while IFS='|' read -r layer target lowers; do
   mkdir -p "$target"
   mount -t overlay "sandbox-$layer" -o "lowerdir=$lowers,upperdir=$R/upper/$layer,workdir=$R/work/$layer" "$target"
 done
+# /var has no AMI layer (the layers' cache is under /var), so the node removes this itself: man-db's index rebuild
+# after every package install took 5 s of CPU per Docker install.
+rm -f var/lib/man-db/auto-update
 mkdir -p opt/slurm opt/parallelcluster/shared
 mount --bind "$SHARED/opt-slurm" opt/slurm
 mount --bind "$SHARED/pcluster-shared" opt/parallelcluster/shared
