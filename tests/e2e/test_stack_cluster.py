@@ -7,6 +7,10 @@ hypervisor with the stack's own user data (cfn-init from the launch template's m
 cfn-signal to the stack's wait condition), and its clustermgtd launches the static compute node. One sandbox for
 the file: create, a second create, deploy.yml with an SSH CIDR of the user's (an update), an update of MaxCount,
 delete, and a create whose head node script fails.
+
+The cluster here has no container roles (the sandbox's config without the queue's node-setup step, which is what
+deploy.yml renders with pcluster_containers_enabled false): what these tests look at is the stack, and the other
+e2e sandboxes show the container roles on the nodes.
 """
 
 from __future__ import annotations
@@ -79,7 +83,16 @@ HEAD_NODE_LOGS = ("/var/log/cfn-init.log", "/var/log/cfn-init-cmd.log", "/var/lo
 
 
 def sandbox_config(sandbox) -> dict:
-    return yaml.safe_load((sandbox.state_dir / "cluster-config.yaml").read_text())
+    """The sandbox's cluster config without the queues' node-setup step (see the module's docstring)."""
+    config = yaml.safe_load((sandbox.state_dir / "cluster-config.yaml").read_text())
+    for queue in config["Scheduling"]["SlurmQueues"]:
+        sequence = queue["CustomActions"]["OnNodeConfigured"]["Sequence"]
+        sequence[:] = [step for step in sequence if "/hpc-pcluster-node-setup-" not in step["Script"]]
+    return config
+
+
+# deploy.yml's variables for this cluster: as the sandbox's config above.
+NO_CONTAINERS = {"pcluster_containers_enabled": False}
 
 
 def head_node_record(sandbox) -> tuple:
@@ -125,11 +138,11 @@ def test_create_runs_the_stack_and_boots_its_head_node(stack_sandbox, created):
     output = on_head(stack_sandbox, ip, "cat /var/log/cloud-init-output.log; cat /var/log/cfn-init.log")
     assert output.returncode == 0, output.stderr
     assert "ConfigSets completed: deployFiles" in output.stdout and "ConfigSets completed: default" in output.stdout
-    # Its clustermgtd launched the static node, which Slurm has up (idle, or held for its node setup: maint).
+    # Its clustermgtd launched the static node, which Slurm has up (no node-setup step holds it).
     nodes = on_head(stack_sandbox, ip, "sinfo -h -N -o '%N %t'")
     assert nodes.returncode == 0, nodes.stderr
     static = [line.split() for line in nodes.stdout.splitlines() if "-st-" in line]
-    assert static and all(state in ("idle", "maint") for _name, state in static), nodes.stdout
+    assert static and all(state == "idle" for _name, state in static), nodes.stdout
 
 
 def test_the_head_node_bootstrap_log_is_in_the_cluster_s_log_group(stack_sandbox, created):
@@ -160,8 +173,8 @@ def test_a_user_s_own_ssh_cidr_updates_the_stack_cleanly_through_deploy_yml(stac
     """deploy.yml from the sandbox's inventory with one value of the user's own: its update runs through the
     stack (the head node's security group gets the CIDR), and the rest of deploy.yml runs on the updated cluster."""
     started = time.monotonic()
-    run = stack_sandbox.playbook("deploy.yml", dict(deploy_vars, cluster_config_ssh_allowed_ips=USER_SSH_CIDR),
-                                 timeout=1800)
+    run = stack_sandbox.playbook("deploy.yml", dict(deploy_vars, cluster_config_ssh_allowed_ips=USER_SSH_CIDR,
+                                                    **NO_CONTAINERS), timeout=1800)
     print("deploy.yml with an SSH CIDR of the user's: %.1f s" % (time.monotonic() - started))
     assert run.rc == 0, run.output[-6000:] + boot_logs(stack_sandbox)
     cfn = stack_sandbox.aws("cloudformation")
