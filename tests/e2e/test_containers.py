@@ -1,6 +1,6 @@
 """The container chain of the sandbox's nodes after deploy.yml (which runs playbooks/containers.yml): a
 container job through Pyxis and Enroot on every compute node, Docker's engine running on every node,
-containers.yml run again changing nothing on any node."""
+the fleet-wide run forced again changing nothing on any compute node."""
 
 import re
 import shlex
@@ -46,10 +46,11 @@ def test_docker_s_engine_runs_on_every_node(e2e_sandbox, containers):
         "install", "ok", "installed"]
 
 
-def test_containers_playbook_run_again_changes_nothing_on_any_node(e2e_sandbox, containers):  # pylint: disable=unused-argument
+def test_the_fleet_run_forced_again_changes_nothing_on_any_compute_node(e2e_sandbox, containers):  # pylint: disable=unused-argument
     # Forced: every compute node runs its whole local play again (not only "up to date, this bundle applied since
-    # boot"), so this shows the roles themselves change nothing on a node they set up.
-    run = e2e_sandbox.playbook("playbooks/containers.yml", {"node_setup_fleet_force": True})
+    # boot"), so this shows the roles themselves change nothing on a node they set up. The fleet-wide run alone: the
+    # head node's roles over SSH are deploy.yml's second run's (test_playbooks.py).
+    run = e2e_sandbox.playbook("tests/e2e/node_setup_only.yml", {"node_setup_tasks": "fleet", "node_setup_fleet_force": True})
     assert run.rc == 0, run.output[-6000:]
     assert run.recap and all(host["changed"] == 0 for host in run.recap.values()), run.recap
     folded = " ".join(run.stdout.split())  # the YAML callback wraps long messages

@@ -30,6 +30,8 @@ MARKER = "/root/written-before-the-replacement"
 BUNDLE = "/opt/slurm/hpc-pcluster/node-setup/current"
 NODE_SETUP_DIR = "/opt/slurm/hpc-pcluster/node-setup"
 HOLD = "hpc-pcluster-node-setup-%s"
+# Role hpc.pcluster.node_setup alone (node_setup_tasks: main, stage or fleet), without the container roles over SSH.
+NODE_SETUP_ONLY = "tests/e2e/node_setup_only.yml"
 SECRET = "e2e-S3cr3t-never-shown"
 # Four tasks print, at the same moment, a long result (3 kB of JSON, as a failure with its log) the way run.py
 # does in the fleet job; each task's result must come back whole from srun's output.
@@ -214,18 +216,6 @@ def test_nodes_set_up_at_boot_are_what_the_same_roles_over_ssh_leave(joining, jo
     assert not changed, run.output[-8000:]
 
 
-FLEET_ONLY = """
-- name: The fleet-wide run alone, without staging
-  hosts: head_node
-  gather_facts: false
-  tasks:
-    - name: Set up the running compute nodes
-      ansible.builtin.include_role:
-        name: hpc.pcluster.node_setup
-        tasks_from: fleet
-"""
-
-
 def start_busy_job(sandbox, node):
     """A job keeping node busy (alloc or mix), running when this returns; its id."""
     job = sandbox.head("sbatch", "--parsable", "--nodelist=%s" % node, "--wrap", "sleep 1200").strip()
@@ -236,10 +226,9 @@ def start_busy_job(sandbox, node):
     return job
 
 
-def test_a_bundle_others_can_write_is_refused_and_busy_nodes_are_left_alone(joining, joined, tmp_path):
+def test_a_bundle_others_can_write_is_refused_and_busy_nodes_are_left_alone(joining, joined):
+    # The node_setup role alone (NODE_SETUP_ONLY): the head node's container roles over SSH have nothing to do with it.
     sandbox = joining["sandbox"]
-    fleet_only = tmp_path / "fleet-only.yml"
-    fleet_only.write_text(FLEET_ONLY)
     # The dynamic node runs a job all along: every fleet run below leaves it alone and says so.
     before = node_result(sandbox, DYNAMIC)
     job = start_busy_job(sandbox, DYNAMIC)
@@ -249,8 +238,8 @@ def test_a_bundle_others_can_write_is_refused_and_busy_nodes_are_left_alone(join
         # checks before it runs anything): the node is held.
         sandbox.head("chmod", "g+w", NODE_SETUP_DIR)
         try:
-            refused = sandbox.playbook("playbooks/containers.yml", per_node_docker(sandbox))
-            fleet = sandbox.playbook(str(fleet_only))
+            refused = sandbox.playbook(NODE_SETUP_ONLY, dict(per_node_docker(sandbox), node_setup_tasks="main"))
+            fleet = sandbox.playbook(NODE_SETUP_ONLY, {"node_setup_tasks": "fleet"})
         finally:
             sandbox.head("chmod", "g-w", NODE_SETUP_DIR)
         said = " ".join(refused.output.split())
@@ -262,8 +251,8 @@ def test_a_bundle_others_can_write_is_refused_and_busy_nodes_are_left_alone(join
         assert slurm_view(sandbox, STATIC) == ("maint", HOLD % STATIC)
         # Once fixed, the held node is set up and released. A secret among the nodes' variables (a new bundle, so
         # vars.yml is written again) never shows, not with -v and --diff either.
-        run = sandbox.playbook("playbooks/containers.yml", dict(per_node_docker(sandbox), docker_e2e_registry_password=SECRET),
-                               args=["-v", "--diff"])
+        run = sandbox.playbook(NODE_SETUP_ONLY, dict(per_node_docker(sandbox), docker_e2e_registry_password=SECRET,
+                                                     node_setup_tasks="main"), args=["-v", "--diff"])
     finally:
         sandbox.head("scancel", job, check=False)
     assert run.rc == 0, run.output[-6000:]

@@ -1,7 +1,7 @@
 """A dynamic node started from an image with the node setup baked in runs its job without the roles running at boot.
 
 The sandbox with a dynamic node (shared with test_node_setup.py, after it; this test takes it as it finds it:
-bundle staged or not, the dynamic node up or powered down): playbooks/containers.yml stages the bundle, then
+bundle staged or not, the dynamic node up or powered down): role node_setup stages the bundle (tasks_from: stage), then
 bake_image.yml builds the image as deploy.yml does with cluster_config_custom_image=build (`pcluster build-image`:
 the sandbox's image builder runs the bake script on a build node over the AMI layer and keeps what it changed as
 the image's layer). The queue's launch template then names the image's AMI, as a cluster update that changes
@@ -42,7 +42,7 @@ def power_down(sandbox, node, timeout=300):
 
 def test_a_dynamic_node_of_the_baked_image_runs_its_job_without_the_roles_at_boot(dynamic_sandbox, tmp_path):
     sandbox = dynamic_sandbox
-    staged = sandbox.playbook("playbooks/containers.yml", VARS)
+    staged = sandbox.playbook("tests/e2e/node_setup_only.yml", dict(VARS, node_setup_tasks="stage"))
     assert staged.rc == 0, staged.output[-6000:]
     result_file = tmp_path / "bake.json"
     bake = sandbox.playbook("tests/e2e/bake_image.yml", dict(VARS, bake_image_result=str(result_file)), timeout=1200)
