@@ -14,9 +14,9 @@ file systems, and the host sees only an empty directory.
 
 | path | what |
 |---|---|
-| ``/usr``, ``/etc`` | overlay: this machine's directory, the AMI layer (ami.py) on top, the node's own changes on top of both (the layer hides some of the machine's files: ami.HIDDEN) |
+| ``/usr``, ``/etc`` | overlay: this machine's directory, the AMI layer (ami.py; ami.HIDDEN) on top, the node's own changes on top |
 | ``/usr/local``, ``/opt`` | overlay of the AMI layer only (the machine's own ``/usr/local`` and ``/opt`` are not part of the node) |
-| ``/var`` | overlay of this machine's ``/var`` (without man-db's ``auto-update``, as in Ubuntu's minimized cloud images: no index rebuild after every package install) |
+| ``/var`` | overlay of this machine's ``/var``, without man-db's ``auto-update`` (ROOT_SCRIPT) |
 | ``/``, ``/root``, ``/tmp``, ``/srv`` ... | the node's own directory (``rootfs``) |
 | ``/opt/slurm``, ``/opt/parallelcluster/shared``, ``/home``, ``/fsx``, ``/lustre`` | the shared file systems |
 | ``/scratch`` (compute) | a tmpfs of the node's own, like instance storage |
