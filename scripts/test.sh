@@ -8,7 +8,7 @@
 # The suites run in three lanes at once: the sandbox suites spend most of their time waiting on
 # Slurm, ssh and the nodes, not on this machine's cores, so the static checks and the molecule
 # scenarios (each in a sandbox of its own) run beside the integration tests (whose tests/e2e,
-# on sandboxes of their own and in two processes, run beside tests/integration):
+# on sandboxes of their own and in three processes, run beside tests/integration):
 #   integration | molecule | lint, sanity, unit
 # tests/e2e takes longest, so everything else runs at a lower priority (nice 10) and takes the
 # cores while it waits. Each suite's output goes to tests/output/suites/<suite>.log and is printed whole when the suite
@@ -59,27 +59,36 @@ run_unit() {
   "$PY" -m pytest -q --durations=10 tests/unit
 }
 
+# tests/e2e runs in three processes beside tests/integration, each with sandboxes of its own: the tests on the
+# sandbox with a dynamic node (test_node_*.py), the ones with a sandbox per module (E2E_OWN_SANDBOXES), and the rest
+# on the session's sandbox (deploy.yml's first run, then the tests that look at it, one after another).
+E2E_OWN_SANDBOXES=(tests/e2e/test_stack_cluster.py tests/e2e/test_distributed.py)
+
 run_integration() {
   # tests/integration runs on the default sandbox (sandbox/.state: started here when it is not up,
-  # and brought down after); tests/e2e brings up sandboxes of its own, in two processes beside it:
-  # tests/e2e/test_node_*.py (the sandbox with a dynamic node) and the others.
-  local started=0 rc=0 pid pids=()
+  # and brought down after); tests/e2e brings up sandboxes of its own, in three processes beside it.
+  local started=0 rc=0 pid pids=() own=() file
   if ! "$PY" sandbox/sandbox.py status >/dev/null 2>&1; then
     # As make sandbox-up: these tests watch clustermgtd replace nodes and stop the fleet (its loop: 10 s).
     $background "$PY" sandbox/sandbox.py up --clustermgtd-loop-time 10 || return 1
     started=1
   fi
+  for file in "${E2E_OWN_SANDBOXES[@]}"; do own+=(--ignore="$file"); done
   "$PY" -m pytest -q --durations=15 tests/e2e/test_node_*.py >"$LOGS/integration-e2e-nodes.log" 2>&1 &
   pids+=($!)
-  "$PY" -m pytest -q --durations=15 --ignore-glob='*/e2e/test_node_*' tests/e2e >"$LOGS/integration-e2e.log" 2>&1 &
+  "$PY" -m pytest -q --durations=15 "${E2E_OWN_SANDBOXES[@]}" >"$LOGS/integration-e2e-own.log" 2>&1 &
+  pids+=($!)
+  "$PY" -m pytest -q --durations=15 --ignore-glob='*/e2e/test_node_*' "${own[@]}" tests/e2e >"$LOGS/integration-e2e.log" 2>&1 &
   pids+=($!)
   echo "--- pytest tests/integration"
   $background "$PY" -m pytest -q --durations=15 tests/integration || rc=1
   # Its sandbox goes as soon as it is done with: an idle sandbox still costs the machine CPU.
   [ "$started" -eq 1 ] && "$PY" sandbox/sandbox.py down >/dev/null 2>&1
   for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
-  echo "--- pytest tests/e2e (all but test_node_*.py)"
+  echo "--- pytest tests/e2e (on the session's sandbox)"
   cat "$LOGS/integration-e2e.log"
+  echo "--- pytest ${E2E_OWN_SANDBOXES[*]}"
+  cat "$LOGS/integration-e2e-own.log"
   echo "--- pytest tests/e2e/test_node_*.py"
   cat "$LOGS/integration-e2e-nodes.log"
   return "$rc"
