@@ -78,7 +78,9 @@ chmod 1777 tmp
 echo "$LAYER_MOUNTS" | while IFS='|' read -r layer target lowers; do
   [ -n "$layer" ] || continue
   mkdir -p "$target"
-  mount -t overlay "sandbox-$layer" -o "lowerdir=$lowers,upperdir=$R/upper/$layer,workdir=$R/work/$layer" "$target"
+  # redirect_dir=on: a directory of a lower layer can be renamed, as on an instance's own disk (dockerd renames
+  # /var/lib/docker/runtimes at each start, which a node booted from an image with Docker carries in its layer).
+  mount -t overlay "sandbox-$layer" -o "lowerdir=$lowers,upperdir=$R/upper/$layer,workdir=$R/work/$layer,redirect_dir=on" "$target"
 done
 # /var has no AMI layer (the layers' cache is under /var), so the node removes this itself: man-db's index rebuild
 # after every package install took 5 s of CPU per Docker install.
