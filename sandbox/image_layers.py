@@ -82,8 +82,11 @@ class NodeHost:
         sandbox, hypervisor, request = self.sandbox, self.hypervisor, self.request
         self.name = f"build-{self.instance_id}"
         self.netns = f"{sandbox.state['netns_prefix']}{self.instance_id}"
-        layout = hypervisor.node_layout(sandbox.state_dir, sandbox.state, self.name, request["parent_image"])
-        proc = rootfs.start_node(sandbox.state["holders"]["base"], "ip-" + self.ip.replace(".", "-"), True, 0, layout)
+        # An instance of the parent image, not a node of the cluster: no instance storage on /scratch (ParallelCluster
+        # formats and mounts it at a cluster node's boot) and none of the cluster's FSx.
+        layout = dict(hypervisor.node_layout(sandbox.state_dir, sandbox.state, self.name, request["parent_image"]),
+                      file_systems=())
+        proc = rootfs.start_node(sandbox.state["holders"]["base"], "ip-" + self.ip.replace(".", "-"), False, 0, layout)
         self.pid = nodes.wait_holder(proc, f"build instance {self.instance_id}")
         nodes.connect_node(sandbox.network_pid, self.pid, {"ip": self.ip, "veth": "b" + self.instance_id[-12:],
                                                            "netns": self.netns}, sandbox.state["prefix_len"])

@@ -41,6 +41,8 @@ import subprocess
 from pathlib import Path
 
 SHARED = ("opt-slurm", "pcluster-shared", "home", "fsx", "lustre")
+# The shared file systems a node mounts where the cluster's config puts them (the head node's /home, the FSx).
+FILE_SYSTEMS = ("home", "fsx", "lustre")
 # Where a node sees what is bound into it from the machine (in its own /run, so that no directory a
 # user or Enroot may bind-mount, such as /root or /tmp, has a mount of the sandbox's below it).
 NODE_SANDBOX_DIR = "/run/sandbox"
@@ -88,7 +90,7 @@ rm -f var/lib/man-db/auto-update
 mkdir -p opt/slurm opt/parallelcluster/shared
 mount --bind "$SHARED/opt-slurm" opt/slurm
 mount --bind "$SHARED/pcluster-shared" opt/parallelcluster/shared
-for d in home fsx lustre; do mount --bind "$SHARED/$d" "$d"; done
+for d in $NODE_FILE_SYSTEMS; do mount --bind "$SHARED/$d" "$d"; done
 mount --rbind /proc proc
 mount --rbind /sys sys
 mount --rbind /dev dev
@@ -175,11 +177,13 @@ def start_node(base_pid: int, name: str, compute: bool, gpus: int, layout: dict,
     """A node holder with a root of its own, name its host name. layout: {"shared", "roots", "ami", optional "images"
     (a custom image's layers over the AMI layer, top first: layer_mounts),
     "binds": [(machine path, node path under NODE_SANDBOX_DIR, "ro"|"rw")], optional "root_name" (the
-    directory of its root under "roots"; default name)}.
+    directory of its root under "roots"; default name), optional "file_systems" (the cluster's file systems it mounts
+    besides /opt/slurm and /opt/parallelcluster/shared; default FILE_SYSTEMS)}.
     netns: the path of an existing network namespace to join (a node started again), else a new one."""
     env = dict(os.environ, NODE_NAME=name, GPUS=str(gpus if compute else 0), SHARED=layout["shared"],
                NODE_ROOT=str(Path(layout["roots"]) / layout.get("root_name", name)),
                LAYER_NAMES=" ".join(layer[0] for layer in LAYERED),
+               NODE_FILE_SYSTEMS=" ".join(layout.get("file_systems", FILE_SYSTEMS)),
                LAYER_MOUNTS=layer_mounts(layout["ami"], layout.get("images", ())),
                HOST_BINDS="\n".join("|".join(bind) for bind in layout["binds"]))
     script = ROOT_SCRIPT + NODE_SCRIPT + (COMPUTE_SCRIPT if compute else "")

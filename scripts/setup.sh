@@ -31,7 +31,9 @@ APT_PACKAGES=(slurm-wlm slurm-client libslurm-dev munge openssh-server openssh-c
               # pointing it at the system's CA store.
               docker-registry apache2-utils umoci skopeo awscli python3-certifi
               # ParallelCluster's node daemons run Slurm commands with sudo; its AMIs' Python virtualenvs.
-              sudo python3-venv)
+              sudo python3-venv
+              # systemd-tmpfiles: a node booted from a custom image makes its boot-time directories with it.
+              systemd)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

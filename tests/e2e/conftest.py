@@ -82,6 +82,12 @@ class E2ESandbox:
                               check=False)
         return Run(proc.returncode, proc.stdout, proc.stderr, parse_recap(proc.stdout))
 
+    def node_setup(self, tasks, extra_vars=None, args=(), timeout=900):
+        """Role node_setup alone on the head node (node_setup_only.yml), tasks_from tasks (main, stage or fleet),
+        without the container roles that playbooks/containers.yml runs over SSH first."""
+        return self.playbook("tests/e2e/node_setup_only.yml", dict(extra_vars or {}, node_setup_tasks=tasks), args=args,
+                             timeout=timeout)
+
     def head(self, *argv, check=True, timeout=60):
         """Run a command on the head node over SSH (pinned host key)."""
         ssh = ["ssh", "-i", self.state["ssh_key"], "-o", "UserKnownHostsFile=%s" % self.state["known_hosts"],

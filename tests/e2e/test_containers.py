@@ -50,7 +50,7 @@ def test_the_fleet_run_forced_again_changes_nothing_on_any_compute_node(e2e_sand
     # Forced: every compute node runs its whole local play again (not only "up to date, this bundle applied since
     # boot"), so this shows the roles themselves change nothing on a node they set up. The fleet-wide run alone: the
     # head node's roles over SSH are deploy.yml's second run's (test_playbooks.py).
-    run = e2e_sandbox.playbook("tests/e2e/node_setup_only.yml", {"node_setup_tasks": "fleet", "node_setup_fleet_force": True})
+    run = e2e_sandbox.node_setup("fleet", {"node_setup_fleet_force": True})
     assert run.rc == 0, run.output[-6000:]
     assert run.recap and all(host["changed"] == 0 for host in run.recap.values()), run.recap
     folded = " ".join(run.stdout.split())  # the YAML callback wraps long messages

@@ -30,8 +30,6 @@ MARKER = "/root/written-before-the-replacement"
 BUNDLE = "/opt/slurm/hpc-pcluster/node-setup/current"
 NODE_SETUP_DIR = "/opt/slurm/hpc-pcluster/node-setup"
 HOLD = "hpc-pcluster-node-setup-%s"
-# Role hpc.pcluster.node_setup alone (node_setup_tasks: main, stage or fleet), without the container roles over SSH.
-NODE_SETUP_ONLY = "tests/e2e/node_setup_only.yml"
 SECRET = "e2e-S3cr3t-never-shown"
 # Four tasks print, at the same moment, a long result (3 kB of JSON, as a failure with its log) the way run.py
 # does in the fleet job; each task's result must come back whole from srun's output.
@@ -227,7 +225,7 @@ def start_busy_job(sandbox, node):
 
 
 def test_a_bundle_others_can_write_is_refused_and_busy_nodes_are_left_alone(joining, joined):
-    # The node_setup role alone (NODE_SETUP_ONLY): the head node's container roles over SSH have nothing to do with it.
+    # The node_setup role alone (sandbox.node_setup): the head node's container roles over SSH have nothing to do with it.
     sandbox = joining["sandbox"]
     # The dynamic node runs a job all along: every fleet run below leaves it alone and says so.
     before = node_result(sandbox, DYNAMIC)
@@ -238,8 +236,8 @@ def test_a_bundle_others_can_write_is_refused_and_busy_nodes_are_left_alone(join
         # checks before it runs anything): the node is held.
         sandbox.head("chmod", "g+w", NODE_SETUP_DIR)
         try:
-            refused = sandbox.playbook(NODE_SETUP_ONLY, dict(per_node_docker(sandbox), node_setup_tasks="main"))
-            fleet = sandbox.playbook(NODE_SETUP_ONLY, {"node_setup_tasks": "fleet"})
+            refused = sandbox.node_setup("main", per_node_docker(sandbox))
+            fleet = sandbox.node_setup("fleet")
         finally:
             sandbox.head("chmod", "g-w", NODE_SETUP_DIR)
         said = " ".join(refused.output.split())
@@ -251,8 +249,8 @@ def test_a_bundle_others_can_write_is_refused_and_busy_nodes_are_left_alone(join
         assert slurm_view(sandbox, STATIC) == ("maint", HOLD % STATIC)
         # Once fixed, the held node is set up and released. A secret among the nodes' variables (a new bundle, so
         # vars.yml is written again) never shows, not with -v and --diff either.
-        run = sandbox.playbook(NODE_SETUP_ONLY, dict(per_node_docker(sandbox), docker_e2e_registry_password=SECRET,
-                                                     node_setup_tasks="main"), args=["-v", "--diff"])
+        run = sandbox.node_setup("main", dict(per_node_docker(sandbox), docker_e2e_registry_password=SECRET),
+                                 args=["-v", "--diff"])
     finally:
         sandbox.head("scancel", job, check=False)
     assert run.rc == 0, run.output[-6000:]

@@ -7,13 +7,18 @@ the sandbox's image builder runs the bake script on a build node over the AMI la
 the image's layer). The queue's launch template then names the image's AMI, as a cluster update that changes
 Image.CustomAmi leaves it; the dynamic node is powered down, and a container job powers it up again:
 ParallelCluster's slurm_resume launches an instance of the image, which boots over the image's layer, and its boot
-step answers up-to-date from the image.
+step answers up-to-date from the image. The job pulls its image from the sandbox's ECR (when the sandbox has one):
+Enroot's temp and data directories on the node's instance storage, empty at each boot, were made again by the boot
+step, and its credentials for the cluster's registry came with the image. The build node had no /scratch and no
+/fsx, as a build instance has none of the cluster's storage: the image was baked for the compute nodes' (role
+image_config's image_config_node_mount_points).
 
 The variables: Docker left out (the image build then installs no packages from the mirror, and the sandbox's nodes
 have no init system to start an image's dockerd at boot), as bench/dynamic_node_image.py does.
 """
 
 import json
+import re
 import time
 
 import image_layers  # sandbox/ (pytest.ini: pythonpath)
@@ -42,7 +47,7 @@ def power_down(sandbox, node, timeout=300):
 
 def test_a_dynamic_node_of_the_baked_image_runs_its_job_without_the_roles_at_boot(dynamic_sandbox, tmp_path):
     sandbox = dynamic_sandbox
-    staged = sandbox.playbook("tests/e2e/node_setup_only.yml", dict(VARS, node_setup_tasks="stage"))
+    staged = sandbox.node_setup("stage", VARS)
     assert staged.rc == 0, staged.output[-6000:]
     result_file = tmp_path / "bake.json"
     bake = sandbox.playbook("tests/e2e/bake_image.yml", dict(VARS, bake_image_result=str(result_file)), timeout=1200)
@@ -53,6 +58,12 @@ def test_a_dynamic_node_of_the_baked_image_runs_its_job_without_the_roles_at_boo
     assert len(layers) == 1, layers
     record = json.loads((sandbox.state_dir / "images" / ami / IMAGE_RECORD).read_text())
     assert record["node_rendered"] == [] and record["changed"] > 0, record
+    # Placed by the compute nodes' storage, not the build node's, with the entries that make its directories at boot.
+    assert record["mount_points"] == {"/scratch": True, "/fsx": True}, record
+    assert "/etc/tmpfiles.d/enroot.conf" in record["tmpfiles"], record
+    enroot_conf = (sandbox.state_dir / "images" / ami / "etc" / "enroot" / "enroot.conf").read_text()
+    assert re.search(r"^ENROOT_TEMP_PATH +/scratch/enroot/tmp$", enroot_conf, re.M), enroot_conf
+    assert re.search(r"^ENROOT_CACHE_PATH +/fsx/enroot/", enroot_conf, re.M), enroot_conf
 
     ec2 = sandbox.aws("ec2")
     template = sandbox.state["launch_templates"][0]
@@ -60,10 +71,11 @@ def test_a_dynamic_node_of_the_baked_image_runs_its_job_without_the_roles_at_boo
         "LaunchTemplateVersions"][0]["LaunchTemplateData"]["ImageId"]
     power_down(sandbox, DYNAMIC)
     image_layers.launch_queue_from(ec2, template, ami)
+    registry = sandbox.state["containers"]["registry"]
+    image = sandbox.state["containers"]["image"] if registry["note"] else registry["image"]
     try:
         job = sandbox.head("srun", "--quiet", "--nodes=1", "--nodelist=%s" % DYNAMIC,
-                           "--container-image=%s" % sandbox.state["containers"]["image"], "sh", "-c", IN_CONTAINER,
-                           timeout=600)
+                           "--container-image=%s" % image, "sh", "-c", IN_CONTAINER, timeout=600)
         instance = sandbox.instance_of(DYNAMIC)
         result = json.loads(sandbox.head("srun", "--quiet", "--nodes=1", "--nodelist=%s" % DYNAMIC, "cat", RESULT))
         runs = [line for line in sandbox.head("srun", "--quiet", "--nodes=1", "--nodelist=%s" % DYNAMIC, "cat",

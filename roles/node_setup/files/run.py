@@ -20,8 +20,15 @@ with a pinned ansible-core. This script runs its local play
 
 A node started from such an image, on which nothing was applied since it booted,
 answers up-to-date without running the play when the image's record names this
-bundle's collection and variables (the image is a cache of the bundle, never a
-second source of truth: any difference runs the play).
+bundle's collection and variables and the node has the storage the image was baked
+for (the image is a cache of the bundle, never a second source of truth: any
+difference runs the play). The bake is told the mount points of the cluster's
+compute nodes (the manifest's ``mount_points``, given to the roles as
+``enroot_mount_points``), since a build instance has none of the cluster's storage;
+the record keeps the ones the roles placed data by (``boot.json``, written by the
+play) and the systemd-tmpfiles entries of the directories that live on storage
+emptied at each boot (instance storage, /run), which run.py creates again before it
+answers up-to-date.
 
 The result - status (ok, up-to-date, failed), the play's counts, the first
 failed task - is written to /var/lib/hpc-pcluster/node-setup/result.json (root's
@@ -45,6 +52,7 @@ import fcntl
 import glob
 import json
 import os
+import re
 import resource
 import shutil
 import socket
@@ -68,6 +76,10 @@ HOLD_PREFIX = "hpc-pcluster-node-setup-"
 IMAGE_RECORD = os.path.join(STATE_DIR, "image.json")
 # What the record and a bundle's manifest must agree on for the image to stand for the bundle.
 IMAGE_IDENTITY = (("collection", "the collection"), ("vars_digest", "the variables"))
+# What the play records of the node it set up (node_local.yml): the mount points the roles placed data by, and the
+# systemd-tmpfiles entries of the directories that are gone at each boot.
+BOOT_RECORD = os.path.join(STATE_DIR, "boot.json")
+MOUNTINFO = "/proc/self/mountinfo"
 
 
 def node_name():
@@ -124,6 +136,41 @@ def image_differences(record, manifest):
     if record.get("node_rendered"):
         differs.append("variables each node renders for itself (%s)" % ", ".join(record["node_rendered"]))
     return differs
+
+
+def mount_points(mountinfo=MOUNTINFO):
+    """The mount points of this node (as mountpoint(1) sees them: every entry of the mount table)."""
+    try:
+        with open(mountinfo, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return set()
+    # Field 5 is the mount point, with space, tab, newline and backslash as octal escapes.
+    return {re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), line.split()[4])
+            for line in lines if len(line.split()) > 4}
+
+
+def storage_differences(record, mounted):
+    """Where the node's storage is not what the image was baked for (the roles placed data by it)."""
+    wanted = (record or {}).get("mount_points") or {}
+    return ["%s is %sa mount point here, %s on the nodes the image was baked for" % (
+        path, "" if path in mounted else "not ", "one" if want else "not one")
+            for path, want in sorted(wanted.items()) if (path in mounted) != bool(want)]
+
+
+def recreate_boot_directories(record):
+    """The directories the image's setup keeps on storage emptied at each boot, created again from the systemd-tmpfiles
+    entries the roles wrote (as systemd does at boot, but after the instance storage is mounted). Returns
+    (exit status, output); 0 and "" when there is nothing to create."""
+    files = [path for path in (record or {}).get("tmpfiles") or [] if os.path.isfile(path)]
+    if not files:
+        return 0, ""
+    command = shutil.which("systemd-tmpfiles", path=SYSTEM_PATH)
+    if not command:
+        return 127, "systemd-tmpfiles not found (on %s)" % SYSTEM_PATH
+    proc = subprocess.run([command, "--create", *files], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          check=False)
+    return proc.returncode, (proc.stdout + proc.stderr).strip()
 
 
 def untouched_since_boot(previous, current_boot):
@@ -249,8 +296,9 @@ def play_env(bundle, callback_file):
     return env
 
 
-def run_play(bundle, mode, node):
-    """Run the bundle's local play; returns (exit status, the result callback's record)."""
+def run_play(bundle, mode, node, extra=None):
+    """Run the bundle's local play (extra: more variables for it); returns (exit status, the result callback's
+    record)."""
     callback_file = os.path.join(STATE_DIR, "play.json")
     try:
         os.unlink(callback_file)
@@ -261,8 +309,9 @@ def run_play(bundle, mode, node):
                             "node_local.yml")
     argv = [os.path.join(venv, "python"), os.path.join(venv, "ansible-playbook"), "-i", node + ",",
             "-c", "local", playbook,
-            "-e", json.dumps({"node_setup_mode": mode, "node_setup_bundle_vars": os.path.join(bundle, "vars.yml"),
-                              "ansible_python_interpreter": os.path.join(venv, "python")})]
+            "-e", json.dumps(dict(extra or {}, node_setup_mode=mode,
+                                  node_setup_bundle_vars=os.path.join(bundle, "vars.yml"),
+                                  ansible_python_interpreter=os.path.join(venv, "python")))]
     os.makedirs(os.path.dirname(LOG_FILE), mode=0o700, exist_ok=True)
     with open(LOG_FILE, "a", encoding="utf-8") as log:
         log.write("\n=== %s %s %s bundle %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S%z"), mode, node,
@@ -294,10 +343,13 @@ def apply(bundle, manifest, mode, force):
               "started": time.time(), "log": LOG_FILE}
     previous = load_json(os.path.join(STATE_DIR, "result.json"))
     record = load_json(IMAGE_RECORD) if mode != "bake" else None
-    differs = image_differences(record, manifest) if record else []
+    differs = image_differences(record, manifest) + storage_differences(record, mount_points()) if record else []
+    from_image = record and not differs and not force and untouched_since_boot(previous, current_boot)
     if mode == "fleet" and not force and up_to_date(previous, manifest.get("id"), current_boot):
         result.update(status="up-to-date", ok=0, changed=0, failed=0, changed_tasks=[])
-    elif record and not differs and not force and untouched_since_boot(previous, current_boot):
+    elif from_image and not recreated(record, result, mode, node, manifest):
+        run_and_record(bundle, mode, node, result)
+    elif from_image:
         result.update(status="up-to-date", source="image", image=record.get("id"), ok=0, changed=0, failed=0,
                       changed_tasks=[])
         log_line("%s %s bundle %s: up-to-date from the image (bake %s of %s): the roles did not run" % (
@@ -322,6 +374,18 @@ def apply(bundle, manifest, mode, force):
     return result
 
 
+def recreated(record, result, mode, node, manifest):
+    """Whether the image's directories on storage emptied at boot are there again (else the roles run: they make
+    them, and the log says why)."""
+    rc, output = recreate_boot_directories(record)
+    if rc == 0:
+        return True
+    result["image_differs"] = ["its directories on storage emptied at boot could not be created: %s" % output]
+    log_line("%s %s bundle %s: the image (bake %s) stands for the bundle, but systemd-tmpfiles failed (exit status %d: "
+             "%s): the roles run" % (mode, node, manifest.get("id"), record.get("id"), rc, output))
+    return False
+
+
 @contextlib.contextmanager
 def state_lock():
     """The node's lock, held for the block. The state directory is root's alone (0700), so no user can open the lock
@@ -338,12 +402,12 @@ def state_lock():
         os.close(fd)
 
 
-def run_and_record(bundle, mode, node, result):
-    """Run the play and put its outcome into result."""
+def run_and_record(bundle, mode, node, result, extra=None):
+    """Run the play (extra: more variables for it) and put its outcome into result."""
     # Until the play ends: a run killed half-way leaves "running", never an earlier "ok".
     write_json(os.path.join(STATE_DIR, "result.json"), dict(result, status="running"))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rc, play = run_play(bundle, mode, node)
+    rc, play = run_play(bundle, mode, node, extra)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result["cpu_seconds"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2)
     stats = (play or {}).get("stats") or {}
@@ -363,8 +427,12 @@ def run_and_record(bundle, mode, node, result):
 def bake(bundle, manifest):
     """The roles applied on an image's build instance, and the image's record of it (nothing else of the run stays)."""
     result = {"node": node_name(), "mode": "bake", "bundle": manifest.get("id"), "started": time.time(), "log": LOG_FILE}
-    run_and_record(bundle, "bake", result["node"], result)
-    for leftover in ("result.json", "play.json"):
+    # The build instance has none of the cluster's storage: the roles are told what the nodes will have.
+    mounts = manifest.get("mount_points")
+    run_and_record(bundle, "bake", result["node"], result,
+                   {"enroot_mount_points": mounts} if isinstance(mounts, dict) and mounts else None)
+    boot = load_json(BOOT_RECORD) or {}
+    for leftover in ("result.json", "play.json", "boot.json"):
         try:
             os.unlink(os.path.join(STATE_DIR, leftover))
         except FileNotFoundError:
@@ -372,7 +440,8 @@ def bake(bundle, manifest):
     if result["status"] == "ok":
         record = {key: manifest.get(key) for key in ("id", "collection", "vars_digest", "node_rendered", "python",
                                                      "python_version", "ansible_core")}
-        record.update(baked_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), ok=result["ok"], changed=result["changed"])
+        record.update(baked_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), ok=result["ok"], changed=result["changed"],
+                      mount_points=boot.get("mount_points") or {}, tmpfiles=boot.get("tmpfiles") or [])
         write_json(IMAGE_RECORD, record)
     result["seconds"] = round(time.time() - result["started"], 2)
     return result

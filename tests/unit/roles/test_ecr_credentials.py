@@ -74,6 +74,29 @@ def test_enroot_refuses_bad_variables_and_a_missing_aws_cli_at_once_before_writi
     assert not (tmp_path / "etc" / "enroot.conf").exists() and not (tmp_path / "etc" / "config").exists()
 
 
+def test_enroot_places_its_paths_by_the_mount_points_given_with_entries_that_make_them_at_boot(enroot_vars, tmp_path):
+    # What a custom image's bake does on a build instance: none of the cluster's storage is mounted here, the compute
+    # nodes' mount points are given.
+    scratch, fsx = tmp_path / "scratch", tmp_path / "fsx"
+    given = dict(enroot_vars, enroot_mount_points={str(scratch): True, str(fsx): True})
+    first = run("enroot.yml", given)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr
+    conf = (tmp_path / "etc" / "enroot.conf").read_text().splitlines()
+    assert "%-26s %s/enroot/tmp" % ("ENROOT_TEMP_PATH", scratch) in conf
+    assert "%-26s %s/enroot/cache/group-$(id -g)" % ("ENROOT_CACHE_PATH", fsx) in conf
+    # The instance storage is empty at each boot: its directories get systemd-tmpfiles entries, the shared cache not.
+    entries = [line for line in (tmp_path / "tmpfiles" / "enroot.conf").read_text().splitlines()
+               if not line.startswith("#")]
+    assert entries == ["d %s/enroot 0755 root root -" % scratch] + [
+        "d %s/enroot/%s 1777 root root -" % (scratch, sub) for sub in ("runtime", "data", "tmp")]
+    assert (scratch / "enroot" / "tmp").is_dir() and (fsx / "enroot" / "cache").is_dir()
+    # Not given: looked for, and a directory that is not a mount point does not count.
+    looked = run("enroot.yml", enroot_vars)
+    assert looked.returncode == 0, looked.stdout[-4000:]
+    assert "%-26s %s/enroot/tmp" % ("ENROOT_TEMP_PATH", tmp_path / "run") in (
+        tmp_path / "etc" / "enroot.conf").read_text().splitlines()
+
+
 @pytest.fixture(name="docker_env")
 def fixture_docker_env(tmp_path):
     helper = executable(tmp_path / "bin" / "docker-credential-ecr-login")

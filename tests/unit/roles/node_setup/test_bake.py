@@ -75,7 +75,7 @@ def collection_archive(tmp_path):
     return path
 
 
-def bake(tmp_path, wheels, variables, check_mode=False):
+def bake(tmp_path, wheels, variables, check_mode=False, mount_points=None):
     directory, version, core = wheels
     vars_text = yaml.safe_dump(variables)
     identity = node_setup_vars_identity(vars_text)
@@ -84,7 +84,8 @@ def bake(tmp_path, wheels, variables, check_mode=False):
         "run_py": str(FILES / "run.py"), "header": str(FILES / "hpc-pcluster-node-bake.sh"),
         "ansible_cfg": "[defaults]\ncallbacks_enabled = hpc.pcluster.node_setup_result\nretry_files_enabled = false\n",
         "manifest": {"collection": "c0ffee", "vars_digest": identity["vars_digest"],
-                     "node_rendered": identity["node_rendered"], "python": "py%s" % version},
+                     "node_rendered": identity["node_rendered"], "python": "py%s" % version,
+                     **({"mount_points": mount_points} if mount_points is not None else {})},
         "wheels": str(directory), "python": SYSTEM_PYTHON, "python_version": version, "ansible_core": core,
         "dest_dir": str(tmp_path / "bake")}, check_mode=check_mode)
 
@@ -101,7 +102,11 @@ def node_env(tmp_path):
 
 def test_the_bake_script_applies_the_setup_on_the_build_instance_and_records_it(tmp_path, wheels):
     marker = tmp_path / "marker"
-    result = bake(tmp_path, wheels, {"marker": str(marker), "greeting": "hi"})
+    # The compute nodes' storage, which the build instance lacks, goes to the roles; the play's record of what
+    # they placed data by, and of their boot-time directory entries, goes into the image's.
+    variables = {"marker": str(marker), "greeting": "hi", "boot_record": str(tmp_path / "state" / "boot.json"),
+                 "boot_tmpfiles": ["/etc/tmpfiles.d/enroot.conf"]}
+    result = bake(tmp_path, wheels, variables, mount_points={"/scratch": True, "/fsx": False})
     assert result["changed"] is True, result.get("msg")
     script = pathlib.Path(result["path"])
     assert script.name == "hpc-pcluster-node-bake-%s.sh" % result["manifest"]["id"]
@@ -112,11 +117,14 @@ def test_the_bake_script_applies_the_setup_on_the_build_instance_and_records_it(
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert marker.read_text() == "bake"
-    assert "hpc-pcluster-node-setup: bake on node-7: ok (ok=1 changed=1 failed=0)" in proc.stdout
+    assert "hpc-pcluster-node-setup: bake on node-7: ok (ok=2 changed=2 failed=0)" in proc.stdout
     record = json.loads((tmp_path / "state" / "image.json").read_text())
     assert record["id"] == result["manifest"]["id"] and record["collection"] == "c0ffee"
     assert record["vars_digest"] == result["manifest"]["vars_digest"] and record["node_rendered"] == []
-    assert not (tmp_path / "state" / "result.json").exists()  # a node's own record starts at its own boot
+    assert record["mount_points"] == {"/scratch": True, "/fsx": False}
+    assert record["tmpfiles"] == ["/etc/tmpfiles.d/enroot.conf"]
+    # A node's own records start at its own boot.
+    assert not (tmp_path / "state" / "result.json").exists() and not (tmp_path / "state" / "boot.json").exists()
     assert not (tmp_path / "work").exists()  # the unpacked bake is gone
 
 
@@ -195,6 +203,71 @@ def test_a_node_of_an_image_that_carries_the_bundle_is_up_to_date_at_boot_withou
     # The fleet job afterwards: the node applied nothing since, and says so at once.
     fleet = run_node(tmp_path, bundle, "fleet")
     assert '"status": "up-to-date"' in fleet.stdout and not marker.exists()
+
+
+def test_the_directories_on_storage_emptied_at_boot_are_made_again_before_the_image_answers(tmp_path):
+    marker = tmp_path / "marker"
+    variables = {"marker": str(marker)}
+    # As the enroot role writes it: instance storage (here a directory of the test's) is empty at each boot.
+    scratch = tmp_path / "scratch"
+    tmpfiles = tmp_path / "enroot-tmpfiles.conf"
+    tmpfiles.write_text("d %s/enroot 0755 root root -\nd %s/enroot/tmp 1777 root root -\n" % (scratch, scratch))
+    bundle = make_bundle(tmp_path, variables, {
+        "vars_digest": digest(variables), "node_rendered": [], "mount_points": {"/proc": True, "/proc/nonexistent": False},
+        "tmpfiles": [str(tmpfiles), str(tmp_path / "pyxis-tmpfiles.conf")]})  # one the roles did not write: skipped
+
+    proc = run_node(tmp_path, bundle, "boot")
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "up-to-date from the image (bake bake1)" in proc.stdout and not marker.exists()
+    assert oct((scratch / "enroot" / "tmp").stat().st_mode & 0o7777) == "0o1777"
+    assert oct((scratch / "enroot").stat().st_mode & 0o7777) == "0o755"
+
+
+def test_a_node_without_the_storage_the_image_was_baked_for_runs_the_roles(tmp_path):
+    marker = tmp_path / "marker"
+    variables = {"marker": str(marker)}
+    # Baked for instance storage on a path that is not a mount point here (an instance type without it).
+    bundle = make_bundle(tmp_path, variables, {"vars_digest": digest(variables), "node_rendered": [],
+                                               "mount_points": {str(tmp_path): True, "/proc": True}})
+
+    proc = run_node(tmp_path, bundle, "boot")
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert marker.read_text() == "boot"
+    result = json.loads((tmp_path / "state" / "result.json").read_text())
+    assert result["status"] == "ok" and result["image_differs"] == [
+        "%s is not a mount point here, one on the nodes the image was baked for" % tmp_path]
+    assert "carries another setup - %s is not a mount point here" % tmp_path in (
+        tmp_path / "log" / "node-setup.log").read_text()
+
+
+def test_boot_directories_that_cannot_be_made_run_the_roles(tmp_path):
+    marker = tmp_path / "marker"
+    variables = {"marker": str(marker)}
+    broken = tmp_path / "broken-tmpfiles.conf"
+    broken.write_text("d relative/path 0755 root root -\n")
+    bundle = make_bundle(tmp_path, variables, {"vars_digest": digest(variables), "node_rendered": [],
+                                               "tmpfiles": [str(broken)]})
+
+    proc = run_node(tmp_path, bundle, "boot")
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert marker.read_text() == "boot"
+    result = json.loads((tmp_path / "state" / "result.json").read_text())
+    assert result["status"] == "ok"
+    assert result["image_differs"][0].startswith("its directories on storage emptied at boot could not be created")
+    assert "but systemd-tmpfiles failed (exit status" in (tmp_path / "log" / "node-setup.log").read_text()
+
+
+def test_mount_points_are_read_from_the_mount_table_with_its_escapes(tmp_path):
+    table = tmp_path / "mountinfo"
+    table.write_text("22 1 0:21 / / rw - overlay overlay rw\n"
+                     "30 22 0:30 / /mnt/with\\040space rw - tmpfs tmpfs rw\n")
+    assert run.mount_points(str(table)) == {"/", "/mnt/with space"}
+    assert run.mount_points(str(tmp_path / "missing")) == set()
+    assert run.storage_differences({"mount_points": {"/": True, "/scratch": True, "/fsx": False}}, {"/"}) == [
+        "/scratch is not a mount point here, one on the nodes the image was baked for"]
 
 
 def test_variables_the_image_does_not_carry_are_applied_at_boot(tmp_path):

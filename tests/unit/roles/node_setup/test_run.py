@@ -45,6 +45,12 @@ PLAY = """\
       ansible.builtin.fail:
         msg: "asked to fail on {{ inventory_hostname }}"
       when: fail_here | default(false)
+    - name: Record the mount points given and the boot-time entries, as node_local.yml does
+      ansible.builtin.copy:
+        dest: "{{ boot_record }}"
+        content: "{{ {'mount_points': enroot_mount_points | default({}), 'tmpfiles': boot_tmpfiles | default([])} | to_json }}"
+        mode: "0600"
+      when: boot_record is defined
 """
 
 
