@@ -10,7 +10,8 @@ one of them: its head node's daemons move its status.
 
 Every table ``parallelcluster-<name>`` with a ``COMPUTE_FLEET`` item is handled: those of the sandbox's
 region and of every region holding ParallelCluster's default bucket ``parallelcluster-<hash>-v1-do-not-delete``
-(register_cluster and pcluster create it), looked for every 3 s, each polled every second. Each transition
+(register_cluster and pcluster create it), looked for every 10 s (each look is two calls to moto per region, the
+most of an idle sandbox's), each polled every second. Each transition
 is one line ``<time> <region> <cluster> <from> -> <to>`` in ``logs/fleet.log``.
 """
 
@@ -28,7 +29,7 @@ NODE_TABLE_PREFIX = "parallelcluster-slurm-"
 
 
 class HeadlessFleet:
-    def __init__(self, endpoint_url: str, region: str, state_dir: Path, interval: float = 1.0, discover_every: float = 3.0):
+    def __init__(self, endpoint_url: str, region: str, state_dir: Path, interval: float = 1.0, discover_every: float = 10.0):
         self.endpoint_url, self.region = endpoint_url, region
         self.log_path = Path(state_dir) / "logs" / "fleet.log"
         self.own = (region, TABLE_PREFIX + (state_file.load(Path(state_dir)) or {}).get("cluster_name", ""))

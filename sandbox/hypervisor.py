@@ -64,7 +64,7 @@ sys.path.append(str(HERE / "cookbook"))
 # every IDLE_POLL seconds once nothing has changed for QUIET seconds (an idle sandbox's describe calls were most of
 # its moto server's work).
 POLL = 0.5
-IDLE_POLL = 2.0
+IDLE_POLL = 4.0
 QUIET = 10.0
 ALIVE = ("pending", "running")
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

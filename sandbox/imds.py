@@ -52,7 +52,11 @@ TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 MAX_TOKEN_TTL = 21600
 RECORD_KEYS = ("instance_id", "netns", "private_ip", "hostname", "region", "availability_zone", "instance_type",
                "ami_id", "instance_profile_arn")
+# The records' directory is looked at every POLL_SECONDS and read again when it changed (a record is written to a
+# temporary file and renamed, which changes the directory), and every FULL_SCAN_SECONDS whatever it says (a change in
+# the same clock tick as the look before leaves the directory's time as it was).
 POLL_SECONDS = 0.1
+FULL_SCAN_SECONDS = 1.0
 DEFAULT_ACCOUNT_ID = "123456789012"
 
 
@@ -414,8 +418,15 @@ class Daemon:
             stale.unlink()
         log(f"serving instance metadata for the records in {self.dir}")
         threading.Thread(target=self._refresh_loop, daemon=True).start()
+        looked, scanned = None, 0.0
         while True:
-            self.scan()
+            try:
+                changed = self.dir.stat().st_mtime_ns
+            except FileNotFoundError:
+                changed = None
+            if changed != looked or time.monotonic() - scanned >= FULL_SCAN_SECONDS:
+                looked, scanned = changed, time.monotonic()
+                self.scan()
             time.sleep(POLL_SECONDS)
 
     def _refresh_loop(self) -> None:
