@@ -153,8 +153,8 @@ def mount_points(mountinfo=MOUNTINFO):
 def storage_differences(record, mounted):
     """Where the node's storage is not what the image was baked for (the roles placed data by it)."""
     wanted = (record or {}).get("mount_points") or {}
-    return ["%s is %sa mount point here, %s on the nodes the image was baked for" % (
-        path, "" if path in mounted else "not ", "one" if want else "not one")
+    return ["%s is %sa mount point here, %s on the nodes the image was baked for"
+            % (path, "" if path in mounted else "not ", "one" if want else "not one")
             for path, want in sorted(wanted.items()) if (path in mounted) != bool(want)]
 
 
