@@ -83,8 +83,11 @@ def timed_start(state_dir, state, node):
     the ResumeProgram, the second what the image changes - the boot, its setup, slurmd's registration."""
     submitted = time.time()
     started = float(head(state, "srun", "--quiet", "--nodes=1", "--nodelist=%s" % node, "date", "+%s.%N").split()[-1])
-    records = json.loads((state_dir / "nodes.json").read_text())
-    launched = max(r["launched"] for r in records.values() if r.get("name") == node)
+    # The node's instance as ParallelCluster's node table names it (the hypervisor's record gets the node's name only
+    # once the bootstrap has returned, which can be after the job started).
+    ddb = moto_cluster.client("dynamodb", state["endpoint_url"], state["region"])
+    item = ddb.get_item(TableName="parallelcluster-slurm-%s" % state["cluster_name"], Key={"Id": {"S": node}})["Item"]
+    launched = json.loads((state_dir / "nodes.json").read_text())[item["InstanceId"]["S"]]["launched"]
     return started - submitted, started - launched
 
 
