@@ -347,13 +347,14 @@ def apply(bundle, manifest, mode, force):
     from_image = record and not differs and not force and untouched_since_boot(previous, current_boot)
     if mode == "fleet" and not force and up_to_date(previous, manifest.get("id"), current_boot):
         result.update(status="up-to-date", ok=0, changed=0, failed=0, changed_tasks=[])
-    elif from_image and not recreated(record, result, mode, node, manifest):
-        run_and_record(bundle, mode, node, result)
     elif from_image:
-        result.update(status="up-to-date", source="image", image=record.get("id"), ok=0, changed=0, failed=0,
-                      changed_tasks=[])
-        log_line("%s %s bundle %s: up-to-date from the image (bake %s of %s): the roles did not run" % (
-            mode, node, manifest.get("id"), record.get("id"), record.get("baked_at")))
+        if recreated(record, result, mode, node, manifest):
+            result.update(status="up-to-date", source="image", image=record.get("id"), ok=0, changed=0, failed=0,
+                          changed_tasks=[])
+            log_line("%s %s bundle %s: up-to-date from the image (bake %s of %s): the roles did not run" % (
+                mode, node, manifest.get("id"), record.get("id"), record.get("baked_at")))
+        else:
+            run_and_record(bundle, mode, node, result)
     else:
         if record and differs:
             result["image_differs"] = differs
