@@ -68,11 +68,7 @@ run_integration() {
   # tests/integration runs on the default sandbox (sandbox/.state: started here when it is not up,
   # and brought down after); tests/e2e brings up sandboxes of its own, in three processes beside it.
   local started=0 rc=0 pid pids=() own=() file
-  if ! "$PY" sandbox/sandbox.py status >/dev/null 2>&1; then
-    # As make sandbox-up: these tests watch clustermgtd replace nodes and stop the fleet (its loop: 10 s).
-    $background "$PY" sandbox/sandbox.py up --clustermgtd-loop-time 10 || return 1
-    started=1
-  fi
+  # tests/e2e first: its processes take longest, and they bring up sandboxes of their own.
   for file in "${E2E_OWN_SANDBOXES[@]}"; do own+=(--ignore="$file"); done
   "$PY" -m pytest -q --durations=15 tests/e2e/test_node_*.py >"$LOGS/integration-e2e-nodes.log" 2>&1 &
   pids+=($!)
@@ -80,8 +76,18 @@ run_integration() {
   pids+=($!)
   "$PY" -m pytest -q --durations=15 --ignore-glob='*/e2e/test_node_*' "${own[@]}" tests/e2e >"$LOGS/integration-e2e.log" 2>&1 &
   pids+=($!)
-  echo "--- pytest tests/integration"
-  $background "$PY" -m pytest -q --durations=15 tests/integration || rc=1
+  if ! "$PY" sandbox/sandbox.py status >/dev/null 2>&1; then
+    # As make sandbox-up: these tests watch clustermgtd replace nodes and stop the fleet (its loop: 10 s).
+    if $background "$PY" sandbox/sandbox.py up --clustermgtd-loop-time 10; then
+      started=1
+    else
+      rc=1
+    fi
+  fi
+  if [ "$rc" -eq 0 ]; then
+    echo "--- pytest tests/integration"
+    $background "$PY" -m pytest -q --durations=15 tests/integration || rc=1
+  fi
   # Its sandbox goes as soon as it is done with: an idle sandbox still costs the machine CPU.
   [ "$started" -eq 1 ] && "$PY" sandbox/sandbox.py down >/dev/null 2>&1
   for pid in "${pids[@]}"; do wait "$pid" || rc=1; done

@@ -17,8 +17,9 @@ from ansible_collections.hpc.pcluster.tests.e2e.test_playbooks import checks_of,
 from ansible_collections.hpc.pcluster.tests.integration.conftest import RELEASE_NODE_SETUP_HOLDS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-# The container checks depend on containers.yml having run; these tests are about the rest.
-NO_CONTAINERS = {"verify_containers": False}
+# The container checks depend on containers.yml having run, and the all-reduce has tests of its own
+# (test_distributed.py, and deploy.yml's runs in test_playbooks.py): these tests are about the rest.
+NO_CONTAINERS = {"verify_containers": False, "verify_distributed": False}
 
 
 def on_node(sandbox, node, script, check=True):
