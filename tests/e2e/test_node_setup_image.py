@@ -60,7 +60,8 @@ def test_a_dynamic_node_of_the_baked_image_runs_its_job_without_the_roles_at_boo
     assert record["node_rendered"] == [] and record["changed"] > 0, record
     # Placed by the compute nodes' storage, not the build node's, with the entries that make its directories at boot.
     assert record["mount_points"] == {"/scratch": True, "/fsx": True}, record
-    assert "/etc/tmpfiles.d/enroot.conf" in record["tmpfiles"], record
+    # The entries the roles wrote (facts enroot_node_tmpfiles and pyxis_node_tmpfiles).
+    assert record["tmpfiles"] == ["/etc/tmpfiles.d/enroot.conf", "/etc/tmpfiles.d/pyxis.conf"], record
     enroot_conf = (sandbox.state_dir / "images" / ami / "etc" / "enroot" / "enroot.conf").read_text()
     assert re.search(r"^ENROOT_TEMP_PATH +/scratch/enroot/tmp$", enroot_conf, re.M), enroot_conf
     assert re.search(r"^ENROOT_CACHE_PATH +/fsx/enroot/", enroot_conf, re.M), enroot_conf
