@@ -19,7 +19,7 @@ from ansible_collections.hpc.pcluster.tests.integration.conftest import RELEASE_
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The container checks depend on containers.yml having run, and the all-reduce has tests of its own
 # (test_distributed.py, and deploy.yml's runs in test_playbooks.py): these tests are about the rest.
-NO_CONTAINERS = {"verify_containers": False, "verify_distributed": False}
+THE_OTHER_CHECKS = {"verify_containers": False, "verify_distributed": False}
 
 
 def on_node(sandbox, node, script, check=True):
@@ -51,7 +51,7 @@ def test_compute_probe_does_not_follow_a_planted_symlink(e2e_sandbox):
     on_node(e2e_sandbox, "head", "echo 'ssh-ed25519 AAAA e2e' > %s && /usr/bin/python3 -c \"%s\" %s" % (
         victim, plant, " ".join(e2e_sandbox.compute_nodes)))
     try:
-        run = e2e_sandbox.playbook("playbooks/verify.yml", NO_CONTAINERS)
+        run = e2e_sandbox.playbook("playbooks/verify.yml", THE_OTHER_CHECKS)
         assert on_node(e2e_sandbox, "head", "cat %s" % victim) == "ssh-ed25519 AAAA e2e\n"
     finally:
         on_node(e2e_sandbox, "head", "find /fsx -maxdepth 1 -name '.hpc-pcluster-verify.*' -delete; rm -f %s" % victim)
@@ -103,7 +103,7 @@ def test_a_static_node_still_completing_a_job_is_waited_for(e2e_sandbox):
         while not {"IDLE", "COMPLETING"} <= node_state(e2e_sandbox, node):
             assert time.time() < deadline, "node %s did not go COMPLETING" % node
             time.sleep(0.5)
-        rc, output = playbook_releasing(e2e_sandbox, "playbooks/verify.yml", NO_CONTAINERS,
+        rc, output = playbook_releasing(e2e_sandbox, "playbooks/verify.yml", THE_OTHER_CHECKS,
                                         "static node(s) in a transitional state",
                                         lambda: on_node(e2e_sandbox, "head", "touch %s" % release))
     finally:
@@ -131,7 +131,7 @@ def test_settings_that_drifted_from_the_config_are_named(e2e_sandbox):
     on_node(e2e_sandbox, "head", "cp %s /root/slurm.conf.e2e && sed -i 's/^SlurmdTimeout=.*/SlurmdTimeout=300/' %s"
             " && scontrol reconfigure && scontrol update partitionname=compute-gpu oversubscribe=no" % (conf, conf))
     try:
-        run = e2e_sandbox.playbook("playbooks/verify.yml", NO_CONTAINERS)
+        run = e2e_sandbox.playbook("playbooks/verify.yml", THE_OTHER_CHECKS)
     finally:
         on_node(e2e_sandbox, "head", "cp /root/slurm.conf.e2e %s && scontrol reconfigure" % conf)
     assert run.rc != 0
@@ -155,7 +155,7 @@ def test_storage_is_written_where_the_login_user_writes(e2e_sandbox):
     on_node(e2e_sandbox, "head", "mkdir -p /home/{u} /fsx/{u} && chown {u}:{u} /home/{u} /fsx/{u}".format(u=user))
     try:
         # The sandbox's sshd takes only root's key: the checks run as the user through su, as the user's own.
-        as_user = dict(NO_CONTAINERS, verify_become=True, ansible_become_method="su", ansible_become_user=user)
+        as_user = dict(THE_OTHER_CHECKS, verify_become=True, ansible_become_method="su", ansible_become_user=user)
         run = e2e_sandbox.playbook("playbooks/verify.yml", as_user)
     finally:
         on_node(e2e_sandbox, "head", "rm -rf /fsx/%s" % user)
